@@ -1,0 +1,621 @@
+//! Per-object conversion: one FRRConfiguration, checked field by field, into its contribution to
+//! the merged model. All errors of the object are collected, each with its field path.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use ipnet::IpNet;
+
+use super::error::{Error, ObjRef};
+use super::model::{BfdProfile, Filter, Peer, RemoteAs, SessionFamily, VniProperties};
+use super::values::{self, Community, Family};
+use crate::api;
+
+/// A Secret of the agent's namespace as the core needs it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SecretEntry {
+    pub type_: String,
+    /// The `password` key: `None` when absent, `Err` when not UTF-8.
+    pub password: Option<Result<String, ()>>,
+}
+
+pub const BASIC_AUTH: &str = "kubernetes.io/basic-auth";
+
+/// A resolved password and where it came from (the value is never printed).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Password {
+    pub value: String,
+    pub origin: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct ConfigContrib {
+    pub obj: ObjRef,
+    pub routers: Vec<RouterContrib>,
+    pub bfd_profiles: Vec<BfdProfile>,
+    pub raw: Option<(i32, String)>,
+    pub warnings: Vec<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct RouterContrib {
+    pub obj: ObjRef,
+    pub asn: u32,
+    pub vrf: String,
+    pub router_id: Option<Ipv4Addr>,
+    pub prefixes: BTreeSet<IpNet>,
+    pub imports: BTreeSet<String>,
+    pub evpn: Option<EvpnContrib>,
+    pub neighbors: Vec<NeighborContrib>,
+}
+
+#[derive(Clone, Debug)]
+pub struct EvpnContrib {
+    pub advertise_vnis: Option<api::AdvertiseVnis>,
+    pub advertise_svi: bool,
+    pub l2vnis: BTreeMap<u32, VniContrib>,
+    pub l3vni: Option<(u32, VniContrib, bool)>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct VniContrib {
+    pub rd: Option<String>,
+    pub import_rts: BTreeSet<String>,
+    pub export_rts: BTreeSet<String>,
+}
+
+impl From<VniContrib> for VniProperties {
+    fn from(v: VniContrib) -> Self {
+        VniProperties { rd: v.rd, import_rts: v.import_rts, export_rts: v.export_rts }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct NeighborContrib {
+    pub obj: ObjRef,
+    pub peer: Peer,
+    pub remote_as: RemoteAs,
+    pub family: SessionFamily,
+    pub port: Option<u16>,
+    pub hold: Option<u64>,
+    pub keepalive: Option<u64>,
+    pub connect: Option<u64>,
+    pub password: Option<Password>,
+    pub source_address: Option<String>,
+    pub ebgp_multihop: bool,
+    pub local_asn: Option<u32>,
+    pub bfd_profile: Option<String>,
+    pub graceful_restart: bool,
+    pub unicast: bool,
+    pub evpn: bool,
+    pub advertise: BTreeSet<IpNet>,
+    pub next_hop_v4: Option<Ipv4Addr>,
+    pub next_hop_v6: Option<Ipv6Addr>,
+    pub local_pref: BTreeMap<IpNet, u32>,
+    pub communities: BTreeMap<Community, BTreeSet<IpNet>>,
+    pub receive_all: bool,
+    pub receive: BTreeSet<Filter>,
+}
+
+/// Treats `""` like an absent value, as the Go API's omitempty strings do.
+fn non_empty(s: &Option<String>) -> Option<&str> {
+    s.as_deref().filter(|s| !s.is_empty())
+}
+
+struct Ctx<'a> {
+    obj: &'a ObjRef,
+    errors: Vec<Error>,
+}
+
+impl Ctx<'_> {
+    fn err(&mut self, field: impl Into<String>, reason: impl Into<String>) {
+        self.errors.push(Error::invalid(self.obj, field, reason));
+    }
+    fn check<T>(&mut self, field: &str, r: Result<T, String>) -> Option<T> {
+        match r {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.err(field, e);
+                None
+            }
+        }
+    }
+}
+
+/// VRF name canonical form: "" for the default VRF (`default` is FRR's name for it).
+pub fn canonical_vrf(vrf: Option<&str>) -> &str {
+    match vrf {
+        None | Some("") | Some("default") => "",
+        Some(v) => v,
+    }
+}
+
+pub fn convert(
+    obj: &ObjRef,
+    spec: &api::FRRConfigurationSpec,
+    secrets: &BTreeMap<String, SecretEntry>,
+) -> Result<ConfigContrib, Vec<Error>> {
+    let mut cx = Ctx { obj, errors: Vec::new() };
+    let mut warnings = Vec::new();
+
+    // BFD profiles: unique by name inside one object.
+    let mut bfd_profiles: Vec<BfdProfile> = Vec::new();
+    for (i, p) in spec.bgp.bfd_profiles.iter().enumerate() {
+        let path = format!("spec.bgp.bfdProfiles[{i}]");
+        if cx.check(&format!("{path}.name"), values::check_name(&p.name, "BFD profile name", 64)).is_none() {
+            continue;
+        }
+        if bfd_profiles.iter().any(|q| q.name == p.name) {
+            cx.err(format!("{path}.name"), format!("duplicate BFD profile name {:?} in this FRRConfiguration", p.name));
+            continue;
+        }
+        let range = |cx: &mut Ctx, field: &str, v: Option<u32>, lo: u32, hi: u32| {
+            if let Some(v) = v {
+                if v < lo || v > hi {
+                    cx.err(format!("{path}.{field}"), format!("{v} is out of range {lo}-{hi}"));
+                }
+            }
+        };
+        range(&mut cx, "receiveInterval", p.receive_interval, 10, 60000);
+        range(&mut cx, "transmitInterval", p.transmit_interval, 10, 60000);
+        range(&mut cx, "echoInterval", p.echo_interval, 10, 60000);
+        range(&mut cx, "detectMultiplier", p.detect_multiplier, 2, 255);
+        range(&mut cx, "minimumTtl", p.minimum_ttl, 1, 254);
+        bfd_profiles.push(BfdProfile {
+            name: p.name.clone(),
+            receive_interval: p.receive_interval,
+            transmit_interval: p.transmit_interval,
+            detect_multiplier: p.detect_multiplier,
+            echo_interval: p.echo_interval,
+            echo_mode: p.echo_mode.unwrap_or(false),
+            passive_mode: p.passive_mode.unwrap_or(false),
+            minimum_ttl: p.minimum_ttl,
+            sources: BTreeSet::from([obj.clone()]),
+        });
+    }
+
+    // Prefixes per VRF of this object, for imports (the anchor's prefixesForVRFs).
+    let mut prefixes_for_vrf: BTreeMap<String, BTreeSet<IpNet>> = BTreeMap::new();
+    let mut router_prefixes: Vec<BTreeSet<IpNet>> = Vec::new();
+    for (i, r) in spec.bgp.routers.iter().enumerate() {
+        let mut set = BTreeSet::new();
+        for (k, p) in r.prefixes.iter().enumerate() {
+            if let Some(net) = cx.check(&format!("spec.bgp.routers[{i}].prefixes[{k}]"), values::parse_prefix(p)) {
+                set.insert(net);
+            }
+        }
+        prefixes_for_vrf.entry(canonical_vrf(r.vrf.as_deref()).to_string()).or_default().extend(set.iter().copied());
+        router_prefixes.push(set);
+    }
+    let mut seen_vrfs: BTreeMap<String, usize> = BTreeMap::new();
+
+    let mut routers = Vec::new();
+    for (i, r) in spec.bgp.routers.iter().enumerate() {
+        let path = format!("spec.bgp.routers[{i}]");
+        if r.asn == 0 {
+            cx.err(format!("{path}.asn"), "the router ASN must be between 1 and 4294967295");
+        }
+        let vrf = canonical_vrf(r.vrf.as_deref()).to_string();
+        if !vrf.is_empty() {
+            let _ = cx.check(&format!("{path}.vrf"), values::check_ifname(&vrf, "VRF name"));
+        }
+        if let Some(prev) = seen_vrfs.insert(vrf.clone(), i) {
+            cx.err(format!("{path}.vrf"), format!("spec.bgp.routers[{prev}] is already in vrf {:?}; one router per VRF", if vrf.is_empty() { "default" } else { &vrf }));
+        }
+        let router_id = match non_empty(&r.id) {
+            Some(id) => cx.check(&format!("{path}.id"), values::parse_ipv4(id).map_err(|e| format!("{e}: a BGP router-id is an IPv4 address"))),
+            None => None,
+        };
+        let mut imports = BTreeSet::new();
+        let mut all_prefixes = router_prefixes[i].clone();
+        for (k, imp) in r.imports.iter().enumerate() {
+            let field = format!("{path}.imports[{k}].vrf");
+            if imp.vrf.is_empty() {
+                cx.err(field, "the VRF to import from is empty");
+                continue;
+            }
+            let key = canonical_vrf(Some(&imp.vrf)).to_string();
+            if key == vrf {
+                cx.err(field, format!("a router cannot import its own vrf {:?}", imp.vrf));
+                continue;
+            }
+            if !key.is_empty() && values::check_ifname(&key, "VRF name").is_err() {
+                cx.err(field, format!("{:?} is not a valid VRF name", imp.vrf));
+                continue;
+            }
+            match prefixes_for_vrf.get(&key) {
+                Some(p) => all_prefixes.extend(p.iter().copied()),
+                None => {
+                    cx.err(field, format!("imports vrf {:?}, but this FRRConfiguration has no router in that VRF (imports must refer to routers of the same object)", imp.vrf));
+                    continue;
+                }
+            }
+            imports.insert(if key.is_empty() { "default".to_string() } else { key });
+        }
+        let evpn = r.evpn.as_ref().map(|e| convert_evpn(&mut cx, &path, e));
+        let mut neighbors = Vec::new();
+        for (j, n) in r.neighbors.iter().enumerate() {
+            let npath = format!("{path}.neighbors[{j}]");
+            if n.disable_mp {
+                warnings.push(format!("FRRConfiguration {obj}: {npath}.disableMP is deprecated and ignored"));
+            }
+            if let Some(nc) = convert_neighbor(&mut cx, &npath, r.asn, n, &all_prefixes, &bfd_profiles, secrets) {
+                neighbors.push(nc);
+            }
+        }
+        routers.push(RouterContrib {
+            obj: obj.clone(),
+            asn: r.asn,
+            vrf,
+            router_id,
+            prefixes: router_prefixes[i].clone(),
+            imports,
+            evpn,
+            neighbors,
+        });
+    }
+
+    let raw = if spec.raw.raw_config.is_empty() { None } else { Some((spec.raw.priority, spec.raw.raw_config.clone())) };
+    if cx.errors.is_empty() {
+        Ok(ConfigContrib { obj: obj.clone(), routers, bfd_profiles, raw, warnings })
+    } else {
+        Err(cx.errors)
+    }
+}
+
+fn convert_vni_props(cx: &mut Ctx, path: &str, rd: &Option<String>, import_rts: &[String], export_rts: &[String]) -> VniContrib {
+    let mut v = VniContrib::default();
+    if let Some(rd) = non_empty(rd) {
+        v.rd = cx.check(&format!("{path}.rd"), values::parse_rd_rt(rd, "route distinguisher", false));
+    }
+    for (k, rt) in import_rts.iter().enumerate() {
+        if let Some(rt) = cx.check(&format!("{path}.importRTs[{k}]"), values::parse_rd_rt(rt, "import route target", true)) {
+            v.import_rts.insert(rt);
+        }
+    }
+    for (k, rt) in export_rts.iter().enumerate() {
+        if let Some(rt) = cx.check(&format!("{path}.exportRTs[{k}]"), values::parse_rd_rt(rt, "export route target", false)) {
+            v.export_rts.insert(rt);
+        }
+    }
+    v
+}
+
+fn check_vni(cx: &mut Ctx, field: &str, vni: u32) {
+    if !(1..=16_777_215).contains(&vni) {
+        cx.err(field, format!("VNI {vni} is out of range 1-16777215"));
+    }
+}
+
+fn convert_evpn(cx: &mut Ctx, rpath: &str, e: &api::EvpnConfig) -> EvpnContrib {
+    let path = format!("{rpath}.evpn");
+    let mut l2vnis = BTreeMap::new();
+    for (k, l2) in e.l2vnis.iter().enumerate() {
+        let p = format!("{path}.l2vnis[{k}]");
+        check_vni(cx, &format!("{p}.vni"), l2.vni);
+        let props = convert_vni_props(cx, &p, &l2.rd, &l2.import_rts, &l2.export_rts);
+        if l2vnis.insert(l2.vni, props).is_some() {
+            cx.err(format!("{p}.vni"), format!("duplicate L2 VNI {} in this router", l2.vni));
+        }
+    }
+    let l3vni = e.l3vni.as_ref().map(|l3| {
+        let p = format!("{path}.l3vni");
+        check_vni(cx, &format!("{p}.vni"), l3.vni);
+        if l3.advertise_prefixes.is_empty() {
+            cx.err(format!("{p}.advertisePrefixes"), "must list \"unicast\"");
+        }
+        let props = convert_vni_props(cx, &p, &l3.rd, &l3.import_rts, &l3.export_rts);
+        (l3.vni, props, l3.advertise_prefixes.contains(&api::AdvertisePrefixFamily::Unicast))
+    });
+    EvpnContrib { advertise_vnis: e.advertise_vnis, advertise_svi: e.advertise_svi, l2vnis, l3vni }
+}
+
+/// Whole seconds of a Go duration, or an error naming the limit.
+fn seconds(d: &str) -> Result<u64, String> {
+    let ns = values::parse_go_duration(d)?;
+    Ok((ns / 1_000_000_000).min(u128::from(u64::MAX)) as u64)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn convert_neighbor(
+    cx: &mut Ctx,
+    path: &str,
+    router_asn: u32,
+    n: &api::Neighbor,
+    all_prefixes: &BTreeSet<IpNet>,
+    bfd_profiles: &[BfdProfile],
+    secrets: &BTreeMap<String, SecretEntry>,
+) -> Option<NeighborContrib> {
+    let before = cx.errors.len();
+    // identity
+    let peer = match (non_empty(&n.address), non_empty(&n.interface)) {
+        (None, None) => {
+            cx.err(path, "neighbor has neither address nor interface; exactly one is required");
+            None
+        }
+        (Some(_), Some(_)) => {
+            cx.err(path, "neighbor has both address and interface; exactly one is allowed");
+            None
+        }
+        (Some(a), None) => cx.check(&format!("{path}.address"), values::parse_ip(a)).map(Peer::Address),
+        (None, Some(i)) => cx.check(&format!("{path}.interface"), values::check_ifname(i, "interface").map(|_| Peer::Interface(i.to_string()))),
+    };
+    let remote_as = match (n.asn, n.dynamic_asn) {
+        (0, None) => {
+            cx.err(format!("{path}.asn"), "neighbor has neither asn nor dynamicASN; exactly one is required");
+            None
+        }
+        (a, Some(_)) if a != 0 => {
+            cx.err(format!("{path}.dynamicASN"), "neighbor has both asn and dynamicASN; exactly one is allowed");
+            None
+        }
+        (a, None) => Some(RemoteAs::Number(a)),
+        (_, Some(api::DynamicAsn::Internal)) => Some(RemoteAs::Internal),
+        (_, Some(api::DynamicAsn::External)) => Some(RemoteAs::External),
+    };
+    let local_asn = if n.local_asn == 0 { None } else { Some(n.local_asn) };
+    if local_asn.is_some() && n.asn != 0 && n.asn == router_asn {
+        cx.err(format!("{path}.localASN"), "localASN is not supported for iBGP sessions (asn equals the router's ASN)");
+    }
+    if let Some(l) = local_asn {
+        if l == router_asn {
+            cx.err(format!("{path}.localASN"), format!("localASN {l} equals the router's ASN"));
+        }
+    }
+    let family = match &peer {
+        Some(Peer::Interface(_)) => SessionFamily::Dual,
+        _ if n.dual_stack_address_family => SessionFamily::Dual,
+        Some(Peer::Address(IpAddr::V4(_))) => SessionFamily::Ipv4,
+        Some(Peer::Address(IpAddr::V6(_))) => SessionFamily::Ipv6,
+        None => SessionFamily::Dual,
+    };
+    let port = match n.port {
+        None => None,
+        Some(p) if (1..=65535).contains(&p) => Some(p as u16),
+        Some(p) => {
+            cx.err(format!("{path}.port"), format!("{p} is not a TCP port (1-65535)"));
+            None
+        }
+    };
+    // timers
+    let hold = n.hold_time.as_deref().and_then(|d| cx.check(&format!("{path}.holdTime"), seconds(d)));
+    let keepalive = n.keepalive_time.as_deref().and_then(|d| cx.check(&format!("{path}.keepaliveTime"), seconds(d)));
+    match (&n.hold_time, &n.keepalive_time) {
+        (Some(_), None) | (None, Some(_)) => cx.err(format!("{path}.holdTime"), "holdTime and keepaliveTime must be set together or not at all"),
+        _ => {}
+    }
+    if let Some(h) = hold {
+        if h != 0 && h < 3 {
+            cx.err(format!("{path}.holdTime"), format!("{h}s: the hold time must be 0 or at least 3s"));
+        } else if h > 65535 {
+            cx.err(format!("{path}.holdTime"), format!("{h}s: the hold time must be at most 65535s"));
+        }
+    }
+    if let (Some(h), Some(k), Some(hd), Some(kd)) = (hold, keepalive, &n.hold_time, &n.keepalive_time) {
+        let (hn, kn) = (values::parse_go_duration(hd).unwrap_or(0), values::parse_go_duration(kd).unwrap_or(0));
+        if kn > hn {
+            cx.err(format!("{path}.keepaliveTime"), format!("keepaliveTime {kd} must not be greater than holdTime {hd}"));
+        }
+        let _ = (h, k);
+    }
+    let connect = match n.connect_time.as_deref() {
+        None => None,
+        Some(d) => match values::parse_go_duration(d) {
+            Ok(ns) if ns % 1_000_000_000 == 0 && (1..=65535).contains(&(ns / 1_000_000_000)) => Some((ns / 1_000_000_000) as u64),
+            Ok(_) => {
+                cx.err(format!("{path}.connectTime"), format!("{d}: the connect time must be a whole number of seconds between 1s and 65535s"));
+                None
+            }
+            Err(e) => {
+                cx.err(format!("{path}.connectTime"), e);
+                None
+            }
+        },
+    };
+    // password
+    let secret_name = n.password_secret.as_ref().and_then(|s| s.name.as_deref()).filter(|s| !s.is_empty());
+    let password = match (non_empty(&n.password), secret_name) {
+        (Some(_), Some(_)) => {
+            cx.err(format!("{path}.password"), "password and passwordSecret are both set; use one");
+            None
+        }
+        (Some(p), None) => cx.check(&format!("{path}.password"), values::check_password(p)).map(|_| Password { value: p.to_string(), origin: "inline password".into() }),
+        (None, Some(name)) => resolve_secret(cx, path, name, secrets),
+        (None, None) => None,
+    };
+    let source_address = match non_empty(&n.source_address) {
+        None => None,
+        Some(s) => match values::parse_ip(s) {
+            Ok(ip) => Some(ip.to_string()),
+            Err(_) => cx.check(&format!("{path}.sourceaddress"), values::check_ifname(s, "source address").map(|_| s.to_string()).map_err(|e| format!("{e}; expected an IP address or an interface name"))),
+        },
+    };
+    let bfd_profile = match non_empty(&n.bfd_profile) {
+        None => None,
+        Some(p) if bfd_profiles.iter().any(|b| b.name == p) => Some(p.to_string()),
+        Some(p) => {
+            cx.err(format!("{path}.bfdProfile"), format!("BFD profile {p:?} is not defined in spec.bgp.bfdProfiles of this FRRConfiguration"));
+            None
+        }
+    };
+    let afs = &n.address_families;
+    let unicast = afs.is_empty() || afs.contains(&api::AddressFamily::Unicast);
+    let evpn = afs.contains(&api::AddressFamily::Evpn);
+
+    // outgoing
+    let adv = &n.to_advertise;
+    let peer_name = peer.as_ref().map(|p| p.to_string()).unwrap_or_default();
+    let family_ok = |net: &IpNet| family.has(Family::of(net));
+    let mut advertise = BTreeSet::new();
+    match adv.allowed.mode {
+        api::AllowMode::All => advertise.extend(all_prefixes.iter().copied().filter(|p| family_ok(p))),
+        api::AllowMode::Filtered => {
+            for (k, p) in adv.allowed.prefixes.iter().enumerate() {
+                let field = format!("{path}.toAdvertise.allowed.prefixes[{k}]");
+                let Some(net) = cx.check(&field, values::parse_prefix(p)) else { continue };
+                if !family_ok(&net) {
+                    cx.err(field, format!("{net} is not of the neighbor's address family ({})", family.name()));
+                } else if !all_prefixes.contains(&net) {
+                    cx.err(field, format!("{net} is advertised to neighbor {peer_name} but is not a prefix of the router (spec.bgp.routers[].prefixes or an imported VRF of this FRRConfiguration)"));
+                } else {
+                    advertise.insert(net);
+                }
+            }
+        }
+    }
+    let mut next_hop_v4 = None;
+    let mut next_hop_v6 = None;
+    if let Some(nh) = &adv.next_hop {
+        if let Some(v4) = non_empty(&nh.ipv4) {
+            let field = format!("{path}.toAdvertise.nextHop.ipv4");
+            if let Some(a) = cx.check(&field, values::parse_ipv4(v4)) {
+                if family.has(Family::V4) {
+                    next_hop_v4 = Some(a);
+                } else {
+                    cx.err(field, format!("IPv4 next hop {a} set for neighbor {peer_name}, which has no IPv4 address family"));
+                }
+            }
+        }
+        if let Some(v6) = non_empty(&nh.ipv6) {
+            let field = format!("{path}.toAdvertise.nextHop.ipv6");
+            if let Some(a) = cx.check(&field, values::parse_ipv6(v6)) {
+                if family.has(Family::V6) {
+                    next_hop_v6 = Some(a);
+                } else {
+                    cx.err(field, format!("IPv6 next hop {a} set for neighbor {peer_name}, which has no IPv6 address family"));
+                }
+            }
+        }
+    }
+    let mut local_pref: BTreeMap<IpNet, u32> = BTreeMap::new();
+    for (k, lp) in adv.with_local_pref.iter().enumerate() {
+        if lp.prefixes.is_empty() {
+            cx.err(format!("{path}.toAdvertise.withLocalPref[{k}].prefixes"), "must list at least one prefix");
+        }
+        for (m, p) in lp.prefixes.iter().enumerate() {
+            let field = format!("{path}.toAdvertise.withLocalPref[{k}].prefixes[{m}]");
+            let Some(net) = cx.check(&field, values::parse_prefix(p)) else { continue };
+            if !advertise.contains(&net) {
+                cx.err(field, format!("local preference {} is set for {net}, which is not advertised to neighbor {peer_name}", lp.local_pref));
+                continue;
+            }
+            match local_pref.insert(net, lp.local_pref) {
+                Some(prev) if prev != lp.local_pref => cx.err(field, format!("prefix {net} is configured with both local preference {prev} and {}", lp.local_pref)),
+                _ => {}
+            }
+        }
+    }
+    let mut communities: BTreeMap<Community, BTreeSet<IpNet>> = BTreeMap::new();
+    for (k, c) in adv.with_community.iter().enumerate() {
+        let Some(community) = cx.check(&format!("{path}.toAdvertise.withCommunity[{k}].community"), Community::parse(&c.community)) else { continue };
+        if c.prefixes.is_empty() {
+            cx.err(format!("{path}.toAdvertise.withCommunity[{k}].prefixes"), "must list at least one prefix");
+        }
+        for (m, p) in c.prefixes.iter().enumerate() {
+            let field = format!("{path}.toAdvertise.withCommunity[{k}].prefixes[{m}]");
+            let Some(net) = cx.check(&field, values::parse_prefix(p)) else { continue };
+            if !advertise.contains(&net) {
+                cx.err(field, format!("community {community} is set for {net}, which is not advertised to neighbor {peer_name}"));
+                continue;
+            }
+            communities.entry(community.clone()).or_default().insert(net);
+        }
+    }
+
+    // incoming
+    let rx = &n.to_receive.allowed;
+    let receive_all = rx.mode == api::AllowMode::All;
+    let mut receive = BTreeSet::new();
+    if !receive_all {
+        for (k, sel) in rx.prefixes.iter().enumerate() {
+            let field = format!("{path}.toReceive.allowed.prefixes[{k}]");
+            let Some(net) = cx.check(&format!("{field}.prefix"), values::parse_prefix(&sel.prefix)) else { continue };
+            if let Some(f) = cx.check(&field, filter(net, sel.ge, sel.le)) {
+                receive.insert(f);
+            }
+        }
+    }
+
+    if cx.errors.len() > before {
+        return None;
+    }
+    Some(NeighborContrib {
+        obj: cx.obj.clone(),
+        peer: peer?,
+        remote_as: remote_as?,
+        family,
+        port,
+        hold,
+        keepalive,
+        connect,
+        password,
+        source_address,
+        ebgp_multihop: n.ebgp_multi_hop,
+        local_asn,
+        bfd_profile,
+        graceful_restart: n.enable_graceful_restart,
+        unicast,
+        evpn,
+        advertise,
+        next_hop_v4,
+        next_hop_v6,
+        local_pref,
+        communities,
+        receive_all,
+        receive,
+    })
+}
+
+/// Checks le/ge against the prefix and its family, and normalises a bound equal to the prefix
+/// length away (it adds nothing, and FRR refuses it).
+pub fn filter(net: IpNet, ge: u32, le: u32) -> Result<Filter, String> {
+    let len = u32::from(net.prefix_len());
+    let max = u32::from(Family::of(&net).max_len());
+    for (name, v) in [("le", le), ("ge", ge)] {
+        if v > max {
+            return Err(format!("{name} {v} is larger than {max}, the longest {} prefix", Family::of(&net).name()));
+        }
+        if v != 0 && v < len {
+            return Err(format!("{name} {v} is shorter than the prefix length of {net}"));
+        }
+    }
+    if le != 0 && ge != 0 && ge > le {
+        return Err(format!("ge {ge} is greater than le {le}"));
+    }
+    // The range of prefix lengths selected, then its shortest spelling.
+    let lo = if ge == 0 { len } else { ge };
+    let hi = match (ge, le) {
+        (_, l) if l != 0 => l,
+        (0, 0) => len,
+        _ => max,
+    };
+    let (ge, le) = match (lo == len, hi == len, hi == max) {
+        (true, true, _) => (None, None),
+        (true, false, _) => (None, Some(hi as u8)),
+        (false, _, true) => (Some(lo as u8), None),
+        (false, _, false) => (Some(lo as u8), Some(hi as u8)),
+    };
+    Ok(Filter { prefix: net, ge, le })
+}
+
+fn resolve_secret(cx: &mut Ctx, path: &str, name: &str, secrets: &BTreeMap<String, SecretEntry>) -> Option<Password> {
+    let field = format!("{path}.passwordSecret");
+    let fail = |cx: &mut Ctx, reason: String| {
+        cx.errors.push(Error::Secret { object: cx.obj.clone(), field: field.clone(), reason });
+        None
+    };
+    let Some(s) = secrets.get(name) else {
+        return fail(cx, format!("Secret {name:?} not found in the agent's namespace"));
+    };
+    if s.type_ != BASIC_AUTH {
+        return fail(cx, format!("Secret {name:?} has type {:?}; it must be {BASIC_AUTH:?}", s.type_));
+    }
+    match &s.password {
+        None => fail(cx, format!("Secret {name:?} has no \"password\" key")),
+        Some(Err(())) => fail(cx, format!("Secret {name:?}: the password is not valid UTF-8")),
+        Some(Ok(p)) => match values::check_password(p) {
+            Ok(()) => Some(Password { value: p.clone(), origin: format!("Secret {name:?}") }),
+            Err(e) => fail(cx, format!("Secret {name:?}: {e}")),
+        },
+    }
+}

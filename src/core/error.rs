@@ -1,0 +1,126 @@
+//! Errors of the core: every one names the object, the field and the reason; conflicts name both
+//! objects, the router, the neighbor, the field and both values.
+
+use std::fmt;
+
+use serde::Serialize;
+
+/// `namespace/name` of an object.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct ObjRef {
+    pub namespace: String,
+    pub name: String,
+}
+
+impl ObjRef {
+    pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
+        ObjRef { namespace: namespace.into(), name: name.into() }
+    }
+}
+
+impl fmt::Display for ObjRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
+/// Where a conflict happened.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Scope {
+    /// VRF of the router ("" is the default VRF).
+    pub vrf: String,
+    /// Neighbor (address or interface), when the conflict is about one.
+    pub neighbor: Option<String>,
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let vrf = if self.vrf.is_empty() { "default" } else { &self.vrf };
+        write!(f, "router in vrf {vrf:?}")?;
+        if let Some(n) = &self.neighbor {
+            write!(f, ", neighbor {n}")?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, thiserror::Error)]
+pub enum Error {
+    /// A value in one object is invalid.
+    #[error("FRRConfiguration {object}: {field}: {reason}")]
+    Invalid { object: ObjRef, field: String, reason: String },
+    /// A referenced Secret is missing or unusable. The agent retries when Secrets change.
+    #[error("FRRConfiguration {object}: {field}: {reason}")]
+    Secret { object: ObjRef, field: String, reason: String },
+    /// Two objects ask for different values of a field that can only have one.
+    #[error("conflict between FRRConfiguration {first} and {second}: {scope}: {field}: {first_value} in {first} but {second_value} in {second}")]
+    Conflict {
+        first: ObjRef,
+        second: ObjRef,
+        scope: Scope,
+        field: String,
+        first_value: String,
+        second_value: String,
+    },
+    /// A rule on the merged result (EVPN, unique VNIs) is broken; `objects` contributed to it.
+    #[error("{scope}: {reason} (from FRRConfiguration {})", join(.objects))]
+    Merged { objects: Vec<ObjRef>, scope: Scope, reason: String },
+    /// An input document could not be read.
+    #[error("{source_name}: {reason}")]
+    Document { source_name: String, reason: String },
+    /// A setting of the agent or of the command line.
+    #[error("{setting}: {reason}")]
+    Setting { setting: String, reason: String },
+}
+
+fn join(objects: &[ObjRef]) -> String {
+    objects.iter().map(|o| o.to_string()).collect::<Vec<_>>().join(", ")
+}
+
+impl Error {
+    pub fn invalid(object: &ObjRef, field: impl Into<String>, reason: impl Into<String>) -> Error {
+        Error::Invalid { object: object.clone(), field: field.into(), reason: reason.into() }
+    }
+
+    /// Objects this error is about (for per-object status).
+    pub fn objects(&self) -> Vec<&ObjRef> {
+        match self {
+            Error::Invalid { object, .. } | Error::Secret { object, .. } => vec![object],
+            Error::Conflict { first, second, .. } => vec![first, second],
+            Error::Merged { objects, .. } => objects.iter().collect(),
+            Error::Document { .. } | Error::Setting { .. } => vec![],
+        }
+    }
+
+    /// True when waiting for another object (a Secret) may fix it without a spec change.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Error::Secret { .. })
+    }
+}
+
+/// All errors of one composition, sorted and deduplicated so that their order never depends on
+/// the order of the inputs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Errors(pub Vec<Error>);
+
+impl Errors {
+    pub fn new(mut errors: Vec<Error>) -> Errors {
+        errors.sort();
+        errors.dedup();
+        Errors(errors)
+    }
+}
+
+impl fmt::Display for Errors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Errors {}

@@ -1,0 +1,374 @@
+//! Merge of the per-object contributions into one model, by monotonic union rules.
+//!
+//! Contributions arrive sorted by object, so every result and every error is independent of the
+//! order in which the objects were read. Lists and sets combine; receive modes widen from
+//! filtered to all; graceful restart and address families combine by OR; single-valued fields
+//! must agree (where the anchor treats "unset" as compatible, so do we), and a disagreement is a
+//! conflict naming both objects, the field and both values.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Display;
+
+use ipnet::IpNet;
+
+use super::convert::{ConfigContrib, EvpnContrib, NeighborContrib, RouterContrib, VniContrib};
+use super::error::{Error, ObjRef, Scope};
+use super::model::*;
+
+/// The merged pieces of a model (settings such as the hostname are added by the caller).
+pub struct Merged {
+    pub routers: Vec<Router>,
+    pub bfd_profiles: Vec<BfdProfile>,
+    pub raw: Vec<RawSnippet>,
+    pub warnings: Vec<String>,
+}
+
+/// Keeps the first value; reports the first value that differs from it as a conflict.
+fn agree<'a, T: PartialEq + Clone + 'a>(
+    errors: &mut Vec<Error>,
+    scope: &Scope,
+    field: &str,
+    items: impl IntoIterator<Item = (&'a ObjRef, T)>,
+    show: impl Fn(&T) -> String,
+) -> Option<T> {
+    let mut first: Option<(&ObjRef, T)> = None;
+    for (obj, v) in items {
+        match &first {
+            None => first = Some((obj, v)),
+            Some((fobj, fv)) => {
+                if *fv != v {
+                    errors.push(Error::Conflict {
+                        first: (*fobj).clone(),
+                        second: obj.clone(),
+                        scope: scope.clone(),
+                        field: field.to_string(),
+                        first_value: show(fv),
+                        second_value: show(&v),
+                    });
+                    break;
+                }
+            }
+        }
+    }
+    first.map(|(_, v)| v)
+}
+
+fn disp<T: Display>(v: &T) -> String {
+    v.to_string()
+}
+
+fn opt<T: Display>(v: &Option<T>) -> String {
+    match v {
+        Some(v) => v.to_string(),
+        None => "unset".to_string(),
+    }
+}
+
+pub fn merge(contribs: &[ConfigContrib], always_block: &[IpNet]) -> Result<Merged, Vec<Error>> {
+    let mut errors = Vec::new();
+    let mut warnings: Vec<String> = contribs.iter().flat_map(|c| c.warnings.iter().cloned()).collect();
+    warnings.sort();
+    warnings.dedup();
+
+    // BFD profiles are global by name: every definition of a name must be identical.
+    let mut profiles: BTreeMap<String, Vec<&BfdProfile>> = BTreeMap::new();
+    for c in contribs {
+        for p in &c.bfd_profiles {
+            profiles.entry(p.name.clone()).or_default().push(p);
+        }
+    }
+    let mut bfd_profiles = Vec::new();
+    for (name, defs) in profiles {
+        let strip = |p: &BfdProfile| BfdProfile { sources: BTreeSet::new(), ..p.clone() };
+        let scope = Scope { vrf: String::new(), neighbor: None };
+        let items: Vec<(&ObjRef, BfdProfile)> = defs.iter().map(|p| (p.sources.iter().next().expect("one source"), strip(p))).collect();
+        if let Some(mut merged) = agree(&mut errors, &scope, &format!("spec.bgp.bfdProfiles[name={name}]"), items, describe_bfd) {
+            merged.sources = defs.iter().flat_map(|p| p.sources.iter().cloned()).collect();
+            bfd_profiles.push(merged);
+        }
+    }
+
+    // Routers: one per VRF.
+    let mut by_vrf: BTreeMap<&str, Vec<&RouterContrib>> = BTreeMap::new();
+    for c in contribs {
+        for r in &c.routers {
+            by_vrf.entry(r.vrf.as_str()).or_default().push(r);
+        }
+    }
+    let mut routers = Vec::new();
+    for (vrf, parts) in &by_vrf {
+        if let Some(r) = merge_router(&mut errors, vrf, parts, always_block) {
+            routers.push(r);
+        }
+    }
+    validate_evpn(&mut errors, &routers);
+
+    let mut raw: Vec<RawSnippet> = contribs
+        .iter()
+        .filter_map(|c| c.raw.as_ref().map(|(priority, text)| RawSnippet { priority: *priority, source: c.obj.clone(), text: text.clone() }))
+        .collect();
+    raw.sort_by(|a, b| (a.priority, &a.source).cmp(&(b.priority, &b.source)));
+
+    if errors.is_empty() {
+        Ok(Merged { routers, bfd_profiles, raw, warnings })
+    } else {
+        Err(errors)
+    }
+}
+
+fn describe_bfd(p: &BfdProfile) -> String {
+    let o = |v: Option<u32>| v.map(|v| v.to_string()).unwrap_or_else(|| "unset".into());
+    format!(
+        "{{receiveInterval: {}, transmitInterval: {}, detectMultiplier: {}, echoInterval: {}, echoMode: {}, passiveMode: {}, minimumTtl: {}}}",
+        o(p.receive_interval),
+        o(p.transmit_interval),
+        o(p.detect_multiplier),
+        o(p.echo_interval),
+        p.echo_mode,
+        p.passive_mode,
+        o(p.minimum_ttl)
+    )
+}
+
+fn merge_router(errors: &mut Vec<Error>, vrf: &str, parts: &[&RouterContrib], always_block: &[IpNet]) -> Option<Router> {
+    let scope = Scope { vrf: vrf.to_string(), neighbor: None };
+    let before = errors.len();
+    let asn = agree(errors, &scope, "asn", parts.iter().map(|r| (&r.obj, r.asn)), disp)?;
+    let router_id = agree(errors, &scope, "id", parts.iter().filter_map(|r| r.router_id.map(|id| (&r.obj, id))), disp);
+    let mut prefixes: BTreeMap<IpNet, Sources> = BTreeMap::new();
+    let mut imports = BTreeSet::new();
+    let sources: Sources = parts.iter().map(|r| r.obj.clone()).collect();
+    for r in parts {
+        for p in &r.prefixes {
+            prefixes.entry(*p).or_default().insert(r.obj.clone());
+        }
+        imports.extend(r.imports.iter().cloned());
+    }
+    let evpn_parts: Vec<(&ObjRef, &EvpnContrib)> = parts.iter().filter_map(|r| r.evpn.as_ref().map(|e| (&r.obj, e))).collect();
+    let evpn = if evpn_parts.is_empty() { None } else { merge_evpn(errors, &scope, &evpn_parts) };
+
+    let mut by_peer: BTreeMap<&Peer, Vec<&NeighborContrib>> = BTreeMap::new();
+    for r in parts {
+        for n in &r.neighbors {
+            by_peer.entry(&n.peer).or_default().push(n);
+        }
+    }
+    let mut neighbors = Vec::new();
+    for (peer, ns) in by_peer {
+        let nscope = Scope { vrf: vrf.to_string(), neighbor: Some(peer.to_string()) };
+        if let Some(n) = merge_neighbor(errors, &nscope, vrf, ns, always_block) {
+            neighbors.push(n);
+        }
+    }
+    if errors.len() > before {
+        return None;
+    }
+    Some(Router { asn, vrf: vrf.to_string(), router_id, neighbors, prefixes, imports, evpn, sources })
+}
+
+fn merge_neighbor(errors: &mut Vec<Error>, scope: &Scope, vrf: &str, ns: Vec<&NeighborContrib>, always_block: &[IpNet]) -> Option<Neighbor> {
+    let before = errors.len();
+    let remote_as = agree(errors, scope, "asn/dynamicASN", ns.iter().map(|n| (&n.obj, n.remote_as)), disp);
+    let port = agree(errors, scope, "port", ns.iter().map(|n| (&n.obj, n.port.unwrap_or(DEFAULT_PORT))), disp);
+    let source_address = agree(errors, scope, "sourceaddress", ns.iter().map(|n| (&n.obj, n.source_address.clone())), opt);
+    let family = agree(errors, scope, "dualStackAddressFamily (session address families)", ns.iter().map(|n| (&n.obj, n.family)), |f| f.name().to_string());
+    let ebgp_multihop = agree(errors, scope, "ebgpMultiHop", ns.iter().map(|n| (&n.obj, n.ebgp_multihop)), disp);
+    let local_asn = agree(errors, scope, "localASN", ns.iter().map(|n| (&n.obj, n.local_asn)), opt);
+    let hold = agree(errors, scope, "holdTime", ns.iter().map(|n| (&n.obj, n.hold.unwrap_or(DEFAULT_HOLD))), |v| format!("{v}s"));
+    let keepalive = agree(errors, scope, "keepaliveTime", ns.iter().map(|n| (&n.obj, n.keepalive.unwrap_or(DEFAULT_KEEPALIVE))), |v| format!("{v}s"));
+    let connect = agree(errors, scope, "connectTime", ns.iter().map(|n| (&n.obj, n.connect.unwrap_or(DEFAULT_CONNECT))), |v| format!("{v}s"));
+    let connect_set = ns.iter().any(|n| n.connect.is_some());
+    // Passwords are compared by value but shown only by origin.
+    let password = agree(
+        errors,
+        scope,
+        "password",
+        ns.iter().map(|n| (&n.obj, n.password.as_ref().map(|p| PwCmp(p.value.clone(), p.origin.clone())))),
+        |p| match p {
+            Some(PwCmp(_, origin)) => format!("a password ({origin})"),
+            None => "no password".to_string(),
+        },
+    );
+    let bfd_profile = agree(errors, scope, "bfdProfile", ns.iter().filter_map(|n| n.bfd_profile.clone().map(|b| (&n.obj, b))), disp);
+    let next_hop_v4 = agree(errors, scope, "toAdvertise.nextHop.ipv4", ns.iter().filter_map(|n| n.next_hop_v4.map(|a| (&n.obj, a))), disp);
+    let next_hop_v6 = agree(errors, scope, "toAdvertise.nextHop.ipv6", ns.iter().filter_map(|n| n.next_hop_v6.map(|a| (&n.obj, a))), disp);
+
+    let mut advertise: BTreeMap<IpNet, Sources> = BTreeMap::new();
+    let mut local_pref_items: BTreeMap<IpNet, Vec<(&ObjRef, u32)>> = BTreeMap::new();
+    let mut communities: BTreeMap<super::values::Community, BTreeSet<IpNet>> = BTreeMap::new();
+    let mut receive: BTreeMap<Filter, Sources> = BTreeMap::new();
+    let mut receive_all: Option<Sources> = None;
+    for n in &ns {
+        for p in &n.advertise {
+            advertise.entry(*p).or_default().insert(n.obj.clone());
+        }
+        for (p, lp) in &n.local_pref {
+            local_pref_items.entry(*p).or_default().push((&n.obj, *lp));
+        }
+        for (c, ps) in &n.communities {
+            communities.entry(c.clone()).or_default().extend(ps.iter().copied());
+        }
+        if n.receive_all {
+            receive_all.get_or_insert_with(BTreeSet::new).insert(n.obj.clone());
+        }
+        for f in &n.receive {
+            receive.entry(f.clone()).or_default().insert(n.obj.clone());
+        }
+    }
+    let mut local_pref = BTreeMap::new();
+    for (p, items) in local_pref_items {
+        if let Some(v) = agree(errors, scope, &format!("toAdvertise.withLocalPref (prefix {p})"), items, disp) {
+            local_pref.insert(p, v);
+        }
+    }
+    if errors.len() > before {
+        return None;
+    }
+    let first = ns[0];
+    Some(Neighbor {
+        peer: first.peer.clone(),
+        vrf: vrf.to_string(),
+        remote_as: remote_as?,
+        family: family?,
+        port: port?,
+        keepalive: keepalive?,
+        hold: hold?,
+        connect: if connect_set { connect } else { None },
+        password: password?.map(|p| p.0),
+        source_address: source_address?,
+        ebgp_multihop: ebgp_multihop?,
+        local_asn: local_asn?,
+        bfd_profile,
+        graceful_restart: ns.iter().any(|n| n.graceful_restart),
+        unicast: ns.iter().any(|n| n.unicast),
+        evpn: ns.iter().any(|n| n.evpn),
+        advertise,
+        next_hop_v4,
+        next_hop_v6,
+        local_pref,
+        communities,
+        receive_all,
+        receive,
+        always_block: always_block.to_vec(),
+        sources: ns.iter().map(|n| n.obj.clone()).collect(),
+    })
+}
+
+/// Password compared by value only; the origin is for messages.
+#[derive(Clone)]
+struct PwCmp(String, String);
+impl PartialEq for PwCmp {
+    fn eq(&self, other: &Self) -> bool {
+        self.0 == other.0
+    }
+}
+
+fn merge_vni_props(errors: &mut Vec<Error>, scope: &Scope, what: &str, items: &[(&ObjRef, &VniContrib)]) -> VniProperties {
+    let rd = agree(errors, scope, &format!("{what}.rd"), items.iter().filter_map(|(o, v)| v.rd.clone().map(|rd| (*o, rd))), disp);
+    let mut props = VniProperties { rd, ..Default::default() };
+    for (name, get) in [("importRTs", (|v: &VniContrib| &v.import_rts) as fn(&VniContrib) -> &BTreeSet<String>), ("exportRTs", |v: &VniContrib| &v.export_rts)] {
+        // implicit (none listed) and explicit route targets cannot be mixed
+        agree(errors, scope, &format!("{what}.{name}"), items.iter().map(|(o, v)| (*o, get(v).is_empty())), |empty| {
+            if *empty { "implicit route targets (none listed)".to_string() } else { "explicit route targets".to_string() }
+        });
+        let union: BTreeSet<String> = items.iter().flat_map(|(_, v)| get(v).iter().cloned()).collect();
+        if name == "importRTs" {
+            props.import_rts = union;
+        } else {
+            props.export_rts = union;
+        }
+    }
+    props
+}
+
+fn merge_evpn(errors: &mut Vec<Error>, scope: &Scope, parts: &[(&ObjRef, &EvpnContrib)]) -> Option<Evpn> {
+    let before = errors.len();
+    let vnis = agree(
+        errors,
+        scope,
+        "evpn.advertiseVNIs",
+        parts.iter().map(|(o, e)| (*o, e.advertise_vnis.unwrap_or(crate::api::AdvertiseVnis::Disabled))),
+        |v| format!("{v:?}"),
+    );
+    let mut l2: BTreeMap<u32, Vec<(&ObjRef, &VniContrib)>> = BTreeMap::new();
+    for (o, e) in parts {
+        for (vni, props) in &e.l2vnis {
+            l2.entry(*vni).or_default().push((*o, props));
+        }
+    }
+    let mut l2vnis = BTreeMap::new();
+    for (vni, items) in l2 {
+        l2vnis.insert(vni, merge_vni_props(errors, scope, &format!("evpn.l2vnis[vni={vni}]"), &items));
+    }
+    let l3_items: Vec<(&ObjRef, &(u32, VniContrib, bool))> = parts.iter().filter_map(|(o, e)| e.l3vni.as_ref().map(|l| (*o, l))).collect();
+    let l3vni = match agree(errors, scope, "evpn.l3vni.vni", l3_items.iter().map(|(o, l)| (*o, l.0)), disp) {
+        None => None,
+        Some(vni) => {
+            let props_items: Vec<(&ObjRef, &VniContrib)> = l3_items.iter().map(|(o, l)| (*o, &l.1)).collect();
+            let props = merge_vni_props(errors, scope, "evpn.l3vni", &props_items);
+            Some(L3Vni { vni, props, advertise_unicast: l3_items.iter().any(|(_, l)| l.2) })
+        }
+    };
+    if errors.len() > before {
+        return None;
+    }
+    Some(Evpn {
+        advertise_all_vni: vnis == Some(crate::api::AdvertiseVnis::All),
+        advertise_svi: parts.iter().any(|(_, e)| e.advertise_svi),
+        l2vnis,
+        l3vni,
+    })
+}
+
+fn validate_evpn(errors: &mut Vec<Error>, routers: &[Router]) {
+    let mut vnis: BTreeMap<u32, Vec<(String, &str)>> = BTreeMap::new();
+    for r in routers {
+        let scope = Scope { vrf: r.vrf.clone(), neighbor: None };
+        let objects: Vec<ObjRef> = r.sources.iter().cloned().collect();
+        let has_evpn_neighbor = r.neighbors.iter().any(|n| n.evpn);
+        match &r.evpn {
+            None => {
+                for n in r.neighbors.iter().filter(|n| n.evpn) {
+                    errors.push(Error::Merged {
+                        objects: n.sources.iter().cloned().collect(),
+                        scope: Scope { vrf: r.vrf.clone(), neighbor: Some(n.peer.to_string()) },
+                        reason: "the neighbor lists the evpn address family, but the router has no evpn section".into(),
+                    });
+                }
+            }
+            Some(e) => {
+                if (e.advertise_all_vni || e.advertise_svi || !e.l2vnis.is_empty()) && !has_evpn_neighbor {
+                    errors.push(Error::Merged {
+                        objects: objects.clone(),
+                        scope: scope.clone(),
+                        reason: "invalid EVPN configuration: advertiseVNIs=All, advertiseSVI and l2vnis require at least one neighbor with the evpn address family".into(),
+                    });
+                }
+                if e.l3vni.is_some() && !r.neighbors.is_empty() {
+                    errors.push(Error::Merged {
+                        objects: objects.clone(),
+                        scope: scope.clone(),
+                        reason: "invalid EVPN configuration: an l3vni can only be configured on a router with no neighbors".into(),
+                    });
+                }
+                for vni in e.l2vnis.keys() {
+                    vnis.entry(*vni).or_default().push((r.vrf.clone(), "l2vni"));
+                }
+                if let Some(l3) = &e.l3vni {
+                    vnis.entry(l3.vni).or_default().push((r.vrf.clone(), "l3vni"));
+                }
+            }
+        }
+    }
+    for (vni, uses) in vnis {
+        if uses.len() > 1 {
+            let objects: BTreeSet<ObjRef> = routers.iter().filter(|r| uses.iter().any(|(v, _)| *v == r.vrf)).flat_map(|r| r.sources.iter().cloned()).collect();
+            let list = uses.iter().map(|(v, k)| format!("{k} in vrf {:?}", if v.is_empty() { "default" } else { v })).collect::<Vec<_>>().join(" and ");
+            errors.push(Error::Merged {
+                objects: objects.into_iter().collect(),
+                scope: Scope { vrf: uses[0].0.clone(), neighbor: None },
+                reason: format!("duplicate VNI {vni}: configured as {list}"),
+            });
+        }
+    }
+}

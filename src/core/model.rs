@@ -1,0 +1,240 @@
+//! The merged, validated, canonical model of one node's FRR configuration.
+//!
+//! Every collection is ordered (BTreeMap/BTreeSet or a Vec sorted by key), so rendering it is
+//! deterministic. `Sources` records which FRRConfigurations contributed an item (for `--explain`).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use ipnet::IpNet;
+use serde::Serialize;
+
+use super::error::ObjRef;
+use super::values::{Community, Family};
+
+pub type Sources = BTreeSet<ObjRef>;
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Model {
+    /// FRR's log level keyword (`informational`, `debugging`, ...).
+    pub log_level: &'static str,
+    pub hostname: String,
+    /// Sorted by VRF, the default VRF ("") first.
+    pub routers: Vec<Router>,
+    /// Sorted by name.
+    pub bfd_profiles: Vec<BfdProfile>,
+    /// Sorted by (priority, namespace, name).
+    pub raw: Vec<RawSnippet>,
+    /// Things the user should know that do not stop the configuration (deprecated fields...).
+    pub warnings: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RawSnippet {
+    pub priority: i32,
+    pub source: ObjRef,
+    pub text: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Router {
+    pub asn: u32,
+    pub vrf: String,
+    pub router_id: Option<Ipv4Addr>,
+    /// Sorted by peer.
+    pub neighbors: Vec<Neighbor>,
+    /// Originated prefixes (`network`), IPv4 first.
+    pub prefixes: BTreeMap<IpNet, Sources>,
+    pub imports: BTreeSet<String>,
+    pub evpn: Option<Evpn>,
+    pub sources: Sources,
+}
+
+/// Identity of a neighbor inside a router: its address or its interface.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub enum Peer {
+    Address(IpAddr),
+    Interface(String),
+}
+
+impl fmt::Display for Peer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Peer::Address(a) => write!(f, "{a}"),
+            Peer::Interface(i) => write!(f, "{i}"),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub enum RemoteAs {
+    Number(u32),
+    Internal,
+    External,
+}
+
+impl fmt::Display for RemoteAs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RemoteAs::Number(n) => write!(f, "{n}"),
+            RemoteAs::Internal => write!(f, "internal"),
+            RemoteAs::External => write!(f, "external"),
+        }
+    }
+}
+
+/// Address families a session carries unicast routes for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SessionFamily {
+    Ipv4,
+    Ipv6,
+    Dual,
+}
+
+impl SessionFamily {
+    pub fn has(self, f: Family) -> bool {
+        matches!((self, f), (SessionFamily::Dual, _) | (SessionFamily::Ipv4, Family::V4) | (SessionFamily::Ipv6, Family::V6))
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            SessionFamily::Ipv4 => "ipv4",
+            SessionFamily::Ipv6 => "ipv6",
+            SessionFamily::Dual => "dual",
+        }
+    }
+}
+
+/// An incoming prefix selector; `ge`/`le` are normalised (a bound equal to the prefix length is
+/// dropped, it selects nothing more), so equivalent selectors are one key.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct Filter {
+    pub prefix: IpNet,
+    pub ge: Option<u8>,
+    pub le: Option<u8>,
+}
+
+impl fmt::Display for Filter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.prefix)?;
+        if let Some(le) = self.le {
+            write!(f, " le {le}")?;
+        }
+        if let Some(ge) = self.ge {
+            write!(f, " ge {ge}")?;
+        }
+        Ok(())
+    }
+}
+
+pub const DEFAULT_PORT: u16 = 179;
+pub const DEFAULT_HOLD: u64 = 180;
+pub const DEFAULT_KEEPALIVE: u64 = 60;
+pub const DEFAULT_CONNECT: u64 = 60;
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Neighbor {
+    pub peer: Peer,
+    pub vrf: String,
+    pub remote_as: RemoteAs,
+    pub family: SessionFamily,
+    pub port: u16,
+    pub keepalive: u64,
+    pub hold: u64,
+    /// Rendered only when some configuration set it.
+    pub connect: Option<u64>,
+    #[serde(skip)]
+    pub password: Option<String>,
+    pub source_address: Option<String>,
+    pub ebgp_multihop: bool,
+    pub local_asn: Option<u32>,
+    pub bfd_profile: Option<String>,
+    pub graceful_restart: bool,
+    /// Activated in ipv4/ipv6 unicast.
+    pub unicast: bool,
+    /// Activated in l2vpn evpn.
+    pub evpn: bool,
+    pub advertise: BTreeMap<IpNet, Sources>,
+    pub next_hop_v4: Option<Ipv4Addr>,
+    pub next_hop_v6: Option<Ipv6Addr>,
+    pub local_pref: BTreeMap<IpNet, u32>,
+    pub communities: BTreeMap<Community, BTreeSet<IpNet>>,
+    /// `Some(sources)`: everything is accepted, because these configurations asked for it.
+    pub receive_all: Option<Sources>,
+    pub receive: BTreeMap<Filter, Sources>,
+    pub always_block: Vec<IpNet>,
+    pub sources: Sources,
+}
+
+impl Neighbor {
+    /// The anchor's neighbor ID: the peer, plus `-<vrf>` outside the default VRF. Prefix-list and
+    /// route-map names start with it.
+    pub fn id(&self) -> String {
+        if self.vrf.is_empty() {
+            self.peer.to_string()
+        } else {
+            format!("{}-{}", self.peer, self.vrf)
+        }
+    }
+
+    /// Sessions whose TCP peer is directly connected but whose address FRR would not see as
+    /// such (IPv6 link-local next hops): the anchor's rule for `disable-connected-check`.
+    pub fn disable_connected_check(&self, router_asn: u32) -> bool {
+        if self.family != SessionFamily::Ipv6 || self.ebgp_multihop {
+            return false;
+        }
+        match self.remote_as {
+            RemoteAs::External => true,
+            RemoteAs::Number(n) => n != router_asn,
+            RemoteAs::Internal => false,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct BfdProfile {
+    pub name: String,
+    pub receive_interval: Option<u32>,
+    pub transmit_interval: Option<u32>,
+    pub detect_multiplier: Option<u32>,
+    pub echo_interval: Option<u32>,
+    pub echo_mode: bool,
+    pub passive_mode: bool,
+    pub minimum_ttl: Option<u32>,
+    pub sources: Sources,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct VniProperties {
+    pub rd: Option<String>,
+    pub import_rts: BTreeSet<String>,
+    pub export_rts: BTreeSet<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct L3Vni {
+    pub vni: u32,
+    pub props: VniProperties,
+    pub advertise_unicast: bool,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Evpn {
+    pub advertise_all_vni: bool,
+    pub advertise_svi: bool,
+    pub l2vnis: BTreeMap<u32, VniProperties>,
+    pub l3vni: Option<L3Vni>,
+}
+
+/// FRR's log level keyword for the API's level.
+pub fn frr_log_level(level: crate::api::LogLevel) -> &'static str {
+    use crate::api::LogLevel::*;
+    match level {
+        All | Debug => "debugging",
+        Info => "informational",
+        Warn => "warnings",
+        Error => "errors",
+        None => "emergencies",
+    }
+}

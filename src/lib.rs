@@ -1,0 +1,8 @@
+//! frr-composer: merge many FRRConfiguration objects into one FRR configuration per node.
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod core;
+pub mod render;
+pub mod input;
+pub mod cli;

@@ -1,0 +1,40 @@
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use frr_composer::cli;
+
+/// Share one FRR per node between many actors: merge FRRConfigurations (frrk8s.metallb.io/v1beta1)
+/// into one frr.conf.
+#[derive(Parser)]
+#[command(name = "frr-composer", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Merge FRRConfigurations from YAML files and print frr.conf (no cluster needed).
+    Render(cli::render::RenderArgs),
+    /// Print the CustomResourceDefinitions (YAML, one document each).
+    Crds,
+    /// Measure compose+render time and memory on generated input.
+    BenchRender(cli::bench::BenchArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let mut out = std::io::stdout().lock();
+    let mut err = std::io::stderr().lock();
+    let code = match cli.command {
+        Command::Render(args) => cli::render::run(&args, &mut out, &mut err),
+        Command::Crds => {
+            use std::io::Write;
+            let _ = out.write_all(cli::crds_yaml().as_bytes());
+            0
+        }
+        Command::BenchRender(args) => cli::bench::run(&args, &mut out),
+    };
+    ExitCode::from(code as u8)
+}

@@ -1,0 +1,373 @@
+//! From the model to a render plan: prefix lists (shared between neighbors when identical),
+//! route-maps with stable entry numbers, and the per-router data the templates print.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use ipnet::IpNet;
+use serde::Serialize;
+
+use crate::core::model::{Filter, Model, Neighbor, DEFAULT_HOLD, DEFAULT_KEEPALIVE, DEFAULT_PORT};
+use crate::core::values::{fnv1a, Community, Family};
+
+/// Route-map entry numbers. Entries that set attributes (`on-match next`) come first, in the
+/// range below `OUT_ALLOWED_V4`; the permit entries close the map.
+const ROUTE_MAP_PROPERTY_SLOTS: u64 = 4999;
+const OUT_ALLOWED_V4: u32 = 5001;
+const OUT_ALLOWED_V6: u32 = 5002;
+const IN_DENIED_V4: u32 = 1;
+const IN_DENIED_V6: u32 = 2;
+const IN_ALLOWED_V4: u32 = 5001;
+const IN_ALLOWED_V6: u32 = 5002;
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Plan {
+    pub log_level: &'static str,
+    pub debug: bool,
+    pub hostname: String,
+    pub prefix_lists: Vec<PrefixList>,
+    pub route_maps: Vec<RouteMapEntry>,
+    pub vrf_vnis: Vec<(String, u32)>,
+    pub routers: Vec<RouterPlan>,
+    pub bfd_profiles: Vec<crate::core::model::BfdProfile>,
+    pub raw: Vec<RawPlan>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RawPlan {
+    pub source: String,
+    pub priority: i32,
+    pub text: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct PrefixList {
+    /// `ip` or `ipv6`.
+    pub family: &'static str,
+    pub name: String,
+    pub entries: Vec<PrefixListEntry>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct PrefixListEntry {
+    pub seq: u32,
+    /// `permit <prefix>[ le N][ ge M]`, `permit any` or `deny any`.
+    pub rule: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct RouteMapEntry {
+    pub name: String,
+    pub action: &'static str,
+    pub seq: u32,
+    /// `ip` or `ipv6`.
+    pub family: &'static str,
+    pub prefix_list: String,
+    pub local_pref: Option<u32>,
+    pub community: Option<String>,
+    pub large_community: Option<String>,
+    pub next_hop_v4: Option<String>,
+    pub next_hop_v6: Option<String>,
+    pub on_match_next: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RouterPlan {
+    pub asn: u32,
+    pub vrf: String,
+    pub router_id: Option<String>,
+    pub neighbors: Vec<NeighborPlan>,
+    pub networks_v4: Vec<String>,
+    pub networks_v6: Vec<String>,
+    pub imports: Vec<String>,
+    pub evpn: Option<EvpnPlan>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct NeighborPlan {
+    /// Address or interface: the word after `neighbor`.
+    pub peer: String,
+    pub interface: bool,
+    pub remote_as: String,
+    pub ebgp_multihop: bool,
+    pub local_asn: Option<u32>,
+    pub port: Option<u16>,
+    /// `(keepalive, hold)` when they differ from FRR's defaults.
+    pub timers: Option<(u64, u64)>,
+    pub connect: Option<u64>,
+    pub password: Option<String>,
+    pub source_address: Option<String>,
+    pub graceful_restart: bool,
+    pub bfd_profile: Option<String>,
+    pub disable_connected_check: bool,
+    pub ipv4: bool,
+    pub ipv6: bool,
+    pub evpn: bool,
+    pub route_map_in: String,
+    pub route_map_out: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct EvpnPlan {
+    pub advertise_all_vni: bool,
+    pub advertise_svi: bool,
+    pub l2vnis: Vec<VniPlan>,
+    pub l3vni: Option<VniPlan>,
+    pub advertise_ipv4: bool,
+    pub advertise_ipv6: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct VniPlan {
+    pub vni: u32,
+    pub rd: Option<String>,
+    pub import_rts: Vec<String>,
+    pub export_rts: Vec<String>,
+}
+
+/// Sequence numbers that depend only on the entry itself, so adding or removing an entry never
+/// renumbers another. Collisions (rare: 32-bit space) are resolved by rehashing in entry order.
+fn stable_seqs(rules: &[String], space: u64, offset: u64) -> Vec<u32> {
+    let mut used = BTreeSet::new();
+    rules
+        .iter()
+        .map(|rule| {
+            let mut attempt = 0u32;
+            loop {
+                let key = if attempt == 0 { rule.clone() } else { format!("{rule}#{attempt}") };
+                let seq = offset + fnv1a(key.as_bytes()) % space;
+                if used.insert(seq) {
+                    return seq as u32;
+                }
+                attempt += 1;
+            }
+        })
+        .collect()
+}
+
+/// FRR prefix-list sequence numbers: 1..=4294967295.
+fn prefix_list_seqs(rules: &[String]) -> Vec<u32> {
+    stable_seqs(rules, 4_294_967_295, 1)
+}
+
+/// Identical lists of the same kind are emitted once, under the name of the first neighbor
+/// (in render order) that uses them.
+#[derive(Default)]
+struct Lists {
+    by_content: BTreeMap<(String, &'static str, Vec<String>), String>,
+    lists: Vec<PrefixList>,
+}
+
+impl Lists {
+    fn intern(&mut self, kind: &str, family: Family, preferred_name: String, rules: Vec<String>) -> String {
+        let key = (kind.to_string(), family.frr(), rules);
+        if let Some(name) = self.by_content.get(&key) {
+            return name.clone();
+        }
+        let seqs = prefix_list_seqs(&key.2);
+        let mut entries: Vec<PrefixListEntry> = key.2.iter().zip(seqs).map(|(rule, seq)| PrefixListEntry { seq, rule: rule.clone() }).collect();
+        entries.sort();
+        self.lists.push(PrefixList { family: family.frr(), name: preferred_name.clone(), entries });
+        self.by_content.insert(key, preferred_name.clone());
+        preferred_name
+    }
+}
+
+fn permit_rules(prefixes: impl IntoIterator<Item = String>, empty: &str) -> Vec<String> {
+    let rules: Vec<String> = prefixes.into_iter().map(|p| format!("permit {p}")).collect();
+    if rules.is_empty() {
+        vec![empty.to_string()]
+    } else {
+        rules
+    }
+}
+
+fn of_family(nets: impl IntoIterator<Item = IpNet>, f: Family) -> Vec<IpNet> {
+    nets.into_iter().filter(|n| Family::of(n) == f).collect()
+}
+
+fn blank_route_map(name: String, action: &'static str, seq: u32, family: Family, list: String) -> RouteMapEntry {
+    RouteMapEntry {
+        name,
+        action,
+        seq,
+        family: family.frr(),
+        prefix_list: list,
+        local_pref: None,
+        community: None,
+        large_community: None,
+        next_hop_v4: None,
+        next_hop_v6: None,
+        on_match_next: false,
+    }
+}
+
+fn neighbor_filters(n: &Neighbor, lists: &mut Lists, maps: &mut Vec<RouteMapEntry>) -> (String, String) {
+    let id = n.id();
+    let out = format!("{id}-out");
+    let inn = format!("{id}-in");
+
+    // Property entries (local preference, communities): `on-match next`, before the permits.
+    struct Property {
+        key: String,
+        family: Family,
+        prefixes: Vec<IpNet>,
+        local_pref: Option<u32>,
+        community: Option<Community>,
+    }
+    let mut props = Vec::new();
+    let mut by_lp: BTreeMap<(u32, Family), Vec<IpNet>> = BTreeMap::new();
+    for (p, lp) in &n.local_pref {
+        by_lp.entry((*lp, Family::of(p))).or_default().push(*p);
+    }
+    for ((lp, f), prefixes) in by_lp {
+        props.push(Property { key: format!("{lp}-{}-localpref-prefixes", f.frr()), family: f, prefixes, local_pref: Some(lp), community: None });
+    }
+    for (c, nets) in &n.communities {
+        for f in [Family::V4, Family::V6] {
+            let prefixes = of_family(nets.iter().copied(), f);
+            if !prefixes.is_empty() {
+                props.push(Property { key: format!("{c}-{}-community-prefixes", f.frr()), family: f, prefixes, local_pref: None, community: Some(c.clone()) });
+            }
+        }
+    }
+    let prop_keys: Vec<String> = props.iter().map(|p| p.key.clone()).collect();
+    let prop_seqs = stable_seqs(&prop_keys, ROUTE_MAP_PROPERTY_SLOTS, 1);
+    for (p, seq) in props.into_iter().zip(prop_seqs) {
+        let rules = permit_rules(p.prefixes.iter().map(|x| x.to_string()), "deny any");
+        let list = lists.intern(&p.key, p.family, format!("{id}-{}", p.key), rules);
+        let mut e = blank_route_map(out.clone(), "permit", seq, p.family, list);
+        e.local_pref = p.local_pref;
+        match p.community {
+            Some(c @ Community::Large(..)) => e.large_community = Some(c.value()),
+            Some(c) => e.community = Some(c.value()),
+            None => {}
+        }
+        e.on_match_next = true;
+        maps.push(e);
+    }
+
+    // What may be advertised.
+    for (f, seq) in [(Family::V4, OUT_ALLOWED_V4), (Family::V6, OUT_ALLOWED_V6)] {
+        let nets = if n.family.has(f) { of_family(n.advertise.keys().copied(), f) } else { Vec::new() };
+        let rules = permit_rules(nets.iter().map(|x| x.to_string()), "deny any");
+        let list = lists.intern("allowed", f, format!("{id}-allowed-{}", f.name()), rules);
+        let mut e = blank_route_map(out.clone(), "permit", seq, f, list);
+        match f {
+            Family::V4 => e.next_hop_v4 = n.next_hop_v4.map(|a| a.to_string()),
+            Family::V6 => e.next_hop_v6 = n.next_hop_v6.map(|a| a.to_string()),
+        }
+        maps.push(e);
+    }
+
+    // What is always refused, then what may be received.
+    if !n.always_block.is_empty() {
+        for (f, seq) in [(Family::V4, IN_DENIED_V4), (Family::V6, IN_DENIED_V6)] {
+            let rules = permit_rules(
+                of_family(n.always_block.iter().copied(), f).into_iter().map(|net| {
+                    if net.prefix_len() == f.max_len() {
+                        net.to_string()
+                    } else {
+                        format!("{net} le {}", f.max_len())
+                    }
+                }),
+                "deny any",
+            );
+            let list = lists.intern("denied-inpl", f, format!("{id}-denied-inpl-{}", n.family.name()), rules);
+            maps.push(blank_route_map(inn.clone(), "deny", seq, f, list));
+        }
+    }
+    for (f, seq) in [(Family::V4, IN_ALLOWED_V4), (Family::V6, IN_ALLOWED_V6)] {
+        let rules = if n.receive_all.is_some() {
+            vec!["permit any".to_string()]
+        } else {
+            let filters: Vec<&Filter> = n.receive.keys().filter(|flt| Family::of(&flt.prefix) == f).collect();
+            permit_rules(filters.iter().map(|flt| flt.to_string()), "deny any")
+        };
+        let list = lists.intern("inpl", f, format!("{id}-inpl-{}", n.family.name()), rules);
+        maps.push(blank_route_map(inn.clone(), "permit", seq, f, list));
+    }
+    (inn, out)
+}
+
+pub fn plan(model: &Model) -> Plan {
+    let mut lists = Lists::default();
+    let mut route_maps = Vec::new();
+    let mut routers = Vec::new();
+    let mut vrf_vnis = Vec::new();
+    for r in &model.routers {
+        let mut neighbors = Vec::new();
+        for n in &r.neighbors {
+            let (route_map_in, route_map_out) = neighbor_filters(n, &mut lists, &mut route_maps);
+            let timers = (n.keepalive != DEFAULT_KEEPALIVE || n.hold != DEFAULT_HOLD).then_some((n.keepalive, n.hold));
+            neighbors.push(NeighborPlan {
+                peer: n.peer.to_string(),
+                interface: matches!(n.peer, crate::core::model::Peer::Interface(_)),
+                remote_as: n.remote_as.to_string(),
+                ebgp_multihop: n.ebgp_multihop,
+                local_asn: n.local_asn,
+                port: (n.port != DEFAULT_PORT).then_some(n.port),
+                timers,
+                connect: n.connect,
+                password: n.password.clone(),
+                source_address: n.source_address.clone(),
+                graceful_restart: n.graceful_restart,
+                bfd_profile: n.bfd_profile.clone(),
+                disable_connected_check: n.disable_connected_check(r.asn),
+                ipv4: n.unicast && n.family.has(Family::V4),
+                ipv6: n.unicast && n.family.has(Family::V6),
+                evpn: n.evpn && r.evpn.is_some(),
+                route_map_in,
+                route_map_out,
+            });
+        }
+        let evpn = r.evpn.as_ref().map(|e| {
+            let vni = |vni: u32, p: &crate::core::model::VniProperties| VniPlan {
+                vni,
+                rd: p.rd.clone(),
+                import_rts: p.import_rts.iter().cloned().collect(),
+                export_rts: p.export_rts.iter().cloned().collect(),
+            };
+            EvpnPlan {
+                advertise_all_vni: e.advertise_all_vni,
+                advertise_svi: e.advertise_svi,
+                // An L2VNI with neither RD nor RTs needs no block (FRR derives them).
+                l2vnis: e
+                    .l2vnis
+                    .iter()
+                    .filter(|(_, p)| p.rd.is_some() || !p.import_rts.is_empty() || !p.export_rts.is_empty())
+                    .map(|(n, p)| vni(*n, p))
+                    .collect(),
+                l3vni: e.l3vni.as_ref().map(|l3| vni(l3.vni, &l3.props)),
+                advertise_ipv4: e.l3vni.as_ref().is_some_and(|l| l.advertise_unicast),
+                advertise_ipv6: e.l3vni.as_ref().is_some_and(|l| l.advertise_unicast),
+            }
+        });
+        if let (false, Some(l3)) = (r.vrf.is_empty(), r.evpn.as_ref().and_then(|e| e.l3vni.as_ref())) {
+            vrf_vnis.push((r.vrf.clone(), l3.vni));
+        }
+        routers.push(RouterPlan {
+            asn: r.asn,
+            vrf: r.vrf.clone(),
+            router_id: r.router_id.map(|id| id.to_string()),
+            neighbors,
+            networks_v4: of_family(r.prefixes.keys().copied(), Family::V4).iter().map(|p| p.to_string()).collect(),
+            networks_v6: of_family(r.prefixes.keys().copied(), Family::V6).iter().map(|p| p.to_string()).collect(),
+            imports: r.imports.iter().cloned().collect(),
+            evpn,
+        });
+    }
+    let mut prefix_lists = lists.lists;
+    prefix_lists.sort_by(|a, b| (a.family, &a.name).cmp(&(b.family, &b.name)));
+    route_maps.sort_by(|a, b| (&a.name, a.seq).cmp(&(&b.name, b.seq)));
+    Plan {
+        log_level: model.log_level,
+        debug: model.log_level == "debugging",
+        hostname: model.hostname.clone(),
+        prefix_lists,
+        route_maps,
+        vrf_vnis,
+        routers,
+        bfd_profiles: model.bfd_profiles.clone(),
+        raw: model.raw.iter().map(|r| RawPlan { source: r.source.to_string(), priority: r.priority, text: r.text.clone() }).collect(),
+    }
+}
