@@ -147,6 +147,7 @@ pub struct Neighbor {
     #[schemars(schema_with = "schema::asn")]
     pub asn: u32,
     #[serde(default, rename = "dynamicASN", skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "schema::dynamic_asn")]
     pub dynamic_asn: Option<DynamicAsn>,
     #[serde(default, rename = "localASN", skip_serializing_if = "is_zero")]
     #[schemars(schema_with = "schema::asn")]
@@ -314,6 +315,7 @@ pub enum AdvertiseVnis {
 #[serde(rename_all = "camelCase")]
 pub struct EvpnConfig {
     #[serde(default, rename = "advertiseVNIs", skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "schema::advertise_vnis")]
     pub advertise_vnis: Option<AdvertiseVnis>,
     #[serde(default, rename = "advertiseSVI", skip_serializing_if = "is_false")]
     pub advertise_svi: bool,
@@ -474,6 +476,7 @@ pub enum LogLevel {
 #[serde(rename_all = "camelCase")]
 pub struct FRRK8sConfigurationSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "schema::log_level")]
     pub log_level: Option<LogLevel>,
 }
 

@@ -138,3 +138,17 @@ pub fn all_crds() -> Vec<(&'static str, CustomResourceDefinition)> {
         ("frrk8s.metallb.io_frrk8sconfigurations.yaml", super::FRRK8sConfiguration::crd()),
     ]
 }
+
+// Optional enums: without these, the derive adds `null` to the enum list.
+pub fn dynamic_asn(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({"type": "string", "enum": ["internal", "external"],
+        "description": "Use the peer's ASN whatever it is, as iBGP (internal) or eBGP (external)."})
+}
+
+pub fn advertise_vnis(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({"type": "string", "enum": ["Disabled", "All"]})
+}
+
+pub fn log_level(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({"type": "string", "enum": ["all", "debug", "info", "warn", "error", "none"]})
+}

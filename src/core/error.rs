@@ -27,16 +27,19 @@ impl fmt::Display for ObjRef {
 /// Where a conflict happened.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 pub struct Scope {
-    /// VRF of the router ("" is the default VRF).
-    pub vrf: String,
+    /// VRF of the router ("" is the default VRF); `None` for node-wide items (BFD profiles).
+    pub vrf: Option<String>,
     /// Neighbor (address or interface), when the conflict is about one.
     pub neighbor: Option<String>,
 }
 
 impl fmt::Display for Scope {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let vrf = if self.vrf.is_empty() { "default" } else { &self.vrf };
-        write!(f, "router in vrf {vrf:?}")?;
+        match self.vrf.as_deref() {
+            None => write!(f, "node-wide settings")?,
+            Some("") => write!(f, "router in vrf \"default\"")?,
+            Some(vrf) => write!(f, "router in vrf {vrf:?}")?,
+        }
         if let Some(n) = &self.neighbor {
             write!(f, ", neighbor {n}")?;
         }

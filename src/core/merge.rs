@@ -79,10 +79,22 @@ pub fn merge(contribs: &[ConfigContrib], always_block: &[IpNet]) -> Result<Merge
     }
     let mut bfd_profiles = Vec::new();
     for (name, defs) in profiles {
-        let strip = |p: &BfdProfile| BfdProfile { sources: BTreeSet::new(), ..p.clone() };
-        let scope = Scope { vrf: String::new(), neighbor: None };
-        let items: Vec<(&ObjRef, BfdProfile)> = defs.iter().map(|p| (p.sources.iter().next().expect("one source"), strip(p))).collect();
-        if let Some(mut merged) = agree(&mut errors, &scope, &format!("spec.bgp.bfdProfiles[name={name}]"), items, describe_bfd) {
+        let scope = Scope { vrf: None, neighbor: None };
+        let before = errors.len();
+        fn src<'a>(p: &&'a BfdProfile) -> &'a ObjRef {
+            p.sources.iter().next().expect("a converted profile has its source")
+        }
+        let field = |f: &str| format!("spec.bgp.bfdProfiles[name={name}].{f}");
+        let o = |v: &Option<u32>| opt(v);
+        agree(&mut errors, &scope, &field("receiveInterval"), defs.iter().map(|p| (src(p), p.receive_interval)), o);
+        agree(&mut errors, &scope, &field("transmitInterval"), defs.iter().map(|p| (src(p), p.transmit_interval)), o);
+        agree(&mut errors, &scope, &field("detectMultiplier"), defs.iter().map(|p| (src(p), p.detect_multiplier)), o);
+        agree(&mut errors, &scope, &field("echoInterval"), defs.iter().map(|p| (src(p), p.echo_interval)), o);
+        agree(&mut errors, &scope, &field("echoMode"), defs.iter().map(|p| (src(p), p.echo_mode)), disp);
+        agree(&mut errors, &scope, &field("passiveMode"), defs.iter().map(|p| (src(p), p.passive_mode)), disp);
+        agree(&mut errors, &scope, &field("minimumTtl"), defs.iter().map(|p| (src(p), p.minimum_ttl)), o);
+        if errors.len() == before {
+            let mut merged = defs[0].clone();
             merged.sources = defs.iter().flat_map(|p| p.sources.iter().cloned()).collect();
             bfd_profiles.push(merged);
         }
@@ -116,22 +128,8 @@ pub fn merge(contribs: &[ConfigContrib], always_block: &[IpNet]) -> Result<Merge
     }
 }
 
-fn describe_bfd(p: &BfdProfile) -> String {
-    let o = |v: Option<u32>| v.map(|v| v.to_string()).unwrap_or_else(|| "unset".into());
-    format!(
-        "{{receiveInterval: {}, transmitInterval: {}, detectMultiplier: {}, echoInterval: {}, echoMode: {}, passiveMode: {}, minimumTtl: {}}}",
-        o(p.receive_interval),
-        o(p.transmit_interval),
-        o(p.detect_multiplier),
-        o(p.echo_interval),
-        p.echo_mode,
-        p.passive_mode,
-        o(p.minimum_ttl)
-    )
-}
-
 fn merge_router(errors: &mut Vec<Error>, vrf: &str, parts: &[&RouterContrib], always_block: &[IpNet]) -> Option<Router> {
-    let scope = Scope { vrf: vrf.to_string(), neighbor: None };
+    let scope = Scope { vrf: Some(vrf.to_string()), neighbor: None };
     let before = errors.len();
     let asn = agree(errors, &scope, "asn", parts.iter().map(|r| (&r.obj, r.asn)), disp)?;
     let router_id = agree(errors, &scope, "id", parts.iter().filter_map(|r| r.router_id.map(|id| (&r.obj, id))), disp);
@@ -155,7 +153,7 @@ fn merge_router(errors: &mut Vec<Error>, vrf: &str, parts: &[&RouterContrib], al
     }
     let mut neighbors = Vec::new();
     for (peer, ns) in by_peer {
-        let nscope = Scope { vrf: vrf.to_string(), neighbor: Some(peer.to_string()) };
+        let nscope = Scope { vrf: Some(vrf.to_string()), neighbor: Some(peer.to_string()) };
         if let Some(n) = merge_neighbor(errors, &nscope, vrf, ns, always_block) {
             neighbors.push(n);
         }
@@ -179,6 +177,7 @@ fn merge_neighbor(errors: &mut Vec<Error>, scope: &Scope, vrf: &str, ns: Vec<&Ne
     let connect = agree(errors, scope, "connectTime", ns.iter().map(|n| (&n.obj, n.connect.unwrap_or(DEFAULT_CONNECT))), |v| format!("{v}s"));
     let connect_set = ns.iter().any(|n| n.connect.is_some());
     // Passwords are compared by value but shown only by origin.
+    let before_pw = errors.len();
     let password = agree(
         errors,
         scope,
@@ -189,6 +188,11 @@ fn merge_neighbor(errors: &mut Vec<Error>, scope: &Scope, vrf: &str, ns: Vec<&Ne
             None => "no password".to_string(),
         },
     );
+    if let Some(Error::Conflict { second_value, first_value, .. }) = errors.get_mut(before_pw) {
+        if first_value.starts_with("a password") && second_value.starts_with("a password") {
+            *second_value = second_value.replacen("a password", "a different password", 1);
+        }
+    }
     let bfd_profile = agree(errors, scope, "bfdProfile", ns.iter().filter_map(|n| n.bfd_profile.clone().map(|b| (&n.obj, b))), disp);
     let next_hop_v4 = agree(errors, scope, "toAdvertise.nextHop.ipv4", ns.iter().filter_map(|n| n.next_hop_v4.map(|a| (&n.obj, a))), disp);
     let next_hop_v6 = agree(errors, scope, "toAdvertise.nextHop.ipv6", ns.iter().filter_map(|n| n.next_hop_v6.map(|a| (&n.obj, a))), disp);
@@ -323,7 +327,7 @@ fn merge_evpn(errors: &mut Vec<Error>, scope: &Scope, parts: &[(&ObjRef, &EvpnCo
 fn validate_evpn(errors: &mut Vec<Error>, routers: &[Router]) {
     let mut vnis: BTreeMap<u32, Vec<(String, &str)>> = BTreeMap::new();
     for r in routers {
-        let scope = Scope { vrf: r.vrf.clone(), neighbor: None };
+        let scope = Scope { vrf: Some(r.vrf.clone()), neighbor: None };
         let objects: Vec<ObjRef> = r.sources.iter().cloned().collect();
         let has_evpn_neighbor = r.neighbors.iter().any(|n| n.evpn);
         match &r.evpn {
@@ -331,7 +335,7 @@ fn validate_evpn(errors: &mut Vec<Error>, routers: &[Router]) {
                 for n in r.neighbors.iter().filter(|n| n.evpn) {
                     errors.push(Error::Merged {
                         objects: n.sources.iter().cloned().collect(),
-                        scope: Scope { vrf: r.vrf.clone(), neighbor: Some(n.peer.to_string()) },
+                        scope: Scope { vrf: Some(r.vrf.clone()), neighbor: Some(n.peer.to_string()) },
                         reason: "the neighbor lists the evpn address family, but the router has no evpn section".into(),
                     });
                 }
@@ -366,7 +370,7 @@ fn validate_evpn(errors: &mut Vec<Error>, routers: &[Router]) {
             let list = uses.iter().map(|(v, k)| format!("{k} in vrf {:?}", if v.is_empty() { "default" } else { v })).collect::<Vec<_>>().join(" and ");
             errors.push(Error::Merged {
                 objects: objects.into_iter().collect(),
-                scope: Scope { vrf: uses[0].0.clone(), neighbor: None },
+                scope: Scope { vrf: None, neighbor: None },
                 reason: format!("duplicate VNI {vni}: configured as {list}"),
             });
         }

@@ -117,12 +117,13 @@ pub struct Filter {
 
 impl fmt::Display for Filter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // FRR's own order, as `show running-config` prints it.
         write!(f, "{}", self.prefix)?;
-        if let Some(le) = self.le {
-            write!(f, " le {le}")?;
-        }
         if let Some(ge) = self.ge {
             write!(f, " ge {ge}")?;
+        }
+        if let Some(le) = self.le {
+            write!(f, " le {le}")?;
         }
         Ok(())
     }

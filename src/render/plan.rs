@@ -149,8 +149,12 @@ fn prefix_list_seqs(rules: &[String]) -> Vec<u32> {
     stable_seqs(rules, 4_294_967_295, 1)
 }
 
+/// Names of the lists that only deny or only permit everything; every neighbor shares them.
+pub const DENY_ANY: &str = "frr-composer-deny-any";
+pub const PERMIT_ANY: &str = "frr-composer-permit-any";
+
 /// Identical lists of the same kind are emitted once, under the name of the first neighbor
-/// (in render order) that uses them.
+/// (in render order) that uses them; the constant lists have fixed names.
 #[derive(Default)]
 struct Lists {
     by_content: BTreeMap<(String, &'static str, Vec<String>), String>,
@@ -159,6 +163,11 @@ struct Lists {
 
 impl Lists {
     fn intern(&mut self, kind: &str, family: Family, preferred_name: String, rules: Vec<String>) -> String {
+        let (kind, preferred_name) = match rules.as_slice() {
+            [r] if r == "deny any" => ("", DENY_ANY.to_string()),
+            [r] if r == "permit any" => ("", PERMIT_ANY.to_string()),
+            _ => (kind, preferred_name),
+        };
         let key = (kind.to_string(), family.frr(), rules);
         if let Some(name) = self.by_content.get(&key) {
             return name.clone();
