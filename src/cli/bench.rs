@@ -81,11 +81,15 @@ pub fn generate(configs: usize, neighbors: usize, prefixes: usize, shape: Shape)
         .collect()
 }
 
+fn status_kib(key: &str) -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with(key))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
 /// Peak resident set size of this process, in KiB (Linux).
 pub fn peak_rss_kib() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
+    status_kib("VmHWM:")
 }
 
 pub fn run(args: &BenchArgs, out: &mut dyn Write) -> i32 {
@@ -105,6 +109,7 @@ pub fn run(args: &BenchArgs, out: &mut dyn Write) -> i32 {
     }
     let prefixes = args.prefixes[0];
     let configs = generate(args.configs, args.neighbors, prefixes, args.shape);
+    let input_rss = status_kib("VmRSS:");
     let settings = Settings {
         namespace: "bench".into(),
         hostname: "bench-node".into(),
@@ -115,6 +120,7 @@ pub fn run(args: &BenchArgs, out: &mut dyn Write) -> i32 {
     let labels = Default::default();
     let secrets = Default::default();
     let mut times = Vec::new();
+    let mut phases = Vec::new();
     let mut size = 0;
     for _ in 0..args.iterations.max(1) {
         let start = Instant::now();
@@ -125,7 +131,10 @@ pub fn run(args: &BenchArgs, out: &mut dyn Write) -> i32 {
                 return 2;
             }
         };
-        let text = match crate::render::render(&composed.model) {
+        let composed_at = start.elapsed();
+        let plan = crate::render::plan(&composed.model);
+        let planned_at = start.elapsed();
+        let text = match crate::render::render_plan(&plan) {
             Ok(t) => t,
             Err(e) => {
                 let _ = writeln!(out, "{e}");
@@ -133,13 +142,16 @@ pub fn run(args: &BenchArgs, out: &mut dyn Write) -> i32 {
             }
         };
         times.push(start.elapsed());
+        phases.push((composed_at, planned_at - composed_at, start.elapsed() - planned_at));
         size = text.len();
     }
     times.sort();
     let median = times[times.len() / 2];
+    phases.sort();
+    let (c, p, t) = phases[phases.len() / 2];
     let _ = writeln!(
         out,
-        "bench-render shape={:?} configs={} neighbors={} prefixes={}: median {:.1} ms (min {:.1}, max {:.1}, {} runs), frr.conf {} KiB, peak RSS {} KiB",
+        "bench-render shape={:?} configs={} neighbors={} prefixes={}: median {:.1} ms (min {:.1}, max {:.1}, {} runs; compose {:.1} + plan {:.1} + template {:.1} ms), frr.conf {} KiB, peak RSS {} KiB (the generated input alone: {} KiB)",
         args.shape,
         args.configs,
         args.neighbors,
@@ -148,8 +160,12 @@ pub fn run(args: &BenchArgs, out: &mut dyn Write) -> i32 {
         times[0].as_secs_f64() * 1e3,
         times[times.len() - 1].as_secs_f64() * 1e3,
         times.len(),
+        c.as_secs_f64() * 1e3,
+        p.as_secs_f64() * 1e3,
+        t.as_secs_f64() * 1e3,
         size / 1024,
         peak_rss_kib().map(|k| k.to_string()).unwrap_or_else(|| "?".into()),
+        input_rss.map(|k| k.to_string()).unwrap_or_else(|| "?".into()),
     );
     0
 }

@@ -170,7 +170,7 @@ pub fn convert(
             echo_mode: p.echo_mode.unwrap_or(false),
             passive_mode: p.passive_mode.unwrap_or(false),
             minimum_ttl: p.minimum_ttl,
-            sources: BTreeSet::from([obj.clone()]),
+            sources: super::model::Sources::one(obj),
         });
     }
 

@@ -2,19 +2,20 @@
 //! objects, the router, the neighbor, the field and both values.
 
 use std::fmt;
+use std::sync::Arc;
 
 use serde::Serialize;
 
-/// `namespace/name` of an object.
+/// `namespace/name` of an object. Cheap to clone: it is recorded on every item it contributes.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub struct ObjRef {
-    pub namespace: String,
-    pub name: String,
+    pub namespace: Arc<str>,
+    pub name: Arc<str>,
 }
 
 impl ObjRef {
-    pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
-        ObjRef { namespace: namespace.into(), name: name.into() }
+    pub fn new(namespace: impl AsRef<str>, name: impl AsRef<str>) -> Self {
+        ObjRef { namespace: Arc::from(namespace.as_ref()), name: Arc::from(name.as_ref()) }
     }
 }
 

@@ -8,6 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Display;
+use std::sync::Arc;
 
 use ipnet::IpNet;
 
@@ -95,7 +96,7 @@ pub fn merge(contribs: &[ConfigContrib], always_block: &[IpNet]) -> Result<Merge
         agree(&mut errors, &scope, &field("minimumTtl"), defs.iter().map(|p| (src(p), p.minimum_ttl)), o);
         if errors.len() == before {
             let mut merged = defs[0].clone();
-            merged.sources = defs.iter().flat_map(|p| p.sources.iter().cloned()).collect();
+            merged.sources = defs.iter().flat_map(|p| p.sources.iter()).collect();
             bfd_profiles.push(merged);
         }
     }
@@ -135,10 +136,10 @@ fn merge_router(errors: &mut Vec<Error>, vrf: &str, parts: &[&RouterContrib], al
     let router_id = agree(errors, &scope, "id", parts.iter().filter_map(|r| r.router_id.map(|id| (&r.obj, id))), disp);
     let mut prefixes: BTreeMap<IpNet, Sources> = BTreeMap::new();
     let mut imports = BTreeSet::new();
-    let sources: Sources = parts.iter().map(|r| r.obj.clone()).collect();
+    let sources: Sources = parts.iter().map(|r| &r.obj).collect();
     for r in parts {
         for p in &r.prefixes {
-            prefixes.entry(*p).or_default().insert(r.obj.clone());
+            add_source(&mut prefixes, *p, &r.obj);
         }
         imports.extend(r.imports.iter().cloned());
     }
@@ -151,10 +152,15 @@ fn merge_router(errors: &mut Vec<Error>, vrf: &str, parts: &[&RouterContrib], al
             by_peer.entry(&n.peer).or_default().push(n);
         }
     }
-    let mut neighbors = Vec::new();
+    let mut neighbors: Vec<Neighbor> = Vec::new();
+    let mut distinct: Vec<Arc<BTreeMap<IpNet, Sources>>> = Vec::new();
     for (peer, ns) in by_peer {
         let nscope = Scope { vrf: Some(vrf.to_string()), neighbor: Some(peer.to_string()) };
-        if let Some(n) = merge_neighbor(errors, &nscope, vrf, ns, always_block) {
+        if let Some(mut n) = merge_neighbor(errors, &nscope, vrf, ns, always_block) {
+            match distinct.iter().find(|d| ***d == *n.advertise) {
+                Some(same) => n.advertise = same.clone(),
+                None => distinct.push(n.advertise.clone()),
+            }
             neighbors.push(n);
         }
     }
@@ -204,7 +210,7 @@ fn merge_neighbor(errors: &mut Vec<Error>, scope: &Scope, vrf: &str, ns: Vec<&Ne
     let mut receive_all: Option<Sources> = None;
     for n in &ns {
         for p in &n.advertise {
-            advertise.entry(*p).or_default().insert(n.obj.clone());
+            add_source(&mut advertise, *p, &n.obj);
         }
         for (p, lp) in &n.local_pref {
             local_pref_items.entry(*p).or_default().push((&n.obj, *lp));
@@ -213,10 +219,13 @@ fn merge_neighbor(errors: &mut Vec<Error>, scope: &Scope, vrf: &str, ns: Vec<&Ne
             communities.entry(c.clone()).or_default().extend(ps.iter().copied());
         }
         if n.receive_all {
-            receive_all.get_or_insert_with(BTreeSet::new).insert(n.obj.clone());
+            match &mut receive_all {
+                Some(s) => s.insert(&n.obj),
+                None => receive_all = Some(Sources::one(&n.obj)),
+            }
         }
         for f in &n.receive {
-            receive.entry(f.clone()).or_default().insert(n.obj.clone());
+            add_source(&mut receive, f.clone(), &n.obj);
         }
     }
     let mut local_pref = BTreeMap::new();
@@ -246,7 +255,7 @@ fn merge_neighbor(errors: &mut Vec<Error>, scope: &Scope, vrf: &str, ns: Vec<&Ne
         graceful_restart: ns.iter().any(|n| n.graceful_restart),
         unicast: ns.iter().any(|n| n.unicast),
         evpn: ns.iter().any(|n| n.evpn),
-        advertise,
+        advertise: Arc::new(advertise),
         next_hop_v4,
         next_hop_v6,
         local_pref,
@@ -254,8 +263,17 @@ fn merge_neighbor(errors: &mut Vec<Error>, scope: &Scope, vrf: &str, ns: Vec<&Ne
         receive_all,
         receive,
         always_block: always_block.to_vec(),
-        sources: ns.iter().map(|n| n.obj.clone()).collect(),
+        sources: ns.iter().map(|n| &n.obj).collect(),
     })
+}
+
+fn add_source<K: Ord>(map: &mut BTreeMap<K, Sources>, key: K, obj: &ObjRef) {
+    match map.entry(key) {
+        std::collections::btree_map::Entry::Vacant(v) => {
+            v.insert(Sources::one(obj));
+        }
+        std::collections::btree_map::Entry::Occupied(mut o) => o.get_mut().insert(obj),
+    }
 }
 
 /// Password compared by value only; the origin is for messages.

@@ -109,7 +109,7 @@ pub fn compose(settings: &Settings, snap: Snapshot<'_>) -> Result<Composition, E
             }
             continue;
         }
-        if obj.namespace != settings.namespace {
+        if *obj.namespace != *settings.namespace {
             other_namespace.push(obj.clone());
             continue;
         }

@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::sync::Arc;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnet::IpNet;
@@ -13,7 +14,59 @@ use serde::Serialize;
 use super::error::ObjRef;
 use super::values::{Community, Family};
 
-pub type Sources = BTreeSet<ObjRef>;
+/// The objects an item came from: a sorted set, stored inline when there is one (the common
+/// case), so that recording provenance costs no allocation per prefix.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(into = "Vec<ObjRef>")]
+pub enum Sources {
+    One(ObjRef),
+    Many(Vec<ObjRef>),
+}
+
+impl Sources {
+    pub fn one(o: &ObjRef) -> Sources {
+        Sources::One(o.clone())
+    }
+    pub fn insert(&mut self, o: &ObjRef) {
+        match self {
+            Sources::One(a) if a == o => {}
+            Sources::One(a) => {
+                let mut v = vec![a.clone(), o.clone()];
+                v.sort();
+                *self = Sources::Many(v);
+            }
+            Sources::Many(v) => {
+                if let Err(i) = v.binary_search(o) {
+                    v.insert(i, o.clone());
+                }
+            }
+        }
+    }
+    pub fn iter(&self) -> std::slice::Iter<'_, ObjRef> {
+        match self {
+            Sources::One(a) => std::slice::from_ref(a).iter(),
+            Sources::Many(v) => v.iter(),
+        }
+    }
+}
+
+impl From<Sources> for Vec<ObjRef> {
+    fn from(s: Sources) -> Self {
+        s.iter().cloned().collect()
+    }
+}
+
+impl<'a> FromIterator<&'a ObjRef> for Sources {
+    /// Panics on an empty iterator: an item always has a source.
+    fn from_iter<I: IntoIterator<Item = &'a ObjRef>>(iter: I) -> Self {
+        let mut it = iter.into_iter();
+        let mut s = Sources::one(it.next().expect("an item has at least one source"));
+        for o in it {
+            s.insert(o);
+        }
+        s
+    }
+}
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Model {
@@ -156,7 +209,9 @@ pub struct Neighbor {
     pub unicast: bool,
     /// Activated in l2vpn evpn.
     pub evpn: bool,
-    pub advertise: BTreeMap<IpNet, Sources>,
+    /// Shared between neighbors that advertise exactly the same prefixes from the same objects
+    /// (MetalLB announces every service to every peer).
+    pub advertise: Arc<BTreeMap<IpNet, Sources>>,
     pub next_hop_v4: Option<Ipv4Addr>,
     pub next_hop_v6: Option<Ipv6Addr>,
     pub local_pref: BTreeMap<IpNet, u32>,

@@ -19,7 +19,7 @@ pub fn explain(model: &Model) -> String {
         }
         for n in &r.neighbors {
             let _ = writeln!(out, "  neighbor {} remote-as {}  <- {}", n.peer, n.remote_as, from(&n.sources));
-            for (p, s) in &n.advertise {
+            for (p, s) in n.advertise.iter() {
                 let _ = writeln!(out, "    advertise {p}  <- {}", from(s));
             }
             match &n.receive_all {

@@ -153,40 +153,57 @@ fn prefix_list_seqs(rules: &[String]) -> Vec<u32> {
 pub const DENY_ANY: &str = "frr-composer-deny-any";
 pub const PERMIT_ANY: &str = "frr-composer-permit-any";
 
+/// One prefix-list entry, kept structured until the list is known to be new.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Rule {
+    DenyAny,
+    PermitAny,
+    Permit(Filter),
+}
+
+impl Rule {
+    fn text(&self) -> String {
+        match self {
+            Rule::DenyAny => "deny any".into(),
+            Rule::PermitAny => "permit any".into(),
+            Rule::Permit(f) => format!("permit {f}"),
+        }
+    }
+}
+
+fn exact(net: IpNet) -> Rule {
+    Rule::Permit(Filter { prefix: net, ge: None, le: None })
+}
+
 /// Identical lists of the same kind are emitted once, under the name of the first neighbor
 /// (in render order) that uses them; the constant lists have fixed names.
 #[derive(Default)]
 struct Lists {
-    by_content: BTreeMap<(String, &'static str, Vec<String>), String>,
+    by_content: BTreeMap<(String, &'static str, Vec<Rule>), String>,
     lists: Vec<PrefixList>,
 }
 
 impl Lists {
-    fn intern(&mut self, kind: &str, family: Family, preferred_name: String, rules: Vec<String>) -> String {
+    fn intern(&mut self, kind: &str, family: Family, preferred_name: String, mut rules: Vec<Rule>) -> String {
+        if rules.is_empty() {
+            rules.push(Rule::DenyAny);
+        }
         let (kind, preferred_name) = match rules.as_slice() {
-            [r] if r == "deny any" => ("", DENY_ANY.to_string()),
-            [r] if r == "permit any" => ("", PERMIT_ANY.to_string()),
+            [Rule::DenyAny] => ("", DENY_ANY.to_string()),
+            [Rule::PermitAny] => ("", PERMIT_ANY.to_string()),
             _ => (kind, preferred_name),
         };
         let key = (kind.to_string(), family.frr(), rules);
         if let Some(name) = self.by_content.get(&key) {
             return name.clone();
         }
-        let seqs = prefix_list_seqs(&key.2);
-        let mut entries: Vec<PrefixListEntry> = key.2.iter().zip(seqs).map(|(rule, seq)| PrefixListEntry { seq, rule: rule.clone() }).collect();
+        let texts: Vec<String> = key.2.iter().map(Rule::text).collect();
+        let seqs = prefix_list_seqs(&texts);
+        let mut entries: Vec<PrefixListEntry> = texts.into_iter().zip(seqs).map(|(rule, seq)| PrefixListEntry { seq, rule }).collect();
         entries.sort();
         self.lists.push(PrefixList { family: family.frr(), name: preferred_name.clone(), entries });
         self.by_content.insert(key, preferred_name.clone());
         preferred_name
-    }
-}
-
-fn permit_rules(prefixes: impl IntoIterator<Item = String>, empty: &str) -> Vec<String> {
-    let rules: Vec<String> = prefixes.into_iter().map(|p| format!("permit {p}")).collect();
-    if rules.is_empty() {
-        vec![empty.to_string()]
-    } else {
-        rules
     }
 }
 
@@ -242,7 +259,7 @@ fn neighbor_filters(n: &Neighbor, lists: &mut Lists, maps: &mut Vec<RouteMapEntr
     let prop_keys: Vec<String> = props.iter().map(|p| p.key.clone()).collect();
     let prop_seqs = stable_seqs(&prop_keys, ROUTE_MAP_PROPERTY_SLOTS, 1);
     for (p, seq) in props.into_iter().zip(prop_seqs) {
-        let rules = permit_rules(p.prefixes.iter().map(|x| x.to_string()), "deny any");
+        let rules = p.prefixes.iter().map(|x| exact(*x)).collect();
         let list = lists.intern(&p.key, p.family, format!("{id}-{}", p.key), rules);
         let mut e = blank_route_map(out.clone(), "permit", seq, p.family, list);
         e.local_pref = p.local_pref;
@@ -257,8 +274,7 @@ fn neighbor_filters(n: &Neighbor, lists: &mut Lists, maps: &mut Vec<RouteMapEntr
 
     // What may be advertised.
     for (f, seq) in [(Family::V4, OUT_ALLOWED_V4), (Family::V6, OUT_ALLOWED_V6)] {
-        let nets = if n.family.has(f) { of_family(n.advertise.keys().copied(), f) } else { Vec::new() };
-        let rules = permit_rules(nets.iter().map(|x| x.to_string()), "deny any");
+        let rules = if n.family.has(f) { n.advertise.keys().filter(|p| Family::of(p) == f).map(|p| exact(*p)).collect() } else { Vec::new() };
         let list = lists.intern("allowed", f, format!("{id}-allowed-{}", f.name()), rules);
         let mut e = blank_route_map(out.clone(), "permit", seq, f, list);
         match f {
@@ -271,26 +287,19 @@ fn neighbor_filters(n: &Neighbor, lists: &mut Lists, maps: &mut Vec<RouteMapEntr
     // What is always refused, then what may be received.
     if !n.always_block.is_empty() {
         for (f, seq) in [(Family::V4, IN_DENIED_V4), (Family::V6, IN_DENIED_V6)] {
-            let rules = permit_rules(
-                of_family(n.always_block.iter().copied(), f).into_iter().map(|net| {
-                    if net.prefix_len() == f.max_len() {
-                        net.to_string()
-                    } else {
-                        format!("{net} le {}", f.max_len())
-                    }
-                }),
-                "deny any",
-            );
+            let rules = of_family(n.always_block.iter().copied(), f)
+                .into_iter()
+                .map(|net| Rule::Permit(Filter { prefix: net, ge: None, le: (net.prefix_len() != f.max_len()).then_some(f.max_len()) }))
+                .collect();
             let list = lists.intern("denied-inpl", f, format!("{id}-denied-inpl-{}", n.family.name()), rules);
             maps.push(blank_route_map(inn.clone(), "deny", seq, f, list));
         }
     }
     for (f, seq) in [(Family::V4, IN_ALLOWED_V4), (Family::V6, IN_ALLOWED_V6)] {
         let rules = if n.receive_all.is_some() {
-            vec!["permit any".to_string()]
+            vec![Rule::PermitAny]
         } else {
-            let filters: Vec<&Filter> = n.receive.keys().filter(|flt| Family::of(&flt.prefix) == f).collect();
-            permit_rules(filters.iter().map(|flt| flt.to_string()), "deny any")
+            n.receive.keys().filter(|flt| Family::of(&flt.prefix) == f).map(|flt| Rule::Permit(flt.clone())).collect()
         };
         let list = lists.intern("inpl", f, format!("{id}-inpl-{}", n.family.name()), rules);
         maps.push(blank_route_map(inn.clone(), "permit", seq, f, list));
