@@ -6,3 +6,4 @@ pub mod core;
 pub mod render;
 pub mod input;
 pub mod cli;
+pub mod frr;

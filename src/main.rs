@@ -17,6 +17,10 @@ struct Cli {
 enum Command {
     /// Merge FRRConfigurations from YAML files and print frr.conf (no cluster needed).
     Render(cli::render::RenderArgs),
+    /// Merge, render and apply to the local FRR (only the difference), then verify.
+    Apply(cli::apply::ApplyArgs),
+    /// BGP sessions and BFD peers of the local FRR.
+    Status(cli::apply::StatusArgs),
     /// Print the CustomResourceDefinitions (YAML, one document each).
     Crds,
     /// Measure compose+render time and memory on generated input.
@@ -29,6 +33,8 @@ fn main() -> ExitCode {
     let mut err = std::io::stderr().lock();
     let code = match cli.command {
         Command::Render(args) => cli::render::run(&args, &mut out, &mut err),
+        Command::Apply(args) => cli::apply::run(&args, &mut out, &mut err),
+        Command::Status(args) => cli::apply::status(&args, &mut out, &mut err),
         Command::Crds => {
             use std::io::Write;
             let _ = out.write_all(cli::crds_yaml().as_bytes());

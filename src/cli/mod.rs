@@ -1,5 +1,6 @@
 //! Command-line front ends of the core (the thin I/O shell of `render`, `crds`, `bench-render`).
 
+pub mod apply;
 pub mod bench;
 pub mod render;
 

@@ -42,3 +42,41 @@ pub fn explain(model: &Model) -> String {
     }
     out
 }
+
+/// The FRRConfiguration(s) a rendered line most likely comes from, for error messages: the
+/// neighbor or prefix it names, else the raw snippet that holds it, else every object of the
+/// router it sits in, else every object.
+pub fn sources_for_line(model: &Model, line: &str) -> Vec<crate::core::ObjRef> {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let mut found: std::collections::BTreeSet<crate::core::ObjRef> = Default::default();
+    for r in &model.routers {
+        for n in &r.neighbors {
+            let peer = n.peer.to_string();
+            let id = n.id();
+            if words.iter().any(|w| *w == peer || w.starts_with(&format!("{id}-"))) {
+                found.extend(n.sources.iter().cloned());
+            }
+        }
+        for (p, s) in &r.prefixes {
+            if words.contains(&p.to_string().as_str()) {
+                found.extend(s.iter().cloned());
+            }
+        }
+    }
+    if found.is_empty() {
+        for raw in &model.raw {
+            if raw.text.lines().any(|l| l.trim() == line.trim()) {
+                found.insert(raw.source.clone());
+            }
+        }
+    }
+    if found.is_empty() {
+        for r in &model.routers {
+            found.extend(r.sources.iter().cloned());
+        }
+        for p in &model.bfd_profiles {
+            found.extend(p.sources.iter().cloned());
+        }
+    }
+    found.into_iter().collect()
+}

@@ -6,7 +6,7 @@
 
 mod explain;
 mod plan;
-pub use explain::explain;
+pub use explain::{explain, sources_for_line};
 
 use std::sync::OnceLock;
 

@@ -734,6 +734,16 @@ impl Frr {
     pub fn dir(&self) -> PathBuf {
         self.host(&self.dir)
     }
+    /// Arguments that point `frr-composer apply` / `status` at this instance.
+    pub fn cli_args(&self) -> Vec<String> {
+        let mut v = vec!["--pathspace".to_string(), self.name.clone(), "--vtysh-config-dir".to_string(), self.dir.join("etc").display().to_string()];
+        if self.version == FrrVersion::V10 {
+            v.push("--frr-root".into());
+            v.push(self.root.display().to_string());
+        }
+        v
+    }
+
     pub fn pid(&self, daemon: &str) -> Option<u32> {
         self.pids.iter().find(|(d, _)| d == daemon).map(|(_, p)| *p)
     }

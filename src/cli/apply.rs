@@ -1,0 +1,319 @@
+//! `frr-composer apply`: merge, render and apply to the local FRR; `--watch` keeps it there.
+//! `frr-composer status`: BGP sessions and BFD peers.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::core::Model;
+use crate::frr::apply::{ApplyError, Applier, Applied, Report};
+use crate::frr::vtysh::{FrrLocation, Rejected};
+use crate::frr::{redact, state};
+
+/// Where FRR is.
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct FrrArgs {
+    /// FRR pathspace (FRR's `-N`); default: FRR's default paths.
+    #[arg(long)]
+    pub pathspace: Option<String>,
+    /// The vtysh program.
+    #[arg(long, value_name = "PATH")]
+    pub vtysh: Option<PathBuf>,
+    /// FRR is installed under this root (a chroot): vtysh runs as `chroot ROOT vtysh`.
+    #[arg(long, value_name = "DIR")]
+    pub frr_root: Option<PathBuf>,
+    /// vtysh's configuration folder (vtysh's `--config_dir`).
+    #[arg(long, value_name = "DIR")]
+    pub vtysh_config_dir: Option<PathBuf>,
+}
+
+impl FrrArgs {
+    pub fn location(&self) -> FrrLocation {
+        FrrLocation {
+            vtysh: self.vtysh.clone(),
+            pathspace: self.pathspace.clone(),
+            root: self.frr_root.clone(),
+            config_dir: self.vtysh_config_dir.clone(),
+            run_dir: None,
+        }
+    }
+}
+
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct ApplyArgs {
+    /// YAML files or folders, as for `render`.
+    #[arg(required = true)]
+    pub inputs: Vec<PathBuf>,
+    #[command(flatten)]
+    pub node: super::render::NodeArgs,
+    #[command(flatten)]
+    pub frr: FrrArgs,
+    /// Remember the verified configuration here: an unchanged configuration is then applied
+    /// with no FRR command at all, as long as FRR's daemons have not restarted.
+    #[arg(long, value_name = "FILE")]
+    pub state_file: Option<PathBuf>,
+    /// Also write the applied configuration to this file (e.g. /etc/frr/frr.conf), so that FRR
+    /// starts with it.
+    #[arg(long, value_name = "FILE")]
+    pub persist: Option<PathBuf>,
+    /// Keep running: re-apply when the inputs change, when an FRR daemon restarts, and when
+    /// the running configuration drifts.
+    #[arg(long)]
+    pub watch: bool,
+    /// With --watch: seconds between drift checks of the running configuration.
+    #[arg(long, default_value_t = 30)]
+    pub drift_interval: u64,
+    /// With --watch: milliseconds between checks for daemon restarts and input changes.
+    #[arg(long, default_value_t = 250)]
+    pub poll_ms: u64,
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1e3)
+}
+
+fn describe_rejected(model: &Model, r: &[Rejected]) -> String {
+    r.iter()
+        .map(|r| {
+            let from = crate::render::sources_for_line(model, &r.line).iter().map(|o| o.to_string()).collect::<Vec<_>>().join(", ");
+            redact(&format!("  {}: {} (from FRRConfiguration {from})", r.line, r.message))
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn print_report(out: &mut dyn Write, r: &Report) {
+    if r.commands == 0 {
+        let _ = writeln!(out, "frr-composer: FRR already runs the desired configuration ({}; {})", if r.read_running { "verified" } else { "no FRR command" }, ms(r.total));
+        return;
+    }
+    for a in &r.added {
+        let _ = writeln!(out, "+ {}", redact(a));
+    }
+    for d in &r.removed {
+        let _ = writeln!(out, "- {}", redact(d));
+    }
+    let _ = writeln!(
+        out,
+        "frr-composer: applied {} change(s){}{} in {} (check {}, apply {}, verify {})",
+        r.commands,
+        if r.from_running { " computed from FRR's running configuration" } else { "" },
+        if r.repaired { ", drift repaired" } else { "" },
+        ms(r.total),
+        ms(r.check),
+        ms(r.apply),
+        ms(r.verify),
+    );
+}
+
+/// Renders the inputs; errors are printed and yield `None`.
+fn desired(args: &ApplyArgs, err: &mut dyn Write) -> Option<(Model, String)> {
+    let (objects, load_errors) = super::load_inputs(&args.inputs);
+    let mut notices = Vec::new();
+    let composed = if load_errors.is_empty() {
+        super::render::compose_objects(&args.node, &objects, &mut notices)
+    } else {
+        Err(crate::core::Errors::new(load_errors))
+    };
+    for n in &notices {
+        let _ = writeln!(err, "frr-composer: {n}");
+    }
+    match composed {
+        Ok(c) => match crate::render::render(&c.model) {
+            Ok(text) => Some((c.model, text)),
+            Err(e) => {
+                let _ = writeln!(err, "error: {e}");
+                None
+            }
+        },
+        Err(errors) => {
+            for e in &errors.0 {
+                let _ = writeln!(err, "error: {e}");
+            }
+            let _ = writeln!(err, "frr-composer: {} error(s); FRR keeps its current configuration", errors.0.len());
+            None
+        }
+    }
+}
+
+fn apply_once(applier: &mut Applier, model: &Model, text: &str, out: &mut dyn Write, err: &mut dyn Write) -> bool {
+    match applier.apply(text) {
+        Ok(r) => {
+            print_report(out, &r);
+            true
+        }
+        Err(ApplyError::Refused(r)) => {
+            let _ = writeln!(err, "error: FRR refuses the configuration; nothing was changed:\n{}", describe_rejected(model, &r));
+            false
+        }
+        Err(ApplyError::Failed(r)) => {
+            let _ = writeln!(err, "error: FRR refused commands while applying; the previous configuration was restored:\n{}", describe_rejected(model, &r));
+            false
+        }
+        Err(e) => {
+            let _ = writeln!(err, "error: {}", redact(&e.to_string()));
+            false
+        }
+    }
+}
+
+fn inputs_stamp(paths: &[PathBuf]) -> Vec<(PathBuf, Option<SystemTime>)> {
+    fn walk(p: &std::path::Path, out: &mut Vec<(PathBuf, Option<SystemTime>)>) {
+        let meta = std::fs::metadata(p).ok();
+        out.push((p.to_path_buf(), meta.as_ref().and_then(|m| m.modified().ok())));
+        if meta.is_some_and(|m| m.is_dir()) {
+            if let Ok(entries) = std::fs::read_dir(p) {
+                let mut v: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+                v.sort();
+                for e in v {
+                    walk(&e, out);
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for p in paths {
+        walk(p, &mut out);
+    }
+    out
+}
+
+/// Runs `apply`; exit code 0 only when FRR runs the desired configuration.
+pub fn run(args: &ApplyArgs, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+    let mut applier = Applier::new(args.frr.location());
+    applier.persist = args.persist.clone();
+    if let Some(path) = &args.state_file {
+        applier.state = std::fs::read_to_string(path).ok().and_then(|t| serde_json::from_str::<Applied>(&t).ok());
+    }
+    let save_state = |applier: &Applier| {
+        if let Some(path) = &args.state_file {
+            match &applier.state {
+                Some(s) => {
+                    let _ = crate::frr::apply::persist(path, &serde_json::to_string(s).unwrap_or_default());
+                }
+                None => {
+                    let _ = std::fs::remove_file(path);
+                }
+            }
+        }
+    };
+    let Some((mut model, mut text)) = desired(args, err) else { return 2 };
+    if !applier.state_is_current() {
+        if let Err(e) = applier.location.version() {
+            let _ = writeln!(err, "error: {e}");
+            return 3;
+        }
+    }
+    let mut ok = apply_once(&mut applier, &model, &text, out, err);
+    save_state(&applier);
+    if !args.watch {
+        return if ok { 0 } else { 1 };
+    }
+    // --watch: keep FRR at the desired configuration.
+    let mut stamp = inputs_stamp(&args.inputs);
+    let mut last_drift_check = Instant::now();
+    let mut repairs = 0u64;
+    loop {
+        std::thread::sleep(Duration::from_millis(args.poll_ms));
+        let now_stamp = inputs_stamp(&args.inputs);
+        if now_stamp != stamp {
+            stamp = now_stamp;
+            let _ = writeln!(out, "frr-composer: inputs changed");
+            match desired(args, err) {
+                Some((m, t)) => {
+                    model = m;
+                    text = t;
+                    ok = apply_once(&mut applier, &model, &text, out, err);
+                }
+                None => continue, // invalid inputs: FRR keeps what it runs
+            }
+        } else if !applier.state_is_current() {
+            let _ = writeln!(out, "frr-composer: FRR daemons restarted or were not verified; re-applying");
+            applier.invalidate();
+            ok = apply_once(&mut applier, &model, &text, out, err);
+        } else if last_drift_check.elapsed() >= Duration::from_secs(args.drift_interval) {
+            last_drift_check = Instant::now();
+            match applier.check_drift() {
+                Ok(Some(d)) => {
+                    repairs += 1;
+                    let _ = writeln!(out, "frr-composer: drift #{repairs} in FRR's running configuration; repairing:\n{}", redact(&d.to_string()));
+                    applier.invalidate();
+                    ok = apply_once(&mut applier, &model, &text, out, err);
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    let _ = writeln!(err, "error: {e}");
+                }
+            }
+        }
+        let _ = ok;
+        save_state(&applier);
+        let _ = out.flush();
+    }
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Output {
+    #[default]
+    Table,
+    Json,
+}
+
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub frr: FrrArgs,
+    #[arg(short = 'o', long, value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+}
+
+fn uptime(msec: Option<u64>) -> String {
+    match msec {
+        None => "-".into(),
+        Some(ms) => {
+            let s = ms / 1000;
+            format!("{:02}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+        }
+    }
+}
+
+pub fn status(args: &StatusArgs, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+    let loc = args.frr.location();
+    let neighbors = match state::bgp_neighbors(&loc) {
+        Ok(n) => n,
+        Err(e) => {
+            let _ = writeln!(err, "error: {e}");
+            return 3;
+        }
+    };
+    let bfd = state::bfd_peers(&loc).unwrap_or_default();
+    if args.output == Output::Json {
+        let v = serde_json::json!({"bgpNeighbors": neighbors, "bfdPeers": bfd});
+        let _ = writeln!(out, "{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        return 0;
+    }
+    let _ = writeln!(out, "{:<10} {:<28} {:>10} {:<12} {:>9} {:>6} {:>6} {:>6} {:<5} LAST RESET", "VRF", "PEER", "AS", "STATE", "UPTIME", "RCVD", "ACCPT", "SENT", "BFD");
+    for n in &neighbors {
+        let _ = writeln!(
+            out,
+            "{:<10} {:<28} {:>10} {:<12} {:>9} {:>6} {:>6} {:>6} {:<5} {}",
+            n.vrf,
+            n.peer,
+            n.remote_as.map(|a| a.to_string()).unwrap_or_default(),
+            n.state,
+            uptime(n.uptime_msec),
+            n.prefixes_received,
+            n.prefixes_accepted,
+            n.prefixes_sent,
+            n.bfd_status.as_deref().unwrap_or("-"),
+            n.last_reset_reason.as_deref().unwrap_or("-"),
+        );
+    }
+    if !bfd.is_empty() {
+        let _ = writeln!(out, "\n{:<10} {:<28} {:<10} {:>9}", "VRF", "BFD PEER", "STATUS", "UPTIME");
+        for p in &bfd {
+            let _ = writeln!(out, "{:<10} {:<28} {:<10} {:>9}", p.vrf, p.peer, p.status, uptime(p.uptime_sec.map(|s| s * 1000)));
+        }
+    }
+    0
+}

@@ -1,0 +1,165 @@
+//! Typed reads of FRR's state from its JSON output: BGP neighbors per VRF, BFD peers, daemons.
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::vtysh::{FrrError, FrrLocation};
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BgpNeighbor {
+    /// FRR's VRF name (`default` for the default VRF).
+    pub vrf: String,
+    pub peer: String,
+    pub remote_as: Option<u64>,
+    pub local_as: Option<u64>,
+    /// Idle, Connect, Active, OpenSent, OpenConfirm, Established.
+    pub state: String,
+    /// Milliseconds in the current state (Established: session uptime).
+    pub uptime_msec: Option<u64>,
+    pub prefixes_received: u64,
+    pub prefixes_accepted: u64,
+    pub prefixes_sent: u64,
+    pub messages_sent: u64,
+    pub messages_received: u64,
+    pub updates_sent: u64,
+    pub updates_received: u64,
+    pub opens_sent: u64,
+    pub opens_received: u64,
+    pub notifications_sent: u64,
+    pub notifications_received: u64,
+    pub keepalives_sent: u64,
+    pub keepalives_received: u64,
+    pub route_refresh_sent: u64,
+    pub connections_established: u64,
+    pub connections_dropped: u64,
+    pub last_reset_reason: Option<String>,
+    /// BFD status of the session (Up, Down, ...), when BFD is on.
+    pub bfd_status: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BfdPeer {
+    pub vrf: String,
+    pub peer: String,
+    pub interface: Option<String>,
+    pub status: String,
+    pub uptime_sec: Option<u64>,
+    pub multihop: bool,
+}
+
+fn u(v: &Value, k: &str) -> u64 {
+    v.get(k).and_then(Value::as_u64).unwrap_or(0)
+}
+
+/// Parses `show bgp vrf all neighbors json`.
+pub fn parse_bgp_neighbors(v: &Value) -> Vec<BgpNeighbor> {
+    let mut out = Vec::new();
+    let Some(vrfs) = v.as_object() else { return out };
+    for (vrf, peers) in vrfs {
+        let Some(peers) = peers.as_object() else { continue };
+        for (peer, n) in peers {
+            if !n.is_object() || n.get("bgpState").is_none() {
+                continue; // vrfId, vrfName, ...
+            }
+            let msgs = n.get("messageStats").cloned().unwrap_or(Value::Null);
+            let mut received = 0;
+            let mut accepted = 0;
+            let mut sent = 0;
+            if let Some(afs) = n.get("addressFamilyInfo").and_then(Value::as_object) {
+                for af in afs.values() {
+                    accepted += u(af, "acceptedPrefixCounter");
+                    sent += u(af, "sentPrefixCounter");
+                    received += af.get("prefixReceivedCounter").and_then(Value::as_u64).unwrap_or_else(|| u(af, "acceptedPrefixCounter"));
+                }
+            }
+            out.push(BgpNeighbor {
+                vrf: vrf.clone(),
+                peer: peer.clone(),
+                remote_as: n.get("remoteAs").and_then(Value::as_u64),
+                local_as: n.get("localAs").and_then(Value::as_u64),
+                state: n.get("bgpState").and_then(Value::as_str).unwrap_or("").to_string(),
+                uptime_msec: n.get("bgpTimerUpMsec").and_then(Value::as_u64),
+                prefixes_received: received,
+                prefixes_accepted: accepted,
+                prefixes_sent: sent,
+                messages_sent: u(&msgs, "totalSent"),
+                messages_received: u(&msgs, "totalRecv"),
+                updates_sent: u(&msgs, "updatesSent"),
+                updates_received: u(&msgs, "updatesRecv"),
+                opens_sent: u(&msgs, "opensSent"),
+                opens_received: u(&msgs, "opensRecv"),
+                notifications_sent: u(&msgs, "notificationsSent"),
+                notifications_received: u(&msgs, "notificationsRecv"),
+                keepalives_sent: u(&msgs, "keepalivesSent"),
+                keepalives_received: u(&msgs, "keepalivesRecv"),
+                route_refresh_sent: u(&msgs, "routeRefreshSent"),
+                connections_established: u(n, "connectionsEstablished"),
+                connections_dropped: u(n, "connectionsDropped"),
+                last_reset_reason: n.get("lastResetDueTo").and_then(Value::as_str).map(String::from),
+                bfd_status: n.get("peerBfdInfo").and_then(|b| b.get("status")).and_then(Value::as_str).map(String::from),
+            });
+        }
+    }
+    out.sort_by(|a, b| (&a.vrf, &a.peer).cmp(&(&b.vrf, &b.peer)));
+    out
+}
+
+/// Parses `show bfd peers json` (a list of peers, each with its VRF).
+pub fn parse_bfd_peers(v: &Value) -> Vec<BfdPeer> {
+    let mut out: Vec<BfdPeer> = v
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|p| BfdPeer {
+                    vrf: p.get("vrf").and_then(Value::as_str).unwrap_or("default").to_string(),
+                    peer: p.get("peer").and_then(Value::as_str).unwrap_or("").to_string(),
+                    interface: p.get("interface").and_then(Value::as_str).map(String::from),
+                    status: p.get("status").and_then(Value::as_str).unwrap_or("").to_string(),
+                    uptime_sec: p.get("uptime").and_then(Value::as_u64),
+                    multihop: p.get("multihop").and_then(Value::as_bool).unwrap_or(false),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort_by(|a, b| (&a.vrf, &a.peer).cmp(&(&b.vrf, &b.peer)));
+    out
+}
+
+pub fn bgp_neighbors(loc: &FrrLocation) -> Result<Vec<BgpNeighbor>, FrrError> {
+    Ok(parse_bgp_neighbors(&loc.show_json("show bgp vrf all neighbors json")?))
+}
+
+pub fn bfd_peers(loc: &FrrLocation) -> Result<Vec<BfdPeer>, FrrError> {
+    Ok(parse_bfd_peers(&loc.show_json("show bfd peers json")?))
+}
+
+/// Daemons vtysh can reach (`show daemons`).
+pub fn daemons(loc: &FrrLocation) -> Result<Vec<String>, FrrError> {
+    Ok(loc.show("show daemons")?.split_whitespace().map(String::from).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_neighbors_of_every_vrf() {
+        let v: Value = serde_json::from_str(r#"{
+          "default": {"vrfId": 0, "vrfName": "default",
+            "192.0.2.1": {"remoteAs": 65102, "localAs": 65801, "bgpState": "Established", "bgpTimerUpMsec": 12000,
+              "connectionsEstablished": 1, "connectionsDropped": 0, "lastResetDueTo": "No AFI/SAFI activated for peer",
+              "messageStats": {"opensSent": 1, "opensRecv": 1, "updatesSent": 2, "updatesRecv": 3, "keepalivesSent": 4, "keepalivesRecv": 4, "totalSent": 7, "totalRecv": 8},
+              "addressFamilyInfo": {"ipv4Unicast": {"acceptedPrefixCounter": 3, "sentPrefixCounter": 1}},
+              "peerBfdInfo": {"status": "Up"}}},
+          "red": {"vrfId": 5, "vrfName": "red", "2001:db8::1": {"remoteAs": 1, "bgpState": "Active"}}
+        }"#).unwrap();
+        let n = parse_bgp_neighbors(&v);
+        assert_eq!(n.len(), 2);
+        assert_eq!((n[0].peer.as_str(), n[0].state.as_str(), n[0].prefixes_accepted, n[0].prefixes_sent), ("192.0.2.1", "Established", 3, 1));
+        assert_eq!(n[0].bfd_status.as_deref(), Some("Up"));
+        assert_eq!(n[0].messages_received, 8);
+        assert_eq!(n[1].vrf, "red");
+    }
+}

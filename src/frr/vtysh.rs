@@ -1,0 +1,277 @@
+//! Running vtysh: show commands (text and JSON), FRR's syntax check, and configuration batches.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Where FRR is and how to reach it.
+#[derive(Clone, Debug, Default)]
+pub struct FrrLocation {
+    /// The vtysh program (default `vtysh`).
+    pub vtysh: Option<PathBuf>,
+    /// FRR's pathspace (`vtysh -N`).
+    pub pathspace: Option<String>,
+    /// FRR installed under another root (e.g. a chroot): vtysh runs as `chroot ROOT vtysh`.
+    pub root: Option<PathBuf>,
+    /// vtysh's configuration folder (`--config_dir`), as seen by vtysh.
+    pub config_dir: Option<PathBuf>,
+    /// Folder of the vty sockets, as seen by vtysh (default `/run/frr[/<pathspace>]`).
+    pub run_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FrrError {
+    #[error("cannot run vtysh ({program}): {source}")]
+    Spawn { program: String, source: std::io::Error },
+    #[error("FRR is not running or not reachable{}: {output}", .pathspace.as_ref().map(|p| format!(" (pathspace {p})")).unwrap_or_default())]
+    Unreachable { pathspace: Option<String>, output: String },
+    #[error("vtysh `{command}` failed: {output}")]
+    Command { command: String, output: String },
+    #[error("`{command}` did not return JSON: {reason}")]
+    Json { command: String, reason: String },
+    #[error("FRR {found} is too old; frr-composer needs FRR 8.0 or later")]
+    TooOld { found: String },
+    #[error("cannot write {path}: {source}")]
+    File { path: PathBuf, source: std::io::Error },
+}
+
+/// A line FRR refused, with its message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rejected {
+    /// 1-based line number in the text that was checked or applied.
+    pub line_no: usize,
+    pub line: String,
+    pub message: String,
+}
+
+impl FrrLocation {
+    pub fn program(&self) -> String {
+        self.vtysh.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "vtysh".into())
+    }
+
+    fn command(&self) -> Command {
+        let mut c = match &self.root {
+            Some(root) => {
+                let mut c = Command::new("chroot");
+                c.arg(root).arg(self.program());
+                c
+            }
+            None => Command::new(self.program()),
+        };
+        if let Some(ns) = &self.pathspace {
+            c.args(["-N", ns]);
+        }
+        if let Some(dir) = &self.config_dir {
+            c.arg("--config_dir").arg(dir);
+        }
+        // no history file, no pager
+        c.args(["-H", "/dev/null"]).env("VTYSH_PAGER", "cat");
+        c
+    }
+
+    /// The vty sockets' folder on this host (under `root`).
+    pub fn run_dir_on_host(&self) -> PathBuf {
+        let inner = self.run_dir.clone().unwrap_or_else(|| match &self.pathspace {
+            Some(ns) => Path::new("/run/frr").join(ns),
+            None => PathBuf::from("/run/frr"),
+        });
+        match &self.root {
+            Some(root) => root.join(inner.strip_prefix("/").unwrap_or(&inner)),
+            None => inner,
+        }
+    }
+
+    fn run(&self, c: &mut Command, what: &str) -> Result<String, FrrError> {
+        let out = c.output().map_err(|e| FrrError::Spawn { program: self.program(), source: e })?;
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        if !out.status.success() {
+            let output = format!("{stdout}{stderr}").trim().to_string();
+            if output.contains("Exiting: failed to connect") || output.contains("failed to connect to any daemons") || output.contains("No such file or directory") {
+                return Err(FrrError::Unreachable { pathspace: self.pathspace.clone(), output });
+            }
+            return Err(FrrError::Command { command: what.to_string(), output });
+        }
+        Ok(stdout)
+    }
+
+    /// Runs one show command.
+    pub fn show(&self, cmd: &str) -> Result<String, FrrError> {
+        let mut c = self.command();
+        c.args(["-c", cmd]);
+        self.run(&mut c, cmd)
+    }
+
+    pub fn show_json(&self, cmd: &str) -> Result<serde_json::Value, FrrError> {
+        let text = self.show(cmd)?;
+        serde_json::from_str(&text).map_err(|e| FrrError::Json { command: cmd.to_string(), reason: format!("{e}: {}", text.chars().take(200).collect::<String>()) })
+    }
+
+    pub fn running_config(&self) -> Result<String, FrrError> {
+        self.show("show running-config")
+    }
+
+    /// The running configuration as the daemons that use each part hold it. vtysh's plain
+    /// `show running-config` merges all daemons, so prefix lists and route-maps that bgpd lost in
+    /// a restart would still show (zebra has copies); here they come from bgpd alone, the BFD
+    /// block from bfdd, VRF/VNI and next-hop tracking from zebra (and mgmtd on FRR 10).
+    pub fn owned_running_config(&self) -> Result<String, FrrError> {
+        let bgpd = self.show("show running-config bgpd")?;
+        let mut text = String::new();
+        for line in bgpd.lines() {
+            text.push_str(line);
+            text.push('\n');
+        }
+        for daemon in ["bfdd", "zebra", "mgmtd"] {
+            // a daemon that does not run (mgmtd before FRR 10) has nothing to add
+            let Ok(part) = self.show(&format!("show running-config {daemon}")) else { continue };
+            if part.trim_start().starts_with('%') {
+                continue;
+            }
+            let mut keep = false;
+            for line in part.lines() {
+                if !line.starts_with(' ') && !line.trim().is_empty() {
+                    keep = match daemon {
+                        "bfdd" => line.starts_with("bfd"),
+                        _ => line.starts_with("vrf ") || line.starts_with("ip nht") || line.starts_with("ipv6 nht") || line.starts_with("debug zebra"),
+                    };
+                }
+                if keep {
+                    text.push_str(line);
+                    text.push('\n');
+                }
+            }
+        }
+        Ok(text)
+    }
+
+    /// FRR's version, from `show version`; refuses versions older than 8.
+    pub fn version(&self) -> Result<String, FrrError> {
+        let text = self.show("show version")?;
+        let version = text
+            .split_whitespace()
+            .skip_while(|w| *w != "FRRouting")
+            .nth(1)
+            .map(|v| v.trim_start_matches('(').trim_end_matches(')').trim_end_matches(',').to_string())
+            .unwrap_or_else(|| text.lines().next().unwrap_or("").to_string());
+        let major: u32 = version.split('.').next().and_then(|m| m.parse().ok()).unwrap_or(0);
+        if major < 8 {
+            return Err(FrrError::TooOld { found: version });
+        }
+        Ok(version)
+    }
+
+    /// FRR's own syntax check of a whole configuration (`vtysh -C -f`), without touching the
+    /// daemons. Returns the refused lines.
+    pub fn check(&self, text: &str) -> Result<Vec<Rejected>, FrrError> {
+        let name = format!("frr-composer-check-{}-{}.conf", std::process::id(), unique());
+        let inner = std::env::temp_dir().join(name);
+        let host = match &self.root {
+            Some(root) => root.join(inner.strip_prefix("/").unwrap_or(&inner)),
+            None => inner.clone(),
+        };
+        std::fs::write(&host, text).map_err(|e| FrrError::File { path: host.clone(), source: e })?;
+        let mut c = self.command();
+        c.arg("-C").arg("-f").arg(&inner);
+        let out = c.output().map_err(|e| FrrError::Spawn { program: self.program(), source: e });
+        let _ = std::fs::remove_file(&host);
+        let out = out?;
+        let output = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        let lines: Vec<&str> = text.lines().collect();
+        let mut rejected = Vec::new();
+        for l in output.lines() {
+            // "line 12: % Unknown command[4]: neighbor 192.0.2.1 timers 70000 90"
+            let Some(rest) = l.trim().strip_prefix("line ") else { continue };
+            let Some((n, msg)) = rest.split_once(':') else { continue };
+            let Ok(n) = n.trim().parse::<usize>() else { continue };
+            let r = Rejected { line_no: n, line: lines.get(n.wrapping_sub(1)).unwrap_or(&"").trim().to_string(), message: msg.trim().to_string() };
+            if !rejected.contains(&r) {
+                rejected.push(r);
+            }
+        }
+        if rejected.is_empty() && !out.status.success() {
+            return Err(FrrError::Command { command: "vtysh -C -f".into(), output: output.trim().to_string() });
+        }
+        Ok(rejected)
+    }
+
+    /// Sends a batch of configuration commands in one vtysh session (stdin), in configuration
+    /// mode. Returns the commands FRR refused. FRR 10 may briefly hold its configuration
+    /// datastore for another session; that is retried for up to 5 s.
+    pub fn configure(&self, batch: &str) -> Result<Vec<Rejected>, FrrError> {
+        let script = format!("configure terminal\n{batch}end\n");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let mut c = self.command();
+            c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+            let mut child = c.spawn().map_err(|e| FrrError::Spawn { program: self.program(), source: e })?;
+            if let Some(mut stdin) = child.stdin.take() {
+                let _ = stdin.write_all(script.as_bytes());
+            }
+            let out = child.wait_with_output().map_err(|e| FrrError::Spawn { program: self.program(), source: e })?;
+            let output = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+            if output.contains("datastore locked by another session") && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(100));
+                continue;
+            }
+            if output.contains("failed to connect to any daemons") || output.contains("Exiting: failed to connect") {
+                return Err(FrrError::Unreachable { pathspace: self.pathspace.clone(), output: output.trim().to_string() });
+            }
+            return Ok(rejected_in_session(&script, &output));
+        }
+    }
+}
+
+fn unique() -> usize {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static N: AtomicUsize = AtomicUsize::new(0);
+    N.fetch_add(1, Ordering::SeqCst)
+}
+
+/// vtysh echoes every command after its prompt (`host(config-router)# cmd`), and prints
+/// `% ...` after a command it refused. Pairs each message with the command before it.
+fn rejected_in_session(script: &str, output: &str) -> Vec<Rejected> {
+    let sent: Vec<&str> = script.lines().collect();
+    let mut rejected = Vec::new();
+    let mut index = 0usize; // commands echoed so far
+    let mut last: Option<(usize, String)> = None;
+    for l in output.lines() {
+        if let Some(pos) = l.find("# ") {
+            let prompt = &l[..pos];
+            if prompt.contains('(') || !prompt.contains(' ') {
+                let echoed = l[pos + 2..].trim();
+                if !echoed.is_empty() && index < sent.len() && sent[index].trim() == echoed {
+                    index += 1;
+                    last = Some((index, echoed.to_string()));
+                    continue;
+                }
+            }
+        }
+        let t = l.trim();
+        if t.starts_with('%') {
+            let (n, line) = last.clone().unwrap_or((0, String::new()));
+            let r = Rejected { line_no: n.saturating_sub(1), line, message: t.to_string() };
+            if !rejected.contains(&r) {
+                rejected.push(r);
+            }
+        }
+    }
+    rejected
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pairs_messages_with_commands() {
+        let script = "configure terminal\nrouter bgp 65000\n neighbor 192.0.2.1 timers 70000 9\nfoo bar\nend\n";
+        let output = "\nHello, this is FRRouting (version 8.4.4).\n\nvm# configure terminal\nvm(config)# router bgp 65000\nvm(config-router)#  neighbor 192.0.2.1 timers 70000 9\n% Unknown command:  neighbor 192.0.2.1 timers 70000 9\nvm(config-router)# foo bar\n% Unknown command: foo bar\nvm(config)# end\nvm# \n";
+        let r = rejected_in_session(script, output);
+        assert_eq!(r.len(), 2);
+        assert_eq!(r[0].line, "neighbor 192.0.2.1 timers 70000 9");
+        assert_eq!(r[0].line_no, 2);
+        assert_eq!(r[1].line, "foo bar");
+    }
+}

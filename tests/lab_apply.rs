@@ -1,0 +1,224 @@
+//! `frr-composer apply` against real FRR 8.4 and 10.3 and a real peer (GoBGP):
+//! the field example (metallb-wk3, then receive-all, then back), incremental changes, no-op
+//! applies, refused configurations, and restarts of bgpd under `apply --watch`.
+//!
+//! Needs root, `ip netns`, FRR and gobgpd (.ci/install-frr.sh): skipped without them, except
+//! under CI=true, where it fails.
+
+mod lab;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use lab::{Frr, FrrVersion, GoBgp, GoBgpNeighbor, Netns, Req, TempDir};
+
+const NODE_IP: &str = "192.0.2.113";
+const ROUTER_IP: &str = "192.0.2.1";
+const LB_IP: &str = "198.51.100.181/32";
+const PEER_ROUTES: [&str; 3] = ["0.0.0.0/0", "203.0.113.0/24", "198.51.100.0/25"];
+
+fn wk3(file: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/lab/wk3").join(file)
+}
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_frr-composer")
+}
+
+fn apply(frr: &Frr, inputs: &[&Path], extra: &[&str]) -> Output {
+    let mut c = Command::new(bin());
+    c.arg("apply").args(inputs).args(["--node", "wk3"]).args(frr.cli_args()).args(extra);
+    c.output().unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!("exit {:?}\n--- stdout\n{}--- stderr\n{}", o.status.code(), String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+fn set(items: &[&str]) -> BTreeSet<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+/// (connections established, uptime ms) of the session to the router.
+fn session(frr: &Frr) -> (u64, u64) {
+    let j = frr.vtysh_json(&format!("show bgp neighbors {ROUTER_IP} json")).unwrap();
+    (j[ROUTER_IP]["connectionsEstablished"].as_u64().unwrap_or(0), j[ROUTER_IP]["bgpTimerUpMsec"].as_u64().unwrap_or(0))
+}
+
+struct Lab {
+    tmp: TempDir,
+    frr: Frr,
+    gobgp: GoBgp,
+    // dropped last
+    _router: Netns,
+    node: Netns,
+}
+
+fn lab(version: FrrVersion) -> Option<Lab> {
+    if !lab::require(&[Req::Frr(version), Req::GoBgp]) {
+        return None;
+    }
+    let tmp = TempDir::new().unwrap();
+    let node = Netns::new().unwrap();
+    let router = Netns::new().unwrap();
+    lab::veth(&node, "eth0", &["192.0.2.113/24"], &router, "eth0", &["192.0.2.1/24"]).unwrap();
+    let gobgp = GoBgp::start(&router, 65102, ROUTER_IP, &[GoBgpNeighbor::new(NODE_IP, 65801)]).unwrap();
+    for p in PEER_ROUTES {
+        gobgp.add_route(p, ROUTER_IP, &[]).unwrap();
+    }
+    let frr = Frr::start(version, &node).unwrap();
+    Some(Lab { tmp, frr, gobgp, _router: router, node })
+}
+
+fn field_example(version: FrrVersion) {
+    let Some(l) = lab(version) else { return };
+    let v = version.label();
+    let diag = |what: &str| format!("FRR {v}: {what}\n--- running\n{}\n--- bgp\n{}\n--- kernel\n{}", l.frr.running_config().unwrap_or_default(), l.frr.vtysh(&["show bgp ipv4 unicast"]).unwrap_or_default(), l.node.routes(false, &[]).unwrap_or_default());
+    let state = l.tmp.path().join("state.json");
+    let state_arg = state.display().to_string();
+
+    // 1. MetalLB's configuration alone.
+    let o = apply(&l.frr, &[&wk3("metallb-wk3.yaml")], &["--state-file", &state_arg]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("computed from FRR's running configuration"), "{}", text(&o));
+    assert!(
+        lab::wait_until(Duration::from_secs(25), || l.gobgp.received_prefixes(NODE_IP).is_ok_and(|p| p == set(&[LB_IP]))),
+        "{}",
+        diag("the router did not receive exactly the LB IP")
+    );
+    assert!(lab::wait_until(Duration::from_secs(10), || l.gobgp.adj_out(NODE_IP).is_ok_and(|r| r.len() == 3)));
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(l.frr.bgp_prefixes(false).unwrap(), set(&[LB_IP]), "{}", diag("the node accepted routes although toReceive is filtered"));
+    let (established, _) = session(&l.frr);
+    assert_eq!(established, 1);
+
+    // 2. No change: no FRR command at all (the state file vouches for it).
+    let o = apply(&l.frr, &[&wk3("metallb-wk3.yaml")], &["--state-file", &state_arg]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("no FRR command"), "{}", text(&o));
+
+    // 3. receive-all widens: the routes reach the BGP table and the kernel, the session stays.
+    let o = apply(&l.frr, &[&wk3("metallb-wk3.yaml"), &wk3("receive-all.yaml")], &["--state-file", &state_arg]);
+    assert!(o.status.success(), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(out.contains("permit any") && !out.contains("computed from FRR's running"), "{}", text(&o));
+    let all: BTreeSet<String> = PEER_ROUTES.iter().chain([&LB_IP]).map(|s| s.to_string()).collect();
+    assert!(lab::wait_until(Duration::from_secs(20), || l.frr.bgp_prefixes(false).is_ok_and(|p| p == all)), "{}", diag("routes not accepted after receive-all"));
+    assert!(
+        lab::wait_until(Duration::from_secs(5), || l.node.routes(false, &["proto", "bgp"]).is_ok_and(|r| ["203.0.113.0/24 ", "198.51.100.0/25 ", "default "].iter().all(|p| r.lines().any(|l| l.starts_with(p) && l.contains("via 192.0.2.1"))))),
+        "{}",
+        diag("routes not in the kernel")
+    );
+    let (established, up1) = session(&l.frr);
+    assert_eq!(established, 1, "{}", diag("the session was reset by widening"));
+
+    // 4. Remove receive-all: back to the first state, still the same session.
+    let o = apply(&l.frr, &[&wk3("metallb-wk3.yaml")], &["--state-file", &state_arg]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(lab::wait_until(Duration::from_secs(20), || l.frr.bgp_prefixes(false).is_ok_and(|p| p == set(&[LB_IP]))), "{}", diag("routes stayed after removing receive-all"));
+    assert!(lab::wait_until(Duration::from_secs(5), || l.node.routes(false, &["proto", "bgp"]).is_ok_and(|r| r.trim().is_empty())), "{}", diag("kernel routes stayed"));
+    let (established, up2) = session(&l.frr);
+    assert_eq!(established, 1, "{}", diag("the session was reset"));
+    assert!(up2 >= up1, "uptime went backwards: {up1} -> {up2}");
+    assert_eq!(l.gobgp.received_prefixes(NODE_IP).unwrap(), set(&[LB_IP]));
+}
+
+#[test]
+fn field_example_frr8() {
+    field_example(FrrVersion::V8);
+}
+
+#[test]
+fn field_example_frr10() {
+    field_example(FrrVersion::V10);
+}
+
+/// A configuration FRR refuses is reported with the object it came from, and FRR keeps
+/// running the previous one.
+fn refused(version: FrrVersion) {
+    let Some(l) = lab(version) else { return };
+    let o = apply(&l.frr, &[&wk3("metallb-wk3.yaml")], &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    let before = l.frr.running_config().unwrap();
+    // A raw snippet FRR does not accept (the core cannot check raw text).
+    let bad = l.tmp.write(
+        "bad-raw.yaml",
+        "apiVersion: frrk8s.metallb.io/v1beta1\nkind: FRRConfiguration\nmetadata: {name: bad-raw, namespace: openshift-frr-k8s}\nspec:\n  raw:\n    rawConfig: |\n      ip prefix-list extra seq 5 permit 192.0.2.0/24\n      this is not an frr command\n",
+    ).unwrap();
+    let o = apply(&l.frr, &[&wk3("metallb-wk3.yaml"), &bad], &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("this is not an frr command") && err.contains("openshift-frr-k8s/bad-raw") && err.contains("nothing was changed"), "{}", text(&o));
+    let after = l.frr.running_config().unwrap();
+    assert_eq!(before, after, "FRR's configuration changed although the apply was refused");
+    assert!(!after.contains("prefix-list extra"));
+}
+
+#[test]
+fn refused_configuration_keeps_the_old_one_frr8() {
+    refused(FrrVersion::V8);
+}
+
+#[test]
+fn refused_configuration_keeps_the_old_one_frr10() {
+    refused(FrrVersion::V10);
+}
+
+struct Watch(Child);
+impl Drop for Watch {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// bgpd killed and started again (as watchfrr would): `apply --watch` puts the configuration
+/// back within 5 s; a change made by hand is found by the drift check and repaired.
+fn self_healing(version: FrrVersion) {
+    let Some(mut l) = lab(version) else { return };
+    let log = l.tmp.path().join("watch.log");
+    let mut c = Command::new(bin());
+    c.arg("apply").arg(wk3("metallb-wk3.yaml")).args(["--node", "wk3"]).args(l.frr.cli_args()).args(["--watch", "--drift-interval", "2", "--poll-ms", "200"]);
+    c.stdout(std::fs::File::create(&log).unwrap()).stderr(Stdio::inherit());
+    let _watch = Watch(c.spawn().unwrap());
+    let configured = || l.frr.running_config().is_ok_and(|r| r.contains("neighbor 192.0.2.1 remote-as 65102") && r.contains("permit 198.51.100.181/32"));
+    assert!(lab::wait_until(Duration::from_secs(10), configured), "never applied: {}", std::fs::read_to_string(&log).unwrap_or_default());
+
+    l.frr.kill_daemon("bgpd").unwrap();
+    l.frr.start_daemon("bgpd").unwrap();
+    let restarted = Instant::now();
+    let configured = || l.frr.running_config().is_ok_and(|r| r.contains("neighbor 192.0.2.1 remote-as 65102") && r.contains("route-map 192.0.2.1-out out"));
+    assert!(lab::wait_until(Duration::from_secs(5), configured), "not restored within 5 s: {}", std::fs::read_to_string(&log).unwrap_or_default());
+    eprintln!("FRR {}: configuration restored {:.2} s after bgpd restarted", version.label(), restarted.elapsed().as_secs_f64());
+    assert!(
+        lab::wait_until(Duration::from_secs(30), || l.gobgp.received_prefixes(NODE_IP).is_ok_and(|p| p == set(&[LB_IP]))),
+        "the session did not come back after the restart\n--- watch log\n{}\n--- FRR\n{}\n{}\n--- gobgp\n{}\n{}",
+        std::fs::read_to_string(&log).unwrap_or_default(),
+        l.frr.vtysh(&["show bgp summary"]).unwrap_or_default(),
+        l.frr.running_config().unwrap_or_default(),
+        l.gobgp.cli(&["neighbor"]).unwrap_or_default(),
+        l.gobgp.log(),
+    );
+
+    // Someone removes a prefix-list entry by hand: the drift check repairs it.
+    l.frr.vtysh(&["configure terminal", "no ip prefix-list 192.0.2.1-allowed-ipv4"]).unwrap();
+    assert!(
+        lab::wait_until(Duration::from_secs(8), || l.frr.running_config().is_ok_and(|r| r.contains("ip prefix-list 192.0.2.1-allowed-ipv4"))),
+        "drift not repaired: {}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    let log = std::fs::read_to_string(&log).unwrap();
+    assert!(log.contains("restarted") && log.contains("drift #1"), "{log}");
+}
+
+#[test]
+fn self_healing_frr8() {
+    self_healing(FrrVersion::V8);
+}
+
+#[test]
+fn self_healing_frr10() {
+    self_healing(FrrVersion::V10);
+}
