@@ -294,6 +294,11 @@ fn convert_evpn(cx: &mut Ctx, rpath: &str, e: &api::EvpnConfig) -> EvpnContrib {
         let p = format!("{path}.l2vnis[{k}]");
         check_vni(cx, &format!("{p}.vni"), l2.vni);
         let props = convert_vni_props(cx, &p, &l2.rd, &l2.import_rts, &l2.export_rts);
+        for (k, rt) in l2.import_rts.iter().enumerate() {
+            if rt.starts_with("*:") {
+                cx.err(format!("{p}.importRTs[{k}]"), format!("{rt:?}: FRR accepts wildcard route targets only for an l3vni, not for an l2vni"));
+            }
+        }
         if l2vnis.insert(l2.vni, props).is_some() {
             cx.err(format!("{p}.vni"), format!("duplicate L2 VNI {} in this router", l2.vni));
         }

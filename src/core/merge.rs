@@ -309,7 +309,8 @@ fn merge_evpn(errors: &mut Vec<Error>, scope: &Scope, parts: &[(&ObjRef, &EvpnCo
         errors,
         scope,
         "evpn.advertiseVNIs",
-        parts.iter().map(|(o, e)| (*o, e.advertise_vnis.unwrap_or(crate::api::AdvertiseVnis::Disabled))),
+        // unset is compatible with either value; explicit Disabled and All conflict
+        parts.iter().filter_map(|(o, e)| e.advertise_vnis.map(|v| (*o, v))),
         |v| format!("{v:?}"),
     );
     let mut l2: BTreeMap<u32, Vec<(&ObjRef, &VniContrib)>> = BTreeMap::new();
@@ -364,6 +365,13 @@ fn validate_evpn(errors: &mut Vec<Error>, routers: &[Router]) {
                         objects: objects.clone(),
                         scope: scope.clone(),
                         reason: "invalid EVPN configuration: advertiseVNIs=All, advertiseSVI and l2vnis require at least one neighbor with the evpn address family".into(),
+                    });
+                }
+                if (e.advertise_svi || !e.l2vnis.is_empty()) && !e.advertise_all_vni {
+                    errors.push(Error::Merged {
+                        objects: objects.clone(),
+                        scope: scope.clone(),
+                        reason: "invalid EVPN configuration: advertiseSVI and l2vnis take effect in FRR only with advertiseVNIs: All (FRR ignores them otherwise)".into(),
                     });
                 }
                 if e.l3vni.is_some() && !r.neighbors.is_empty() {

@@ -30,7 +30,17 @@ pub fn managed(line: &str) -> bool {
 /// Lines that FRR applies but does not show in `show running-config`, or shows differently:
 /// they are not counted as drift.
 fn invisible(path: &str) -> bool {
-    path == "ip nht resolve-via-default" || path == "ipv6 nht resolve-via-default" || path.starts_with("hostname ") || path == "log stdout informational"
+    path == "ip nht resolve-via-default" || path == "ipv6 nht resolve-via-default" || path.starts_with("hostname ") || path == "log stdout informational" || auto_route_target(path)
+}
+
+/// FRR does not show an L2VNI's route target when it equals the automatic one (`ASN:VNI`).
+fn auto_route_target(path: &str) -> bool {
+    let parts: Vec<&str> = path.split(" > ").collect();
+    let [router, "address-family l2vpn evpn", vni, rt] = parts.as_slice() else { return false };
+    let asn = router.split_whitespace().nth(2).unwrap_or("");
+    let vni = vni.strip_prefix("vni ").unwrap_or("");
+    let value = rt.strip_prefix("route-target import ").or_else(|| rt.strip_prefix("route-target export "));
+    value == Some(&format!("{asn}:{vni}"))
 }
 
 /// Keeps what frr-composer manages (plus the top-level lines of `desired`, for raw configs).
@@ -45,7 +55,8 @@ fn managed_part(tree: Vec<Node>, desired: &[Node]) -> Vec<Node> {
             }
             n
         })
-        .filter(|n| !(n.line.starts_with("vrf ") && n.children.is_empty() && !desired.iter().any(|d| d.line == n.line)))
+        // an empty VRF or BFD block is what FRR shows when nothing of ours is in it
+        .filter(|n| !((n.line.starts_with("vrf ") || n.line == "bfd") && n.children.is_empty() && !desired.iter().any(|d| d.line == n.line)))
         .collect()
 }
 

@@ -61,15 +61,54 @@ pub fn parse(text: &str) -> Vec<Node> {
             continue;
         }
         close_to(&mut stack, &mut root, Some(indent));
+        // FRR prints a route target that is both imported and exported as `both`
+        if let Some(rt) = trimmed.strip_prefix("route-target both ") {
+            for dir in ["import", "export"] {
+                stack.push((indent, Node { line: format!("route-target {dir} {}", rt.trim()), children: Vec::new() }));
+                close_to(&mut stack, &mut root, Some(indent));
+            }
+            continue;
+        }
         stack.push((indent, Node { line: normalise(trimmed), children: Vec::new() }));
     }
     close_to(&mut stack, &mut root, None);
     root
 }
 
-/// Collapses runs of spaces, so that alignment differences do not count as changes.
+/// Collapses runs of spaces, so that alignment differences do not count as changes, and
+/// spells well-known communities as numbers (FRR prints `65535:65282` as `no-advertise`).
 fn normalise(line: &str) -> String {
-    line.split_whitespace().collect::<Vec<_>>().join(" ")
+    let words: Vec<&str> = line.split_whitespace().collect();
+    match words.as_slice() {
+        // FRR prints the default TTL and the default stdout level
+        ["neighbor", peer, "ebgp-multihop", "255"] => return format!("neighbor {peer} ebgp-multihop"),
+        ["log", "stdout", "debugging"] => return "log stdout".into(),
+        _ => {}
+    }
+    if words.len() > 2 && words[0] == "set" && words[1] == "community" {
+        return words.iter().map(|w| well_known_community(w).unwrap_or(w)).collect::<Vec<_>>().join(" ");
+    }
+    words.join(" ")
+}
+
+fn well_known_community(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "graceful-shutdown" => "65535:0",
+        "accept-own" => "65535:1",
+        "route-filter-translated-v4" => "65535:2",
+        "route-filter-v4" => "65535:3",
+        "route-filter-translated-v6" => "65535:4",
+        "route-filter-v6" => "65535:5",
+        "llgr-stale" => "65535:6",
+        "no-llgr" => "65535:7",
+        "accept-own-nexthop" => "65535:8",
+        "blackhole" => "65535:666",
+        "no-export" => "65535:65281",
+        "no-advertise" => "65535:65282",
+        "local-AS" => "65535:65283",
+        "no-peer" => "65535:65284",
+        _ => return None,
+    })
 }
 
 /// For a line that holds one value of a setting, the setting (the line without its value):
@@ -230,11 +269,25 @@ pub fn diff(old: &[Node], new: &[Node]) -> Batch {
     changed.sort_by_key(|(_, n)| addition_rank(&n.line));
     removes.sort_by_key(|n| removal_rank(&n.line));
 
+    // A router whose ASN changes is a new BGP instance in the same VRF: FRR refuses the new
+    // one while the old exists, so the old one goes first (its sessions restart either way).
+    let vrf_of = |l: &str| l.starts_with("router bgp ").then(|| l.split_whitespace().nth(4).unwrap_or("").to_string());
+    let new_vrfs: BTreeSet<String> = adds.iter().filter_map(|n| vrf_of(&n.line)).collect();
+    let (first, later): (Vec<&Node>, Vec<&Node>) = removes.into_iter().partition(|o| vrf_of(&o.line).is_some_and(|v| new_vrfs.contains(&v)));
+    let mut removes = later;
+    for o in first {
+        if let Some(cmd) = removal(&o.line) {
+            e.line(0, &cmd);
+            e.changes += 1;
+            e.removed.push(o.line.clone());
+        }
+    }
+    removes.sort_by_key(|n| removal_rank(&n.line));
     for n in &adds {
         e.subtree(0, n, "");
     }
     for (o, n) in &changed {
-        diff_block(&mut e, &[&n.line], &o.children, &n.children);
+        diff_block(&mut e, &[&n.line], &o.children, &n.children, &BTreeSet::new());
     }
     for o in &removes {
         match removal(&o.line) {
@@ -243,7 +296,7 @@ pub fn diff(old: &[Node], new: &[Node]) -> Batch {
                 e.changes += 1;
                 e.removed.push(o.line.clone());
             }
-            None => diff_block(&mut e, &[&o.line], &o.children, &[]),
+            None => diff_block(&mut e, &[&o.line], &o.children, &[], &BTreeSet::new()),
         }
     }
     let (changes, added, removed) = (e.changes, e.added, e.removed);
@@ -251,7 +304,7 @@ pub fn diff(old: &[Node], new: &[Node]) -> Batch {
 }
 
 /// Changes inside a block that exists on both sides.
-fn diff_block(e: &mut Emit, ctx: &[&str], old: &[Node], new: &[Node]) {
+fn diff_block(e: &mut Emit, ctx: &[&str], old: &[Node], new: &[Node], gone: &BTreeSet<String>) {
     let path = ctx.join(" > ") + " > ";
     let new_keys: BTreeSet<String> = new.iter().filter(|n| !old.iter().any(|o| o.line == n.line)).filter_map(|n| setting_key(&n.line)).collect();
     let mut wrote_ctx = false;
@@ -267,11 +320,12 @@ fn diff_block(e: &mut Emit, ctx: &[&str], old: &[Node], new: &[Node]) {
     removes.retain(|o| !(o.children.is_empty() && setting_key(&o.line).is_some_and(|k| new_keys.contains(&k))));
     // `no neighbor X` must come after `no neighbor X <option>` lines (it deletes them all)
     removes.sort_by_key(|o| o.line.split_whitespace().nth(2) == Some("remote-as") || o.line.split_whitespace().nth(2) == Some("interface"));
-    let removes_neighbor: BTreeSet<String> = removes
+    let mut removes_neighbor: BTreeSet<String> = removes
         .iter()
         .filter(|o| matches!(o.line.split_whitespace().nth(2), Some("remote-as" | "interface")))
         .filter_map(|o| o.line.split_whitespace().nth(1).map(String::from))
         .collect();
+    removes_neighbor.extend(gone.iter().cloned());
     for o in removes {
         // options of a neighbor that is removed go with it
         let w: Vec<&str> = o.line.split_whitespace().collect();
@@ -294,7 +348,7 @@ fn diff_block(e: &mut Emit, ctx: &[&str], old: &[Node], new: &[Node]) {
         }
         let mut inner: Vec<&str> = ctx.to_vec();
         inner.push(&o.line);
-        diff_block(e, &inner, &o.children, &[]);
+        diff_block(e, &inner, &o.children, &[], &removes_neighbor);
     }
     for n in new {
         match old.iter().find(|o| o.line == n.line) {
@@ -309,7 +363,7 @@ fn diff_block(e: &mut Emit, ctx: &[&str], old: &[Node], new: &[Node]) {
                 }
                 let mut inner: Vec<&str> = ctx.to_vec();
                 inner.push(&n.line);
-                diff_block(e, &inner, &o.children, &n.children);
+                diff_block(e, &inner, &o.children, &n.children, &removes_neighbor);
             }
             Some(_) => {}
         }

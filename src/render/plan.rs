@@ -307,6 +307,20 @@ fn neighbor_filters(n: &Neighbor, lists: &mut Lists, maps: &mut Vec<RouteMapEntr
     (inn, out)
 }
 
+/// FRR does not show BFD settings at their default values; leaving them out keeps the rendered
+/// text equal to what FRR runs (and a change back to a default becomes a removal).
+fn without_bfd_defaults(p: &crate::core::model::BfdProfile) -> crate::core::model::BfdProfile {
+    let not = |v: Option<u32>, default: u32| v.filter(|v| *v != default);
+    crate::core::model::BfdProfile {
+        receive_interval: not(p.receive_interval, 300),
+        transmit_interval: not(p.transmit_interval, 300),
+        detect_multiplier: not(p.detect_multiplier, 3),
+        echo_interval: not(p.echo_interval, 50),
+        minimum_ttl: not(p.minimum_ttl, 254),
+        ..p.clone()
+    }
+}
+
 pub fn plan(model: &Model) -> Plan {
     let mut lists = Lists::default();
     let mut route_maps = Vec::new();
@@ -385,7 +399,7 @@ pub fn plan(model: &Model) -> Plan {
         route_maps,
         vrf_vnis,
         routers,
-        bfd_profiles: model.bfd_profiles.clone(),
+        bfd_profiles: model.bfd_profiles.iter().map(without_bfd_defaults).collect(),
         raw: model.raw.iter().map(|r| RawPlan { source: r.source.to_string(), priority: r.priority, text: r.text.clone() }).collect(),
     }
 }
