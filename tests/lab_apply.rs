@@ -209,8 +209,9 @@ fn self_healing(version: FrrVersion) {
         "drift not repaired: {}",
         std::fs::read_to_string(&log).unwrap_or_default()
     );
-    let log = std::fs::read_to_string(&log).unwrap();
-    assert!(log.contains("restarted") && log.contains("drift #1"), "{log}");
+    // the report of the repair is written right after it
+    let reported = || std::fs::read_to_string(&log).is_ok_and(|t| t.contains("restarted") && t.contains("drift #1"));
+    assert!(lab::wait_until(Duration::from_secs(3), reported), "{}", std::fs::read_to_string(&log).unwrap_or_default());
 }
 
 #[test]

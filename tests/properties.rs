@@ -221,7 +221,7 @@ fn object_with(field: usize, v: &str) -> (Vec<FRRConfiguration>, BTreeMap<String
         router.neighbors.push(Neighbor { interface: Some(i), dynamic_asn: Some(DynamicAsn::External), ..Default::default() });
     }
     red.neighbors = vec![Neighbor { asn: 65000, address: Some("192.0.2.20".into()), address_families: vec![AddressFamily::Evpn], ..Default::default() }];
-    red.evpn = Some(EvpnConfig { l2vnis: vec![L2Vni { vni: 100, rd: Some(evpn_rd), ..Default::default() }], ..Default::default() });
+    red.evpn = Some(EvpnConfig { advertise_vnis: Some(AdvertiseVnis::All), l2vnis: vec![L2Vni { vni: 100, rd: Some(evpn_rd), ..Default::default() }], ..Default::default() });
     let c = cfg("hostile", FRRConfigurationSpec { bgp: BgpConfig { routers: vec![router, red], bfd_profiles: vec![profile] }, ..Default::default() });
     (vec![c], secrets, settings)
 }

@@ -173,26 +173,25 @@ fn merge_router(errors: &mut Vec<Error>, vrf: &str, parts: &[&RouterContrib], al
 fn merge_neighbor(errors: &mut Vec<Error>, scope: &Scope, vrf: &str, ns: Vec<&NeighborContrib>, always_block: &[IpNet]) -> Option<Neighbor> {
     let before = errors.len();
     let remote_as = agree(errors, scope, "asn/dynamicASN", ns.iter().map(|n| (&n.obj, n.remote_as)), disp);
-    let port = agree(errors, scope, "port", ns.iter().map(|n| (&n.obj, n.port.unwrap_or(DEFAULT_PORT))), disp);
-    let source_address = agree(errors, scope, "sourceaddress", ns.iter().map(|n| (&n.obj, n.source_address.clone())), opt);
+    // Settings a configuration leaves unset are no opinion: another configuration may set
+    // them (frr-k8s compares unset as the default value, so an admin's receive-all for a
+    // MetalLB neighbor with timers or a password conflicts there).
+    let port = agree(errors, scope, "port", ns.iter().filter_map(|n| n.port.map(|p| (&n.obj, p))), disp).unwrap_or(DEFAULT_PORT);
+    let source_address = agree(errors, scope, "sourceaddress", ns.iter().filter_map(|n| n.source_address.clone().map(|s| (&n.obj, s))), disp);
     let family = agree(errors, scope, "dualStackAddressFamily (session address families)", ns.iter().map(|n| (&n.obj, n.family)), |f| f.name().to_string());
     let ebgp_multihop = agree(errors, scope, "ebgpMultiHop", ns.iter().map(|n| (&n.obj, n.ebgp_multihop)), disp);
-    let local_asn = agree(errors, scope, "localASN", ns.iter().map(|n| (&n.obj, n.local_asn)), opt);
-    let hold = agree(errors, scope, "holdTime", ns.iter().map(|n| (&n.obj, n.hold.unwrap_or(DEFAULT_HOLD))), |v| format!("{v}s"));
-    let keepalive = agree(errors, scope, "keepaliveTime", ns.iter().map(|n| (&n.obj, n.keepalive.unwrap_or(DEFAULT_KEEPALIVE))), |v| format!("{v}s"));
-    let connect = agree(errors, scope, "connectTime", ns.iter().map(|n| (&n.obj, n.connect.unwrap_or(DEFAULT_CONNECT))), |v| format!("{v}s"));
-    let connect_set = ns.iter().any(|n| n.connect.is_some());
+    let local_asn = agree(errors, scope, "localASN", ns.iter().filter_map(|n| n.local_asn.map(|a| (&n.obj, a))), disp);
+    let hold = agree(errors, scope, "holdTime", ns.iter().filter_map(|n| n.hold.map(|v| (&n.obj, v))), |v| format!("{v}s")).unwrap_or(DEFAULT_HOLD);
+    let keepalive = agree(errors, scope, "keepaliveTime", ns.iter().filter_map(|n| n.keepalive.map(|v| (&n.obj, v))), |v| format!("{v}s")).unwrap_or(DEFAULT_KEEPALIVE);
+    let connect = agree(errors, scope, "connectTime", ns.iter().filter_map(|n| n.connect.map(|v| (&n.obj, v))), |v| format!("{v}s"));
     // Passwords are compared by value but shown only by origin.
     let before_pw = errors.len();
     let password = agree(
         errors,
         scope,
         "password",
-        ns.iter().map(|n| (&n.obj, n.password.as_ref().map(|p| PwCmp(p.value.clone(), p.origin.clone())))),
-        |p| match p {
-            Some(PwCmp(_, origin)) => format!("a password ({origin})"),
-            None => "no password".to_string(),
-        },
+        ns.iter().filter_map(|n| n.password.as_ref().map(|p| (&n.obj, PwCmp(p.value.clone(), p.origin.clone())))),
+        |p| format!("a password ({})", p.1),
     );
     if let Some(Error::Conflict { second_value, first_value, .. }) = errors.get_mut(before_pw) {
         if first_value.starts_with("a password") && second_value.starts_with("a password") {
@@ -243,14 +242,14 @@ fn merge_neighbor(errors: &mut Vec<Error>, scope: &Scope, vrf: &str, ns: Vec<&Ne
         vrf: vrf.to_string(),
         remote_as: remote_as?,
         family: family?,
-        port: port?,
-        keepalive: keepalive?,
-        hold: hold?,
-        connect: if connect_set { connect } else { None },
-        password: password?.map(|p| p.0),
-        source_address: source_address?,
+        port,
+        keepalive,
+        hold,
+        connect,
+        password: password.map(|p| p.0),
+        source_address,
         ebgp_multihop: ebgp_multihop?,
-        local_asn: local_asn?,
+        local_asn,
         bfd_profile,
         graceful_restart: ns.iter().any(|n| n.graceful_restart),
         unicast: ns.iter().any(|n| n.unicast),

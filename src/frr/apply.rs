@@ -43,6 +43,20 @@ fn auto_route_target(path: &str) -> bool {
     value == Some(&format!("{asn}:{vni}"))
 }
 
+/// Puts the desired lines FRR does not show into a tree read from FRR, so that they are not
+/// sent again on every apply (FRR 10 has `ip nht resolve-via-default` on by default and never
+/// shows it).
+fn add_invisible(base: &mut Vec<Node>, want: &[Node], prefix: &str) {
+    for w in want {
+        let path = format!("{prefix}{}", w.line);
+        match base.iter_mut().find(|b| b.line == w.line) {
+            Some(b) => add_invisible(&mut b.children, &w.children, &format!("{path} > ")),
+            None if invisible(&path) => base.push(w.clone()),
+            None => {}
+        }
+    }
+}
+
 /// Keeps what frr-composer manages (plus the top-level lines of `desired`, for raw configs).
 fn managed_part(tree: Vec<Node>, desired: &[Node]) -> Vec<Node> {
     tree.into_iter()
@@ -204,7 +218,8 @@ impl Applier {
                 let running = self.location.owned_running_config()?;
                 report.read_running = true;
                 report.from_running = true;
-                let tree = managed_part(conf::parse(&running), &want);
+                let mut tree = managed_part(conf::parse(&running), &want);
+                add_invisible(&mut tree, &want, "");
                 (running, tree)
             }
         };
@@ -228,7 +243,8 @@ impl Applier {
         let mut d = drift(desired, &running);
         if !d.is_empty() {
             // one repair pass against what really runs
-            let have = managed_part(conf::parse(&running), &want);
+            let mut have = managed_part(conf::parse(&running), &want);
+            add_invisible(&mut have, &want, "");
             let fix = conf::diff(&have, &want);
             if !fix.is_empty() {
                 let refused = self.location.configure(&fix.text)?;
