@@ -1231,11 +1231,16 @@ impl GoBgp {
                         }
                         // MP_REACH_NLRI (IPv6)
                         Some(14) => {
+                            // gobgp 3.10 prints `nexthop`, other versions a `nexthops` list
                             r.nexthop = a
-                                .get("nexthops")
-                                .and_then(|n| n.as_array())
-                                .and_then(|n| n.first())
+                                .get("nexthop")
                                 .and_then(|n| n.as_str())
+                                .or_else(|| {
+                                    a.get("nexthops")
+                                        .and_then(|n| n.as_array())
+                                        .and_then(|n| n.first())
+                                        .and_then(|n| n.as_str())
+                                })
                                 .map(str::to_string)
                         }
                         _ => {}
