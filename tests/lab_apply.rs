@@ -185,6 +185,8 @@ fn self_healing(version: FrrVersion) {
     let _watch = Watch(c.spawn().unwrap());
     let configured = || l.frr.running_config().is_ok_and(|r| r.contains("neighbor 192.0.2.1 remote-as 65102") && r.contains("permit 198.51.100.181/32"));
     assert!(lab::wait_until(Duration::from_secs(10), configured), "never applied: {}", std::fs::read_to_string(&log).unwrap_or_default());
+    // the first apply has finished (verified and reported) before bgpd goes away
+    assert!(lab::wait_until(Duration::from_secs(10), || std::fs::read_to_string(&log).is_ok_and(|t| t.contains("applied"))));
 
     l.frr.kill_daemon("bgpd").unwrap();
     l.frr.start_daemon("bgpd").unwrap();
@@ -222,4 +224,114 @@ fn self_healing_frr8() {
 #[test]
 fn self_healing_frr10() {
     self_healing(FrrVersion::V10);
+}
+
+/// The field example again, with FRR as the external router.
+fn field_example_with_frr_router(version: FrrVersion) {
+    if !lab::require(&[Req::Frr(version)]) {
+        return;
+    }
+    let node = Netns::new().unwrap();
+    let router_ns = Netns::new().unwrap();
+    lab::veth(&node, "eth0", &["192.0.2.113/24"], &router_ns, "eth0", &["192.0.2.1/24"]).unwrap();
+    let router = Frr::start(version, &router_ns).unwrap();
+    let frr = Frr::start(version, &node).unwrap();
+    router
+        .load_config_file(
+            "ip route 0.0.0.0/0 blackhole\nip route 203.0.113.0/24 blackhole\nip route 198.51.100.0/25 blackhole\n\
+             router bgp 65102\n bgp router-id 192.0.2.1\n no bgp ebgp-requires-policy\n no bgp network import-check\n bgp route-map delay-timer 0\n\
+             neighbor 192.0.2.113 remote-as 65801\n neighbor 192.0.2.113 timers connect 1\n address-family ipv4 unicast\n  network 0.0.0.0/0\n  network 203.0.113.0/24\n  network 198.51.100.0/25\n exit-address-family\nexit\n",
+        )
+        .unwrap();
+    let v = version.label();
+    let diag = |what: &str| format!("FRR {v}: {what}\n--- node bgp\n{}\n--- router bgp\n{}", frr.vtysh(&["show bgp ipv4 unicast"]).unwrap_or_default(), router.vtysh(&["show bgp ipv4 unicast"]).unwrap_or_default());
+    let o = apply(&frr, &[&wk3("metallb-wk3.yaml")], &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    let router_has_lb = || router.bgp_prefixes(false).is_ok_and(|p| p.contains(LB_IP));
+    assert!(lab::wait_until(Duration::from_secs(25), router_has_lb), "{}", diag("the router did not learn the LB IP"));
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(frr.bgp_prefixes(false).unwrap(), set(&[LB_IP]), "{}", diag("the node accepted routes while filtered"));
+
+    let o = apply(&frr, &[&wk3("metallb-wk3.yaml"), &wk3("receive-all.yaml")], &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    let all: BTreeSet<String> = PEER_ROUTES.iter().chain([&LB_IP]).map(|s| s.to_string()).collect();
+    assert!(lab::wait_until(Duration::from_secs(20), || frr.bgp_prefixes(false).is_ok_and(|p| p == all)), "{}", diag("routes not accepted"));
+    assert!(
+        lab::wait_until(Duration::from_secs(5), || node.routes(false, &["proto", "bgp"]).is_ok_and(|r| r.lines().any(|l| l.starts_with("203.0.113.0/24 ") && l.contains("via 192.0.2.1")))),
+        "{}",
+        diag("route not in the node's kernel")
+    );
+    let o = apply(&frr, &[&wk3("metallb-wk3.yaml")], &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(lab::wait_until(Duration::from_secs(20), || frr.bgp_prefixes(false).is_ok_and(|p| p == set(&[LB_IP]))), "{}", diag("routes stayed"));
+    assert_eq!(session(&frr).0, 1, "{}", diag("the session was reset"));
+}
+
+#[test]
+fn field_example_with_frr_router_frr8() {
+    field_example_with_frr_router(FrrVersion::V8);
+}
+
+#[test]
+fn field_example_with_frr_router_frr10() {
+    field_example_with_frr_router(FrrVersion::V10);
+}
+
+/// A flapping peer is visible in `status`, and `apply --watch` does not re-apply for it.
+fn peer_flap(version: FrrVersion) {
+    let Some(l) = lab(version) else { return };
+    let log = l.tmp.path().join("watch.log");
+    let mut c = Command::new(bin());
+    c.arg("apply").arg(wk3("metallb-wk3.yaml")).args(["--node", "wk3"]).args(l.frr.cli_args()).args(["--watch", "--drift-interval", "1", "--poll-ms", "200"]);
+    c.stdout(std::fs::File::create(&log).unwrap()).stderr(Stdio::inherit());
+    let _watch = Watch(c.spawn().unwrap());
+    let up = || l.frr.bgp_neighbor_state(ROUTER_IP).is_ok_and(|s| s == "Established");
+    assert!(lab::wait_until(Duration::from_secs(25), up), "session never came up");
+    let applied_before = std::fs::read_to_string(&log).unwrap().matches("applied").count();
+    // the peer drops the session twice
+    for _ in 0..2 {
+        l.gobgp.cli(&["neighbor", NODE_IP, "disable"]).unwrap();
+        assert!(lab::wait_until(Duration::from_secs(10), || !up()), "session did not drop");
+        l.gobgp.cli(&["neighbor", NODE_IP, "enable"]).unwrap();
+        assert!(lab::wait_until(Duration::from_secs(30), up), "session did not come back");
+    }
+    std::thread::sleep(Duration::from_secs(2)); // two drift checks
+    let log_text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(log_text.matches("applied").count(), applied_before, "the flap caused a re-apply:\n{log_text}");
+    assert!(!log_text.contains("drift"), "{log_text}");
+    let o = Command::new(bin()).arg("status").args(l.frr.cli_args()).args(["-o", "json"]).output().unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let n = v["bgpNeighbors"].as_array().unwrap().iter().find(|n| n["peer"] == ROUTER_IP).unwrap().clone();
+    assert_eq!(n["state"], "Established", "{n}");
+    assert_eq!(n["connectionsEstablished"], 3, "{n}");
+    assert_eq!(n["connectionsDropped"], 2, "{n}");
+    assert!(n["lastResetReason"].as_str().is_some_and(|r| !r.is_empty()), "{n}");
+    let table = Command::new(bin()).arg("status").args(l.frr.cli_args()).output().unwrap();
+    let table = String::from_utf8_lossy(&table.stdout).to_string();
+    assert!(table.contains(ROUTER_IP) && table.contains("Established"), "{table}");
+}
+
+#[test]
+fn peer_flap_frr8() {
+    peer_flap(FrrVersion::V8);
+}
+
+#[test]
+fn peer_flap_frr10() {
+    peer_flap(FrrVersion::V10);
+}
+
+/// No FRR behind the pathspace: a clear error, no stack trace, exit code 3.
+#[test]
+fn unreachable_frr_is_a_clear_error() {
+    if !lab::require(&[Req::Frr(FrrVersion::V8)]) {
+        return;
+    }
+    let o = Command::new(bin()).arg("apply").arg(wk3("metallb-wk3.yaml")).args(["--node", "wk3", "--pathspace", "fc-no-such-frr"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("not running or not reachable") && err.contains("fc-no-such-frr") && !err.contains("panicked"), "{}", text(&o));
+    let o = Command::new(bin()).arg("status").args(["--pathspace", "fc-no-such-frr"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
 }
