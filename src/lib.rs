@@ -7,3 +7,4 @@ pub mod render;
 pub mod input;
 pub mod cli;
 pub mod frr;
+pub mod agent;

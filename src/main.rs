@@ -21,6 +21,8 @@ enum Command {
     Apply(cli::apply::ApplyArgs),
     /// BGP sessions and BFD peers of the local FRR.
     Status(cli::apply::StatusArgs),
+    /// The node agent (DaemonSet): keep the local FRR at the merged configuration.
+    Controller(frr_composer::agent::ControllerArgs),
     /// Print the CustomResourceDefinitions (YAML, one document each).
     Crds,
     /// Measure compose+render time and memory on generated input.
@@ -35,6 +37,23 @@ fn main() -> ExitCode {
         Command::Render(args) => cli::render::run(&args, &mut out, &mut err),
         Command::Apply(args) => cli::apply::run(&args, &mut out, &mut err),
         Command::Status(args) => cli::apply::status(&args, &mut out, &mut err),
+        Command::Controller(args) => {
+            let logs = frr_composer::agent::init_logging(args.log_level.into());
+            let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(1);
+                }
+            };
+            match rt.block_on(frr_composer::agent::run(args, logs)) {
+                Ok(()) => 0,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    1
+                }
+            }
+        }
         Command::Crds => {
             use std::io::Write;
             let _ = out.write_all(cli::crds_yaml().as_bytes());

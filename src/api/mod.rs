@@ -49,11 +49,13 @@ pub struct FRRConfigurationSpec {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct FRRConfigurationStatus {
-    /// Nodes that currently run this configuration.
+    /// Nodes that currently run this configuration (each node's agent owns its own entry).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "set"))]
     pub applied_on: Vec<String>,
     /// Per node, why the configuration could not be applied there.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["node"]))]
     pub errors: Vec<NodeError>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
@@ -440,9 +442,9 @@ pub struct BGPSessionStateStatus {
     pub prefixes_received: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prefixes_accepted: Option<u64>,
-    /// Seconds the session has been in its current state.
+    /// When the session last became Established (RFC 3339), while it is Established.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub uptime_seconds: Option<u64>,
+    pub established_since: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_reset_reason: Option<String>,
 }

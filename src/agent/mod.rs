@@ -1,0 +1,492 @@
+//! `frr-composer controller`: the node agent. It watches its namespace's FRRConfigurations,
+//! Secrets and FRRK8sConfiguration and its own Node, and keeps the local FRR at the merged
+//! configuration: debounced, never from an unsynced cache, retried with backoff, self-healing.
+//! It reports FRRNodeState, BGPSessionState and per-configuration status, and serves health
+//! and metrics.
+
+pub mod metrics;
+pub mod status;
+pub mod watch;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use kube::{Client, ResourceExt};
+use tokio::sync::Notify;
+
+use crate::api::{FRRNodeStateStatus, LogLevel};
+use crate::cli::apply::FrrArgs;
+use crate::core::{self, Errors, ObjRef, Settings, Snapshot};
+use crate::frr::apply::{ApplyError, Applier};
+use crate::frr::{redact, state};
+use metrics::Metrics;
+use status::StatusWriter;
+
+#[derive(clap::Args, Clone, Debug)]
+pub struct ControllerArgs {
+    /// The node this agent serves (downward API: spec.nodeName).
+    #[arg(long, env = "NODE_NAME")]
+    pub node_name: String,
+    /// Namespace of the FRRConfigurations, Secrets and FRRK8sConfiguration to read.
+    #[arg(long, env = "NAMESPACE")]
+    pub namespace: String,
+    #[command(flatten)]
+    pub frr: FrrArgs,
+    /// CIDRs refused from every neighbor, comma-separated.
+    #[arg(long, value_delimiter = ',', env = "FRR_COMPOSER_ALWAYS_BLOCK")]
+    pub always_block: Vec<String>,
+    /// Quiet time after the last change before applying (a burst becomes one apply).
+    #[arg(long, default_value_t = 200, env = "FRR_COMPOSER_DEBOUNCE_MS")]
+    pub debounce_ms: u64,
+    /// Log level of the agent and default FRR log level (FRRK8sConfiguration `config` overrides).
+    #[arg(long, value_enum, default_value = "info")]
+    pub log_level: crate::cli::render::LogLevelArg,
+    /// Prometheus metrics address.
+    #[arg(long, default_value = "0.0.0.0:9140")]
+    pub metrics_address: SocketAddr,
+    /// Health address (/healthz, /readyz, /livez).
+    #[arg(long, default_value = "127.0.0.1:7572")]
+    pub health_address: SocketAddr,
+    /// Seconds between checks of FRR's running configuration for drift.
+    #[arg(long, default_value_t = 30)]
+    pub drift_interval: u64,
+    /// Seconds between reads of BGP/BFD state (BGPSessionState, metrics).
+    #[arg(long, default_value_t = 2)]
+    pub poll_interval: u64,
+    /// Also write the applied configuration to this file, so FRR restarts with it.
+    #[arg(long, value_name = "FILE")]
+    pub persist: Option<std::path::PathBuf>,
+    /// The hostname written into frr.conf (default: this machine's hostname).
+    #[arg(long)]
+    pub hostname: Option<String>,
+    /// Daemons that must run for FRR to be live (/livez).
+    #[arg(long, value_delimiter = ',', default_value = "zebra,bgpd")]
+    pub required_daemons: Vec<String>,
+}
+
+/// What the health endpoints report.
+#[derive(Default)]
+struct Health {
+    synced: bool,
+    last_apply_ok: bool,
+}
+
+type LogHandle = tracing_subscriber::reload::Handle<tracing_subscriber::EnvFilter, tracing_subscriber::Registry>;
+
+fn filter_for(level: LogLevel) -> tracing_subscriber::EnvFilter {
+    let l = match level {
+        LogLevel::All | LogLevel::Debug => "debug",
+        LogLevel::Info => "info",
+        LogLevel::Warn => "warn",
+        LogLevel::Error => "error",
+        LogLevel::None => "off",
+    };
+    tracing_subscriber::EnvFilter::new(format!("frr_composer={l},kube=warn"))
+}
+
+/// Initialises JSON logs; the handle changes the level at runtime.
+pub fn init_logging(level: LogLevel) -> LogHandle {
+    use tracing_subscriber::prelude::*;
+    let (filter, handle) = tracing_subscriber::reload::Layer::new(filter_for(level));
+    tracing_subscriber::registry().with(filter).with(tracing_subscriber::fmt::layer().json().with_writer(std::io::stderr)).init();
+    handle
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_else(|_| "localhost".into())
+}
+
+/// Whether this host has a non-loopback IPv4 address (for the router-id fallback).
+fn host_has_ipv4() -> bool {
+    // /proc/net/fib_trie lists local addresses; loopback ones are 127/8
+    std::fs::read_to_string("/proc/net/fib_trie")
+        .map(|t| {
+            let lines: Vec<&str> = t.lines().collect();
+            lines.windows(2).any(|w| w[1].contains("/32 host LOCAL") && w[0].trim().trim_start_matches("|-- ").parse::<std::net::Ipv4Addr>().is_ok_and(|a| !a.is_loopback()))
+        })
+        .unwrap_or(true)
+}
+
+/// The outcome of one reconcile, for status.
+struct Outcome {
+    conversion: Result<Vec<ObjRef>, Errors>,
+    reload: Option<Result<(), String>>,
+    generations: BTreeMap<String, i64>,
+    malformed: BTreeMap<String, String>,
+}
+
+pub async fn run(args: ControllerArgs, logs: LogHandle) -> anyhow::Result<()> {
+    let client = Client::try_default().await.context("connecting to the Kubernetes API server")?;
+    let shared = watch::Shared { snapshot: Arc::new(Mutex::new(watch::Snapshot::default())), changed: Arc::new(Notify::new()) };
+    watch::spawn(client.clone(), &args.namespace, &args.node_name, shared.clone());
+    let metrics = Metrics::new();
+    let health = Arc::new(Mutex::new(Health::default()));
+    serve(&args, metrics.clone(), health.clone());
+
+    let mut always_block = Vec::new();
+    for c in args.always_block.iter().map(|c| c.trim()).filter(|c| !c.is_empty()) {
+        always_block.push(core::values::parse_prefix(c).map_err(|e| anyhow::anyhow!("--always-block: {e}"))?);
+    }
+    let hostname = args.hostname.clone().unwrap_or_else(hostname);
+    let node_has_ipv4 = host_has_ipv4();
+    let applier = Arc::new(Mutex::new({
+        let mut a = Applier::new(args.frr.location());
+        a.persist = args.persist.clone();
+        a
+    }));
+    let writer = Arc::new(tokio::sync::Mutex::new(StatusWriter::new(client.clone(), &args.node_name, &args.namespace)));
+    spawn_session_poller(&args, applier.clone(), writer.clone(), shared.clone(), metrics.clone());
+
+    // Never render from an unsynced cache: an empty cache would wipe FRR.
+    loop {
+        if shared.snapshot.lock().expect("snapshot").synced() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tracing::info!(node = %args.node_name, namespace = %args.namespace, "caches synced");
+    health.lock().expect("health").synced = true;
+
+    let debounce = Duration::from_millis(args.debounce_ms);
+    let mut backoff = Duration::from_secs(1);
+    let mut retry_at: Option<Instant> = None;
+    let mut last_drift_check = Instant::now();
+    let mut log_level = None;
+    let mut previous_conditions = Vec::new();
+    let mut desired_text: Option<String> = None;
+    let mut first = true;
+    loop {
+        // wait for a change, a retry, or the periodic self-healing check
+        let woke_by_change = if first {
+            first = false;
+            true
+        } else {
+            tokio::select! {
+                _ = shared.changed.notified() => true,
+                _ = tokio::time::sleep(Duration::from_millis(500)) => false,
+            }
+        };
+        if woke_by_change {
+            // coalesce a burst: wait until nothing changed for `debounce` (at most 2 s)
+            let start = Instant::now();
+            while start.elapsed() < Duration::from_secs(2) {
+                tokio::select! {
+                    _ = shared.changed.notified() => continue,
+                    _ = tokio::time::sleep(debounce) => break,
+                }
+            }
+        } else {
+            let due_retry = retry_at.is_some_and(|t| Instant::now() >= t);
+            let restarted = desired_text.is_some() && !applier.lock().expect("applier").state_is_current();
+            let drift_due = last_drift_check.elapsed() >= Duration::from_secs(args.drift_interval);
+            if !(due_retry || restarted || drift_due) {
+                continue;
+            }
+            if drift_due {
+                last_drift_check = Instant::now();
+                let a = applier.clone();
+                let drift = tokio::task::spawn_blocking(move || a.lock().expect("applier").check_drift()).await?;
+                match drift {
+                    Ok(Some(d)) => {
+                        metrics.drift_repairs.inc();
+                        tracing::warn!(drift = %redact(&d.to_string()), "FRR's running configuration drifted; repairing");
+                        applier.lock().expect("applier").invalidate();
+                    }
+                    Ok(None) if !due_retry && !restarted => continue,
+                    Ok(None) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, "drift check");
+                        continue;
+                    }
+                }
+            }
+            if restarted {
+                tracing::warn!("FRR daemons restarted; re-applying");
+            }
+        }
+        metrics.updates.inc();
+
+        // snapshot -> core
+        let (configs, malformed, secrets, labels, node_uid, settings_level, generations) = {
+            let s = shared.snapshot.lock().expect("snapshot");
+            let mut configs = Vec::new();
+            let mut malformed = BTreeMap::new();
+            let mut generations = BTreeMap::new();
+            for (name, c) in &s.configs {
+                match c {
+                    Ok(c) => {
+                        generations.insert(format!("{}/{name}", args.namespace), c.metadata.generation.unwrap_or(0));
+                        configs.push(c.clone());
+                    }
+                    Err(e) => {
+                        malformed.insert(name.clone(), e.clone());
+                    }
+                }
+            }
+            let labels = s.node.as_ref().map(|n| n.labels().clone()).unwrap_or_default();
+            let uid = s.node.as_ref().and_then(|n| n.metadata.uid.clone());
+            let level = s.settings.as_ref().and_then(|c| c.spec.log_level);
+            (configs, malformed, s.secrets.clone(), labels, uid, level, generations)
+        };
+        let Some(node_uid) = node_uid else {
+            tracing::warn!(node = %args.node_name, "the Node does not exist; waiting");
+            continue;
+        };
+        let level = settings_level.unwrap_or(args.log_level.into());
+        if log_level != Some(level) {
+            let _ = logs.reload(filter_for(level));
+            tracing::info!(level = ?level, "log level");
+            log_level = Some(level);
+        }
+        let settings = Settings {
+            namespace: args.namespace.clone(),
+            hostname: hostname.clone(),
+            log_level: level,
+            always_block: always_block.clone(),
+            node_has_ipv4,
+        };
+        for (name, e) in &malformed {
+            tracing::error!(object = %format!("{}/{name}", args.namespace), error = %e, "malformed FRRConfiguration left out");
+        }
+        let composed = core::compose(&settings, Snapshot { node_labels: &labels, configs: &configs, secrets: &secrets });
+        let mut outcome = Outcome { conversion: composed.as_ref().map(|c| c.selected.clone()).map_err(|e| e.clone()), reload: None, generations, malformed };
+        match composed {
+            Err(errors) => {
+                metrics.update_errors.inc();
+                metrics.config_stale.set(1);
+                for e in &errors.0 {
+                    tracing::error!(error = %e, "configuration refused; FRR keeps its current configuration");
+                }
+                if errors.0.iter().all(|e| e.is_transient()) {
+                    // a missing Secret may appear: the Secret watch triggers the next try
+                }
+            }
+            Ok(c) => {
+                let text = match crate::render::render(&c.model) {
+                    Ok(t) => t,
+                    Err(e) => {
+                        tracing::error!(error = %e, "render");
+                        continue;
+                    }
+                };
+                desired_text = Some(text.clone());
+                let a = applier.clone();
+                let started = Instant::now();
+                let model = c.model.clone();
+                let result = tokio::task::spawn_blocking(move || a.lock().expect("applier").apply(&text)).await?;
+                metrics.apply_duration.observe(started.elapsed().as_secs_f64());
+                match result {
+                    Ok(r) => {
+                        if r.commands > 0 {
+                            tracing::info!(commands = r.commands, added = r.added.len(), removed = r.removed.len(), ms = r.total.as_millis() as u64, "applied");
+                        }
+                        metrics.config_loaded.set(1);
+                        metrics.config_stale.set(0);
+                        retry_at = None;
+                        backoff = Duration::from_secs(1);
+                        outcome.reload = Some(Ok(()));
+                    }
+                    Err(e) => {
+                        metrics.apply_errors.inc();
+                        metrics.update_errors.inc();
+                        metrics.config_stale.set(1);
+                        let msg = match &e {
+                            ApplyError::Refused(r) | ApplyError::Failed(r) => {
+                                let lines: Vec<String> = r
+                                    .iter()
+                                    .map(|r| {
+                                        let from = crate::render::sources_for_line(&model, &r.line).iter().map(|o| o.to_string()).collect::<Vec<_>>().join(", ");
+                                        format!("{}: {} (from FRRConfiguration {from})", r.line, r.message)
+                                    })
+                                    .collect();
+                                format!("{}: {}", if matches!(e, ApplyError::Refused(_)) { "FRR refuses the configuration" } else { "FRR refused commands; previous configuration restored" }, lines.join("; "))
+                            }
+                            other => other.to_string(),
+                        };
+                        let msg = redact(&msg);
+                        tracing::error!(error = %msg, retry_in_s = backoff.as_secs(), "apply failed; FRR keeps its last good configuration");
+                        retry_at = Some(Instant::now() + backoff);
+                        backoff = (backoff * 2).min(Duration::from_secs(30));
+                        outcome.reload = Some(Err(msg));
+                    }
+                }
+            }
+        }
+        {
+            let mut h = health.lock().expect("health");
+            h.last_apply_ok = matches!((&outcome.conversion, &outcome.reload), (Ok(_), Some(Ok(()))));
+        }
+        // status, right after the apply
+        let a = applier.clone();
+        let running = tokio::task::spawn_blocking(move || a.lock().expect("applier").location.running_config()).await?;
+        let status = node_status(&outcome, running.ok().map(|r| redact(&r)), &mut previous_conditions, &args.node_name);
+        let config_entries = config_entries(&outcome);
+        let mut w = writer.lock().await;
+        if let Err(e) = w.node_state(&node_uid, status).await {
+            tracing::warn!(error = %e, "writing FRRNodeState");
+        }
+        if let Err(e) = w.config_entries(config_entries).await {
+            tracing::warn!(error = %e, "writing FRRConfiguration status");
+        }
+    }
+}
+
+fn node_status(o: &Outcome, running: Option<String>, previous: &mut Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>, _node: &str) -> FRRNodeStateStatus {
+    let conversion = match &o.conversion {
+        Ok(_) if o.malformed.is_empty() => "success".to_string(),
+        Ok(_) => format!("success, malformed objects left out: {}", o.malformed.iter().map(|(n, e)| format!("{n}: {e}")).collect::<Vec<_>>().join("; ")),
+        Err(e) => format!("failed: {}", redact(&e.to_string()).replace('\n', "; ")),
+    };
+    let reload = match &o.reload {
+        Some(Ok(())) => Some("success".to_string()),
+        Some(Err(e)) => Some(format!("failed: {e}")),
+        None => previous_reload(previous),
+    };
+    let ok = o.conversion.is_ok() && matches!(o.reload, Some(Ok(())));
+    let (reason, message) = match (&o.conversion, &o.reload) {
+        (Err(_), _) => ("ConversionFailed", conversion.clone()),
+        (Ok(_), Some(Err(e))) => ("ReloadFailed", e.clone()),
+        _ => ("Applied", "FRR runs the merged configuration".to_string()),
+    };
+    let conditions = status::conditions(previous, ok, reason, &message, None, jiff::Timestamp::now());
+    *previous = conditions.clone();
+    FRRNodeStateStatus {
+        running_config: running,
+        last_reload_result: reload,
+        last_conversion_result: Some(conversion),
+        observed_generations: if o.conversion.is_ok() { o.generations.clone() } else { BTreeMap::new() },
+        conditions,
+    }
+}
+
+fn previous_reload(_previous: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition]) -> Option<String> {
+    None
+}
+
+/// Per FRRConfiguration: applied here (None) or the reason it is not.
+fn config_entries(o: &Outcome) -> BTreeMap<String, Option<String>> {
+    let mut out = BTreeMap::new();
+    match &o.conversion {
+        Ok(selected) => {
+            for s in selected {
+                out.insert(s.name.to_string(), o.reload.as_ref().and_then(|r| r.as_ref().err().cloned()));
+            }
+        }
+        Err(errors) => {
+            for e in &errors.0 {
+                for obj in e.objects() {
+                    let msg = redact(&e.to_string());
+                    out.entry(obj.name.to_string()).and_modify(|m: &mut Option<String>| {
+                        if let Some(m) = m {
+                            m.push_str("; ");
+                            m.push_str(&msg);
+                        }
+                    }).or_insert(Some(msg));
+                }
+            }
+        }
+    }
+    for (name, e) in &o.malformed {
+        out.insert(name.clone(), Some(format!("malformed: {e}")));
+    }
+    out
+}
+
+fn spawn_session_poller(args: &ControllerArgs, applier: Arc<Mutex<Applier>>, writer: Arc<tokio::sync::Mutex<StatusWriter>>, shared: watch::Shared, metrics: Metrics) {
+    let interval = Duration::from_secs(args.poll_interval.max(1));
+    let loc = args.frr.location();
+    let _ = applier;
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(interval).await;
+            let l = loc.clone();
+            let read = tokio::task::spawn_blocking(move || {
+                let n = state::bgp_neighbors(&l)?;
+                let b = state::bfd_peers(&l).unwrap_or_default();
+                let c = l.show_json("show bfd peers counters json").map(|v| metrics::parse_bfd_counters(&v)).unwrap_or_default();
+                Ok::<_, crate::frr::vtysh::FrrError>((n, b, c))
+            })
+            .await;
+            let Ok(Ok((neighbors, bfd, counters))) = read else { continue };
+            {
+                let mut s = metrics.frr.0.lock().expect("metrics");
+                s.neighbors = neighbors.clone();
+                s.bfd = bfd;
+                s.bfd_counters = counters;
+            }
+            let uid = shared.snapshot.lock().expect("snapshot").node.as_ref().and_then(|n| n.metadata.uid.clone());
+            let Some(uid) = uid else { continue };
+            let mut w = writer.lock().await;
+            if let Err(e) = w.sessions(&uid, &neighbors, jiff::Timestamp::now()).await {
+                tracing::warn!(error = %e, "writing BGPSessionStates");
+            }
+        }
+    });
+}
+
+fn serve(args: &ControllerArgs, metrics: Metrics, health: Arc<Mutex<Health>>) {
+    use axum::routing::get;
+    let m = metrics.clone();
+    let metrics_app = axum::Router::new().route(
+        "/metrics",
+        get(move || {
+            let m = m.clone();
+            async move { ([(axum::http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], m.encode()) }
+        }),
+    );
+    let loc = args.frr.location();
+    let required = args.required_daemons.clone();
+    let h1 = health.clone();
+    let health_app = axum::Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/readyz",
+            get(move || {
+                let h = h1.clone();
+                async move {
+                    let h = h.lock().expect("health");
+                    if h.synced && h.last_apply_ok {
+                        (axum::http::StatusCode::OK, "ready".to_string())
+                    } else {
+                        (axum::http::StatusCode::SERVICE_UNAVAILABLE, format!("synced: {}, last apply ok: {}", h.synced, h.last_apply_ok))
+                    }
+                }
+            }),
+        )
+        .route(
+            "/livez",
+            get(move || {
+                let loc = loc.clone();
+                let required = required.clone();
+                async move {
+                    match tokio::task::spawn_blocking(move || state::daemons(&loc)).await {
+                        Ok(Ok(d)) => {
+                            let missing: Vec<&String> = required.iter().filter(|r| !d.contains(r)).collect();
+                            if missing.is_empty() {
+                                (axum::http::StatusCode::OK, "FRR is live".to_string())
+                            } else {
+                                (axum::http::StatusCode::NOT_FOUND, format!("daemons not running: {missing:?}"))
+                            }
+                        }
+                        Ok(Err(e)) => (axum::http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+                        Err(e) => (axum::http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+                    }
+                }
+            }),
+        );
+    for (addr, app) in [(args.metrics_address, metrics_app), (args.health_address, health_app)] {
+        tokio::spawn(async move {
+            match tokio::net::TcpListener::bind(addr).await {
+                Ok(l) => {
+                    if let Err(e) = axum::serve(l, app).await {
+                        tracing::error!(error = %e, %addr, "http server");
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, %addr, "cannot listen"),
+            }
+        });
+    }
+}

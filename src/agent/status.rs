@@ -1,0 +1,227 @@
+//! Status objects: FRRNodeState (per node), BGPSessionState (per session), and each
+//! FRRConfiguration's per-node entry. The status values are computed by pure functions; the
+//! writers use server-side apply with one field manager per node and write only on change.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use kube::{Client, ResourceExt};
+use serde_json::json;
+
+use crate::api::{BGPSessionState, BGPSessionStateStatus, FRRConfiguration, FRRNodeState, FRRNodeStateStatus, API_VERSION};
+use crate::frr::state::BgpNeighbor;
+
+pub const MANAGER: &str = "frr-composer";
+pub const LABEL_NODE: &str = "frrk8s.metallb.io/node";
+pub const LABEL_PEER: &str = "frrk8s.metallb.io/peer";
+pub const LABEL_VRF: &str = "frrk8s.metallb.io/vrf";
+
+/// Conditions after an outcome: `Ready` and `Degraded`, with transition times kept while the
+/// status does not change.
+pub fn conditions(previous: &[Condition], ok: bool, reason: &str, message: &str, generation: Option<i64>, now: jiff::Timestamp) -> Vec<Condition> {
+    let make = |type_: &str, status: bool| {
+        let status = if status { "True" } else { "False" }.to_string();
+        let since = previous
+            .iter()
+            .find(|c| c.type_ == type_ && c.status == status)
+            .map(|c| c.last_transition_time.clone())
+            .unwrap_or(Time(now));
+        Condition { type_: type_.to_string(), status, reason: reason.to_string(), message: message.to_string(), last_transition_time: since, observed_generation: generation }
+    };
+    vec![make("Ready", ok), make("Degraded", !ok)]
+}
+
+/// The peer label as frr-k8s writes it: IPv6 fully expanded with `-` for `:`.
+pub fn peer_label(peer: &str) -> String {
+    match peer.parse::<std::net::Ipv6Addr>() {
+        Ok(v6) => v6.segments().iter().map(|s| format!("{s:04x}")).collect::<Vec<_>>().join("-"),
+        Err(_) => peer.to_string(),
+    }
+}
+
+/// A stable object name for a session: `<node>-<vrf>-<peer>`, made a valid DNS subdomain.
+pub fn session_name(node: &str, vrf: &str, peer: &str) -> String {
+    let raw = format!("{node}-{}-{}", if vrf.is_empty() { "default" } else { vrf }, peer_label(peer));
+    let mut name: String = raw.to_lowercase().chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '-' }).collect();
+    name.truncate(253);
+    name.trim_matches(|c: char| !c.is_ascii_alphanumeric()).to_string()
+}
+
+/// FRR's VRF name `default` is "" in the API, as in frr-k8s.
+pub fn api_vrf(vrf: &str) -> &str {
+    if vrf == "default" {
+        ""
+    } else {
+        vrf
+    }
+}
+
+pub fn session_status(node: &str, n: &BgpNeighbor, now: jiff::Timestamp) -> BGPSessionStateStatus {
+    let since = (n.state == "Established").then(|| n.uptime_msec.map(|ms| now - jiff::SignedDuration::from_millis(ms as i64))).flatten();
+    BGPSessionStateStatus {
+        bgp_status: Some(n.state.clone()),
+        bfd_status: Some(n.bfd_status.clone().unwrap_or_else(|| "N/A".into())),
+        node: Some(node.to_string()),
+        peer: Some(n.peer.clone()),
+        vrf: Some(api_vrf(&n.vrf).to_string()),
+        prefixes_received: Some(n.prefixes_received),
+        prefixes_accepted: Some(n.prefixes_accepted),
+        // whole seconds: the status then only changes when the session does
+        established_since: since.map(|t| jiff::Timestamp::from_second(t.as_second()).map(|t| t.to_string()).unwrap_or_default()),
+        last_reset_reason: n.last_reset_reason.clone(),
+    }
+}
+
+/// Writes status objects, remembering what it wrote to skip identical writes.
+pub struct StatusWriter {
+    client: Client,
+    node: String,
+    namespace: String,
+    node_state_written: Option<FRRNodeStateStatus>,
+    sessions_written: BTreeMap<String, BGPSessionStateStatus>,
+    config_entries_written: BTreeMap<String, serde_json::Value>,
+}
+
+impl StatusWriter {
+    pub fn new(client: Client, node: &str, namespace: &str) -> StatusWriter {
+        StatusWriter {
+            client,
+            node: node.to_string(),
+            namespace: namespace.to_string(),
+            node_state_written: None,
+            sessions_written: BTreeMap::new(),
+            config_entries_written: BTreeMap::new(),
+        }
+    }
+
+    fn pp(&self) -> PatchParams {
+        PatchParams::apply(&format!("{MANAGER}/{}", self.node)).force()
+    }
+
+    fn owner(&self, node_uid: &str) -> serde_json::Value {
+        json!([{"apiVersion": "v1", "kind": "Node", "name": self.node, "uid": node_uid}])
+    }
+
+    pub fn last_node_state(&self) -> Option<&FRRNodeStateStatus> {
+        self.node_state_written.as_ref()
+    }
+
+    /// FRRNodeState/<node>, owned by the Node.
+    pub async fn node_state(&mut self, node_uid: &str, status: FRRNodeStateStatus) -> Result<bool, kube::Error> {
+        if self.node_state_written.as_ref() == Some(&status) {
+            return Ok(false);
+        }
+        let api: Api<FRRNodeState> = Api::all(self.client.clone());
+        if self.node_state_written.is_none() {
+            let obj = json!({"apiVersion": API_VERSION, "kind": "FRRNodeState", "metadata": {"name": self.node, "ownerReferences": self.owner(node_uid)}, "spec": {}});
+            api.patch(&self.node, &self.pp(), &Patch::Apply(&obj)).await?;
+        }
+        let obj = json!({"apiVersion": API_VERSION, "kind": "FRRNodeState", "status": status});
+        api.patch_status(&self.node, &self.pp(), &Patch::Apply(&obj)).await?;
+        self.node_state_written = Some(status);
+        Ok(true)
+    }
+
+    /// This node's entry in each FRRConfiguration's status: applied here, or why not.
+    pub async fn config_entries(&mut self, entries: BTreeMap<String, Option<String>>) -> Result<(), kube::Error> {
+        let api: Api<FRRConfiguration> = Api::namespaced(self.client.clone(), &self.namespace);
+        // entries we wrote before for objects that are now unrelated to this node: give them up
+        let mut all = entries.clone();
+        for name in self.config_entries_written.keys() {
+            all.entry(name.clone()).or_insert(None);
+        }
+        for (name, entry) in all {
+            let status = match entry {
+                None if entries.contains_key(&name) => json!({"appliedOn": [self.node]}),
+                Some(err) => json!({"errors": [{"node": self.node, "message": err}]}),
+                None => json!({}),
+            };
+            if self.config_entries_written.get(&name) == Some(&status) {
+                continue;
+            }
+            let obj = json!({"apiVersion": API_VERSION, "kind": "FRRConfiguration", "status": status});
+            match api.patch_status(&name, &self.pp(), &Patch::Apply(&obj)).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(e)) if e.code == 404 => {}
+                Err(e) => return Err(e),
+            }
+            if status == json!({}) {
+                self.config_entries_written.remove(&name);
+            } else {
+                self.config_entries_written.insert(name, status);
+            }
+        }
+        Ok(())
+    }
+
+    /// One BGPSessionState per session of this node; stale ones are deleted.
+    pub async fn sessions(&mut self, node_uid: &str, neighbors: &[BgpNeighbor], now: jiff::Timestamp) -> Result<usize, kube::Error> {
+        let api: Api<BGPSessionState> = Api::namespaced(self.client.clone(), &self.namespace);
+        let mut desired: BTreeMap<String, (&BgpNeighbor, BGPSessionStateStatus)> = BTreeMap::new();
+        for n in neighbors {
+            desired.insert(session_name(&self.node, api_vrf(&n.vrf), &n.peer), (n, session_status(&self.node, n, now)));
+        }
+        let mut writes = 0;
+        for (name, (n, status)) in &desired {
+            let mut status = status.clone();
+            // an uptime read at another moment may round one second off: keep the written one
+            if let Some(old) = self.sessions_written.get(name) {
+                if old.established_since.is_some() && status.established_since.is_some() {
+                    let t = |s: &Option<String>| s.as_deref().and_then(|s| s.parse::<jiff::Timestamp>().ok()).map(|t| t.as_second());
+                    if t(&old.established_since).zip(t(&status.established_since)).is_some_and(|(a, b)| (a - b).abs() <= 2) {
+                        status.established_since = old.established_since.clone();
+                    }
+                }
+            }
+            if self.sessions_written.get(name) == Some(&status) {
+                continue;
+            }
+            if !self.sessions_written.contains_key(name) {
+                let obj = json!({"apiVersion": API_VERSION, "kind": "BGPSessionState", "metadata": {"name": name, "labels": {
+                    LABEL_NODE: self.node, LABEL_PEER: peer_label(&n.peer), LABEL_VRF: api_vrf(&n.vrf)}, "ownerReferences": self.owner(node_uid)}, "spec": {}});
+                api.patch(name, &self.pp(), &Patch::Apply(&obj)).await?;
+            }
+            let obj = json!({"apiVersion": API_VERSION, "kind": "BGPSessionState", "status": status});
+            api.patch_status(name, &self.pp(), &Patch::Apply(&obj)).await?;
+            self.sessions_written.insert(name.clone(), status);
+            writes += 1;
+        }
+        // delete sessions of this node that FRR no longer has (also those of a previous run)
+        let existing = api.list(&ListParams::default().labels(&format!("{LABEL_NODE}={}", self.node))).await?;
+        for o in existing {
+            let name = o.name_any();
+            if !desired.contains_key(&name) {
+                let _ = api.delete(&name, &DeleteParams::default()).await;
+                self.sessions_written.remove(&name);
+                writes += 1;
+            }
+        }
+        Ok(writes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_labels() {
+        assert_eq!(peer_label("2001:db8::3"), "2001-0db8-0000-0000-0000-0000-0000-0003");
+        assert_eq!(peer_label("192.0.2.1"), "192.0.2.1");
+        assert_eq!(session_name("wk3", "", "192.0.2.1"), "wk3-default-192.0.2.1");
+        assert_eq!(session_name("wk3", "red", "Eth_0"), "wk3-red-eth-0");
+    }
+
+    #[test]
+    fn transition_times_stay_while_nothing_changes() {
+        let t0 = jiff::Timestamp::from_second(1_700_000_000).unwrap();
+        let t1 = jiff::Timestamp::from_second(1_700_000_100).unwrap();
+        let c0 = conditions(&[], true, "Applied", "ok", Some(1), t0);
+        let c1 = conditions(&c0, true, "Applied", "ok", Some(2), t1);
+        assert_eq!(c1[0].last_transition_time.0, t0);
+        let c2 = conditions(&c1, false, "ConversionFailed", "bad", Some(3), t1);
+        assert_eq!(c2[0].status, "False");
+        assert_eq!(c2[0].last_transition_time.0, t1);
+    }
+}
