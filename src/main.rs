@@ -31,29 +31,31 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The agent logs from several threads: only the one-shot commands hold stdout/stderr.
+    if let Command::Controller(args) = cli.command {
+        frr_composer::agent::init_logging(args.log_level.into());
+        let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+            Ok(rt) => rt,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(1);
+            }
+        };
+        return match rt.block_on(frr_composer::agent::run(args)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::from(1)
+            }
+        };
+    }
     let mut out = std::io::stdout().lock();
     let mut err = std::io::stderr().lock();
     let code = match cli.command {
         Command::Render(args) => cli::render::run(&args, &mut out, &mut err),
         Command::Apply(args) => cli::apply::run(&args, &mut out, &mut err),
         Command::Status(args) => cli::apply::status(&args, &mut out, &mut err),
-        Command::Controller(args) => {
-            let logs = frr_composer::agent::init_logging(args.log_level.into());
-            let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
-                Ok(rt) => rt,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return ExitCode::from(1);
-                }
-            };
-            match rt.block_on(frr_composer::agent::run(args, logs)) {
-                Ok(()) => 0,
-                Err(e) => {
-                    eprintln!("error: {e:#}");
-                    1
-                }
-            }
-        }
+        Command::Controller(_) => unreachable!("handled above"),
         Command::Crds => {
             use std::io::Write;
             let _ = out.write_all(cli::crds_yaml().as_bytes());

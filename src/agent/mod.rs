@@ -74,25 +74,45 @@ struct Health {
     last_apply_ok: bool,
 }
 
-type LogHandle = tracing_subscriber::reload::Handle<tracing_subscriber::EnvFilter, tracing_subscriber::Registry>;
+/// The agent's log level, changeable at runtime (FRRK8sConfiguration `config`). A plain
+/// atomic read by a filter function: no lock is taken while logging.
+static LEVEL: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(2);
 
-fn filter_for(level: LogLevel) -> tracing_subscriber::EnvFilter {
-    let l = match level {
-        LogLevel::All | LogLevel::Debug => "debug",
-        LogLevel::Info => "info",
-        LogLevel::Warn => "warn",
-        LogLevel::Error => "error",
-        LogLevel::None => "off",
-    };
-    tracing_subscriber::EnvFilter::new(format!("frr_composer={l},kube=warn"))
+fn level_code(level: LogLevel) -> u8 {
+    match level {
+        LogLevel::All | LogLevel::Debug => 4,
+        LogLevel::Info => 3,
+        LogLevel::Warn => 2,
+        LogLevel::Error => 1,
+        LogLevel::None => 0,
+    }
 }
 
-/// Initialises JSON logs; the handle changes the level at runtime.
-pub fn init_logging(level: LogLevel) -> LogHandle {
+fn enabled(meta: &tracing::Metadata<'_>) -> bool {
+    use tracing::Level;
+    let ours = meta.target().starts_with("frr_composer");
+    let max = if ours { LEVEL.load(std::sync::atomic::Ordering::Relaxed) } else { 2.min(LEVEL.load(std::sync::atomic::Ordering::Relaxed)) };
+    let code = match *meta.level() {
+        Level::ERROR => 1,
+        Level::WARN => 2,
+        Level::INFO => 3,
+        Level::DEBUG => 4,
+        Level::TRACE => 5,
+    };
+    code <= max
+}
+
+pub fn set_log_level(level: LogLevel) {
+    LEVEL.store(level_code(level), std::sync::atomic::Ordering::Relaxed);
+}
+
+/// JSON logs on stderr; the level can change at runtime (`set_log_level`). Other crates log
+/// warnings and errors only.
+pub fn init_logging(level: LogLevel) {
     use tracing_subscriber::prelude::*;
-    let (filter, handle) = tracing_subscriber::reload::Layer::new(filter_for(level));
-    tracing_subscriber::registry().with(filter).with(tracing_subscriber::fmt::layer().json().with_writer(std::io::stderr)).init();
-    handle
+    set_log_level(level);
+    let filter = tracing_subscriber::filter::filter_fn(enabled);
+    tracing_subscriber::registry().with(tracing_subscriber::fmt::layer().json().with_writer(std::io::stderr).with_filter(filter)).init();
 }
 
 fn hostname() -> String {
@@ -118,7 +138,7 @@ struct Outcome {
     malformed: BTreeMap<String, String>,
 }
 
-pub async fn run(args: ControllerArgs, logs: LogHandle) -> anyhow::Result<()> {
+pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
     let client = Client::try_default().await.context("connecting to the Kubernetes API server")?;
     let shared = watch::Shared { snapshot: Arc::new(Mutex::new(watch::Snapshot::default())), changed: Arc::new(Notify::new()) };
     watch::spawn(client.clone(), &args.namespace, &args.node_name, shared.clone());
@@ -137,8 +157,9 @@ pub async fn run(args: ControllerArgs, logs: LogHandle) -> anyhow::Result<()> {
         a.persist = args.persist.clone();
         a
     }));
-    let writer = Arc::new(tokio::sync::Mutex::new(StatusWriter::new(client.clone(), &args.node_name, &args.namespace)));
-    spawn_session_poller(&args, applier.clone(), writer.clone(), shared.clone(), metrics.clone());
+    // separate writers: a slow session write never holds up the status of an apply
+    let mut writer = StatusWriter::new(client.clone(), &args.node_name, &args.namespace);
+    spawn_session_poller(&args, StatusWriter::new(client.clone(), &args.node_name, &args.namespace), shared.clone(), metrics.clone());
 
     // Never render from an unsynced cache: an empty cache would wipe FRR.
     loop {
@@ -237,7 +258,7 @@ pub async fn run(args: ControllerArgs, logs: LogHandle) -> anyhow::Result<()> {
         };
         let level = settings_level.unwrap_or(args.log_level.into());
         if log_level != Some(level) {
-            let _ = logs.reload(filter_for(level));
+            set_log_level(level);
             tracing::info!(level = ?level, "log level");
             log_level = Some(level);
         }
@@ -324,12 +345,17 @@ pub async fn run(args: ControllerArgs, logs: LogHandle) -> anyhow::Result<()> {
         let running = tokio::task::spawn_blocking(move || a.lock().expect("applier").location.running_config()).await?;
         let status = node_status(&outcome, running.ok().map(|r| redact(&r)), &mut previous_conditions, &args.node_name);
         let config_entries = config_entries(&outcome);
-        let mut w = writer.lock().await;
-        if let Err(e) = w.node_state(&node_uid, status).await {
-            tracing::warn!(error = %e, "writing FRRNodeState");
+        // an API server that is away must not hold the agent: writes time out and are retried
+        // with the next status change
+        match tokio::time::timeout(API_TIMEOUT, writer.node_state(&node_uid, status)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "writing FRRNodeState"),
+            Err(_) => tracing::warn!("writing FRRNodeState timed out"),
         }
-        if let Err(e) = w.config_entries(config_entries).await {
-            tracing::warn!(error = %e, "writing FRRConfiguration status");
+        match tokio::time::timeout(API_TIMEOUT, writer.config_entries(config_entries)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "writing FRRConfiguration status"),
+            Err(_) => tracing::warn!("writing FRRConfiguration status timed out"),
         }
     }
 }
@@ -395,10 +421,11 @@ fn config_entries(o: &Outcome) -> BTreeMap<String, Option<String>> {
     out
 }
 
-fn spawn_session_poller(args: &ControllerArgs, applier: Arc<Mutex<Applier>>, writer: Arc<tokio::sync::Mutex<StatusWriter>>, shared: watch::Shared, metrics: Metrics) {
+const API_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn spawn_session_poller(args: &ControllerArgs, mut writer: StatusWriter, shared: watch::Shared, metrics: Metrics) {
     let interval = Duration::from_secs(args.poll_interval.max(1));
     let loc = args.frr.location();
-    let _ = applier;
     tokio::spawn(async move {
         loop {
             tokio::time::sleep(interval).await;
@@ -419,9 +446,10 @@ fn spawn_session_poller(args: &ControllerArgs, applier: Arc<Mutex<Applier>>, wri
             }
             let uid = shared.snapshot.lock().expect("snapshot").node.as_ref().and_then(|n| n.metadata.uid.clone());
             let Some(uid) = uid else { continue };
-            let mut w = writer.lock().await;
-            if let Err(e) = w.sessions(&uid, &neighbors, jiff::Timestamp::now()).await {
-                tracing::warn!(error = %e, "writing BGPSessionStates");
+            match tokio::time::timeout(API_TIMEOUT, writer.sessions(&uid, &neighbors, jiff::Timestamp::now())).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "writing BGPSessionStates"),
+                Err(_) => tracing::warn!("writing BGPSessionStates timed out"),
             }
         }
     });

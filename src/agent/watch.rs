@@ -59,6 +59,11 @@ fn secret_entry(s: &Secret) -> SecretEntry {
 
 /// Applies one watch event to a map kept by key; `Init`...`InitDone` replaces it atomically.
 fn fold<K, V>(map: &mut BTreeMap<String, V>, buffer: &mut Option<BTreeMap<String, V>>, ev: Event<K>, key: impl Fn(&K) -> String, value: impl Fn(&K) -> V) -> bool {
+    let what = match &ev {
+        Event::Apply(o) | Event::Delete(o) | Event::InitApply(o) => key(o),
+        _ => String::new(),
+    };
+    tracing::debug!(event = match &ev { Event::Apply(_) => "apply", Event::Delete(_) => "delete", Event::Init => "init", Event::InitApply(_) => "init-apply", Event::InitDone => "init-done" }, object = %what, "watch event");
     match ev {
         Event::Apply(o) => {
             map.insert(key(&o), value(&o));

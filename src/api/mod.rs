@@ -439,8 +439,10 @@ pub struct BGPSessionStateStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vrf: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "schema::count")]
     pub prefixes_received: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "schema::count")]
     pub prefixes_accepted: Option<u64>,
     /// When the session last became Established (RFC 3339), while it is Established.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -1,0 +1,255 @@
+//! The node agent (`frr-composer controller`) against a real kube-apiserver + etcd and a real
+//! FRR (10.3 and 8.4) in a network namespace, driven with kubectl as a user would.
+//!
+//! Needs root, the lab (FRR, gobgpd) and the apiserver binaries (.ci/install-apiserver.sh):
+//! skipped without them, except under CI=true, where it fails.
+
+mod apiserver;
+mod lab;
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use apiserver::ApiServer;
+use lab::{Frr, FrrVersion, GoBgp, GoBgpNeighbor, Netns, Req, TempDir};
+use serde_json::Value;
+
+const NS: &str = "openshift-frr-k8s";
+const NODE_IP: &str = "192.0.2.113";
+const ROUTER_IP: &str = "192.0.2.1";
+const LB_IP: &str = "198.51.100.181/32";
+const PEER_ROUTES: [&str; 3] = ["0.0.0.0/0", "203.0.113.0/24", "198.51.100.0/25"];
+
+const NODE: &str = "apiVersion: v1\nkind: Node\nmetadata:\n  name: wk3\n  labels:\n    kubernetes.io/hostname: wk3\n    kubernetes.io/os: linux\n";
+
+fn metallb(extra_neighbor_fields: &str) -> String {
+    format!(
+        "apiVersion: frrk8s.metallb.io/v1beta1\nkind: FRRConfiguration\nmetadata:\n  name: metallb-wk3\n  namespace: {NS}\nspec:\n  bgp:\n    routers:\n    - asn: 65801\n      neighbors:\n      - address: 192.0.2.1\n        asn: 65102\n        disableMP: false\n        dualStackAddressFamily: false\n        passwordSecret: {{}}\n        port: 179\n{extra_neighbor_fields}        toAdvertise:\n          allowed:\n            mode: filtered\n            prefixes:\n            - 198.51.100.181/32\n        toReceive:\n          allowed:\n            mode: filtered\n      prefixes:\n      - 198.51.100.181/32\n  nodeSelector:\n    matchLabels:\n      kubernetes.io/hostname: wk3\n  raw: {{}}\n"
+    )
+}
+
+const RECEIVE_ALL: &str = "apiVersion: frrk8s.metallb.io/v1beta1\nkind: FRRConfiguration\nmetadata:\n  name: receive-all\n  namespace: openshift-frr-k8s\nspec:\n  bgp:\n    routers:\n    - asn: 65801\n      neighbors:\n      - address: 192.0.2.1\n        asn: 65102\n        toReceive:\n          allowed:\n            mode: all\n";
+
+const CONFLICT: &str = "apiVersion: frrk8s.metallb.io/v1beta1\nkind: FRRConfiguration\nmetadata:\n  name: conflicting\n  namespace: openshift-frr-k8s\nspec:\n  bgp:\n    routers:\n    - asn: 65801\n      neighbors:\n      - address: 192.0.2.1\n        asn: 65999\n";
+
+fn set(items: &[&str]) -> BTreeSet<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+struct Agent {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Agent {
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+fn http_get(port: u16, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else { return (0, String::new()) };
+    let _ = write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    let mut body = String::new();
+    let _ = s.read_to_string(&mut body);
+    let code = body.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    (code, body)
+}
+
+fn scenario(version: FrrVersion) {
+    if !lab::require(&[Req::Frr(version), Req::GoBgp]) || !apiserver::require() {
+        return;
+    }
+    let v = version.label();
+    let tmp = TempDir::new().unwrap();
+    let node = Netns::new().unwrap();
+    let router = Netns::new().unwrap();
+    lab::veth(&node, "eth0", &["192.0.2.113/24"], &router, "eth0", &["192.0.2.1/24"]).unwrap();
+    let gobgp = GoBgp::start(&router, 65102, ROUTER_IP, &[GoBgpNeighbor::new(NODE_IP, 65801)]).unwrap();
+    for p in PEER_ROUTES {
+        gobgp.add_route(p, ROUTER_IP, &[]).unwrap();
+    }
+    let mut frr = Frr::start(version, &node).unwrap();
+    let mut api = ApiServer::start().unwrap();
+    let crds = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("crds");
+    api.kubectl(&["apply", "-k", crds.to_str().unwrap()]).unwrap();
+    api.kubectl(&["wait", "--for=condition=Established", "crd", "--all", "--timeout=60s"]).unwrap();
+    api.kubectl(&["create", "namespace", NS]).unwrap();
+    api.kubectl_stdin(&["apply", "-f", "-"], NODE).unwrap();
+
+    let metrics_port = free_port();
+    let health_port = free_port();
+    let log = tmp.path().join("agent.log");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_frr-composer"));
+    cmd.arg("controller")
+        .args(["--node-name", "wk3", "--namespace", NS, "--hostname", "wk3", "--drift-interval", "2", "--poll-interval", "1", "--log-level", "debug"])
+        .args(["--metrics-address", &format!("127.0.0.1:{metrics_port}"), "--health-address", &format!("127.0.0.1:{health_port}")])
+        .args(frr.cli_args())
+        .env("KUBECONFIG", api.kubeconfig())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap());
+    let agent = Agent { child: cmd.spawn().unwrap(), log };
+
+    let node_state = |api: &ApiServer| api.kubectl_json(&["get", "frrnodestate", "wk3"]).ok();
+    let status_field = |api: &ApiServer, f: &str| node_state(api).and_then(|s| s["status"][f].as_str().map(String::from)).unwrap_or_default();
+    let diag_with = |api: &ApiServer, frr: &Frr, what: &str| {
+        let _ = std::fs::write(std::env::temp_dir().join("frr-composer-agent-failed.log"), agent.log());
+        format!(
+            "FRR {v}: {what}\n--- FRRNodeState\n{}\n--- FRR running\n{}\n--- agent log (tail)\n{}",
+            node_state(api).map(|s| serde_json::to_string_pretty(&s["status"]).unwrap()).unwrap_or_default(),
+            frr.running_config().unwrap_or_default(),
+            agent.log().lines().rev().take(30).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n")
+        )
+    };
+    macro_rules! diag {
+        ($api:expr, $what:expr) => {
+            diag_with($api, &frr, $what)
+        };
+    }
+
+    // 1. With no configuration the agent applies the empty configuration and reports it.
+    assert!(lab::wait_until(Duration::from_secs(30), || status_field(&api, "lastConversionResult") == "success"), "{}", diag!(&api, "no FRRNodeState"));
+    assert!(lab::wait_until(Duration::from_secs(10), || http_get(health_port, "/readyz").0 == 200), "{}", diag!(&api, "not ready"));
+    assert_eq!(http_get(health_port, "/healthz").0, 200);
+    assert_eq!(http_get(health_port, "/livez").0, 200, "{}", http_get(health_port, "/livez").1);
+
+    // 2. The field example: kubectl apply -> FRRNodeState shows it; the router gets the LB IP.
+    let t = Instant::now();
+    api.kubectl_stdin(&["apply", "-f", "-"], &metallb("")).unwrap();
+    assert!(lab::wait_until(Duration::from_secs(10), || status_field(&api, "runningConfig").contains("permit 198.51.100.181/32")), "{}", diag!(&api, "metallb-wk3 not applied"));
+    let latency = t.elapsed();
+    eprintln!("FRR {v}: kubectl apply -> FRRNodeState shows the new config: {:.0} ms", latency.as_secs_f64() * 1e3);
+    let ns_obj = node_state(&api).unwrap();
+    assert_eq!(ns_obj["metadata"]["ownerReferences"][0]["kind"], "Node");
+    assert_eq!(ns_obj["status"]["lastReloadResult"], "success");
+    assert!(ns_obj["status"]["observedGenerations"][format!("{NS}/metallb-wk3")].as_i64().is_some(), "{ns_obj}");
+    let ready = ns_obj["status"]["conditions"].as_array().unwrap().iter().find(|c| c["type"] == "Ready").unwrap().clone();
+    assert_eq!(ready["status"], "True");
+    assert!(lab::wait_until(Duration::from_secs(25), || gobgp.received_prefixes(NODE_IP).is_ok_and(|p| p == set(&[LB_IP]))), "{}", diag!(&api, "router did not get the LB IP"));
+    let cfg = api.kubectl_json(&["-n", NS, "get", "frrconfiguration", "metallb-wk3"]).unwrap();
+    assert!(lab::wait_until(Duration::from_secs(5), || api.kubectl_json(&["-n", NS, "get", "frrconfiguration", "metallb-wk3"]).is_ok_and(|c| c["status"]["appliedOn"] == serde_json::json!(["wk3"]))), "{cfg}");
+
+    // BGPSessionState for the peer, with the anchor's labels.
+    let sessions = |api: &ApiServer| api.kubectl_json(&["-n", NS, "get", "bgpsessionstates", "-l", "frrk8s.metallb.io/node=wk3"]).map(|l| l["items"].as_array().cloned().unwrap_or_default()).unwrap_or_default();
+    assert!(
+        lab::wait_until(Duration::from_secs(10), || sessions(&api).iter().any(|s| s["status"]["bgpStatus"] == "Established" && s["metadata"]["labels"]["frrk8s.metallb.io/peer"] == ROUTER_IP)),
+        "{:#?}",
+        sessions(&api)
+    );
+    // metrics with the anchor's names
+    assert!(lab::wait_until(Duration::from_secs(5), || http_get(metrics_port, "/metrics").1.contains(r#"frrk8s_bgp_session_up{peer="192.0.2.1",vrf="default"} 1"#)), "{}", http_get(metrics_port, "/metrics").1);
+
+    // 3. receive-all widens: the node's kernel gains the routes; removing it takes them away.
+    api.kubectl_stdin(&["apply", "-f", "-"], RECEIVE_ALL).unwrap();
+    let kernel_has = |p: &str| node.routes(false, &["proto", "bgp"]).is_ok_and(|r| r.lines().any(|l| l.starts_with(p) && l.contains("via 192.0.2.1")));
+    assert!(lab::wait_until(Duration::from_secs(20), || kernel_has("203.0.113.0/24 ")), "{}", diag!(&api, "routes not in the kernel after receive-all"));
+    api.kubectl(&["-n", NS, "delete", "frrconfiguration", "receive-all"]).unwrap();
+    assert!(lab::wait_until(Duration::from_secs(20), || !kernel_has("203.0.113.0/24 ")), "{}", diag!(&api, "routes stayed after removing receive-all"));
+
+    // 4. A conflicting configuration: reported, FRR keeps the previous configuration.
+    let before = frr.running_config().unwrap();
+    api.kubectl_stdin(&["apply", "-f", "-"], CONFLICT).unwrap();
+    assert!(lab::wait_until(Duration::from_secs(10), || status_field(&api, "lastConversionResult").starts_with("failed")), "{}", diag!(&api, "conflict not reported"));
+    let conv = status_field(&api, "lastConversionResult");
+    assert!(conv.contains("openshift-frr-k8s/conflicting") && conv.contains("openshift-frr-k8s/metallb-wk3") && conv.contains("65999"), "{conv}");
+    assert!(
+        lab::wait_until(Duration::from_secs(5), || api
+            .kubectl_json(&["-n", NS, "get", "frrconfiguration", "conflicting"])
+            .is_ok_and(|c| c["status"]["errors"][0]["node"] == "wk3" && c["status"]["errors"][0]["message"].as_str().is_some_and(|m| m.contains("65999")))),
+        "{}",
+        diag!(&api, "the conflicting object's status does not say why")
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(frr.running_config().unwrap(), before, "FRR changed although the configuration was refused");
+    api.kubectl(&["-n", NS, "delete", "frrconfiguration", "conflicting"]).unwrap();
+    assert!(lab::wait_until(Duration::from_secs(10), || status_field(&api, "lastConversionResult") == "success"), "{}", diag!(&api, "fix not applied"));
+
+    // 5. Node labels: the configuration is re-selected.
+    api.kubectl(&["label", "node", "wk3", "kubernetes.io/hostname=elsewhere", "--overwrite"]).unwrap();
+    assert!(lab::wait_until(Duration::from_secs(10), || !frr.running_config().unwrap_or_default().contains("neighbor 192.0.2.1 remote-as")), "{}", diag!(&api, "relabelled node kept the config"));
+    api.kubectl(&["label", "node", "wk3", "kubernetes.io/hostname=wk3", "--overwrite"]).unwrap();
+    assert!(lab::wait_until(Duration::from_secs(10), || frr.running_config().unwrap_or_default().contains("neighbor 192.0.2.1 remote-as 65102")), "{}", diag!(&api, "config not back"));
+
+    // 6. Password Secret rotation; the password never shows in FRRNodeState or the log.
+    api.kubectl(&["-n", NS, "create", "secret", "generic", "peer-pw", "--type=kubernetes.io/basic-auth", "--from-literal=password=first-Secret-9"]).unwrap();
+    api.kubectl_stdin(&["apply", "-f", "-"], &metallb("").replace("passwordSecret: {}", "passwordSecret:\n          name: peer-pw")).unwrap();
+    assert!(lab::wait_until(Duration::from_secs(10), || frr.running_config().unwrap_or_default().contains("password first-Secret-9")), "{}", diag!(&api, "password not applied"));
+    api.kubectl_stdin(&["apply", "-f", "-"], &format!("apiVersion: v1\nkind: Secret\nmetadata:\n  name: peer-pw\n  namespace: {NS}\ntype: kubernetes.io/basic-auth\nstringData:\n  password: second-Secret-7\n")).unwrap();
+    assert!(lab::wait_until(Duration::from_secs(10), || frr.running_config().unwrap_or_default().contains("password second-Secret-7")), "{}", diag!(&api, "rotated password not applied"));
+    assert!(lab::wait_until(Duration::from_secs(5), || status_field(&api, "runningConfig").contains("password <retracted>")), "{}", diag!(&api, "no redacted password in FRRNodeState"));
+    let everything = format!("{}{}", serde_json::to_string(&node_state(&api).unwrap()).unwrap(), agent.log());
+    assert!(!everything.contains("first-Secret-9") && !everything.contains("second-Secret-7"), "a password leaked into status or logs");
+    api.kubectl_stdin(&["apply", "-f", "-"], &metallb("")).unwrap();
+
+    // 7. A hostile object (a newline in a password): a clear status, no crash.
+    api.kubectl_stdin(&["apply", "-f", "-"], &format!("apiVersion: frrk8s.metallb.io/v1beta1\nkind: FRRConfiguration\nmetadata:\n  name: hostile\n  namespace: {NS}\nspec:\n  bgp:\n    routers:\n    - asn: 65801\n      neighbors:\n      - address: 192.0.2.1\n        asn: 65102\n        password: \"x\\n neighbor 192.0.2.99 remote-as 1\"\n")).unwrap();
+    assert!(lab::wait_until(Duration::from_secs(10), || status_field(&api, "lastConversionResult").contains("hostile")), "{}", diag!(&api, "hostile object not reported"));
+    assert!(!frr.running_config().unwrap().contains("192.0.2.99"));
+    api.kubectl(&["-n", NS, "delete", "frrconfiguration", "hostile"]).unwrap();
+    assert!(lab::wait_until(Duration::from_secs(10), || status_field(&api, "lastConversionResult") == "success"), "{}", diag!(&api, "not back to success"));
+
+    // 8. The API server restarts mid-run: no wrong apply meanwhile, and changes apply after.
+    let before = frr.running_config().unwrap();
+    api.restart_apiserver().unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(frr.running_config().unwrap(), before, "FRR changed while the API server restarted");
+    api.kubectl_stdin(&["apply", "-f", "-"], RECEIVE_ALL).unwrap();
+    assert!(lab::wait_until(Duration::from_secs(30), || frr.running_config().unwrap_or_default().contains("ip prefix-list frr-composer-permit-any")), "{}", diag!(&api, "no apply after the API server restart"));
+    api.kubectl(&["-n", NS, "delete", "frrconfiguration", "receive-all"]).unwrap();
+
+    // 9. bgpd killed and started again: the configuration is restored.
+    frr.kill_daemon("bgpd").unwrap();
+    frr.start_daemon("bgpd").unwrap();
+    assert!(lab::wait_until(Duration::from_secs(5), || frr.running_config().unwrap_or_default().contains("route-map 192.0.2.1-out out")), "{}", diag!(&api, "not restored after bgpd restart"));
+
+    // 10. Every configuration deleted: FRR returns to the empty configuration, the session
+    //     state object goes away.
+    api.kubectl(&["-n", NS, "delete", "frrconfiguration", "--all"]).unwrap();
+    assert!(lab::wait_until(Duration::from_secs(10), || !frr.running_config().unwrap_or_default().contains("router bgp")), "{}", diag!(&api, "FRR not emptied"));
+    assert!(lab::wait_until(Duration::from_secs(10), || sessions(&api).is_empty()), "{:#?}", sessions(&api));
+    assert!(!agent.log().contains("panicked"));
+    let _ = &mut api;
+}
+
+#[test]
+fn agent_against_real_apiserver_frr10() {
+    scenario(FrrVersion::V10);
+}
+
+#[test]
+fn agent_against_real_apiserver_frr8() {
+    scenario(FrrVersion::V8);
+}
+
+/// The whole of deploy/ is accepted by the real API server (server-side dry run).
+#[test]
+fn deploy_manifests_pass_server_side_dry_run() {
+    if !apiserver::require() {
+        return;
+    }
+    let api = ApiServer::start().unwrap();
+    let deploy = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("deploy");
+    // CRDs and the namespace first (a dry run cannot create what later objects need)
+    let crds = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("crds");
+    api.kubectl(&["apply", "-k", crds.to_str().unwrap()]).unwrap();
+    api.kubectl(&["create", "namespace", "frr-k8s-system"]).unwrap();
+    let out = api.kubectl(&["apply", "--dry-run=server", "-k", deploy.to_str().unwrap()]).unwrap();
+    for kind in ["daemonset.apps/frr-composer", "clusterrole.rbac.authorization.k8s.io/frr-composer", "role.rbac.authorization.k8s.io/frr-composer", "configmap/frr-startup", "serviceaccount/frr-composer"] {
+        assert!(out.contains(kind), "{kind} missing from:\n{out}");
+    }
+    let _: Value = Value::Null;
+}
