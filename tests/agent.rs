@@ -96,7 +96,7 @@ fn scenario(version: FrrVersion) {
     let log = tmp.path().join("agent.log");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_frr-composer"));
     cmd.arg("controller")
-        .args(["--node-name", "wk3", "--namespace", NS, "--hostname", "wk3", "--drift-interval", "2", "--poll-interval", "1", "--log-level", "debug"])
+        .args(["--node-name", "wk3", "--namespace", NS, "--hostname", "wk3", "--drift-interval", "2", "--poll-interval", "1", "--log-level", "info"])
         .args(["--metrics-address", &format!("127.0.0.1:{metrics_port}"), "--health-address", &format!("127.0.0.1:{health_port}")])
         .args(frr.cli_args())
         .env("KUBECONFIG", api.kubeconfig())
@@ -126,6 +126,15 @@ fn scenario(version: FrrVersion) {
     assert!(lab::wait_until(Duration::from_secs(10), || http_get(health_port, "/readyz").0 == 200), "{}", diag!(&api, "not ready"));
     assert_eq!(http_get(health_port, "/healthz").0, 200);
     assert_eq!(http_get(health_port, "/livez").0, 200, "{}", http_get(health_port, "/livez").1);
+
+    // 1b. FRRK8sConfiguration `config` changes the log levels at runtime: FRR's and the agent's.
+    assert!(!agent.log().contains("\"level\":\"DEBUG\""));
+    let settings = |level: &str| format!("apiVersion: frrk8s.metallb.io/v1beta1\nkind: FRRK8sConfiguration\nmetadata:\n  name: config\n  namespace: {NS}\nspec:\n  logLevel: {level}\n");
+    api.kubectl_stdin(&["apply", "-f", "-"], &settings("debug")).unwrap();
+    assert!(lab::wait_until(Duration::from_secs(10), || frr.running_config().unwrap_or_default().contains("debug bgp neighbor-events")), "{}", diag!(&api, "FRR debug logging not enabled"));
+    assert!(lab::wait_until(Duration::from_secs(5), || agent.log().contains("\"level\":\"DEBUG\"")), "{}", diag!(&api, "agent debug logging not enabled"));
+    api.kubectl_stdin(&["apply", "-f", "-"], &settings("info")).unwrap();
+    assert!(lab::wait_until(Duration::from_secs(10), || !frr.running_config().unwrap_or_default().contains("debug bgp")), "{}", diag!(&api, "FRR debug logging not disabled"));
 
     // 2. The field example: kubectl apply -> FRRNodeState shows it; the router gets the LB IP.
     let t = Instant::now();

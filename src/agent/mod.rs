@@ -103,7 +103,11 @@ fn enabled(meta: &tracing::Metadata<'_>) -> bool {
 }
 
 pub fn set_log_level(level: LogLevel) {
-    LEVEL.store(level_code(level), std::sync::atomic::Ordering::Relaxed);
+    let old = LEVEL.swap(level_code(level), std::sync::atomic::Ordering::Relaxed);
+    if old != level_code(level) {
+        // the filter's answers are cached per call site
+        tracing::callsite::rebuild_interest_cache();
+    }
 }
 
 /// JSON logs on stderr; the level can change at runtime (`set_log_level`). Other crates log
@@ -273,6 +277,7 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
             tracing::error!(object = %format!("{}/{name}", args.namespace), error = %e, "malformed FRRConfiguration left out");
         }
         let composed = core::compose(&settings, Snapshot { node_labels: &labels, configs: &configs, secrets: &secrets });
+        tracing::debug!(configs = configs.len(), selected = composed.as_ref().map(|c| c.selected.len()).unwrap_or(0), ok = composed.is_ok(), "composed");
         let mut outcome = Outcome { conversion: composed.as_ref().map(|c| c.selected.clone()).map_err(|e| e.clone()), reload: None, generations, malformed };
         match composed {
             Err(errors) => {
