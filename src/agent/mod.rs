@@ -346,8 +346,16 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
             h.last_apply_ok = matches!((&outcome.conversion, &outcome.reload), (Ok(_), Some(Ok(()))));
         }
         // status, right after the apply
+        // the running configuration read back by the apply (or, when nothing was applied, now)
         let a = applier.clone();
-        let running = tokio::task::spawn_blocking(move || a.lock().expect("applier").location.running_config()).await?;
+        let running = tokio::task::spawn_blocking(move || {
+            let a = a.lock().expect("applier");
+            match &a.last_running {
+                Some(r) => Ok(r.clone()),
+                None => a.location.running_config(),
+            }
+        })
+        .await?;
         let status = node_status(&outcome, running.ok().map(|r| redact(&r)), &mut previous_conditions, &args.node_name);
         let config_entries = config_entries(&outcome);
         // an API server that is away must not hold the agent: writes time out and are retried

@@ -181,6 +181,8 @@ fn list(r: &[Rejected]) -> String {
 /// Applies configurations to one FRR and remembers what it verified.
 pub struct Applier {
     pub location: FrrLocation,
+    /// FRR's whole running configuration as last read (for status reports).
+    pub last_running: Option<String>,
     pub state: Option<Applied>,
     /// Written (atomically) after every verified apply, so that FRR restarts with it.
     pub persist: Option<PathBuf>,
@@ -188,7 +190,7 @@ pub struct Applier {
 
 impl Applier {
     pub fn new(location: FrrLocation) -> Applier {
-        Applier { location, state: None, persist: None }
+        Applier { location, last_running: None, state: None, persist: None }
     }
 
     /// Whether the remembered state still describes FRR (same daemons as when verified).
@@ -238,7 +240,8 @@ impl Applier {
         report.apply = t_apply.elapsed();
         // 3. Read back and compare.
         let t_verify = Instant::now();
-        let running = self.location.owned_running_config()?;
+        let (full, running) = self.location.running_configs()?;
+        self.last_running = Some(full);
         report.read_running = true;
         let mut d = drift(desired, &running);
         if !d.is_empty() {
@@ -254,7 +257,9 @@ impl Applier {
                 report.commands += fix.changes;
                 report.repaired = true;
             }
-            d = drift(desired, &self.location.owned_running_config()?);
+            let (full, running) = self.location.running_configs()?;
+            self.last_running = Some(full);
+            d = drift(desired, &running);
         }
         report.verify = t_verify.elapsed();
         if !d.is_empty() {

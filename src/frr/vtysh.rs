@@ -112,38 +112,39 @@ impl FrrLocation {
         self.show("show running-config")
     }
 
-    /// The running configuration as the daemons that use each part hold it. vtysh's plain
-    /// `show running-config` merges all daemons, so prefix lists and route-maps that bgpd lost in
-    /// a restart would still show (zebra has copies); here they come from bgpd alone, the BFD
-    /// block from bfdd, VRF/VNI and next-hop tracking from zebra (and mgmtd on FRR 10).
-    pub fn owned_running_config(&self) -> Result<String, FrrError> {
-        let bgpd = self.show("show running-config bgpd")?;
-        let mut text = String::new();
-        for line in bgpd.lines() {
-            text.push_str(line);
-            text.push('\n');
-        }
-        for daemon in ["bfdd", "zebra", "mgmtd"] {
-            // a daemon that does not run (mgmtd before FRR 10) has nothing to add
-            let Ok(part) = self.show(&format!("show running-config {daemon}")) else { continue };
-            if part.trim_start().starts_with('%') {
-                continue;
-            }
+    /// The running configuration as the daemons that use each part hold it, and the whole
+    /// merged one, read in one vtysh session. vtysh's plain `show running-config` merges all
+    /// daemons, so prefix lists and route-maps that bgpd lost in a restart would still show
+    /// (zebra has copies): the BGP parts (prefix lists, route-maps, routers, BGP debugging) are
+    /// taken from bgpd's own configuration, everything else from the merged one.
+    pub fn running_configs(&self) -> Result<(String, String), FrrError> {
+        let mut c = self.command();
+        c.args(["-c", "show running-config", "-c", "show running-config bgpd"]);
+        let out = self.run(&mut c, "show running-config")?;
+        let marker = "Building configuration...";
+        let mut parts = out.split(marker).filter(|p| !p.trim().is_empty());
+        let (Some(full), Some(bgpd)) = (parts.next(), parts.next()) else {
+            return Err(FrrError::Command { command: "show running-config bgpd".into(), output: out.chars().take(300).collect() });
+        };
+        let bgp_owned = |line: &str| line.starts_with("ip prefix-list") || line.starts_with("ipv6 prefix-list") || line.starts_with("route-map ") || line.starts_with("router bgp") || line.starts_with("debug bgp");
+        let mut owned = String::new();
+        for (text, from_bgpd) in [(full, false), (bgpd, true)] {
             let mut keep = false;
-            for line in part.lines() {
+            for line in text.lines() {
                 if !line.starts_with(' ') && !line.trim().is_empty() {
-                    keep = match daemon {
-                        "bfdd" => line.starts_with("bfd") || line.starts_with("debug bfd"),
-                        _ => line.starts_with("vrf ") || line.starts_with("ip nht") || line.starts_with("ipv6 nht") || line.starts_with("debug zebra"),
-                    };
+                    keep = bgp_owned(line) == from_bgpd;
                 }
                 if keep {
-                    text.push_str(line);
-                    text.push('\n');
+                    owned.push_str(line);
+                    owned.push('\n');
                 }
             }
         }
-        Ok(text)
+        Ok((format!("{marker}{full}"), owned))
+    }
+
+    pub fn owned_running_config(&self) -> Result<String, FrrError> {
+        Ok(self.running_configs()?.1)
     }
 
     /// FRR's version, from `show version`; refuses versions older than 8.
