@@ -8,3 +8,4 @@ pub mod input;
 pub mod cli;
 pub mod frr;
 pub mod agent;
+pub mod webhook;

@@ -23,6 +23,8 @@ enum Command {
     Status(cli::apply::StatusArgs),
     /// The node agent (DaemonSet): keep the local FRR at the merged configuration.
     Controller(frr_composer::agent::ControllerArgs),
+    /// Validating admission webhook for FRRConfiguration (HTTPS).
+    Webhook(frr_composer::webhook::WebhookArgs),
     /// Print the CustomResourceDefinitions (YAML, one document each).
     Crds,
     /// Measure compose+render time and memory on generated input.
@@ -31,31 +33,48 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // The agent logs from several threads: only the one-shot commands hold stdout/stderr.
-    if let Command::Controller(args) = cli.command {
-        frr_composer::agent::init_logging(args.log_level.into());
-        let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
-            Ok(rt) => rt,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::from(1);
-            }
-        };
-        return match rt.block_on(frr_composer::agent::run(args)) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("error: {e:#}");
-                ExitCode::from(1)
-            }
-        };
+    // The long-running servers log from several threads: only the one-shot commands hold
+    // stdout/stderr.
+    match cli.command {
+        Command::Controller(args) => {
+            frr_composer::agent::init_logging(args.log_level.into());
+            serve(frr_composer::agent::run(args))
+        }
+        Command::Webhook(args) => {
+            frr_composer::agent::init_logging(args.log_level.into());
+            serve(frr_composer::webhook::run(args))
+        }
+        command => one_shot(command),
     }
+}
+
+
+/// Runs a server on a two-thread runtime; errors are printed once, with their causes.
+fn serve(server: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode {
+    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match rt.block_on(server) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn one_shot(command: Command) -> ExitCode {
     let mut out = std::io::stdout().lock();
     let mut err = std::io::stderr().lock();
-    let code = match cli.command {
+    let code = match command {
         Command::Render(args) => cli::render::run(&args, &mut out, &mut err),
         Command::Apply(args) => cli::apply::run(&args, &mut out, &mut err),
         Command::Status(args) => cli::apply::status(&args, &mut out, &mut err),
-        Command::Controller(_) => unreachable!("handled above"),
+        Command::Controller(_) | Command::Webhook(_) => unreachable!("handled above"),
         Command::Crds => {
             use std::io::Write;
             let _ = out.write_all(cli::crds_yaml().as_bytes());

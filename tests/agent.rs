@@ -257,7 +257,16 @@ fn deploy_manifests_pass_server_side_dry_run() {
     api.kubectl(&["apply", "-k", crds.to_str().unwrap()]).unwrap();
     api.kubectl(&["create", "namespace", "frr-k8s-system"]).unwrap();
     let out = api.kubectl(&["apply", "--dry-run=server", "-k", deploy.to_str().unwrap()]).unwrap();
-    for kind in ["daemonset.apps/frr-composer", "clusterrole.rbac.authorization.k8s.io/frr-composer", "role.rbac.authorization.k8s.io/frr-composer", "configmap/frr-startup", "serviceaccount/frr-composer"] {
+    for kind in [
+        "daemonset.apps/frr-composer",
+        "clusterrole.rbac.authorization.k8s.io/frr-composer",
+        "role.rbac.authorization.k8s.io/frr-composer",
+        "configmap/frr-startup",
+        "serviceaccount/frr-composer",
+        "deployment.apps/frr-composer-webhook",
+        "service/frr-composer-webhook",
+        "validatingwebhookconfiguration.admissionregistration.k8s.io/frr-composer-validating-webhook",
+    ] {
         assert!(out.contains(kind), "{kind} missing from:\n{out}");
     }
     let _: Value = Value::Null;

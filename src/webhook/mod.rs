@@ -1,0 +1,213 @@
+//! `frr-composer webhook`: validating admission for FRRConfiguration CREATE and UPDATE. It runs
+//! the same core as the agent: per-object checks always, then, for every node the object
+//! selects, the merge with the other configurations of the same namespace that select that
+//! node. A conflict is refused at `kubectl apply` with both objects, the field and both values.
+
+pub mod validate;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use anyhow::Context;
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Node;
+use kube::api::{Api, ApiResource, DynamicObject};
+use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview};
+use kube::runtime::watcher::{self, watcher, Event};
+use kube::runtime::WatchStreamExt;
+use kube::{Client, ResourceExt};
+
+use crate::agent::watch::typed_config;
+use crate::api::FRRConfiguration;
+
+pub const PATH: &str = "/validate-frrk8s-metallb-io-v1beta1-frrconfiguration";
+
+#[derive(clap::Args, Clone, Debug)]
+pub struct WebhookArgs {
+    /// HTTPS address of the admission server.
+    #[arg(long, default_value = "0.0.0.0:19443")]
+    pub address: SocketAddr,
+    /// Serving certificate (PEM).
+    #[arg(long, value_name = "FILE", default_value = "/tmp/k8s-webhook-server/serving-certs/tls.crt")]
+    pub cert_file: PathBuf,
+    /// Serving key (PEM).
+    #[arg(long, value_name = "FILE", default_value = "/tmp/k8s-webhook-server/serving-certs/tls.key")]
+    pub key_file: PathBuf,
+    #[arg(long, value_enum, default_value = "info")]
+    pub log_level: crate::cli::render::LogLevelArg,
+}
+
+/// Nodes (labels) and FRRConfigurations (by namespace/name), kept by watches.
+#[derive(Default)]
+pub struct Cache {
+    pub nodes: BTreeMap<String, BTreeMap<String, String>>,
+    pub configs: BTreeMap<(String, String), FRRConfiguration>,
+    pub synced: [bool; 2],
+}
+
+fn spawn_watches(client: Client, cache: Arc<Mutex<Cache>>) {
+    {
+        let cache = cache.clone();
+        let api: Api<Node> = Api::all(client.clone());
+        tokio::spawn(async move {
+            let mut buffer: Option<BTreeMap<String, BTreeMap<String, String>>> = None;
+            let mut stream = watcher(api, watcher::Config::default()).default_backoff().boxed();
+            while let Some(ev) = stream.next().await {
+                let Ok(ev) = ev else { continue };
+                let mut c = cache.lock().expect("cache");
+                match ev {
+                    Event::Apply(n) => {
+                        c.nodes.insert(n.name_any(), n.labels().clone());
+                    }
+                    Event::Delete(n) => {
+                        c.nodes.remove(&n.name_any());
+                    }
+                    Event::Init => buffer = Some(BTreeMap::new()),
+                    Event::InitApply(n) => {
+                        buffer.get_or_insert_with(BTreeMap::new).insert(n.name_any(), n.labels().clone());
+                    }
+                    Event::InitDone => {
+                        c.nodes = buffer.take().unwrap_or_default();
+                        c.synced[0] = true;
+                    }
+                }
+            }
+        });
+    }
+    let api: Api<DynamicObject> = Api::all_with(client, &ApiResource::erase::<FRRConfiguration>(&()));
+    tokio::spawn(async move {
+        let mut buffer: Option<BTreeMap<(String, String), FRRConfiguration>> = None;
+        let mut stream = watcher(api, watcher::Config::default()).default_backoff().boxed();
+        let key = |o: &DynamicObject| (o.namespace().unwrap_or_default(), o.name_any());
+        while let Some(ev) = stream.next().await {
+            let Ok(ev) = ev else { continue };
+            let mut c = cache.lock().expect("cache");
+            match ev {
+                Event::Apply(o) => {
+                    if let Ok(t) = typed_config(&o) {
+                        c.configs.insert(key(&o), t);
+                    }
+                }
+                Event::Delete(o) => {
+                    c.configs.remove(&key(&o));
+                }
+                Event::Init => buffer = Some(BTreeMap::new()),
+                Event::InitApply(o) => {
+                    if let Ok(t) = typed_config(&o) {
+                        buffer.get_or_insert_with(BTreeMap::new).insert(key(&o), t);
+                    }
+                }
+                Event::InitDone => {
+                    c.configs = buffer.take().unwrap_or_default();
+                    c.synced[1] = true;
+                }
+            }
+        }
+    });
+}
+
+/// Answers one AdmissionReview.
+pub fn review(cache: &Cache, body: AdmissionReview<DynamicObject>) -> AdmissionReview<DynamicObject> {
+    let req: AdmissionRequest<DynamicObject> = match body.try_into() {
+        Ok(r) => r,
+        Err(e) => return AdmissionResponse::invalid(format!("not an admission request: {e}")).into_review(),
+    };
+    let resp = AdmissionResponse::from(&req);
+    let Some(obj) = req.object.as_ref() else { return resp.into_review() }; // DELETE
+    let new = match typed_config(obj) {
+        Ok(c) => c,
+        Err(e) => return resp.deny(format!("malformed FRRConfiguration: {e}")).into_review(),
+    };
+    let old = req.old_object.as_ref().and_then(|o| typed_config(o).ok());
+    let ns = new.namespace().or(req.namespace.clone()).unwrap_or_default();
+    let others: Vec<FRRConfiguration> = cache.configs.iter().filter(|((n, name), _)| *n == ns && *name != new.name_any()).map(|(_, c)| c.clone()).collect();
+    match validate::validate(&ns, &new, old.as_ref(), &others, &cache.nodes) {
+        Ok(warnings) => {
+            let mut resp = resp;
+            if !warnings.is_empty() {
+                resp.warnings = Some(warnings);
+            }
+            resp.into_review()
+        }
+        Err(message) => resp.deny(message).into_review(),
+    }
+}
+
+fn tls_config(cert: &PathBuf, key: &PathBuf) -> anyhow::Result<tokio_rustls::rustls::ServerConfig> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert).with_context(|| format!("reading {}", cert.display()))?.collect::<Result<_, _>>()?;
+    let key = PrivateKeyDer::from_pem_file(key).with_context(|| format!("reading {}", key.display()))?;
+    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let mut cfg = tokio_rustls::rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)?;
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(cfg)
+}
+
+pub async fn run(args: WebhookArgs) -> anyhow::Result<()> {
+    let client = Client::try_default().await.context("connecting to the Kubernetes API server")?;
+    let cache = Arc::new(Mutex::new(Cache::default()));
+    spawn_watches(client, cache.clone());
+    let tls = tokio_rustls::TlsAcceptor::from(Arc::new(tls_config(&args.cert_file, &args.key_file)?));
+    let c1 = cache.clone();
+    let c2 = cache.clone();
+    let app = axum::Router::new()
+        .route(
+            PATH,
+            axum::routing::post(move |axum::Json(body): axum::Json<AdmissionReview<DynamicObject>>| {
+                let cache = c1.clone();
+                async move {
+                    let started = std::time::Instant::now();
+                    let out = review(&cache.lock().expect("cache"), body);
+                    let allowed = out.response.as_ref().is_some_and(|r| r.allowed);
+                    tracing::info!(allowed, us = started.elapsed().as_micros() as u64, "admission review");
+                    axum::Json(out)
+                }
+            }),
+        )
+        .route(
+            "/healthz",
+            axum::routing::get(move || {
+                let cache = c2.clone();
+                async move {
+                    let synced = cache.lock().expect("cache").synced.iter().all(|s| *s);
+                    if synced {
+                        (axum::http::StatusCode::OK, r#"{"status": "ok"}"#)
+                    } else {
+                        (axum::http::StatusCode::SERVICE_UNAVAILABLE, r#"{"status": "syncing"}"#)
+                    }
+                }
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind(args.address).await.with_context(|| format!("listening on {}", args.address))?;
+    tracing::info!(address = %args.address, "admission webhook listening");
+    loop {
+        let (tcp, peer) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept");
+                continue;
+            }
+        };
+        let tls = tls.clone();
+        let app = app.clone();
+        tokio::spawn(async move {
+            let stream = match tls.accept(tcp).await {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::debug!(error = %e, %peer, "TLS handshake");
+                    return;
+                }
+            };
+            let service = hyper_util::service::TowerToHyperService::new(app);
+            let _ = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
