@@ -268,3 +268,80 @@ proptest! {
         }
     }
 }
+
+/// Numbers anywhere in an object: a clear error or a valid config of the same shape, never a
+/// panic (overflow, out-of-range values reaching FRR).
+fn object_with_number(field: usize, v: u32) -> Result<String, String> {
+    let (mut configs, secrets, settings) = object_with(99, "");
+    {
+        let spec = &mut configs[0].spec;
+        let r = &mut spec.bgp.routers[0];
+        let n = &mut r.neighbors[0];
+        match field {
+            0 => r.asn = v,
+            1 => n.asn = v,
+            2 => n.local_asn = v,
+            3 => n.port = Some(v),
+            4 => n.to_receive.allowed.prefixes[0].le = v,
+            5 => n.to_receive.allowed.prefixes[0].ge = v,
+            6 => n.to_advertise.with_local_pref = vec![LocalPrefPrefixes { prefixes: vec!["198.51.100.0/24".into()], local_pref: v }],
+            7 => spec.bgp.bfd_profiles[0].receive_interval = Some(v),
+            8 => spec.bgp.bfd_profiles[0].detect_multiplier = Some(v),
+            9 => spec.bgp.bfd_profiles[0].minimum_ttl = Some(v),
+            10 => spec.bgp.routers[1].evpn.as_mut().unwrap().l2vnis[0].vni = v,
+            _ => spec.raw.priority = v as i32,
+        }
+    }
+    let labels = BTreeMap::new();
+    let c = compose(&settings, Snapshot { node_labels: &labels, configs: &configs, secrets: &secrets }).map_err(|e| e.to_string())?;
+    render(&c.model).map_err(|e| e.to_string())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 1000, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn numbers_never_break_the_config(field in 0usize..12, v in prop_oneof![Just(0u32), Just(1), Just(32), Just(33), Just(128), Just(129), Just(65535), Just(65536), Just(16_777_216), Just(u32::MAX), any::<u32>()]) {
+        if let Ok(text) = object_with_number(field, v) {
+            let benign = render_with(99, "").unwrap();
+            // a setting may add its own lines (local-as, a local-preference list), never more
+            prop_assert!(shape(&text).len() <= shape(&benign).len() + 10);
+            prop_assert!(!text.chars().any(|c| c.is_control() && c != '\n'));
+        }
+    }
+
+    #[test]
+    fn any_document_text_is_an_error_or_objects_never_a_panic(text in "\\PC{0,200}", prefix in prop_oneof![Just(""), Just("apiVersion: frrk8s.metallb.io/v1beta1\nkind: FRRConfiguration\nmetadata: {name: x, namespace: ns}\nspec:\n  bgp:\n    routers:\n    - "), Just("---\n")]) {
+        let _ = frr_composer::input::parse_documents(&format!("{prefix}{text}"), "fuzz.yaml");
+    }
+}
+
+/// `--explain` and every error keep passwords out.
+#[test]
+fn passwords_never_leave_frr_conf() {
+    let dir = std::env::temp_dir().join(format!("frr-composer-pw-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = dir.join("in.yaml");
+    std::fs::write(
+        &f,
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: s, namespace: ns}\ntype: kubernetes.io/basic-auth\nstringData: {password: Sup3r-Secret-Value}\n---\n\
+         apiVersion: frrk8s.metallb.io/v1beta1\nkind: FRRConfiguration\nmetadata: {name: a, namespace: ns}\nspec:\n  bgp:\n    routers:\n    - asn: 65000\n      neighbors:\n      - {address: 192.0.2.1, asn: 65001, passwordSecret: {name: s}}\n---\n\
+         apiVersion: frrk8s.metallb.io/v1beta1\nkind: FRRConfiguration\nmetadata: {name: b, namespace: ns}\nspec:\n  bgp:\n    routers:\n    - asn: 65000\n      neighbors:\n      - {address: 192.0.2.1, asn: 65001, password: Other-Secret-Value}\n",
+    )
+    .unwrap();
+    let bin = env!("CARGO_BIN_EXE_frr-composer");
+    for args in [vec!["render"], vec!["render", "--explain"]] {
+        let o = std::process::Command::new(bin).args(&args).arg(&f).output().unwrap();
+        let all = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+        assert_eq!(o.status.code(), Some(2), "the two passwords conflict: {all}");
+        assert!(all.contains("password") && !all.contains("Sup3r-Secret-Value") && !all.contains("Other-Secret-Value"), "{all}");
+    }
+    // when valid, the password is only in frr.conf itself
+    std::fs::write(&f, std::fs::read_to_string(&f).unwrap().replace("Other-Secret-Value", "Sup3r-Secret-Value")).unwrap();
+    let o = std::process::Command::new(bin).args(["render", "--explain"]).arg(&f).output().unwrap();
+    let all = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert!(o.status.success() && !all.contains("Sup3r-Secret-Value"), "{all}");
+    let o = std::process::Command::new(bin).arg("render").arg(&f).output().unwrap();
+    assert!(String::from_utf8_lossy(&o.stdout).contains("neighbor 192.0.2.1 password Sup3r-Secret-Value"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
