@@ -75,6 +75,9 @@ fn ms(d: Duration) -> String {
 fn describe_rejected(model: &Model, r: &[Rejected]) -> String {
     r.iter()
         .map(|r| {
+            if r.line.is_empty() {
+                return format!("  {} (FRR did not say which line)", redact(&r.message));
+            }
             let from = crate::render::sources_for_line(model, &r.line).iter().map(|o| o.to_string()).collect::<Vec<_>>().join(", ");
             redact(&format!("  {}: {} (from FRRConfiguration {from})", r.line, r.message))
         })
