@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use kube::{Client, ResourceExt};
+use kube::Client;
 use tokio::sync::Notify;
 
 use crate::api::{FRRNodeStateStatus, LogLevel};
@@ -251,9 +251,9 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
                     }
                 }
             }
-            let labels = s.node.as_ref().map(|n| n.labels().clone()).unwrap_or_default();
-            let uid = s.node.as_ref().and_then(|n| n.metadata.uid.clone());
-            let level = s.settings.as_ref().and_then(|c| c.spec.log_level);
+            let labels = s.node().map(|n| n.labels.clone()).unwrap_or_default();
+            let uid = s.node().and_then(|n| n.uid.clone());
+            let level = s.settings().and_then(|c| c.spec.log_level);
             (configs, malformed, s.secrets.clone(), labels, uid, level, generations)
         };
         let Some(node_uid) = node_uid else {
@@ -457,7 +457,7 @@ fn spawn_session_poller(args: &ControllerArgs, mut writer: StatusWriter, shared:
                 s.bfd = bfd;
                 s.bfd_counters = counters;
             }
-            let uid = shared.snapshot.lock().expect("snapshot").node.as_ref().and_then(|n| n.metadata.uid.clone());
+            let uid = shared.snapshot.lock().expect("snapshot").node().and_then(|n| n.uid.clone());
             let Some(uid) = uid else { continue };
             match tokio::time::timeout(API_TIMEOUT, writer.sessions(&uid, &neighbors, jiff::Timestamp::now())).await {
                 Ok(Ok(_)) => {}

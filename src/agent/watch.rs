@@ -9,31 +9,46 @@ use std::sync::{Arc, Mutex};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Node, Secret};
 use kube::api::{Api, ApiResource, DynamicObject};
-use kube::runtime::watcher::{self, Event};
+use kube::runtime::watcher::{self, watcher, Event};
 use kube::runtime::WatchStreamExt;
 use kube::{Client, ResourceExt};
 use tokio::sync::Notify;
 
 use crate::api::{FRRConfiguration, FRRK8sConfiguration};
-use crate::core::{ObjRef, SecretEntry};
+use crate::core::SecretEntry;
 
 /// A FRRConfiguration as read from the API server: typed, or why it could not be read.
 pub type ConfigEntry = Result<FRRConfiguration, String>;
+
+/// Labels and uid of the agent's Node: only these matter (heartbeats change nothing).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct NodeInfo {
+    pub labels: BTreeMap<String, String>,
+    pub uid: Option<String>,
+}
 
 #[derive(Default)]
 pub struct Snapshot {
     pub configs: BTreeMap<String, ConfigEntry>,
     pub secrets: BTreeMap<String, SecretEntry>,
-    pub node: Option<Node>,
-    pub settings: Option<FRRK8sConfiguration>,
+    /// At most one: the watch selects the Node by name.
+    pub nodes: BTreeMap<String, NodeInfo>,
+    /// At most one: the watch selects the object named `config`.
+    pub settings: BTreeMap<String, FRRK8sConfiguration>,
     synced: [bool; 4],
-    /// Objects whose watch failed last (for readiness and logs).
+    /// Watches whose last attempt failed (for logs and readiness).
     pub watch_errors: BTreeMap<&'static str, String>,
 }
 
 impl Snapshot {
     pub fn synced(&self) -> bool {
         self.synced.iter().all(|s| *s)
+    }
+    pub fn node(&self) -> Option<&NodeInfo> {
+        self.nodes.values().next()
+    }
+    pub fn settings(&self) -> Option<&FRRK8sConfiguration> {
+        self.settings.values().next()
     }
 }
 
@@ -58,21 +73,16 @@ fn secret_entry(s: &Secret) -> SecretEntry {
 }
 
 /// Applies one watch event to a map kept by key; `Init`...`InitDone` replaces it atomically.
-fn fold<K, V>(map: &mut BTreeMap<String, V>, buffer: &mut Option<BTreeMap<String, V>>, ev: Event<K>, key: impl Fn(&K) -> String, value: impl Fn(&K) -> V) -> bool {
-    let what = match &ev {
-        Event::Apply(o) | Event::Delete(o) | Event::InitApply(o) => key(o),
-        _ => String::new(),
-    };
-    tracing::debug!(event = match &ev { Event::Apply(_) => "apply", Event::Delete(_) => "delete", Event::Init => "init", Event::InitApply(_) => "init-apply", Event::InitDone => "init-done" }, object = %what, "watch event");
+/// Returns whether the map changed.
+fn fold<K, V: PartialEq>(map: &mut BTreeMap<String, V>, buffer: &mut Option<BTreeMap<String, V>>, ev: Event<K>, key: impl Fn(&K) -> String, value: impl Fn(&K) -> V) -> bool {
     match ev {
         Event::Apply(o) => {
-            map.insert(key(&o), value(&o));
-            true
+            let (k, v) = (key(&o), value(&o));
+            let changed = map.get(&k) != Some(&v);
+            map.insert(k, v);
+            changed
         }
-        Event::Delete(o) => {
-            map.remove(&key(&o));
-            true
-        }
+        Event::Delete(o) => map.remove(&key(&o)).is_some(),
         Event::Init => {
             *buffer = Some(BTreeMap::new());
             false
@@ -82,145 +92,63 @@ fn fold<K, V>(map: &mut BTreeMap<String, V>, buffer: &mut Option<BTreeMap<String
             false
         }
         Event::InitDone => {
+            // a full list: the first one unblocks the reconciler, later ones follow reconnects
             *map = buffer.take().unwrap_or_default();
             true
         }
     }
 }
 
-/// Starts the four watches; returns when they are spawned (they run until the process ends).
+/// One watch: keeps `slot` of the snapshot equal to the listed objects and wakes the
+/// reconciler when it changes.
+fn spawn_watch<K, V>(
+    name: &'static str,
+    index: usize,
+    api: Api<K>,
+    config: watcher::Config,
+    shared: Shared,
+    slot: fn(&mut Snapshot) -> &mut BTreeMap<String, V>,
+    value: fn(&K) -> V,
+) where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
+    V: PartialEq + Send + 'static,
+{
+    tokio::spawn(async move {
+        let mut buffer = None;
+        let mut stream = watcher(api, config).default_backoff().boxed();
+        while let Some(ev) = stream.next().await {
+            let mut s = shared.snapshot.lock().expect("snapshot lock");
+            match ev {
+                Ok(ev) => {
+                    let done = matches!(ev, Event::InitDone);
+                    let changed = fold(slot(&mut s), &mut buffer, ev, |o| o.name_any(), value);
+                    if done {
+                        s.synced[index] = true;
+                    }
+                    s.watch_errors.remove(name);
+                    drop(s);
+                    tracing::debug!(watch = name, changed, "watch event");
+                    if changed {
+                        shared.changed.notify_one();
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(watch = name, error = %e, "watch failed; retrying");
+                    s.watch_errors.insert(name, e.to_string());
+                }
+            }
+        }
+    });
+}
+
+/// Starts the four watches (they run until the process ends).
 pub fn spawn(client: Client, namespace: &str, node_name: &str, shared: Shared) {
-    let ns = namespace.to_string();
-    // FRRConfigurations, read untyped so that one malformed object cannot stop the watch.
-    {
-        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, &ApiResource::erase::<FRRConfiguration>(&()));
-        let shared = shared.clone();
-        tokio::spawn(async move {
-            let mut buffer = None;
-            let mut stream = watcher(api, watcher::Config::default()).default_backoff().boxed();
-            while let Some(ev) = stream.next().await {
-                let mut s = shared.snapshot.lock().expect("snapshot lock");
-                match ev {
-                    Ok(ev) => {
-                        let done = matches!(ev, Event::InitDone);
-                        let changed = fold(&mut s.configs, &mut buffer, ev, |o| o.name_any(), typed_config);
-                        if done {
-                            s.synced[0] = true;
-                        }
-                        s.watch_errors.remove("FRRConfiguration");
-                        drop(s);
-                        if changed {
-                            shared.changed.notify_one();
-                        }
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "watching FRRConfigurations");
-                        s.watch_errors.insert("FRRConfiguration", e.to_string());
-                    }
-                }
-            }
-        });
-    }
-    {
-        let api: Api<Secret> = Api::namespaced(client.clone(), &ns);
-        let shared = shared.clone();
-        tokio::spawn(async move {
-            let mut buffer = None;
-            let mut stream = watcher(api, watcher::Config::default()).default_backoff().boxed();
-            while let Some(ev) = stream.next().await {
-                let mut s = shared.snapshot.lock().expect("snapshot lock");
-                match ev {
-                    Ok(ev) => {
-                        let done = matches!(ev, Event::InitDone);
-                        let changed = fold(&mut s.secrets, &mut buffer, ev, |o| o.name_any(), secret_entry);
-                        if done {
-                            s.synced[1] = true;
-                        }
-                        s.watch_errors.remove("Secret");
-                        drop(s);
-                        if changed {
-                            shared.changed.notify_one();
-                        }
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "watching Secrets");
-                        s.watch_errors.insert("Secret", e.to_string());
-                    }
-                }
-            }
-        });
-    }
-    {
-        let api: Api<Node> = Api::all(client.clone());
-        let shared = shared.clone();
-        let cfg = watcher::Config::default().fields(&format!("metadata.name={node_name}"));
-        tokio::spawn(async move {
-            let mut buffer = None;
-            let mut nodes: BTreeMap<String, Node> = BTreeMap::new();
-            let mut stream = watcher(api, cfg).default_backoff().boxed();
-            while let Some(ev) = stream.next().await {
-                match ev {
-                    Ok(ev) => {
-                        let done = matches!(ev, Event::InitDone);
-                        let changed = fold(&mut nodes, &mut buffer, ev, |o| o.name_any(), |o| o.clone());
-                        let mut s = shared.snapshot.lock().expect("snapshot lock");
-                        let before = s.node.as_ref().map(|n| n.labels().clone());
-                        s.node = nodes.values().next().cloned();
-                        if done {
-                            s.synced[2] = true;
-                        }
-                        s.watch_errors.remove("Node");
-                        // only label changes matter for selection
-                        let relevant = done || before != s.node.as_ref().map(|n| n.labels().clone());
-                        drop(s);
-                        if changed && relevant {
-                            shared.changed.notify_one();
-                        }
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "watching the Node");
-                        shared.snapshot.lock().expect("snapshot lock").watch_errors.insert("Node", e.to_string());
-                    }
-                }
-            }
-        });
-    }
-    {
-        let api: Api<FRRK8sConfiguration> = Api::namespaced(client, &ns);
-        let cfg = watcher::Config::default().fields("metadata.name=config");
-        tokio::spawn(async move {
-            let mut buffer = None;
-            let mut objs: BTreeMap<String, FRRK8sConfiguration> = BTreeMap::new();
-            let mut stream = watcher(api, cfg).default_backoff().boxed();
-            while let Some(ev) = stream.next().await {
-                match ev {
-                    Ok(ev) => {
-                        let done = matches!(ev, Event::InitDone);
-                        let changed = fold(&mut objs, &mut buffer, ev, |o| o.name_any(), |o| o.clone());
-                        let mut s = shared.snapshot.lock().expect("snapshot lock");
-                        s.settings = objs.values().next().cloned();
-                        if done {
-                            s.synced[3] = true;
-                        }
-                        s.watch_errors.remove("FRRK8sConfiguration");
-                        drop(s);
-                        if changed {
-                            shared.changed.notify_one();
-                        }
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "watching FRRK8sConfiguration");
-                        shared.snapshot.lock().expect("snapshot lock").watch_errors.insert("FRRK8sConfiguration", e.to_string());
-                    }
-                }
-            }
-        });
-    }
+    // FRRConfigurations are read untyped, so that one malformed object cannot stop the watch.
+    let configs: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &ApiResource::erase::<FRRConfiguration>(&()));
+    spawn_watch("FRRConfiguration", 0, configs, watcher::Config::default(), shared.clone(), |s| &mut s.configs, typed_config);
+    spawn_watch("Secret", 1, Api::<Secret>::namespaced(client.clone(), namespace), watcher::Config::default(), shared.clone(), |s| &mut s.secrets, secret_entry);
+    let node_cfg = watcher::Config::default().fields(&format!("metadata.name={node_name}"));
+    spawn_watch("Node", 2, Api::<Node>::all(client.clone()), node_cfg, shared.clone(), |s| &mut s.nodes, |n: &Node| NodeInfo { labels: n.labels().clone(), uid: n.metadata.uid.clone() });
+    let settings_cfg = watcher::Config::default().fields("metadata.name=config");
+    spawn_watch("FRRK8sConfiguration", 3, Api::<FRRK8sConfiguration>::namespaced(client, namespace), settings_cfg, shared, |s| &mut s.settings, |c| c.clone());
 }
-
-/// The reference of a FRRConfiguration entry (namespace/name).
-pub fn entry_ref(namespace: &str, name: &str) -> ObjRef {
-    ObjRef::new(namespace, name)
-}
-
-use kube::runtime::watcher::watcher;

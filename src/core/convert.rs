@@ -53,22 +53,10 @@ pub struct RouterContrib {
 pub struct EvpnContrib {
     pub advertise_vnis: Option<api::AdvertiseVnis>,
     pub advertise_svi: bool,
-    pub l2vnis: BTreeMap<u32, VniContrib>,
-    pub l3vni: Option<(u32, VniContrib, bool)>,
+    pub l2vnis: BTreeMap<u32, VniProperties>,
+    pub l3vni: Option<(u32, VniProperties, bool)>,
 }
 
-#[derive(Clone, Debug, Default)]
-pub struct VniContrib {
-    pub rd: Option<String>,
-    pub import_rts: BTreeSet<String>,
-    pub export_rts: BTreeSet<String>,
-}
-
-impl From<VniContrib> for VniProperties {
-    fn from(v: VniContrib) -> Self {
-        VniProperties { rd: v.rd, import_rts: v.import_rts, export_rts: v.export_rts }
-    }
-}
 
 #[derive(Clone, Debug)]
 pub struct NeighborContrib {
@@ -263,8 +251,8 @@ pub fn convert(
     }
 }
 
-fn convert_vni_props(cx: &mut Ctx, path: &str, rd: &Option<String>, import_rts: &[String], export_rts: &[String]) -> VniContrib {
-    let mut v = VniContrib::default();
+fn convert_vni_props(cx: &mut Ctx, path: &str, rd: &Option<String>, import_rts: &[String], export_rts: &[String]) -> VniProperties {
+    let mut v = VniProperties::default();
     if let Some(rd) = non_empty(rd) {
         v.rd = cx.check(&format!("{path}.rd"), values::parse_rd_rt(rd, "route distinguisher", false));
     }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use ipnet::IpNet;
 
-use super::convert::{ConfigContrib, EvpnContrib, NeighborContrib, RouterContrib, VniContrib};
+use super::convert::{ConfigContrib, EvpnContrib, NeighborContrib, RouterContrib};
 use super::error::{Error, ObjRef, Scope};
 use super::model::*;
 
@@ -284,10 +284,10 @@ impl PartialEq for PwCmp {
     }
 }
 
-fn merge_vni_props(errors: &mut Vec<Error>, scope: &Scope, what: &str, items: &[(&ObjRef, &VniContrib)]) -> VniProperties {
+fn merge_vni_props(errors: &mut Vec<Error>, scope: &Scope, what: &str, items: &[(&ObjRef, &VniProperties)]) -> VniProperties {
     let rd = agree(errors, scope, &format!("{what}.rd"), items.iter().filter_map(|(o, v)| v.rd.clone().map(|rd| (*o, rd))), disp);
     let mut props = VniProperties { rd, ..Default::default() };
-    for (name, get) in [("importRTs", (|v: &VniContrib| &v.import_rts) as fn(&VniContrib) -> &BTreeSet<String>), ("exportRTs", |v: &VniContrib| &v.export_rts)] {
+    for (name, get) in [("importRTs", (|v: &VniProperties| &v.import_rts) as fn(&VniProperties) -> &BTreeSet<String>), ("exportRTs", |v: &VniProperties| &v.export_rts)] {
         // implicit (none listed) and explicit route targets cannot be mixed
         agree(errors, scope, &format!("{what}.{name}"), items.iter().map(|(o, v)| (*o, get(v).is_empty())), |empty| {
             if *empty { "implicit route targets (none listed)".to_string() } else { "explicit route targets".to_string() }
@@ -312,7 +312,7 @@ fn merge_evpn(errors: &mut Vec<Error>, scope: &Scope, parts: &[(&ObjRef, &EvpnCo
         parts.iter().filter_map(|(o, e)| e.advertise_vnis.map(|v| (*o, v))),
         |v| format!("{v:?}"),
     );
-    let mut l2: BTreeMap<u32, Vec<(&ObjRef, &VniContrib)>> = BTreeMap::new();
+    let mut l2: BTreeMap<u32, Vec<(&ObjRef, &VniProperties)>> = BTreeMap::new();
     for (o, e) in parts {
         for (vni, props) in &e.l2vnis {
             l2.entry(*vni).or_default().push((*o, props));
@@ -322,11 +322,11 @@ fn merge_evpn(errors: &mut Vec<Error>, scope: &Scope, parts: &[(&ObjRef, &EvpnCo
     for (vni, items) in l2 {
         l2vnis.insert(vni, merge_vni_props(errors, scope, &format!("evpn.l2vnis[vni={vni}]"), &items));
     }
-    let l3_items: Vec<(&ObjRef, &(u32, VniContrib, bool))> = parts.iter().filter_map(|(o, e)| e.l3vni.as_ref().map(|l| (*o, l))).collect();
+    let l3_items: Vec<(&ObjRef, &(u32, VniProperties, bool))> = parts.iter().filter_map(|(o, e)| e.l3vni.as_ref().map(|l| (*o, l))).collect();
     let l3vni = match agree(errors, scope, "evpn.l3vni.vni", l3_items.iter().map(|(o, l)| (*o, l.0)), disp) {
         None => None,
         Some(vni) => {
-            let props_items: Vec<(&ObjRef, &VniContrib)> = l3_items.iter().map(|(o, l)| (*o, &l.1)).collect();
+            let props_items: Vec<(&ObjRef, &VniProperties)> = l3_items.iter().map(|(o, l)| (*o, &l.1)).collect();
             let props = merge_vni_props(errors, scope, "evpn.l3vni", &props_items);
             Some(L3Vni { vni, props, advertise_unicast: l3_items.iter().any(|(_, l)| l.2) })
         }
