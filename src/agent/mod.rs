@@ -243,7 +243,7 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
             for (name, c) in &s.configs {
                 match c {
                     Ok(c) => {
-                        generations.insert(format!("{}/{name}", args.namespace), c.metadata.generation.unwrap_or(0));
+                        generations.insert(name.clone(), c.metadata.generation.unwrap_or(0));
                         configs.push(c.clone());
                     }
                     Err(e) => {
@@ -278,6 +278,11 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
         }
         let composed = core::compose(&settings, Snapshot { node_labels: &labels, configs: &configs, secrets: &secrets });
         tracing::debug!(configs = configs.len(), selected = composed.as_ref().map(|c| c.selected.len()).unwrap_or(0), ok = composed.is_ok(), "composed");
+        // observed generations of the configurations merged here (not of every one in the namespace)
+        let generations = match &composed {
+            Ok(c) => c.selected.iter().filter_map(|o| generations.get(&*o.name).map(|g| (o.to_string(), *g))).collect(),
+            Err(_) => BTreeMap::new(),
+        };
         let mut outcome = Outcome { conversion: composed.as_ref().map(|c| c.selected.clone()).map_err(|e| e.clone()), reload: None, generations, malformed };
         match composed {
             Err(errors) => {

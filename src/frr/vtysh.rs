@@ -81,8 +81,46 @@ impl FrrLocation {
         }
     }
 
+    /// Runs vtysh with a time limit: a vtysh that hangs (a daemon that does not answer) is
+    /// killed and reported instead of holding the caller forever.
+    fn output(&self, c: &mut Command, what: &str) -> Result<std::process::Output, FrrError> {
+        use std::io::Read;
+        use wait_timeout::ChildExt;
+        let limit = if what.starts_with("vtysh -f") { Duration::from_secs(300) } else { Duration::from_secs(60) };
+        let mut child = c
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| FrrError::Spawn { program: self.program(), source: e })?;
+        let mut pipes = (child.stdout.take(), child.stderr.take());
+        let out_reader = std::thread::spawn(move || {
+            let mut b = Vec::new();
+            if let Some(mut p) = pipes.0.take() {
+                let _ = p.read_to_end(&mut b);
+            }
+            b
+        });
+        let err_reader = std::thread::spawn(move || {
+            let mut b = Vec::new();
+            if let Some(mut p) = pipes.1.take() {
+                let _ = p.read_to_end(&mut b);
+            }
+            b
+        });
+        let status = match child.wait_timeout(limit).map_err(|e| FrrError::Spawn { program: self.program(), source: e })? {
+            Some(status) => status,
+            None => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(FrrError::Command { command: what.to_string(), output: format!("no answer within {} s; vtysh was stopped", limit.as_secs()) });
+            }
+        };
+        Ok(std::process::Output { status, stdout: out_reader.join().unwrap_or_default(), stderr: err_reader.join().unwrap_or_default() })
+    }
+
     fn run(&self, c: &mut Command, what: &str) -> Result<String, FrrError> {
-        let out = c.output().map_err(|e| FrrError::Spawn { program: self.program(), source: e })?;
+        let out = self.output(c, what)?;
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
         if !out.status.success() {
@@ -168,7 +206,7 @@ impl FrrLocation {
         let (host, inner) = self.temp_file("check", text)?;
         let mut c = self.command();
         c.arg("-C").arg("-f").arg(&inner);
-        let out = c.output().map_err(|e| FrrError::Spawn { program: self.program(), source: e });
+        let out = self.output(&mut c, "vtysh -C -f");
         let _ = std::fs::remove_file(&host);
         let out = out?;
         let output = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
@@ -200,10 +238,10 @@ impl FrrLocation {
         let deadline = Instant::now() + Duration::from_secs(5);
         let result = loop {
             let mut c = self.command();
-            c.arg("-f").arg(&inner).stdin(Stdio::null());
-            let out = match c.output() {
+            c.arg("-f").arg(&inner);
+            let out = match self.output(&mut c, "vtysh -f") {
                 Ok(o) => o,
-                Err(e) => break Err(FrrError::Spawn { program: self.program(), source: e }),
+                Err(e) => break Err(e),
             };
             let output = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
             if output.contains("datastore locked by another session") && Instant::now() < deadline {
