@@ -199,6 +199,18 @@ fn crds_on_a_real_apiserver() -> Result<()> {
             "port",
         ),
         (
+            "router prefix that is not a CIDR",
+            invalid_variant(&base, |o| o["spec"]["bgp"]["routers"][0]["prefixes"][0] = json!("172.19.20.181")),
+            "prefixes",
+        ),
+        (
+            "advertised prefix that is not a CIDR",
+            invalid_variant(&base, |o| {
+                o["spec"]["bgp"]["routers"][0]["neighbors"][0]["toAdvertise"]["allowed"]["prefixes"][0] = json!("not-a-prefix")
+            }),
+            "prefixes",
+        ),
+        (
             "connectTime 0s (CEL rule)",
             invalid_variant(&base, |o| {
                 o["spec"]["bgp"]["routers"][0]["neighbors"][0]["connectTime"] = json!("0s")

@@ -105,6 +105,7 @@ pub struct Router {
     pub neighbors: Vec<Neighbor>,
     /// Prefixes the router originates (`network` statements).
     #[serde(default)]
+    #[schemars(schema_with = "schema::cidrs")]
     pub prefixes: Vec<String>,
     #[serde(default)]
     pub imports: Vec<Import>,
@@ -224,6 +225,7 @@ pub struct Advertise {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 pub struct AllowedOutPrefixes {
     #[serde(default)]
+    #[schemars(schema_with = "schema::cidrs")]
     pub prefixes: Vec<String>,
     #[serde(default)]
     pub mode: AllowMode,
@@ -242,7 +244,7 @@ pub struct NextHop {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LocalPrefPrefixes {
-    #[schemars(length(min = 1))]
+    #[schemars(schema_with = "schema::cidrs_min1")]
     pub prefixes: Vec<String>,
     #[schemars(schema_with = "schema::asn")]
     pub local_pref: u32,
@@ -250,7 +252,7 @@ pub struct LocalPrefPrefixes {
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 pub struct CommunityPrefixes {
-    #[schemars(length(min = 1))]
+    #[schemars(schema_with = "schema::cidrs_min1")]
     pub prefixes: Vec<String>,
     /// `A:B` (standard) or `large:A:B:C` (large community).
     pub community: String,
