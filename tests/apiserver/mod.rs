@@ -39,9 +39,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 
+#[path = "../support/mod.rs"]
+mod support;
+use support::{command, run};
+
 pub const KUBECTL: &str = "/usr/bin/kubectl";
 const OPENSSL: &str = "/usr/bin/openssl";
-const PATH: &str = "/usr/sbin:/usr/bin:/sbin:/bin";
 const DIR_PREFIX: &str = "fc-apiserver-";
 /// Start timeout for kube-apiserver (2 cores, possibly busy with parallel tests).
 const APISERVER_READY_TIMEOUT: Duration = Duration::from_secs(120);
@@ -107,31 +110,7 @@ pub fn require() -> bool {
 
 // ------------------------------------------------------------------------------ helpers
 
-fn command(program: impl AsRef<std::ffi::OsStr>) -> Command {
-    let mut c = Command::new(program);
-    c.env_clear()
-        .env("PATH", PATH)
-        .env("LC_ALL", "C")
-        .stdin(Stdio::null());
-    c
-}
 
-/// Run a command; Ok(stdout) on exit 0, else an error with its status, stdout and stderr.
-fn run(cmd: &mut Command) -> Result<String> {
-    let out = cmd
-        .output()
-        .with_context(|| format!("cannot run {cmd:?}"))?;
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    if !out.status.success() {
-        bail!(
-            "{cmd:?} failed ({}):\n{}{}",
-            out.status,
-            stdout,
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(stdout)
-}
 
 /// Poll `f` (20 ms, growing to 250 ms) until it returns Ok(true), an error, or `timeout`.
 fn wait_until(timeout: Duration, mut f: impl FnMut() -> Result<bool>) -> Result<bool> {

@@ -29,6 +29,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 
+#[path = "../support/mod.rs"]
+mod support;
+use support::{command, run, PATH};
+
 // ------------------------------------------------------------------------------ basics
 
 static SEQ: AtomicUsize = AtomicUsize::new(0);
@@ -59,33 +63,8 @@ pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     }
 }
 
-const PATH: &str = "/usr/sbin:/usr/bin:/sbin:/bin";
 
-fn command(program: &str) -> Command {
-    let mut c = Command::new(program);
-    c.env_clear()
-        .env("PATH", PATH)
-        .env("LC_ALL", "C")
-        .stdin(Stdio::null());
-    c
-}
 
-/// Run a command; Ok(stdout) on exit 0, else an error with its status, stdout and stderr.
-fn run(cmd: &mut Command) -> Result<String> {
-    let out = cmd
-        .output()
-        .with_context(|| format!("cannot run {cmd:?}"))?;
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    if !out.status.success() {
-        bail!(
-            "{cmd:?} failed ({}):\n{}{}",
-            out.status,
-            stdout,
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(stdout)
-}
 
 fn ip(args: &[&str]) -> Result<String> {
     run(command("ip").args(args))
