@@ -240,12 +240,16 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
             let mut configs = Vec::new();
             let mut malformed = BTreeMap::new();
             let mut generations = BTreeMap::new();
+            let node_labels = s.node().map(|n| n.labels.clone()).unwrap_or_default();
             for (name, c) in &s.configs {
                 match c {
-                    Ok(c) => {
+                    // only the configurations this node may merge are copied out (an invalid
+                    // selector is kept, so that its error is reported)
+                    Ok(c) if c.spec.node_selector.as_ref().is_none_or(|sel| core::selector_matches(sel, &node_labels) != Ok(false)) => {
                         generations.insert(name.clone(), c.metadata.generation.unwrap_or(0));
                         configs.push(c.clone());
                     }
+                    Ok(_) => {}
                     Err(e) => {
                         malformed.insert(name.clone(), e.clone());
                     }
