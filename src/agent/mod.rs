@@ -205,7 +205,12 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
             }
         } else {
             let due_retry = retry_at.is_some_and(|t| Instant::now() >= t);
-            let restarted = desired_text.is_some() && !applier.lock().expect("applier").state_is_current();
+            // a restart is a verified state whose daemons changed; a failed apply has no state
+            // and waits for its backoff instead of retrying on every tick
+            let restarted = desired_text.is_some() && {
+                let a = applier.lock().expect("applier");
+                a.state.is_some() && !a.state_is_current()
+            };
             let drift_due = last_drift_check.elapsed() >= Duration::from_secs(args.drift_interval);
             if !(due_retry || restarted || drift_due) {
                 continue;
