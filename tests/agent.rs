@@ -9,7 +9,7 @@ mod lab;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use apiserver::ApiServer;
@@ -43,15 +43,8 @@ fn free_port() -> u16 {
 }
 
 struct Agent {
-    child: Child,
+    _process: apiserver::support::KillOnDrop,
     log: PathBuf,
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl Agent {
@@ -102,7 +95,7 @@ fn scenario(version: FrrVersion) {
         .env("KUBECONFIG", api.kubeconfig())
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap());
-    let agent = Agent { child: cmd.spawn().unwrap(), log };
+    let agent = Agent { _process: apiserver::support::KillOnDrop(cmd.spawn().unwrap()), log };
 
     let node_state = |api: &ApiServer| api.kubectl_json(&["get", "frrnodestate", "wk3"]).ok();
     let status_field = |api: &ApiServer, f: &str| node_state(api).and_then(|s| s["status"][f].as_str().map(String::from)).unwrap_or_default();

@@ -9,7 +9,7 @@ mod lab;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use lab::{Frr, FrrVersion, GoBgp, GoBgpNeighbor, Netns, Req, TempDir};
@@ -166,13 +166,7 @@ fn refused_configuration_keeps_the_old_one_frr10() {
     refused(FrrVersion::V10);
 }
 
-struct Watch(Child);
-impl Drop for Watch {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use lab::support::KillOnDrop as Watch;
 
 /// bgpd killed and started again (as watchfrr would): `apply --watch` puts the configuration
 /// back within 5 s; a change made by hand is found by the drift check and repaired.

@@ -6,20 +6,14 @@
 mod apiserver;
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use apiserver::ApiServer;
 
 const NS: &str = "frr-k8s-system";
 
-struct Proc(Child);
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use apiserver::support::KillOnDrop as Proc;
 
 fn config(name: &str, asn: u32, selector: &str, extra: &str) -> String {
     format!(

@@ -40,8 +40,8 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 
 #[path = "../support/mod.rs"]
-mod support;
-use support::{command, run};
+pub mod support;
+use support::{command, pid_alive, run};
 
 pub const KUBECTL: &str = "/usr/bin/kubectl";
 const OPENSSL: &str = "/usr/bin/openssl";
@@ -148,17 +148,6 @@ fn tail(path: &Path, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
-fn pid_running(pid: u32) -> bool {
-    match fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => {
-            let state = stat
-                .rfind(')')
-                .and_then(|i| stat[i + 1..].trim_start().chars().next());
-            !matches!(state, Some('Z') | Some('X') | None)
-        }
-        Err(_) => false,
-    }
-}
 
 fn signal(pid: u32, sig: &str) {
     let _ = command("kill")
@@ -244,7 +233,7 @@ fn clean_stale() {
         let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
             continue;
         };
-        if pid != std::process::id() && !pid_running(pid) {
+        if pid != std::process::id() && !pid_alive(pid) {
             stale.push(e.path());
         }
     }
@@ -743,7 +732,7 @@ impl ApiServer {
     /// True while the kube-apiserver process runs.
     pub fn apiserver_running(&mut self) -> bool {
         match self.apiserver.as_mut() {
-            Some(c) => matches!(c.try_wait(), Ok(None)) && pid_running(c.id()),
+            Some(c) => matches!(c.try_wait(), Ok(None)) && pid_alive(c.id()),
             None => false,
         }
     }

@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 
 #[path = "../support/mod.rs"]
-mod support;
+pub mod support;
 use support::{command, run, PATH};
 
 // ------------------------------------------------------------------------------ basics
@@ -120,17 +120,6 @@ fn signal(pid: u32, sig: &str) {
         .status();
 }
 
-fn pid_alive(pid: u32) -> bool {
-    match fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => {
-            let state = stat
-                .rfind(')')
-                .and_then(|i| stat[i + 1..].trim_start().chars().next());
-            !matches!(state, Some('Z') | Some('X') | None)
-        }
-        Err(_) => false,
-    }
-}
 
 /// SIGTERM every process, wait up to `grace`, SIGKILL the rest. `procs`: (pid, comm, marker).
 fn stop_processes(procs: &[(u32, String, Option<String>)], grace: Duration) {
