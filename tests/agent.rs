@@ -167,6 +167,8 @@ fn scenario(version: FrrVersion) {
     api.kubectl_stdin(&["apply", "-f", "-"], CONFLICT).unwrap();
     assert!(lab::wait_until(Duration::from_secs(10), || status_field(&api, "lastConversionResult").starts_with("failed")), "{}", diag!(&api, "conflict not reported"));
     let conv = status_field(&api, "lastConversionResult");
+    // nothing was applied: the status keeps the last reload's result
+    assert_eq!(status_field(&api, "lastReloadResult"), "success", "{}", diag!(&api, "reload result lost on a refused conversion"));
     assert!(conv.contains("openshift-frr-k8s/conflicting") && conv.contains("openshift-frr-k8s/metallb-wk3") && conv.contains("65999"), "{conv}");
     assert!(
         lab::wait_until(Duration::from_secs(5), || api

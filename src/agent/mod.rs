@@ -181,6 +181,8 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
     let mut last_drift_check = Instant::now();
     let mut log_level = None;
     let mut previous_conditions = Vec::new();
+    // a refused conversion applies nothing: the status keeps the last reload's result
+    let mut last_reload: Option<String> = None;
     let mut desired_text: Option<String> = None;
     let mut first = true;
     loop {
@@ -370,7 +372,7 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
             }
         })
         .await?;
-        let status = node_status(&outcome, running.ok().map(|r| redact(&r)), &mut previous_conditions, &args.node_name);
+        let status = node_status(&outcome, running.ok().map(|r| redact(&r)), &mut previous_conditions, &mut last_reload);
         let config_entries = config_entries(&outcome);
         // an API server that is away must not hold the agent: writes time out and are retried
         // with the next status change
@@ -387,7 +389,7 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
     }
 }
 
-fn node_status(o: &Outcome, running: Option<String>, previous: &mut Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>, _node: &str) -> FRRNodeStateStatus {
+fn node_status(o: &Outcome, running: Option<String>, previous: &mut Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>, last_reload: &mut Option<String>) -> FRRNodeStateStatus {
     let conversion = match &o.conversion {
         Ok(_) if o.malformed.is_empty() => "success".to_string(),
         Ok(_) => format!("success, malformed objects left out: {}", o.malformed.iter().map(|(n, e)| format!("{n}: {e}")).collect::<Vec<_>>().join("; ")),
@@ -396,8 +398,9 @@ fn node_status(o: &Outcome, running: Option<String>, previous: &mut Vec<k8s_open
     let reload = match &o.reload {
         Some(Ok(())) => Some("success".to_string()),
         Some(Err(e)) => Some(format!("failed: {e}")),
-        None => previous_reload(previous),
+        None => last_reload.clone(),
     };
+    last_reload.clone_from(&reload);
     let ok = o.conversion.is_ok() && matches!(o.reload, Some(Ok(())));
     let (reason, message) = match (&o.conversion, &o.reload) {
         (Err(_), _) => ("ConversionFailed", conversion.clone()),
@@ -415,9 +418,6 @@ fn node_status(o: &Outcome, running: Option<String>, previous: &mut Vec<k8s_open
     }
 }
 
-fn previous_reload(_previous: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition]) -> Option<String> {
-    None
-}
 
 /// Per FRRConfiguration: applied here (None) or the reason it is not.
 fn config_entries(o: &Outcome) -> BTreeMap<String, Option<String>> {

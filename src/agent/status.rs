@@ -103,9 +103,6 @@ impl StatusWriter {
         json!([{"apiVersion": "v1", "kind": "Node", "name": self.node, "uid": node_uid}])
     }
 
-    pub fn last_node_state(&self) -> Option<&FRRNodeStateStatus> {
-        self.node_state_written.as_ref()
-    }
 
     /// FRRNodeState/<node>, owned by the Node.
     pub async fn node_state(&mut self, node_uid: &str, status: FRRNodeStateStatus) -> Result<bool, kube::Error> {

@@ -7,7 +7,7 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use ipnet::IpNet;
 use serde::Serialize;
 
 /// Parses a Go duration (`1m30s`, `33.333333333s`, `0s`, `0`) into whole nanoseconds.
@@ -142,19 +142,7 @@ impl Family {
     }
 }
 
-pub fn split_v4(net: IpNet) -> Option<Ipv4Net> {
-    match net {
-        IpNet::V4(n) => Some(n),
-        IpNet::V6(_) => None,
-    }
-}
 
-pub fn split_v6(net: IpNet) -> Option<Ipv6Net> {
-    match net {
-        IpNet::V6(n) => Some(n),
-        IpNet::V4(_) => None,
-    }
-}
 
 /// A BGP community as frr-k8s accepts it: `A:B` (16-bit parts) or `large:A:B:C` (32-bit parts).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -180,9 +168,6 @@ impl Community {
         }
         let n = |p: &str| decimal::<u16>(p).ok_or_else(|| bad("each part of a standard community is a number 0-65535"));
         Ok(Community::Standard(n(parts[0])?, n(parts[1])?))
-    }
-    pub fn is_large(&self) -> bool {
-        matches!(self, Community::Large(..))
     }
     /// The value as FRR prints it (`A:B` or `A:B:C`).
     pub fn value(&self) -> String {

@@ -1,7 +1,7 @@
 //! Bringing a running FRR to a desired configuration: check, apply only the difference in one
 //! batch, read back and verify, roll back what a refused batch changed, and notice restarts.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -314,11 +314,6 @@ pub fn persist(path: &std::path::Path, text: &str) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
-/// Lines that are in one text and not the other, ignoring FRR's decorations (for reports).
-pub fn changed_lines(old: &str, new: &str) -> (BTreeSet<String>, BTreeSet<String>) {
-    let (o, n) = (conf::flatten(&conf::parse(old)), conf::flatten(&conf::parse(new)));
-    (n.difference(&o).cloned().collect(), o.difference(&n).cloned().collect())
-}
 
 #[cfg(test)]
 mod tests {
