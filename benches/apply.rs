@@ -330,7 +330,7 @@ fn anchor(frr: &Frr, conf: &str, n: usize) -> Result<Duration> {
             c
         }
     };
-    c.env_clear().env("PATH", PATH).env("LC_ALL", "C").env("VTYSH_PAGER", "cat");
+    c.env_clear().env("PATH", PATH).env("LC_ALL", "C");
     c.args(["/usr/lib/frr/frr-reload.py", "--reload", "--stdout", "-N", &name, "--bindir", "/usr/bin"])
         .arg("--confdir")
         .arg(inner.join("etc"))
@@ -464,6 +464,7 @@ fn run_version(v: FrrVersion, o: &Opts, rows: &mut Vec<Row>) -> Result<()> {
         let mut with = base.clone();
         with.insert(x);
         let (d, r, _) = ours(&mut applier, &yaml(&with))?;
+        eprintln!("  ours add: {d:.2?} ({} commands; check {:.2?}, apply {:.2?}, verify {:.2?})", r.commands, r.check, r.apply, r.verify);
         add_o.push(d);
         add_cmds = r.commands;
         if let Some(fa) = &frr_anchor {
@@ -475,6 +476,7 @@ fn run_version(v: FrrVersion, o: &Opts, rows: &mut Vec<Row>) -> Result<()> {
         }
         check(&with, &format!("(ii) add {x}/32"))?;
         let (d, r, _) = ours(&mut applier, &yaml(&base))?;
+        eprintln!("  ours remove: {d:.2?} ({} commands; check {:.2?}, apply {:.2?}, verify {:.2?})", r.commands, r.check, r.apply, r.verify);
         rm_o.push(d);
         rm_cmds = r.commands;
         if let Some(fa) = &frr_anchor {

@@ -65,7 +65,7 @@ impl FrrLocation {
             c.arg("--config_dir").arg(dir);
         }
         // no history file, no pager
-        c.args(["-H", "/dev/null"]).env("VTYSH_PAGER", "cat");
+        c.args(["-H", "/dev/null"]).env_remove("VTYSH_PAGER");
         c
     }
 

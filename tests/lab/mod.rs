@@ -814,7 +814,7 @@ impl Frr {
         let mut c = self.in_root("vtysh");
         c.args(["-N", &self.name, "-H", "/dev/null", "--config_dir"])
             .arg(self.dir.join("etc"))
-            .env("VTYSH_PAGER", "cat");
+            .env_remove("VTYSH_PAGER");
         c
     }
 
