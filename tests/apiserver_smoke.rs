@@ -119,7 +119,7 @@ fn retry<T>(timeout: Duration, mut f: impl FnMut() -> Result<T>) -> Result<T> {
     }
 }
 
-fn invalid_variant(base: &Value, edit: impl FnOnce(&mut Value)) -> String {
+fn variant(base: &Value, edit: impl FnOnce(&mut Value)) -> String {
     let mut obj = base.clone();
     edit(&mut obj);
     obj.to_string()
@@ -188,34 +188,66 @@ fn crds_on_a_real_apiserver() -> Result<()> {
     let cases = [
         (
             "router asn 0",
-            invalid_variant(&base, |o| o["spec"]["bgp"]["routers"][0]["asn"] = json!(0)),
+            variant(&base, |o| o["spec"]["bgp"]["routers"][0]["asn"] = json!(0)),
             "asn",
         ),
         (
             "neighbor port 70000",
-            invalid_variant(&base, |o| {
+            variant(&base, |o| {
                 o["spec"]["bgp"]["routers"][0]["neighbors"][0]["port"] = json!(70000)
             }),
             "port",
         ),
         (
             "router prefix that is not a CIDR",
-            invalid_variant(&base, |o| o["spec"]["bgp"]["routers"][0]["prefixes"][0] = json!("172.19.20.181")),
+            variant(&base, |o| o["spec"]["bgp"]["routers"][0]["prefixes"][0] = json!("172.19.20.181")),
             "prefixes",
         ),
         (
             "advertised prefix that is not a CIDR",
-            invalid_variant(&base, |o| {
+            variant(&base, |o| {
                 o["spec"]["bgp"]["routers"][0]["neighbors"][0]["toAdvertise"]["allowed"]["prefixes"][0] = json!("not-a-prefix")
             }),
             "prefixes",
         ),
         (
             "connectTime 0s (CEL rule)",
-            invalid_variant(&base, |o| {
+            variant(&base, |o| {
                 o["spec"]["bgp"]["routers"][0]["neighbors"][0]["connectTime"] = json!("0s")
             }),
             "connect time should be between 1 seconds to 65535",
+        ),
+        (
+            "IPv4 selector with le 33 (CEL rule, per family)",
+            variant(&base, |o| {
+                o["spec"]["bgp"]["routers"][0]["neighbors"][0]["toReceive"]["allowed"] =
+                    json!({"mode": "filtered", "prefixes": [{"prefix": "192.0.2.0/24", "le": 33}]})
+            }),
+            "le and ge can be at most 32 for an IPv4 prefix",
+        ),
+        (
+            "IPv4 selector with ge 40 (CEL rule, per family)",
+            variant(&base, |o| {
+                o["spec"]["bgp"]["routers"][0]["neighbors"][0]["toReceive"]["allowed"] =
+                    json!({"mode": "filtered", "prefixes": [{"prefix": "192.0.2.0/24", "ge": 40}]})
+            }),
+            "le and ge can be at most 32 for an IPv4 prefix",
+        ),
+        (
+            "selector with ge above le (CEL rule)",
+            variant(&base, |o| {
+                o["spec"]["bgp"]["routers"][0]["neighbors"][0]["toReceive"]["allowed"] =
+                    json!({"mode": "filtered", "prefixes": [{"prefix": "2001:db8::/32", "ge": 64, "le": 48}]})
+            }),
+            "ge must not be greater than le",
+        ),
+        (
+            "IPv6 selector with le 129",
+            variant(&base, |o| {
+                o["spec"]["bgp"]["routers"][0]["neighbors"][0]["toReceive"]["allowed"] =
+                    json!({"mode": "filtered", "prefixes": [{"prefix": "2001:db8::/32", "le": 129}]})
+            }),
+            "le",
         ),
     ];
     for (what, obj, want) in &cases {
@@ -235,8 +267,19 @@ fn crds_on_a_real_apiserver() -> Result<()> {
             }
         }
     }
-    // The valid variant passes the same dry run (the rejections above are the edits).
+    // The valid variant passes the same dry run (the rejections above are the edits), and so
+    // do selectors within their family's bounds (IPv6 above 32, IPv4 up to 32, ge == le).
     api.kubectl_stdin(&["apply", "--dry-run=server", "-f", "-"], &base.to_string())?;
+    let in_bounds = variant(&base, |o| {
+        o["spec"]["bgp"]["routers"][0]["neighbors"][0]["toReceive"]["allowed"] = json!({"mode": "filtered", "prefixes": [
+            {"prefix": "2001:db8::/32", "ge": 48, "le": 128},
+            {"prefix": "::ffff:192.0.2.0/120", "le": 128},
+            {"prefix": "192.0.2.0/24", "ge": 32, "le": 32},
+            {"prefix": "198.51.100.0/24", "le": 28},
+            {"prefix": "203.0.113.0/24"}
+        ]})
+    });
+    api.kubectl_stdin(&["apply", "--dry-run=server", "-f", "-"], &in_bounds)?;
 
     // 4. A kube-apiserver restart (same etcd): the object is still there.
     api.restart_apiserver()?;

@@ -273,8 +273,9 @@ pub struct AllowedInPrefixes {
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[schemars(extend("x-kubernetes-validations" = schema::prefix_selector_rules()))]
 pub struct PrefixSelector {
-    #[schemars(schema_with = "schema::cidr")]
+    #[schemars(schema_with = "schema::selector_cidr")]
     pub prefix: String,
     #[serde(default, skip_serializing_if = "is_zero")]
     #[schemars(schema_with = "schema::prefix_len")]

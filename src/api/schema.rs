@@ -51,8 +51,23 @@ pub fn ipv6(_: &mut SchemaGenerator) -> Schema {
     json_schema!({"type": "string", "format": "ipv6"})
 }
 
-pub fn cidr(_: &mut SchemaGenerator) -> Schema {
-    json_schema!({"type": "string", "format": "cidr"})
+/// The prefix of a le/ge selector: bounded in length so that the API server's CEL cost
+/// estimate for the rules below stays small (the longest spelling of an IPv6 prefix, with an
+/// embedded IPv4 address, is 49 characters).
+pub fn selector_cidr(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({"type": "string", "format": "cidr", "maxLength": 64})
+}
+
+/// CEL rules of a le/ge selector, checked per item by the API server: the bounds of the
+/// prefix's family (the schema alone allows 128 for both) and `ge` not above `le`. The rest
+/// (bounds not shorter than the prefix) is checked by frr-composer itself.
+pub fn prefix_selector_rules() -> serde_json::Value {
+    serde_json::json!([
+        {"rule": "self.prefix.contains(':') || ((!has(self.le) || self.le <= 32) && (!has(self.ge) || self.ge <= 32))",
+         "message": "le and ge can be at most 32 for an IPv4 prefix"},
+        {"rule": "!has(self.le) || !has(self.ge) || self.ge <= self.le",
+         "message": "ge must not be greater than le"}
+    ])
 }
 
 /// A list of CIDR prefixes, each checked by the API server (the anchor puts `format: cidr`
