@@ -256,6 +256,8 @@ fn deploy_manifests_pass_server_side_dry_run() {
         "daemonset.apps/frr-composer",
         "clusterrole.rbac.authorization.k8s.io/frr-composer",
         "role.rbac.authorization.k8s.io/frr-composer",
+        "role.rbac.authorization.k8s.io/frr-composer-webhook-cert",
+        "rolebinding.rbac.authorization.k8s.io/frr-composer-webhook-cert",
         "configmap/frr-startup",
         "serviceaccount/frr-composer",
         "deployment.apps/frr-composer-webhook",

@@ -115,3 +115,119 @@ fn webhook_refuses_conflicts_at_kubectl_apply() {
     let err = api.kubectl_stdin(&["apply", "-f", "-"], &config("e", 65001, &rack("a"), "")).unwrap_err().to_string();
     assert!(err.contains("failed calling webhook"), "{err}");
 }
+
+/// The fingerprint of a PEM certificate, or of the one a TLS server presents.
+fn fingerprint(pem: Option<&str>, server: Option<u16>) -> String {
+    use std::io::Write;
+    let pem = match (pem, server) {
+        (Some(p), _) => p.to_string(),
+        (None, Some(port)) => {
+            let out = Command::new("openssl").args(["s_client", "-connect", &format!("127.0.0.1:{port}")]).stdin(Stdio::null()).stderr(Stdio::null()).output().unwrap();
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        }
+        _ => unreachable!(),
+    };
+    let mut c = Command::new("openssl").args(["x509", "-noout", "-fingerprint", "-sha256"]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    c.stdin.take().unwrap().write_all(pem.as_bytes()).unwrap();
+    let out = c.wait_with_output().unwrap();
+    assert!(out.status.success(), "not a certificate: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn base64_decode(s: &str) -> String {
+    use std::io::Write;
+    let mut c = Command::new("openssl").args(["base64", "-d", "-A"]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+    c.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
+    String::from_utf8(c.wait_with_output().unwrap().stdout).unwrap()
+}
+
+/// Without cert-manager: two replicas start together, then a registration without a
+/// caBundle is applied; they agree on one CA and serving certificate kept in a Secret, the CA lands in
+/// the caBundle, and the API server then trusts them (a conflict is refused, a valid config
+/// admitted). A restarted replica reuses the stored certificate. The replicas run with the
+/// ServiceAccount and RBAC of deploy/webhook.
+#[test]
+fn webhook_generates_and_shares_its_certificate() {
+    if !apiserver::require() {
+        return;
+    }
+    let api = ApiServer::start().unwrap();
+    let crds = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("crds");
+    api.kubectl(&["apply", "-k", crds.to_str().unwrap()]).unwrap();
+    api.kubectl(&["wait", "--for=condition=Established", "crd", "--all", "--timeout=60s"]).unwrap();
+    api.kubectl(&["create", "namespace", NS]).unwrap();
+    api.kubectl_stdin(&["apply", "-f", "-"], "apiVersion: v1\nkind: Node\nmetadata:\n  name: n1\n  labels:\n    rack: a\n").unwrap();
+    let free_port = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let (p1, p2) = (free_port(), free_port());
+    // the shipped registration, pointed at replica 1, with no caBundle
+    let registration = std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("deploy/webhook/validatingwebhookconfiguration.yaml"))
+        .unwrap()
+        .replace("service:\n      name: frr-composer-webhook\n      namespace: frr-k8s-system\n      path: /validate-frrk8s-metallb-io-v1beta1-frrconfiguration\n      port: 443", &format!("url: https://127.0.0.1:{p1}/validate-frrk8s-metallb-io-v1beta1-frrconfiguration"));
+    assert!(!registration.contains("caBundle"));
+    // the replicas run as the shipped ServiceAccount with the shipped RBAC, nothing more
+    let rbac = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("deploy/webhook/rbac.yaml");
+    api.kubectl(&["apply", "-n", NS, "-f", rbac.to_str().unwrap()]).unwrap();
+    let token = api.kubectl(&["create", "token", "-n", NS, "frr-composer-webhook"]).unwrap();
+    let kubeconfig = api.dir().join("webhook-sa.kubeconfig");
+    let kc = |args: &[&str]| {
+        let out = Command::new("/usr/bin/kubectl").arg(format!("--kubeconfig={}", kubeconfig.display())).args(["config"]).args(args).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    };
+    kc(&["set-cluster", "test", &format!("--server={}", api.url()), &format!("--certificate-authority={}", api.ca_cert().display()), "--embed-certs"]);
+    kc(&["set-credentials", "webhook", &format!("--token={}", token.trim())]);
+    kc(&["set-context", "webhook", "--cluster=test", "--user=webhook"]);
+    kc(&["use-context", "webhook"]);
+    let start = |port: u16, log: &str| {
+        Proc(
+            Command::new(env!("CARGO_BIN_EXE_frr-composer"))
+                .args(["webhook", "--address", &format!("127.0.0.1:{port}"), "--cert-secret", "frr-composer-webhook-cert", "--namespace", NS, "--cert-host", "127.0.0.1"])
+                .env("KUBECONFIG", &kubeconfig)
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(api.dir().join(log)).unwrap())
+                .spawn()
+                .unwrap(),
+        )
+    };
+    let logs = || ["webhook-1.log", "webhook-2.log", "webhook-3.log"].iter().map(|l| std::fs::read_to_string(api.dir().join(l)).unwrap_or_default()).collect::<Vec<_>>().join("\n");
+    let w1 = start(p1, "webhook-1.log");
+    let w2 = start(p2, "webhook-2.log");
+    // registered after the replicas started (they retry until they can fill its caBundle)
+    std::thread::sleep(Duration::from_secs(1));
+    api.kubectl_stdin(&["apply", "-f", "-"], &registration).unwrap();
+    let ca_bundle = || api.kubectl_json(&["get", "validatingwebhookconfiguration", "frr-composer-validating-webhook", "-o", "json"]).ok().and_then(|v| v["webhooks"][0]["clientConfig"]["caBundle"].as_str().map(String::from));
+    assert!(wait_until(Duration::from_secs(20), || ca_bundle().is_some()), "no caBundle\n{}", logs());
+
+    // the API server trusts replica 1 once the CA is in the caBundle
+    let a = config("a", 65001, &rack("a"), "");
+    assert!(wait_until(Duration::from_secs(30), || api.kubectl_stdin(&["apply", "-f", "-"], &a).is_ok()), "valid config refused: {}\n{}", api.kubectl_stdin(&["apply", "-f", "-"], &a).unwrap_err(), logs());
+    let err = api.kubectl_stdin(&["apply", "-f", "-"], &config("b", 65002, "", "")).unwrap_err().to_string();
+    assert!(err.contains("denied the request") && err.contains("65001") && err.contains("65002"), "{err}");
+
+    // one Secret, its CA in the caBundle, both replicas serving its certificate
+    let secret = api.kubectl_json(&["get", "secret", "-n", NS, "frr-composer-webhook-cert", "-o", "json"]).unwrap();
+    assert_eq!(secret["type"], "kubernetes.io/tls");
+    let data = |k: &str| base64_decode(secret["data"][k].as_str().unwrap_or_else(|| panic!("no {k} in the Secret")));
+    assert!(data("ca.key").contains("PRIVATE KEY") && data("tls.key").contains("PRIVATE KEY"));
+    let vwc = api.kubectl_json(&["get", "validatingwebhookconfiguration", "frr-composer-validating-webhook", "-o", "json"]).unwrap();
+    assert_eq!(base64_decode(vwc["webhooks"][0]["clientConfig"]["caBundle"].as_str().unwrap()), data("ca.crt"));
+    let stored = fingerprint(Some(&data("tls.crt")), None);
+    assert!(wait_until(Duration::from_secs(20), || fingerprint(None, Some(p2)) == stored), "replica 2 serves another certificate\n{}", logs());
+    assert_eq!(fingerprint(None, Some(p1)), stored);
+    // the certificate chains to the CA and names the host
+    let ca_file = api.dir().join("generated-ca.crt");
+    std::fs::write(&ca_file, data("ca.crt")).unwrap();
+    let out = Command::new("openssl").args(["s_client", "-connect", &format!("127.0.0.1:{p2}"), "-verify_return_error", "-verify_ip", "127.0.0.1", "-CAfile"]).arg(&ca_file).stdin(Stdio::null()).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Verify return code: 0 (ok)"), "{}", String::from_utf8_lossy(&out.stdout));
+
+    // a restarted replica keeps the stored certificate; writes keep working
+    drop(w1);
+    let _w1 = start(p1, "webhook-3.log");
+    let c = config("c", 65001, &rack("a"), "");
+    assert!(wait_until(Duration::from_secs(30), || api.kubectl_stdin(&["apply", "-f", "-"], &c).is_ok()), "{}", logs());
+    assert_eq!(fingerprint(None, Some(p1)), stored);
+    let again = api.kubectl_json(&["get", "secret", "-n", NS, "frr-composer-webhook-cert", "-o", "json"]).unwrap();
+    assert_eq!(again["metadata"]["resourceVersion"], secret["metadata"]["resourceVersion"], "the Secret was rewritten");
+    // the keys never reach the logs
+    assert!(!logs().contains("PRIVATE KEY"), "{}", logs());
+    drop(w2);
+}

@@ -3,6 +3,7 @@
 //! selects, the merge with the other configurations of the same namespace that select that
 //! node. A conflict is refused at `kubectl apply` with both objects, the field and both values.
 
+pub mod certs;
 pub mod validate;
 
 use std::collections::BTreeMap;
@@ -29,12 +30,27 @@ pub struct WebhookArgs {
     /// HTTPS address of the admission server.
     #[arg(long, default_value = "0.0.0.0:19443")]
     pub address: SocketAddr,
-    /// Serving certificate (PEM).
+    /// Serving certificate (PEM), when no --cert-secret is given.
     #[arg(long, value_name = "FILE", default_value = "/tmp/k8s-webhook-server/serving-certs/tls.crt")]
     pub cert_file: PathBuf,
-    /// Serving key (PEM).
+    /// Serving key (PEM), when no --cert-secret is given.
     #[arg(long, value_name = "FILE", default_value = "/tmp/k8s-webhook-server/serving-certs/tls.key")]
     pub key_file: PathBuf,
+    /// Keep the serving certificate in this Secret: a CA and a certificate are generated when
+    /// it is missing, renewed 30 days before they expire, shared by all replicas, and the CA is
+    /// put into --webhook-configuration's caBundle. Without it, --cert-file/--key-file are read.
+    #[arg(long, value_name = "NAME")]
+    pub cert_secret: Option<String>,
+    /// Namespace of --cert-secret (default: $POD_NAMESPACE, else frr-k8s-system).
+    #[arg(long)]
+    pub namespace: Option<String>,
+    /// The ValidatingWebhookConfiguration whose caBundle gets the CA of --cert-secret.
+    #[arg(long, value_name = "NAME", default_value = "frr-composer-validating-webhook")]
+    pub webhook_configuration: String,
+    /// A name (DNS) or IP address the generated certificate is for; repeatable (default:
+    /// frr-composer-webhook.<namespace>.svc).
+    #[arg(long = "cert-host", value_name = "NAME")]
+    pub cert_hosts: Vec<String>,
     #[arg(long, value_enum, default_value = "info")]
     pub log_level: crate::cli::render::LogLevelArg,
 }
@@ -135,25 +151,74 @@ pub fn review(cache: &Cache, body: AdmissionReview<DynamicObject>) -> AdmissionR
     }
 }
 
-fn tls_config(cert: &PathBuf, key: &PathBuf) -> anyhow::Result<tokio_rustls::rustls::ServerConfig> {
-    use rustls_pki_types::pem::PemObject;
-    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert).with_context(|| format!("reading {}", cert.display()))?.collect::<Result<_, _>>()?;
-    let key = PrivateKeyDer::from_pem_file(key).with_context(|| format!("reading {}", key.display()))?;
+fn tls_config(resolver: Arc<certs::Resolver>) -> anyhow::Result<tokio_rustls::rustls::ServerConfig> {
     let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
     let mut cfg = tokio_rustls::rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
         .with_no_client_auth()
-        .with_single_cert(certs, key)?;
+        .with_cert_resolver(resolver);
     cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(cfg)
 }
 
+/// The serving certificate: from files, or kept in a Secret (then checked every minute, so
+/// that a renewal by this or another replica is served without a restart, and the caBundle
+/// is put back if someone reapplies the registration without it).
+async fn serving_certificate(client: &Client, args: &WebhookArgs) -> anyhow::Result<Arc<certs::Resolver>> {
+    let Some(secret) = &args.cert_secret else {
+        let read = |p: &PathBuf| std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()));
+        return Ok(Arc::new(certs::Resolver::new(&read(&args.cert_file)?, &read(&args.key_file)?)?));
+    };
+    let namespace = args.namespace.clone().or_else(|| std::env::var("POD_NAMESPACE").ok().filter(|n| !n.is_empty())).unwrap_or_else(|| "frr-k8s-system".into());
+    let hosts = if args.cert_hosts.is_empty() { vec![format!("frr-composer-webhook.{namespace}.svc")] } else { args.cert_hosts.clone() };
+    let m = certs::Managed { namespace, secret: secret.clone(), webhook_configuration: args.webhook_configuration.clone(), hosts };
+    let bundle = certs::ensure_secret(client, &m).await?;
+    let mut registered = match certs::ensure_ca_bundle(client, &m.webhook_configuration, &bundle.ca_cert).await {
+        Ok(_) => true,
+        Err(e) => {
+            tracing::warn!(error = format!("{e:#}"), "cannot put the CA into the webhook configuration yet; retrying every 5 s");
+            false
+        }
+    };
+    let resolver = Arc::new(certs::Resolver::new(&bundle.cert, &bundle.key)?);
+    let (client, r) = (client.clone(), resolver.clone());
+    tokio::spawn(async move {
+        let mut serving = bundle.cert;
+        loop {
+            // every minute; every 5 s while the caBundle could not be written
+            tokio::time::sleep(std::time::Duration::from_secs(if registered { 60 } else { 5 })).await;
+            match certs::ensure_secret(&client, &m).await {
+                Ok(b) => {
+                    if b.cert != serving {
+                        match r.set(&b.cert, &b.key) {
+                            Ok(()) => {
+                                tracing::info!("serving the renewed webhook certificate");
+                                serving = b.cert.clone();
+                            }
+                            Err(e) => tracing::warn!(error = format!("{e:#}"), "the renewed webhook certificate cannot be used"),
+                        }
+                    }
+                    registered = match certs::ensure_ca_bundle(&client, &m.webhook_configuration, &b.ca_cert).await {
+                        Ok(_) => true,
+                        Err(e) => {
+                            tracing::warn!(error = format!("{e:#}"), "cannot put the CA into the webhook configuration");
+                            false
+                        }
+                    };
+                }
+                Err(e) => tracing::warn!(error = format!("{e:#}"), "cannot check the webhook certificate"),
+            }
+        }
+    });
+    Ok(resolver)
+}
+
 pub async fn run(args: WebhookArgs) -> anyhow::Result<()> {
     let client = Client::try_default().await.context("connecting to the Kubernetes API server")?;
+    let resolver = serving_certificate(&client, &args).await?;
     let cache = Arc::new(Mutex::new(Cache::default()));
     spawn_watches(client, cache.clone());
-    let tls = tokio_rustls::TlsAcceptor::from(Arc::new(tls_config(&args.cert_file, &args.key_file)?));
+    let tls = tokio_rustls::TlsAcceptor::from(Arc::new(tls_config(resolver)?));
     let c1 = cache.clone();
     let c2 = cache.clone();
     let app = axum::Router::new()
