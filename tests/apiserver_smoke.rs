@@ -125,6 +125,13 @@ fn variant(base: &Value, edit: impl FnOnce(&mut Value)) -> String {
     obj.to_string()
 }
 
+/// The first neighbor receiving these prefix selectors (filtered mode).
+fn receiving(base: &Value, prefixes: Value) -> String {
+    variant(base, |o| {
+        o["spec"]["bgp"]["routers"][0]["neighbors"][0]["toReceive"]["allowed"] = json!({"mode": "filtered", "prefixes": prefixes})
+    })
+}
+
 #[test]
 fn crds_on_a_real_apiserver() -> Result<()> {
     if !apiserver::require() {
@@ -219,34 +226,22 @@ fn crds_on_a_real_apiserver() -> Result<()> {
         ),
         (
             "IPv4 selector with le 33 (CEL rule, per family)",
-            variant(&base, |o| {
-                o["spec"]["bgp"]["routers"][0]["neighbors"][0]["toReceive"]["allowed"] =
-                    json!({"mode": "filtered", "prefixes": [{"prefix": "192.0.2.0/24", "le": 33}]})
-            }),
+            receiving(&base, json!([{"prefix": "192.0.2.0/24", "le": 33}])),
             "le and ge can be at most 32 for an IPv4 prefix",
         ),
         (
             "IPv4 selector with ge 40 (CEL rule, per family)",
-            variant(&base, |o| {
-                o["spec"]["bgp"]["routers"][0]["neighbors"][0]["toReceive"]["allowed"] =
-                    json!({"mode": "filtered", "prefixes": [{"prefix": "192.0.2.0/24", "ge": 40}]})
-            }),
+            receiving(&base, json!([{"prefix": "192.0.2.0/24", "ge": 40}])),
             "le and ge can be at most 32 for an IPv4 prefix",
         ),
         (
             "selector with ge above le (CEL rule)",
-            variant(&base, |o| {
-                o["spec"]["bgp"]["routers"][0]["neighbors"][0]["toReceive"]["allowed"] =
-                    json!({"mode": "filtered", "prefixes": [{"prefix": "2001:db8::/32", "ge": 64, "le": 48}]})
-            }),
+            receiving(&base, json!([{"prefix": "2001:db8::/32", "ge": 64, "le": 48}])),
             "ge must not be greater than le",
         ),
         (
             "IPv6 selector with le 129",
-            variant(&base, |o| {
-                o["spec"]["bgp"]["routers"][0]["neighbors"][0]["toReceive"]["allowed"] =
-                    json!({"mode": "filtered", "prefixes": [{"prefix": "2001:db8::/32", "le": 129}]})
-            }),
+            receiving(&base, json!([{"prefix": "2001:db8::/32", "le": 129}])),
             "le",
         ),
     ];
@@ -270,15 +265,16 @@ fn crds_on_a_real_apiserver() -> Result<()> {
     // The valid variant passes the same dry run (the rejections above are the edits), and so
     // do selectors within their family's bounds (IPv6 above 32, IPv4 up to 32, ge == le).
     api.kubectl_stdin(&["apply", "--dry-run=server", "-f", "-"], &base.to_string())?;
-    let in_bounds = variant(&base, |o| {
-        o["spec"]["bgp"]["routers"][0]["neighbors"][0]["toReceive"]["allowed"] = json!({"mode": "filtered", "prefixes": [
+    let in_bounds = receiving(
+        &base,
+        json!([
             {"prefix": "2001:db8::/32", "ge": 48, "le": 128},
             {"prefix": "::ffff:192.0.2.0/120", "le": 128},
             {"prefix": "192.0.2.0/24", "ge": 32, "le": 32},
             {"prefix": "198.51.100.0/24", "le": 28},
             {"prefix": "203.0.113.0/24"}
-        ]})
-    });
+        ]),
+    );
     api.kubectl_stdin(&["apply", "--dry-run=server", "-f", "-"], &in_bounds)?;
 
     // 4. A kube-apiserver restart (same etcd): the object is still there.

@@ -5,6 +5,7 @@
 
 mod apiserver;
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -36,19 +37,33 @@ fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     f()
 }
 
-#[test]
-fn webhook_refuses_conflicts_at_kubectl_apply() {
+/// A real API server with the CRDs, the namespace and Nodes with the given `rack` labels; None
+/// when the apiserver is not installed (outside CI).
+fn cluster(nodes: &[(&str, &str)]) -> Option<ApiServer> {
     if !apiserver::require() {
-        return;
+        return None;
     }
     let api = ApiServer::start().unwrap();
     let crds = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("crds");
     api.kubectl(&["apply", "-k", crds.to_str().unwrap()]).unwrap();
     api.kubectl(&["wait", "--for=condition=Established", "crd", "--all", "--timeout=60s"]).unwrap();
     api.kubectl(&["create", "namespace", NS]).unwrap();
-    for (n, r) in [("n1", "a"), ("n2", "b")] {
+    for (n, r) in nodes {
         api.kubectl_stdin(&["apply", "-f", "-"], &format!("apiVersion: v1\nkind: Node\nmetadata:\n  name: {n}\n  labels:\n    rack: {r}\n")).unwrap();
     }
+    Some(api)
+}
+
+/// The shipped registration with `client_config` (a `url:` line) in place of the Service.
+fn registration(client_config: &str) -> String {
+    std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("deploy/webhook/validatingwebhookconfiguration.yaml"))
+        .unwrap()
+        .replace("service:\n      name: frr-composer-webhook\n      namespace: frr-k8s-system\n      path: /validate-frrk8s-metallb-io-v1beta1-frrconfiguration\n      port: 443", client_config)
+}
+
+#[test]
+fn webhook_refuses_conflicts_at_kubectl_apply() {
+    let Some(api) = cluster(&[("n1", "a"), ("n2", "b")]) else { return };
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let (cert, key) = api.issue_serving_cert("webhook", &["localhost"]).unwrap();
     let log = api.dir().join("webhook.log");
@@ -65,17 +80,8 @@ fn webhook_refuses_conflicts_at_kubectl_apply() {
             .spawn()
             .unwrap(),
     );
-    use std::io::Write;
-    let ca = api.ca_pem().unwrap();
-    let ca_b64 = {
-        // base64 without a crate: openssl does it
-        let mut c = Command::new("openssl").args(["base64", "-A"]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
-        c.stdin.take().unwrap().write_all(ca.as_bytes()).unwrap();
-        String::from_utf8(c.wait_with_output().unwrap().stdout).unwrap()
-    };
-    let registration = std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("deploy/webhook/validatingwebhookconfiguration.yaml"))
-        .unwrap()
-        .replace("service:\n      name: frr-composer-webhook\n      namespace: frr-k8s-system\n      path: /validate-frrk8s-metallb-io-v1beta1-frrconfiguration\n      port: 443", &format!("url: https://127.0.0.1:{port}/validate-frrk8s-metallb-io-v1beta1-frrconfiguration\n    caBundle: {ca_b64}"));
+    let ca_b64 = openssl(&["base64", "-A"], &api.ca_pem().unwrap());
+    let registration = registration(&format!("url: https://127.0.0.1:{port}/validate-frrk8s-metallb-io-v1beta1-frrconfiguration\n    caBundle: {ca_b64}"));
     api.kubectl_stdin(&["apply", "-f", "-"], &registration).unwrap();
     let webhook_log = || std::fs::read_to_string(&log).unwrap_or_default();
 
@@ -116,29 +122,28 @@ fn webhook_refuses_conflicts_at_kubectl_apply() {
     assert!(err.contains("failed calling webhook"), "{err}");
 }
 
-/// The fingerprint of a PEM certificate, or of the one a TLS server presents.
-fn fingerprint(pem: Option<&str>, server: Option<u16>) -> String {
-    use std::io::Write;
-    let pem = match (pem, server) {
-        (Some(p), _) => p.to_string(),
-        (None, Some(port)) => {
-            let out = Command::new("openssl").args(["s_client", "-connect", &format!("127.0.0.1:{port}")]).stdin(Stdio::null()).stderr(Stdio::null()).output().unwrap();
-            String::from_utf8_lossy(&out.stdout).into_owned()
-        }
-        _ => unreachable!(),
-    };
-    let mut c = Command::new("openssl").args(["x509", "-noout", "-fingerprint", "-sha256"]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    c.stdin.take().unwrap().write_all(pem.as_bytes()).unwrap();
+/// Runs openssl with `input` on its standard input; its standard output.
+fn openssl(args: &[&str], input: &str) -> String {
+    let mut c = Command::new("openssl").args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    c.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
     let out = c.wait_with_output().unwrap();
-    assert!(out.status.success(), "not a certificate: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The fingerprint of a PEM certificate.
+fn fingerprint(pem: &str) -> String {
+    openssl(&["x509", "-noout", "-fingerprint", "-sha256"], pem).trim().to_string()
+}
+
+/// The certificate a TLS server on 127.0.0.1 presents (PEM).
+fn served(port: u16) -> String {
+    let out = Command::new("openssl").args(["s_client", "-connect", &format!("127.0.0.1:{port}")]).stdin(Stdio::null()).stderr(Stdio::null()).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn base64_decode(s: &str) -> String {
-    use std::io::Write;
-    let mut c = Command::new("openssl").args(["base64", "-d", "-A"]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
-    c.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
-    String::from_utf8(c.wait_with_output().unwrap().stdout).unwrap()
+    openssl(&["base64", "-d", "-A"], s)
 }
 
 /// Without cert-manager: two replicas start together, then a registration without a
@@ -148,21 +153,11 @@ fn base64_decode(s: &str) -> String {
 /// ServiceAccount and RBAC of deploy/webhook.
 #[test]
 fn webhook_generates_and_shares_its_certificate() {
-    if !apiserver::require() {
-        return;
-    }
-    let api = ApiServer::start().unwrap();
-    let crds = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("crds");
-    api.kubectl(&["apply", "-k", crds.to_str().unwrap()]).unwrap();
-    api.kubectl(&["wait", "--for=condition=Established", "crd", "--all", "--timeout=60s"]).unwrap();
-    api.kubectl(&["create", "namespace", NS]).unwrap();
-    api.kubectl_stdin(&["apply", "-f", "-"], "apiVersion: v1\nkind: Node\nmetadata:\n  name: n1\n  labels:\n    rack: a\n").unwrap();
+    let Some(api) = cluster(&[("n1", "a")]) else { return };
     let free_port = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let (p1, p2) = (free_port(), free_port());
     // the shipped registration, pointed at replica 1, with no caBundle
-    let registration = std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("deploy/webhook/validatingwebhookconfiguration.yaml"))
-        .unwrap()
-        .replace("service:\n      name: frr-composer-webhook\n      namespace: frr-k8s-system\n      path: /validate-frrk8s-metallb-io-v1beta1-frrconfiguration\n      port: 443", &format!("url: https://127.0.0.1:{p1}/validate-frrk8s-metallb-io-v1beta1-frrconfiguration"));
+    let registration = registration(&format!("url: https://127.0.0.1:{p1}/validate-frrk8s-metallb-io-v1beta1-frrconfiguration"));
     assert!(!registration.contains("caBundle"));
     // the replicas run as the shipped ServiceAccount with the shipped RBAC, nothing more
     let rbac = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("deploy/webhook/rbac.yaml");
@@ -210,9 +205,9 @@ fn webhook_generates_and_shares_its_certificate() {
     assert!(data("ca.key").contains("PRIVATE KEY") && data("tls.key").contains("PRIVATE KEY"));
     let vwc = api.kubectl_json(&["get", "validatingwebhookconfiguration", "frr-composer-validating-webhook", "-o", "json"]).unwrap();
     assert_eq!(base64_decode(vwc["webhooks"][0]["clientConfig"]["caBundle"].as_str().unwrap()), data("ca.crt"));
-    let stored = fingerprint(Some(&data("tls.crt")), None);
-    assert!(wait_until(Duration::from_secs(20), || fingerprint(None, Some(p2)) == stored), "replica 2 serves another certificate\n{}", logs());
-    assert_eq!(fingerprint(None, Some(p1)), stored);
+    let stored = fingerprint(&data("tls.crt"));
+    assert!(wait_until(Duration::from_secs(20), || fingerprint(&served(p2)) == stored), "replica 2 serves another certificate\n{}", logs());
+    assert_eq!(fingerprint(&served(p1)), stored);
     // the certificate chains to the CA and names the host
     let ca_file = api.dir().join("generated-ca.crt");
     std::fs::write(&ca_file, data("ca.crt")).unwrap();
@@ -224,7 +219,7 @@ fn webhook_generates_and_shares_its_certificate() {
     let _w1 = start(p1, "webhook-3.log");
     let c = config("c", 65001, &rack("a"), "");
     assert!(wait_until(Duration::from_secs(30), || api.kubectl_stdin(&["apply", "-f", "-"], &c).is_ok()), "{}", logs());
-    assert_eq!(fingerprint(None, Some(p1)), stored);
+    assert_eq!(fingerprint(&served(p1)), stored);
     let again = api.kubectl_json(&["get", "secret", "-n", NS, "frr-composer-webhook-cert", "-o", "json"]).unwrap();
     assert_eq!(again["metadata"]["resourceVersion"], secret["metadata"]["resourceVersion"], "the Secret was rewritten");
     // the keys never reach the logs

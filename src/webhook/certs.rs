@@ -125,25 +125,26 @@ fn inspect(pem_text: &str) -> Result<(OffsetDateTime, BTreeSet<String>), String>
     Ok((cert.validity().not_after.to_datetime(), names))
 }
 
+/// Expiry and names of a stored certificate whose key can be read, or why it cannot be used.
+fn stored_pair(cert: &str, key: &str, what: &str) -> Result<(OffsetDateTime, BTreeSet<String>), String> {
+    let found = inspect(cert).map_err(|e| format!("the stored {what} cannot be read ({e})"))?;
+    KeyPair::from_pem(key).map_err(|_| format!("the stored {what} key cannot be read"))?;
+    Ok(found)
+}
+
 /// Whether a stored bundle can serve `hosts` at `now`, and if not, what to renew and why.
 pub fn check(b: &Bundle, hosts: &[String], now: OffsetDateTime) -> Renewal {
-    let (ca_end, _) = match inspect(&b.ca_cert) {
-        Ok(v) => v,
-        Err(e) => return Renewal::All(format!("the stored CA cannot be read ({e})")),
+    let ca_end = match stored_pair(&b.ca_cert, &b.ca_key, "CA") {
+        Ok((end, _)) => end,
+        Err(why) => return Renewal::All(why),
     };
-    if KeyPair::from_pem(&b.ca_key).is_err() {
-        return Renewal::All("the stored CA key cannot be read".into());
-    }
     if ca_end - now < RENEW_BEFORE {
         return Renewal::All(format!("the CA expires on {}", ca_end.date()));
     }
-    let (end, have) = match inspect(&b.cert) {
+    let (end, have) = match stored_pair(&b.cert, &b.key, "certificate") {
         Ok(v) => v,
-        Err(e) => return Renewal::Certificate(format!("the stored certificate cannot be read ({e})")),
+        Err(why) => return Renewal::Certificate(why),
     };
-    if KeyPair::from_pem(&b.key).is_err() {
-        return Renewal::Certificate("the stored key cannot be read".into());
-    }
     if end - now < RENEW_BEFORE {
         return Renewal::Certificate(format!("the certificate expires on {}", end.date()));
     }
