@@ -517,7 +517,7 @@ fn serve(args: &ControllerArgs, metrics: Metrics, health: Arc<Mutex<Health>>) {
                 let loc = loc.clone();
                 let required = required.clone();
                 async move {
-                    match tokio::task::spawn_blocking(move || state::daemons(&loc)).await {
+                    match tokio::task::spawn_blocking(move || loc.listening_daemons()).await {
                         Ok(Ok(d)) => {
                             let missing: Vec<&String> = required.iter().filter(|r| !d.contains(r)).collect();
                             if missing.is_empty() {

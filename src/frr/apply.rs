@@ -228,7 +228,9 @@ impl Applier {
         let batch = conf::diff(&base, &want);
         let t_apply = Instant::now();
         if !batch.is_empty() {
-            let refused = self.location.configure(&batch.text)?;
+            // a batch that could not be sent or did not finish may have changed part of FRR:
+            // the next apply starts from what runs
+            let refused = self.location.configure(&batch.text).inspect_err(|_| self.state = None)?;
             if !refused.is_empty() {
                 self.roll_back(&base_text, report.from_running);
                 return Err(ApplyError::Failed(refused));

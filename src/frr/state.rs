@@ -135,11 +135,6 @@ pub fn bfd_peers(loc: &FrrLocation) -> Result<Vec<BfdPeer>, FrrError> {
     Ok(parse_bfd_peers(&loc.show_json("show bfd peers json")?))
 }
 
-/// Daemons vtysh can reach (`show daemons`).
-pub fn daemons(loc: &FrrLocation) -> Result<Vec<String>, FrrError> {
-    Ok(loc.show("show daemons")?.split_whitespace().map(String::from).collect())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -81,12 +81,44 @@ impl FrrLocation {
         }
     }
 
+    /// The turn of this FRR: FRR 10.3's mgmtd mixes up concurrent vtysh sessions. In the lab,
+    /// a configuration batch sent while other vtysh processes ran `show` commands reached zebra
+    /// with a corrupted value ("UTF-8 error"); zebra dropped its mgmtd connection, and every
+    /// later commit hung until mgmtd's 10-minute backend timeout. Every vtysh this process
+    /// runs against one FRR therefore waits for the previous one to finish.
+    fn turn(&self) -> std::sync::Arc<std::sync::Mutex<()>> {
+        use std::collections::BTreeMap;
+        use std::sync::{Arc, Mutex, OnceLock};
+        static TURNS: OnceLock<Mutex<BTreeMap<PathBuf, Arc<Mutex<()>>>>> = OnceLock::new();
+        let turns = TURNS.get_or_init(Default::default);
+        let mut t = turns.lock().unwrap_or_else(|e| e.into_inner());
+        t.entry(self.run_dir_on_host()).or_default().clone()
+    }
+
+    /// The daemons whose vty socket accepts a connection, without running vtysh (so that a
+    /// liveness check never waits behind a long configuration batch).
+    pub fn listening_daemons(&self) -> Result<Vec<String>, FrrError> {
+        let dir = self.run_dir_on_host();
+        let entries = std::fs::read_dir(&dir).map_err(|e| FrrError::Unreachable { pathspace: self.pathspace.clone(), output: format!("{}: {e}", dir.display()) })?;
+        let mut out: Vec<String> = entries
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().to_string();
+                let daemon = name.strip_suffix(".vty")?.to_string();
+                std::os::unix::net::UnixStream::connect(e.path()).ok().map(|_| daemon)
+            })
+            .collect();
+        out.sort();
+        Ok(out)
+    }
+
     /// Runs vtysh with a time limit: a vtysh that hangs (a daemon that does not answer) is
     /// killed and reported instead of holding the caller forever.
-    fn output(&self, c: &mut Command, what: &str) -> Result<std::process::Output, FrrError> {
+    fn output(&self, c: &mut Command, what: &str, limit: Duration) -> Result<std::process::Output, FrrError> {
         use std::io::Read;
         use wait_timeout::ChildExt;
-        let limit = if what.starts_with("vtysh -f") { Duration::from_secs(300) } else { Duration::from_secs(60) };
+        let turn = self.turn();
+        let _turn = turn.lock().unwrap_or_else(|e| e.into_inner());
         let mut child = c
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -120,7 +152,7 @@ impl FrrLocation {
     }
 
     fn run(&self, c: &mut Command, what: &str) -> Result<String, FrrError> {
-        let out = self.output(c, what)?;
+        let out = self.output(c, what, SHOW_LIMIT)?;
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
         if !out.status.success() {
@@ -206,7 +238,7 @@ impl FrrLocation {
         let (host, inner) = self.temp_file("check", text)?;
         let mut c = self.command();
         c.arg("-C").arg("-f").arg(&inner);
-        let out = self.output(&mut c, "vtysh -C -f");
+        let out = self.output(&mut c, "vtysh -C -f", SHOW_LIMIT);
         let _ = std::fs::remove_file(&host);
         let out = out?;
         let output = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
@@ -239,7 +271,7 @@ impl FrrLocation {
         let result = loop {
             let mut c = self.command();
             c.arg("-f").arg(&inner);
-            let out = match self.output(&mut c, "vtysh -f") {
+            let out = match self.output(&mut c, "vtysh -f", batch_limit(batch)) {
                 Ok(o) => o,
                 Err(e) => break Err(e),
             };
@@ -260,6 +292,16 @@ impl FrrLocation {
         let _ = std::fs::remove_file(&host);
         result
     }
+}
+
+/// How long a show command or a syntax check may take.
+const SHOW_LIMIT: Duration = Duration::from_secs(60);
+
+/// How long a configuration batch may take: FRR 8.4 needs about 8 ms a line (10.3 much less),
+/// so 30 s plus 30 ms a line leaves a wide margin while a hung mgmtd transaction (which FRR
+/// 10.3 only aborts after 10 minutes) holds this FRR's turn for half a minute, not for ten.
+fn batch_limit(batch: &str) -> Duration {
+    Duration::from_secs(30) + Duration::from_millis(30) * u32::try_from(batch.lines().count()).unwrap_or(u32::MAX / 30).min(u32::MAX / 30)
 }
 
 /// `line N: % message` lines of vtysh's file modes (`-C -f`, `-f`), paired with the text's
