@@ -150,7 +150,8 @@ fn base64_decode(s: &str) -> String {
 /// caBundle is applied; they agree on one CA and serving certificate kept in a Secret, the CA lands in
 /// the caBundle, and the API server then trusts them (a conflict is refused, a valid config
 /// admitted). A restarted replica reuses the stored certificate. The replicas run with the
-/// ServiceAccount and RBAC of deploy/webhook.
+/// ServiceAccount and RBAC of deploy/webhook. A Secret that is not frr-composer's is served as
+/// it is and never rewritten.
 #[test]
 fn webhook_generates_and_shares_its_certificate() {
     let Some(api) = cluster(&[("n1", "a")]) else { return };
@@ -201,6 +202,7 @@ fn webhook_generates_and_shares_its_certificate() {
     // one Secret, its CA in the caBundle, both replicas serving its certificate
     let secret = api.kubectl_json(&["get", "secret", "-n", NS, "frr-composer-webhook-cert", "-o", "json"]).unwrap();
     assert_eq!(secret["type"], "kubernetes.io/tls");
+    assert_eq!(secret["metadata"]["labels"]["app.kubernetes.io/managed-by"], "frr-composer");
     let data = |k: &str| base64_decode(secret["data"][k].as_str().unwrap_or_else(|| panic!("no {k} in the Secret")));
     assert!(data("ca.key").contains("PRIVATE KEY") && data("tls.key").contains("PRIVATE KEY"));
     let vwc = api.kubectl_json(&["get", "validatingwebhookconfiguration", "frr-composer-validating-webhook", "-o", "json"]).unwrap();
@@ -225,4 +227,25 @@ fn webhook_generates_and_shares_its_certificate() {
     // the keys never reach the logs
     assert!(!logs().contains("PRIVATE KEY"), "{}", logs());
     drop(w2);
+
+    // a Secret that is not frr-composer's (made by hand, or by cert-manager) is served as it
+    // is and never rewritten; without a ca.crt it leaves the caBundle alone
+    let (cert, key) = api.issue_serving_cert("user", &[]).unwrap();
+    api.kubectl(&["create", "secret", "tls", "user-cert", "-n", NS, &format!("--cert={}", cert.display()), &format!("--key={}", key.display())]).unwrap();
+    let before = api.kubectl_json(&["get", "secret", "-n", NS, "user-cert", "-o", "json"]).unwrap();
+    let p3 = free_port();
+    let _w3 = Proc(
+        Command::new(env!("CARGO_BIN_EXE_frr-composer"))
+            .args(["webhook", "--address", &format!("127.0.0.1:{p3}"), "--cert-secret", "user-cert", "--namespace", NS, "--cert-host", "127.0.0.1"])
+            .env("KUBECONFIG", api.kubeconfig())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(api.dir().join("webhook-4.log")).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let user = fingerprint(&std::fs::read_to_string(&cert).unwrap());
+    assert!(wait_until(Duration::from_secs(20), || served(p3).contains("BEGIN CERTIFICATE") && fingerprint(&served(p3)) == user), "{}", std::fs::read_to_string(api.dir().join("webhook-4.log")).unwrap_or_default());
+    let after = api.kubectl_json(&["get", "secret", "-n", NS, "user-cert", "-o", "json"]).unwrap();
+    assert_eq!(after["metadata"]["resourceVersion"], before["metadata"]["resourceVersion"], "the user's Secret was rewritten");
+    assert_eq!(ca_bundle().map(|b| base64_decode(&b)), Some(data("ca.crt")), "the caBundle was changed");
 }

@@ -155,6 +155,14 @@ pub fn check(b: &Bundle, hosts: &[String], now: OffsetDateTime) -> Renewal {
     Renewal::Keep
 }
 
+/// The label that marks a Secret as frr-composer's to generate and renew. A Secret without it
+/// (made by hand or by cert-manager) is served as it is and never rewritten.
+pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "frr-composer");
+
+fn managed_by_us(s: &Secret) -> bool {
+    s.metadata.labels.as_ref().and_then(|l| l.get(MANAGED_BY.0)).is_some_and(|v| v == MANAGED_BY.1)
+}
+
 fn from_secret(s: &Secret) -> Option<Bundle> {
     let data = s.data.as_ref()?;
     let get = |k: &str| data.get(k).and_then(|v| String::from_utf8(v.0.clone()).ok());
@@ -183,7 +191,7 @@ fn is_conflict(e: &kube::Error) -> bool {
 
 /// Reads the Secret and returns a bundle that serves the hosts: the stored one, or a new one
 /// written back (created, or replaced at the version read; a replica that loses the race
-/// reads the winner's).
+/// reads the winner's). A Secret without the [`MANAGED_BY`] label is only read.
 pub async fn ensure_secret(client: &Client, m: &Managed) -> anyhow::Result<Bundle> {
     let api: Api<Secret> = Api::namespaced(client.clone(), &m.namespace);
     for _ in 0..5 {
@@ -192,7 +200,12 @@ pub async fn ensure_secret(client: &Client, m: &Managed) -> anyhow::Result<Bundl
         let Some(mut secret) = current else {
             let b = new_bundle(&m.hosts, now).context("generating the webhook CA and certificate")?;
             let s = Secret {
-                metadata: kube::api::ObjectMeta { name: Some(m.secret.clone()), namespace: Some(m.namespace.clone()), ..Default::default() },
+                metadata: kube::api::ObjectMeta {
+                    name: Some(m.secret.clone()),
+                    namespace: Some(m.namespace.clone()),
+                    labels: Some([(MANAGED_BY.0.to_string(), MANAGED_BY.1.to_string())].into()),
+                    ..Default::default()
+                },
                 type_: Some("kubernetes.io/tls".into()),
                 data: Some(secret_data(&b)),
                 ..Default::default()
@@ -206,6 +219,16 @@ pub async fn ensure_secret(client: &Client, m: &Managed) -> anyhow::Result<Bundl
                 Err(e) => return Err(e).with_context(|| format!("creating Secret {}/{}", m.namespace, m.secret)),
             }
         };
+        if !managed_by_us(&secret) {
+            // someone else's certificate: served as it is (its ca.crt, when it has one, still
+            // goes into the caBundle)
+            let data = secret.data.as_ref();
+            let get = |k: &str| data.and_then(|d| d.get(k)).and_then(|v| String::from_utf8(v.0.clone()).ok());
+            let (Some(cert), Some(key)) = (get(TLS_CERT), get(TLS_KEY)) else {
+                return Err(anyhow!("Secret {}/{} is not frr-composer's (no label {}={}) and lacks {TLS_CERT} or {TLS_KEY}", m.namespace, m.secret, MANAGED_BY.0, MANAGED_BY.1));
+            };
+            return Ok(Bundle { ca_cert: get(CA_CERT).unwrap_or_default(), ca_key: String::new(), cert, key });
+        }
         let renewal = match from_secret(&secret) {
             Some(b) => match check(&b, &m.hosts, now) {
                 Renewal::Keep => return Ok(b),

@@ -161,6 +161,15 @@ fn tls_config(resolver: Arc<certs::Resolver>) -> anyhow::Result<tokio_rustls::ru
     Ok(cfg)
 }
 
+/// Puts a CA into the registration; a Secret without a CA (someone else's, whose caBundle is
+/// theirs to manage) leaves it alone.
+async fn ensure_ca_bundle(client: &Client, name: &str, ca_pem: &str) -> anyhow::Result<bool> {
+    if ca_pem.is_empty() {
+        return Ok(false);
+    }
+    certs::ensure_ca_bundle(client, name, ca_pem).await
+}
+
 /// The serving certificate: from files, or kept in a Secret (then checked every minute, so
 /// that a renewal by this or another replica is served without a restart, and the caBundle
 /// is put back if someone reapplies the registration without it).
@@ -173,7 +182,7 @@ async fn serving_certificate(client: &Client, args: &WebhookArgs) -> anyhow::Res
     let hosts = if args.cert_hosts.is_empty() { vec![format!("frr-composer-webhook.{namespace}.svc")] } else { args.cert_hosts.clone() };
     let m = certs::Managed { namespace, secret: secret.clone(), webhook_configuration: args.webhook_configuration.clone(), hosts };
     let bundle = certs::ensure_secret(client, &m).await?;
-    let mut registered = match certs::ensure_ca_bundle(client, &m.webhook_configuration, &bundle.ca_cert).await {
+    let mut registered = match ensure_ca_bundle(client, &m.webhook_configuration, &bundle.ca_cert).await {
         Ok(_) => true,
         Err(e) => {
             tracing::warn!(error = format!("{e:#}"), "cannot put the CA into the webhook configuration yet; retrying every 5 s");
@@ -198,7 +207,7 @@ async fn serving_certificate(client: &Client, args: &WebhookArgs) -> anyhow::Res
                             Err(e) => tracing::warn!(error = format!("{e:#}"), "the renewed webhook certificate cannot be used"),
                         }
                     }
-                    registered = match certs::ensure_ca_bundle(&client, &m.webhook_configuration, &b.ca_cert).await {
+                    registered = match ensure_ca_bundle(&client, &m.webhook_configuration, &b.ca_cert).await {
                         Ok(_) => true,
                         Err(e) => {
                             tracing::warn!(error = format!("{e:#}"), "cannot put the CA into the webhook configuration");
