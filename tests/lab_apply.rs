@@ -329,3 +329,35 @@ fn unreachable_frr_is_a_clear_error() {
     let o = Command::new(bin()).arg("status").args(["--pathspace", "fc-no-such-frr"]).output().unwrap();
     assert_eq!(o.status.code(), Some(3), "{}", text(&o));
 }
+
+/// What the agent's /livez reports: the daemons whose vty socket accepts a connection, read
+/// without vtysh. A stopped bgpd leaves its socket file behind; it must not count.
+fn listening_daemons(version: FrrVersion) {
+    if !lab::require(&[Req::Frr(version)]) {
+        return;
+    }
+    let ns = Netns::new().unwrap();
+    let mut frr = Frr::start(version, &ns).unwrap();
+    let loc = frr.location();
+    let all: Vec<String> = {
+        let mut d: Vec<String> = version.daemons().iter().map(|d| d.to_string()).collect();
+        d.sort();
+        d
+    };
+    assert_eq!(loc.listening_daemons().unwrap(), all);
+    frr.kill_daemon("bgpd").unwrap();
+    let without: Vec<String> = all.iter().filter(|d| *d != "bgpd").cloned().collect();
+    assert_eq!(loc.listening_daemons().unwrap(), without);
+    frr.start_daemon("bgpd").unwrap();
+    assert!(lab::wait_until(Duration::from_secs(5), || loc.listening_daemons().unwrap() == all));
+}
+
+#[test]
+fn listening_daemons_frr8() {
+    listening_daemons(FrrVersion::V8);
+}
+
+#[test]
+fn listening_daemons_frr10() {
+    listening_daemons(FrrVersion::V10);
+}

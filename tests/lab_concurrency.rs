@@ -12,24 +12,17 @@
 mod lab;
 
 use std::fmt::Write as _;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use frr_composer::frr::apply::Applier;
-use frr_composer::frr::vtysh::FrrLocation;
 use lab::{Frr, FrrVersion, Netns, Req};
 
 const NEIGHBORS: usize = 10;
 const PREFIXES: usize = 500;
 const ROUNDS: usize = 40;
 
-fn location(frr: &Frr) -> FrrLocation {
-    let a = frr.cli_args();
-    let get = |flag: &str| a.iter().position(|x| x == flag).map(|i| a[i + 1].clone());
-    FrrLocation { vtysh: None, pathspace: get("--pathspace"), root: get("--frr-root").map(PathBuf::from), config_dir: get("--vtysh-config-dir").map(PathBuf::from), run_dir: None }
-}
 
 /// A MetalLB-like configuration (one router, neighbors advertising every prefix), rendered
 /// by frr-composer, with `extra` prefixes added.
@@ -60,14 +53,14 @@ fn reads_while_applying(version: FrrVersion) {
     let ns = Netns::new().unwrap();
     let frr = Frr::start(version, &ns).unwrap();
     let (base, more) = (rendered(0), rendered(1));
-    let mut applier = Applier::new(location(&frr));
+    let mut applier = Applier::new(frr.location());
     applier.apply(&base).unwrap_or_else(|e| panic!("initial apply: {e}\n{}", frr.logs()));
 
     let stop = Arc::new(AtomicBool::new(false));
     let readers: Vec<_> = ["show bgp vrf all neighbors json", "show running-config"]
         .into_iter()
         .map(|cmd| {
-            let (loc, stop) = (location(&frr), stop.clone());
+            let (loc, stop) = (frr.location(), stop.clone());
             std::thread::spawn(move || {
                 let mut n = 0usize;
                 while !stop.load(Ordering::Relaxed) {

@@ -13,19 +13,8 @@ use std::path::Path;
 
 use frr_composer::frr::apply::{managed, Applier};
 use frr_composer::frr::conf;
-use frr_composer::frr::vtysh::FrrLocation;
 use lab::{Frr, FrrVersion, Netns, Req};
 
-fn location(frr: &Frr) -> FrrLocation {
-    let args = frr.cli_args();
-    let get = |flag: &str| args.iter().position(|a| a == flag).map(|i| args[i + 1].clone());
-    FrrLocation {
-        pathspace: get("--pathspace"),
-        config_dir: get("--vtysh-config-dir").map(Into::into),
-        root: get("--frr-root").map(Into::into),
-        ..Default::default()
-    }
-}
 
 fn goldens() -> Vec<(String, String)> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/render");
@@ -48,7 +37,7 @@ fn all_goldens(version: FrrVersion) {
     let ns = Netns::new().unwrap();
     ns.ip(&["link", "set", "lo", "down"]).unwrap();
     let frr = Frr::start(version, &ns).unwrap();
-    let mut applier = Applier::new(location(&frr));
+    let mut applier = Applier::new(frr.location());
     let mut failures = Vec::new();
     let cases = goldens();
     assert!(cases.len() > 40);

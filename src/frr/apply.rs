@@ -81,18 +81,11 @@ fn without_hostname(tree: Vec<Node>) -> Vec<Node> {
 /// Identity of the running daemons: their vty sockets are recreated when a daemon restarts.
 fn daemon_identity(loc: &FrrLocation) -> BTreeMap<String, (u64, i64, i64)> {
     use std::os::unix::fs::MetadataExt;
-    let mut out = BTreeMap::new();
-    if let Ok(entries) = std::fs::read_dir(loc.run_dir_on_host()) {
-        for e in entries.flatten() {
-            let name = e.file_name().to_string_lossy().to_string();
-            if let Some(d) = name.strip_suffix(".vty") {
-                if let Ok(m) = e.metadata() {
-                    out.insert(d.to_string(), (m.ino(), m.ctime(), m.ctime_nsec()));
-                }
-            }
-        }
-    }
-    out
+    loc.vty_sockets()
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|(daemon, path)| std::fs::symlink_metadata(path).ok().map(|m| (daemon, (m.ino(), m.ctime(), m.ctime_nsec()))))
+        .collect()
 }
 
 /// What was last verified as running.

@@ -95,21 +95,21 @@ impl FrrLocation {
         t.entry(self.run_dir_on_host()).or_default().clone()
     }
 
-    /// The daemons whose vty socket accepts a connection, without running vtysh (so that a
-    /// liveness check never waits behind a long configuration batch).
-    pub fn listening_daemons(&self) -> Result<Vec<String>, FrrError> {
-        let dir = self.run_dir_on_host();
-        let entries = std::fs::read_dir(&dir).map_err(|e| FrrError::Unreachable { pathspace: self.pathspace.clone(), output: format!("{}: {e}", dir.display()) })?;
-        let mut out: Vec<String> = entries
+    /// The daemons' vty sockets (`<daemon>.vty` in the run folder), by daemon name.
+    pub fn vty_sockets(&self) -> std::io::Result<Vec<(String, PathBuf)>> {
+        let mut out: Vec<(String, PathBuf)> = std::fs::read_dir(self.run_dir_on_host())?
             .flatten()
-            .filter_map(|e| {
-                let name = e.file_name().to_string_lossy().to_string();
-                let daemon = name.strip_suffix(".vty")?.to_string();
-                std::os::unix::net::UnixStream::connect(e.path()).ok().map(|_| daemon)
-            })
+            .filter_map(|e| Some((e.file_name().to_string_lossy().strip_suffix(".vty")?.to_string(), e.path())))
             .collect();
         out.sort();
         Ok(out)
+    }
+
+    /// The daemons whose vty socket accepts a connection, without running vtysh (so that a
+    /// liveness check never waits behind a long configuration batch).
+    pub fn listening_daemons(&self) -> Result<Vec<String>, FrrError> {
+        let sockets = self.vty_sockets().map_err(|e| FrrError::Unreachable { pathspace: self.pathspace.clone(), output: format!("{}: {e}", self.run_dir_on_host().display()) })?;
+        Ok(sockets.into_iter().filter(|(_, path)| std::os::unix::net::UnixStream::connect(path).is_ok()).map(|(daemon, _)| daemon).collect())
     }
 
     /// Runs vtysh with a time limit: a vtysh that hangs (a daemon that does not answer) is
@@ -301,7 +301,7 @@ const SHOW_LIMIT: Duration = Duration::from_secs(60);
 /// so 30 s plus 30 ms a line leaves a wide margin while a hung mgmtd transaction (which FRR
 /// 10.3 only aborts after 10 minutes) holds this FRR's turn for half a minute, not for ten.
 fn batch_limit(batch: &str) -> Duration {
-    Duration::from_secs(30) + Duration::from_millis(30) * u32::try_from(batch.lines().count()).unwrap_or(u32::MAX / 30).min(u32::MAX / 30)
+    Duration::from_secs(30) + Duration::from_millis(30u64.saturating_mul(batch.lines().count() as u64))
 }
 
 /// `line N: % message` lines of vtysh's file modes (`-C -f`, `-f`), paired with the text's

@@ -712,6 +712,16 @@ impl Frr {
         v
     }
 
+    /// The same instance for frr-composer's library (what `cli_args` says to the binary).
+    pub fn location(&self) -> frr_composer::frr::vtysh::FrrLocation {
+        frr_composer::frr::vtysh::FrrLocation {
+            pathspace: Some(self.name.clone()),
+            config_dir: Some(self.dir.join("etc")),
+            root: (self.version == FrrVersion::V10).then(|| self.root.clone()),
+            ..Default::default()
+        }
+    }
+
     pub fn pid(&self, daemon: &str) -> Option<u32> {
         self.pids.iter().find(|(d, _)| d == daemon).map(|(_, p)| *p)
     }
