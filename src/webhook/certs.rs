@@ -163,9 +163,12 @@ fn managed_by_us(s: &Secret) -> bool {
     s.metadata.labels.as_ref().and_then(|l| l.get(MANAGED_BY.0)).is_some_and(|v| v == MANAGED_BY.1)
 }
 
+fn secret_text(s: &Secret, key: &str) -> Option<String> {
+    s.data.as_ref()?.get(key).and_then(|v| String::from_utf8(v.0.clone()).ok())
+}
+
 fn from_secret(s: &Secret) -> Option<Bundle> {
-    let data = s.data.as_ref()?;
-    let get = |k: &str| data.get(k).and_then(|v| String::from_utf8(v.0.clone()).ok());
+    let get = |k: &str| secret_text(s, k);
     Some(Bundle { ca_cert: get(CA_CERT)?, ca_key: get(CA_KEY)?, cert: get(TLS_CERT)?, key: get(TLS_KEY)? })
 }
 
@@ -222,8 +225,7 @@ pub async fn ensure_secret(client: &Client, m: &Managed) -> anyhow::Result<Bundl
         if !managed_by_us(&secret) {
             // someone else's certificate: served as it is (its ca.crt, when it has one, still
             // goes into the caBundle)
-            let data = secret.data.as_ref();
-            let get = |k: &str| data.and_then(|d| d.get(k)).and_then(|v| String::from_utf8(v.0.clone()).ok());
+            let get = |k: &str| secret_text(&secret, k);
             let (Some(cert), Some(key)) = (get(TLS_CERT), get(TLS_KEY)) else {
                 return Err(anyhow!("Secret {}/{} is not frr-composer's (no label {}={}) and lacks {TLS_CERT} or {TLS_KEY}", m.namespace, m.secret, MANAGED_BY.0, MANAGED_BY.1));
             };
@@ -252,8 +254,12 @@ pub async fn ensure_secret(client: &Client, m: &Managed) -> anyhow::Result<Bundl
     Err(anyhow!("Secret {}/{} kept changing while it was being written", m.namespace, m.secret))
 }
 
-/// Puts the CA into every webhook of the configuration; returns whether anything changed.
-pub async fn ensure_ca_bundle(client: &Client, name: &str, ca_pem: &str) -> anyhow::Result<bool> {
+/// Puts the CA into every webhook of the configuration. No CA (someone else's Secret without
+/// one, whose caBundle is theirs to manage): nothing to do.
+pub async fn ensure_ca_bundle(client: &Client, name: &str, ca_pem: &str) -> anyhow::Result<()> {
+    if ca_pem.is_empty() {
+        return Ok(());
+    }
     let api: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
     for _ in 0..5 {
         let mut vwc = api.get(name).await.with_context(|| format!("reading ValidatingWebhookConfiguration {name}"))?;
@@ -266,12 +272,12 @@ pub async fn ensure_ca_bundle(client: &Client, name: &str, ca_pem: &str) -> anyh
             }
         }
         if !changed {
-            return Ok(false);
+            return Ok(());
         }
         match api.replace(name, &PostParams::default(), &vwc).await {
             Ok(_) => {
                 tracing::info!(configuration = name, "put the webhook CA into the caBundle");
-                return Ok(true);
+                return Ok(());
             }
             Err(e) if is_conflict(&e) => continue,
             Err(e) => return Err(e).with_context(|| format!("updating ValidatingWebhookConfiguration {name}")),

@@ -161,15 +161,6 @@ fn tls_config(resolver: Arc<certs::Resolver>) -> anyhow::Result<tokio_rustls::ru
     Ok(cfg)
 }
 
-/// Puts a CA into the registration; a Secret without a CA (someone else's, whose caBundle is
-/// theirs to manage) leaves it alone.
-async fn ensure_ca_bundle(client: &Client, name: &str, ca_pem: &str) -> anyhow::Result<bool> {
-    if ca_pem.is_empty() {
-        return Ok(false);
-    }
-    certs::ensure_ca_bundle(client, name, ca_pem).await
-}
-
 /// The serving certificate: from files, or kept in a Secret (then checked every minute, so
 /// that a renewal by this or another replica is served without a restart, and the caBundle
 /// is put back if someone reapplies the registration without it).
@@ -182,18 +173,18 @@ async fn serving_certificate(client: &Client, args: &WebhookArgs) -> anyhow::Res
     let hosts = if args.cert_hosts.is_empty() { vec![format!("frr-composer-webhook.{namespace}.svc")] } else { args.cert_hosts.clone() };
     let m = certs::Managed { namespace, secret: secret.clone(), webhook_configuration: args.webhook_configuration.clone(), hosts };
     let bundle = certs::ensure_secret(client, &m).await?;
-    let mut registered = match ensure_ca_bundle(client, &m.webhook_configuration, &bundle.ca_cert).await {
-        Ok(_) => true,
-        Err(e) => {
-            tracing::warn!(error = format!("{e:#}"), "cannot put the CA into the webhook configuration yet; retrying every 5 s");
-            false
-        }
-    };
     let resolver = Arc::new(certs::Resolver::new(&bundle.cert, &bundle.key)?);
     let (client, r) = (client.clone(), resolver.clone());
     tokio::spawn(async move {
-        let mut serving = bundle.cert;
+        let (mut serving, mut ca) = (bundle.cert, bundle.ca_cert);
         loop {
+            let registered = match certs::ensure_ca_bundle(&client, &m.webhook_configuration, &ca).await {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::warn!(error = format!("{e:#}"), "cannot put the CA into the webhook configuration; retrying in 5 s");
+                    false
+                }
+            };
             // every minute; every 5 s while the caBundle could not be written
             tokio::time::sleep(std::time::Duration::from_secs(if registered { 60 } else { 5 })).await;
             match certs::ensure_secret(&client, &m).await {
@@ -202,18 +193,12 @@ async fn serving_certificate(client: &Client, args: &WebhookArgs) -> anyhow::Res
                         match r.set(&b.cert, &b.key) {
                             Ok(()) => {
                                 tracing::info!("serving the renewed webhook certificate");
-                                serving = b.cert.clone();
+                                serving = b.cert;
                             }
                             Err(e) => tracing::warn!(error = format!("{e:#}"), "the renewed webhook certificate cannot be used"),
                         }
                     }
-                    registered = match ensure_ca_bundle(&client, &m.webhook_configuration, &b.ca_cert).await {
-                        Ok(_) => true,
-                        Err(e) => {
-                            tracing::warn!(error = format!("{e:#}"), "cannot put the CA into the webhook configuration");
-                            false
-                        }
-                    };
+                    ca = b.ca_cert;
                 }
                 Err(e) => tracing::warn!(error = format!("{e:#}"), "cannot check the webhook certificate"),
             }
