@@ -57,40 +57,27 @@ const INITIAL_TIMEOUT: Duration = Duration::from_secs(300);
 
 // ------------------------------------------------------------------------------ options
 
+/// Options (also from the environment); cargo's own `--bench` flag and test filters are
+/// accepted and ignored.
+#[derive(clap::Parser)]
 struct Opts {
+    /// Timed changes in the latency part (1-200).
+    #[arg(long, short = 'n', env = "FRR_BENCH_CHANGES", default_value_t = 15, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=200))]
     changes: usize,
+    /// FRRConfigurations in the scale part (at least 100).
+    #[arg(long, env = "FRR_BENCH_CONFIGS", default_value_t = 1000, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(100..))]
     configs: usize,
+    /// Nodes in the scale part (at least 50).
+    #[arg(long, env = "FRR_BENCH_NODES", default_value_t = 100, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(50..))]
     nodes: usize,
+    #[arg(long = "skip-latency", action = clap::ArgAction::SetFalse)]
     latency: bool,
+    #[arg(long = "skip-scale", action = clap::ArgAction::SetFalse)]
     scale: bool,
-}
-
-fn opts() -> Result<Opts> {
-    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-    let mut o = Opts {
-        changes: env("FRR_BENCH_CHANGES").map(|v| v.parse()).transpose()?.unwrap_or(15),
-        configs: env("FRR_BENCH_CONFIGS").map(|v| v.parse()).transpose()?.unwrap_or(1000),
-        nodes: env("FRR_BENCH_NODES").map(|v| v.parse()).transpose()?.unwrap_or(100),
-        latency: true,
-        scale: true,
-    };
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        let mut val = |name: &str| args.next().ok_or_else(|| anyhow!("{name} needs a value"));
-        match a.as_str() {
-            "--changes" | "-n" => o.changes = val("--changes")?.parse()?,
-            "--configs" => o.configs = val("--configs")?.parse()?,
-            "--nodes" => o.nodes = val("--nodes")?.parse()?,
-            "--skip-latency" => o.latency = false,
-            "--skip-scale" => o.scale = false,
-            // cargo bench passes --bench; libtest-style filters are ignored as well
-            _ => {}
-        }
-    }
-    if o.changes == 0 || o.changes > 200 || o.nodes < 50 || o.configs < 100 {
-        bail!("need 1 <= --changes <= 200, --nodes >= 50, --configs >= 100");
-    }
-    Ok(o)
+    #[arg(long, hide = true)]
+    bench: bool,
+    #[arg(hide = true)]
+    filters: Vec<String>,
 }
 
 // ------------------------------------------------------------------------------ helpers
@@ -928,13 +915,7 @@ fn run(o: &Opts) -> Result<bool> {
 }
 
 fn main() {
-    let o = match opts() {
-        Ok(o) => o,
-        Err(e) => {
-            eprintln!("error: {e}");
-            std::process::exit(2);
-        }
-    };
+    let o = <Opts as clap::Parser>::parse();
     // everything (processes, namespaces, directories) is dropped inside run()
     let code = match run(&o) {
         Ok(true) => 0,

@@ -15,7 +15,7 @@
 //!   cargo bench --bench apply                                   # P=1000, 10.3 and 8.4, 3 reps
 //!   cargo bench --bench apply -- --prefixes 100 --versions 10.3 --reps 3
 //! or the environment: FRR_BENCH_PREFIXES, FRR_BENCH_VERSIONS (10.3,8.4), FRR_BENCH_REPS.
-//! `--no-anchor` runs only frr-composer (quick checks).
+//! `--no-anchor` runs only frr-composer (quick checks); `-- --help` lists the options.
 
 #[path = "../tests/lab/mod.rs"]
 mod lab;
@@ -29,7 +29,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use frr_composer::frr::apply::{Applier, Report};
-use frr_composer::frr::vtysh::FrrLocation;
 use lab::{Frr, FrrVersion, Netns};
 
 const ROUTER_ASN: u32 = 64512;
@@ -40,50 +39,37 @@ const PATH: &str = "/usr/sbin:/usr/bin:/sbin:/bin";
 
 // ------------------------------------------------------------------------------ options
 
+/// Options (also from the environment); cargo's own `--bench` flag and test filters are
+/// accepted and ignored.
+#[derive(clap::Parser)]
 struct Opts {
+    /// Prefixes advertised to every neighbor.
+    #[arg(long, short = 'p', env = "FRR_BENCH_PREFIXES", default_value_t = 1000, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(2..))]
     prefixes: usize,
+    /// FRR versions, comma-separated (10.3, 8.4).
+    #[arg(long, env = "FRR_BENCH_VERSIONS", default_value = "10.3,8.4", value_delimiter = ',', value_parser = parse_version)]
     versions: Vec<FrrVersion>,
+    /// Runs of each step (ii)-(iv).
+    #[arg(long, env = "FRR_BENCH_REPS", default_value_t = 3, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     reps: usize,
+    /// Only frr-composer, not frr-reload.py (quick checks).
+    #[arg(long = "no-anchor", action = clap::ArgAction::SetFalse)]
     anchor: bool,
+    /// Skip the reference load of the rendered frr.conf with one `vtysh -f`.
+    #[arg(long = "no-reference", action = clap::ArgAction::SetFalse)]
     reference: bool,
+    #[arg(long, hide = true)]
+    bench: bool,
+    #[arg(hide = true)]
+    filters: Vec<String>,
 }
 
-fn parse_versions(s: &str) -> Result<Vec<FrrVersion>> {
-    s.split(',')
-        .map(|v| match v.trim() {
-            "10.3" | "10" => Ok(FrrVersion::V10),
-            "8.4" | "8" => Ok(FrrVersion::V8),
-            o => Err(anyhow!("unknown FRR version {o:?} (10.3 or 8.4)")),
-        })
-        .collect()
-}
-
-fn opts() -> Result<Opts> {
-    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-    let mut o = Opts {
-        prefixes: env("FRR_BENCH_PREFIXES").map(|v| v.parse()).transpose()?.unwrap_or(1000),
-        versions: parse_versions(&env("FRR_BENCH_VERSIONS").unwrap_or_else(|| "10.3,8.4".into()))?,
-        reps: env("FRR_BENCH_REPS").map(|v| v.parse()).transpose()?.unwrap_or(3),
-        anchor: true,
-        reference: true,
-    };
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        let mut val = |name: &str| args.next().ok_or_else(|| anyhow!("{name} needs a value"));
-        match a.as_str() {
-            "--prefixes" | "-p" => o.prefixes = val("--prefixes")?.parse()?,
-            "--versions" => o.versions = parse_versions(&val("--versions")?)?,
-            "--reps" => o.reps = val("--reps")?.parse()?,
-            "--no-anchor" => o.anchor = false,
-            "--no-reference" => o.reference = false,
-            // cargo bench passes --bench; libtest-style filters are ignored as well
-            _ => {}
-        }
+fn parse_version(v: &str) -> Result<FrrVersion, String> {
+    match v.trim() {
+        "10.3" | "10" => Ok(FrrVersion::V10),
+        "8.4" | "8" => Ok(FrrVersion::V8),
+        o => Err(format!("unknown FRR version {o:?} (10.3 or 8.4)")),
     }
-    if o.prefixes < 2 || o.reps == 0 {
-        bail!("need --prefixes >= 2 and --reps >= 1");
-    }
-    Ok(o)
 }
 
 // ------------------------------------------------------------------------------ load
@@ -261,17 +247,6 @@ fn verify(frr: &Frr, set: &BTreeSet<Ipv4Addr>, what: &str) -> Result<usize> {
 
 // ------------------------------------------------------------------------------ the two sides
 
-fn location(frr: &Frr) -> FrrLocation {
-    let a = frr.cli_args();
-    let get = |flag: &str| a.iter().position(|x| x == flag).map(|i| a[i + 1].clone());
-    FrrLocation {
-        vtysh: None,
-        pathspace: get("--pathspace"),
-        root: get("--frr-root").map(PathBuf::from),
-        config_dir: get("--vtysh-config-dir").map(PathBuf::from),
-        run_dir: None,
-    }
-}
 
 /// Ours through the library: YAML text -> parse, compose, render -> minimal-diff apply.
 fn ours(applier: &mut Applier, yaml: &str) -> Result<(Duration, Report, String)> {
@@ -410,7 +385,7 @@ fn run_version(v: FrrVersion, o: &Opts, rows: &mut Vec<Row>) -> Result<()> {
     let tmp = lab::TempDir::new()?;
     let frr_ours = Frr::start(v, &ns_ours)?;
     let frr_anchor = if o.anchor { Some(Frr::start(v, &ns_anchor)?) } else { None };
-    let mut applier = Applier::new(location(&frr_ours));
+    let mut applier = Applier::new(frr_ours.location());
     let mut n = 0usize; // anchor file counter
     let base = base_prefixes(p);
     let extras = extra_prefixes(&base, o.reps + 1);
@@ -546,13 +521,7 @@ fn run_version(v: FrrVersion, o: &Opts, rows: &mut Vec<Row>) -> Result<()> {
 }
 
 fn main() {
-    let o = match opts() {
-        Ok(o) => o,
-        Err(e) => {
-            eprintln!("error: {e}");
-            std::process::exit(2);
-        }
-    };
+    let o = <Opts as clap::Parser>::parse();
     let reqs: Vec<lab::Req> = o.versions.iter().map(|v| lab::Req::Frr(*v)).collect();
     if let Some(why) = lab::unavailable(&reqs) {
         eprintln!("SKIPPED: live lab cannot run: {why}");
