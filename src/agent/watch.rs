@@ -74,7 +74,7 @@ fn secret_entry(s: &Secret) -> SecretEntry {
 
 /// Applies one watch event to a map kept by key; `Init`...`InitDone` replaces it atomically.
 /// Returns whether the map changed.
-fn fold<K, V: PartialEq>(map: &mut BTreeMap<String, V>, buffer: &mut Option<BTreeMap<String, V>>, ev: Event<K>, key: impl Fn(&K) -> String, value: impl Fn(&K) -> V) -> bool {
+pub fn fold<O, K: Ord, V: PartialEq>(map: &mut BTreeMap<K, V>, buffer: &mut Option<BTreeMap<K, V>>, ev: Event<O>, key: impl Fn(&O) -> K, value: impl Fn(&O) -> V) -> bool {
     match ev {
         Event::Apply(o) => {
             let (k, v) = (key(&o), value(&o));

@@ -20,7 +20,7 @@ use kube::runtime::watcher::{self, watcher, Event};
 use kube::runtime::WatchStreamExt;
 use kube::{Client, ResourceExt};
 
-use crate::agent::watch::typed_config;
+use crate::agent::watch::{self, typed_config, ConfigEntry};
 use crate::api::FRRConfiguration;
 
 pub const PATH: &str = "/validate-frrk8s-metallb-io-v1beta1-frrconfiguration";
@@ -59,7 +59,8 @@ pub struct WebhookArgs {
 #[derive(Default)]
 pub struct Cache {
     pub nodes: BTreeMap<String, BTreeMap<String, String>>,
-    pub configs: BTreeMap<(String, String), FRRConfiguration>,
+    /// Typed, or why not (a malformed one is left out of merges).
+    pub configs: BTreeMap<(String, String), ConfigEntry>,
     pub synced: [bool; 2],
 }
 
@@ -68,58 +69,27 @@ fn spawn_watches(client: Client, cache: Arc<Mutex<Cache>>) {
         let cache = cache.clone();
         let api: Api<Node> = Api::all(client.clone());
         tokio::spawn(async move {
-            let mut buffer: Option<BTreeMap<String, BTreeMap<String, String>>> = None;
+            let mut buffer = None;
             let mut stream = watcher(api, watcher::Config::default()).default_backoff().boxed();
             while let Some(ev) = stream.next().await {
                 let Ok(ev) = ev else { continue };
                 let mut c = cache.lock().expect("cache");
-                match ev {
-                    Event::Apply(n) => {
-                        c.nodes.insert(n.name_any(), n.labels().clone());
-                    }
-                    Event::Delete(n) => {
-                        c.nodes.remove(&n.name_any());
-                    }
-                    Event::Init => buffer = Some(BTreeMap::new()),
-                    Event::InitApply(n) => {
-                        buffer.get_or_insert_with(BTreeMap::new).insert(n.name_any(), n.labels().clone());
-                    }
-                    Event::InitDone => {
-                        c.nodes = buffer.take().unwrap_or_default();
-                        c.synced[0] = true;
-                    }
-                }
+                let done = matches!(ev, Event::InitDone);
+                watch::fold(&mut c.nodes, &mut buffer, ev, |n: &Node| n.name_any(), |n| n.labels().clone());
+                c.synced[0] |= done;
             }
         });
     }
     let api: Api<DynamicObject> = Api::all_with(client, &ApiResource::erase::<FRRConfiguration>(&()));
     tokio::spawn(async move {
-        let mut buffer: Option<BTreeMap<(String, String), FRRConfiguration>> = None;
+        let mut buffer = None;
         let mut stream = watcher(api, watcher::Config::default()).default_backoff().boxed();
-        let key = |o: &DynamicObject| (o.namespace().unwrap_or_default(), o.name_any());
         while let Some(ev) = stream.next().await {
             let Ok(ev) = ev else { continue };
             let mut c = cache.lock().expect("cache");
-            match ev {
-                Event::Apply(o) => {
-                    if let Ok(t) = typed_config(&o) {
-                        c.configs.insert(key(&o), t);
-                    }
-                }
-                Event::Delete(o) => {
-                    c.configs.remove(&key(&o));
-                }
-                Event::Init => buffer = Some(BTreeMap::new()),
-                Event::InitApply(o) => {
-                    if let Ok(t) = typed_config(&o) {
-                        buffer.get_or_insert_with(BTreeMap::new).insert(key(&o), t);
-                    }
-                }
-                Event::InitDone => {
-                    c.configs = buffer.take().unwrap_or_default();
-                    c.synced[1] = true;
-                }
-            }
+            let done = matches!(ev, Event::InitDone);
+            watch::fold(&mut c.configs, &mut buffer, ev, |o: &DynamicObject| (o.namespace().unwrap_or_default(), o.name_any()), typed_config);
+            c.synced[1] |= done;
         }
     });
 }
@@ -138,7 +108,8 @@ pub fn review(cache: &Cache, body: AdmissionReview<DynamicObject>) -> AdmissionR
     };
     let old = req.old_object.as_ref().and_then(|o| typed_config(o).ok());
     let ns = new.namespace().or(req.namespace.clone()).unwrap_or_default();
-    let others: Vec<FRRConfiguration> = cache.configs.iter().filter(|((n, name), _)| *n == ns && *name != new.name_any()).map(|(_, c)| c.clone()).collect();
+    // malformed ones cannot be merged (the agents report them)
+    let others: Vec<FRRConfiguration> = cache.configs.iter().filter(|((n, name), _)| *n == ns && *name != new.name_any()).filter_map(|(_, c)| c.as_ref().ok().cloned()).collect();
     match validate::validate(&ns, &new, old.as_ref(), &others, &cache.nodes) {
         Ok(warnings) => {
             let mut resp = resp;
