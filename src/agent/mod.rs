@@ -262,10 +262,9 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
                     }
                 }
             }
-            let labels = s.node().map(|n| n.labels.clone()).unwrap_or_default();
             let uid = s.node().and_then(|n| n.uid.clone());
             let level = s.settings().and_then(|c| c.spec.log_level);
-            (configs, malformed, s.secrets.clone(), labels, uid, level, generations)
+            (configs, malformed, s.secrets.clone(), node_labels, uid, level, generations)
         };
         let Some(node_uid) = node_uid else {
             tracing::warn!(node = %args.node_name, "the Node does not exist; waiting");
@@ -299,11 +298,9 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
             Err(errors) => {
                 metrics.update_errors.inc();
                 metrics.config_stale.set(1);
+                // (a missing Secret may still appear: the Secret watch triggers the next try)
                 for e in &errors.0 {
                     tracing::error!(error = %e, "configuration refused; FRR keeps its current configuration");
-                }
-                if errors.0.iter().all(|e| e.is_transient()) {
-                    // a missing Secret may appear: the Secret watch triggers the next try
                 }
             }
             Ok(c) => {
@@ -417,7 +414,6 @@ fn node_status(o: &Outcome, running: Option<String>, previous: &mut Vec<k8s_open
         conditions,
     }
 }
-
 
 /// Per FRRConfiguration: applied here (None) or the reason it is not.
 fn config_entries(o: &Outcome) -> BTreeMap<String, Option<String>> {
