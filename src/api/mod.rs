@@ -153,7 +153,7 @@ pub struct Neighbor {
     #[schemars(schema_with = "schema::dynamic_asn")]
     pub dynamic_asn: Option<DynamicAsn>,
     #[serde(default, rename = "localASN", skip_serializing_if = "is_zero")]
-    #[schemars(schema_with = "schema::asn")]
+    #[schemars(schema_with = "schema::local_asn")]
     pub local_asn: u32,
     /// Source address (an IP) or interface for the session (`update-source`).
     #[serde(default, rename = "sourceaddress", skip_serializing_if = "Option::is_none")]
@@ -197,9 +197,17 @@ pub struct Neighbor {
     pub disable_mp: bool,
     #[serde(default)]
     pub dual_stack_address_family: bool,
+    /// Empty means unicast (the API server stores `[unicast]` for a neighbor without it, as
+    /// upstream's CRD does).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 2))]
+    #[schemars(length(max = 2), extend("default" = ["unicast"]))]
     pub address_families: Vec<AddressFamily>,
+    /// Accept routes whose AS path holds the local AS: `origin` (only as the origin), `1`-`10`
+    /// (up to that many times); empty or `none` refuse them (FRR's default), `none` also
+    /// against other configurations of the same neighbor.
+    #[serde(default, rename = "allowAsIn", skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "schema::allow_as_in")]
+    pub allow_as_in: Option<String>,
 }
 
 fn is_false(b: &bool) -> bool {

@@ -16,6 +16,11 @@ pub fn asn(_: &mut SchemaGenerator) -> Schema {
     json_schema!({"type": "integer", "format": "int64", "minimum": 0, "maximum": 4294967295u64})
 }
 
+/// As upstream: when present, 1-4294967295 (0, unset, is never sent).
+pub fn local_asn(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({"type": "integer", "format": "int64", "minimum": 1, "maximum": 4294967295u64})
+}
+
 pub fn port(_: &mut SchemaGenerator) -> Schema {
     json_schema!({
         "type": "integer", "minimum": 0, "maximum": 65535,
@@ -127,11 +132,56 @@ pub fn count(_: &mut SchemaGenerator) -> Schema {
 /// Every CRD this project serves, in a fixed order, with the file name it is committed under.
 pub fn all_crds() -> Vec<(&'static str, CustomResourceDefinition)> {
     vec![
-        ("frrk8s.metallb.io_frrconfigurations.yaml", super::FRRConfiguration::crd()),
-        ("frrk8s.metallb.io_frrnodestates.yaml", super::FRRNodeState::crd()),
-        ("frrk8s.metallb.io_bgpsessionstates.yaml", super::BGPSessionState::crd()),
-        ("frrk8s.metallb.io_frrk8sconfigurations.yaml", super::FRRK8sConfiguration::crd()),
+        ("frrk8s.metallb.io_frrconfigurations.yaml", upstream_shape(super::FRRConfiguration::crd())),
+        ("frrk8s.metallb.io_frrnodestates.yaml", upstream_shape(super::FRRNodeState::crd())),
+        ("frrk8s.metallb.io_bgpsessionstates.yaml", upstream_shape(super::BGPSessionState::crd())),
+        ("frrk8s.metallb.io_frrk8sconfigurations.yaml", upstream_shape(super::FRRK8sConfiguration::crd())),
     ]
+}
+
+/// The defaults upstream's CRDs declare (property name and value); the API server stores
+/// them in objects that leave the field out, so ours must declare exactly these.
+const UPSTREAM_DEFAULTS: &[(&str, &str)] = &[
+    ("disableMP", "false"),
+    ("dualStackAddressFamily", "false"),
+    ("mode", "\"filtered\""),
+    ("addressFamilies", "[\"unicast\"]"),
+];
+
+/// Stores objects as upstream's CRDs do. The derive declares a default for every field with a
+/// serde default (`[]`, `0`, `""`, `{}`) and marks every `Option` nullable; the API server
+/// would then add those defaults to what a client sends (and keep explicit nulls), so objects
+/// written by MetalLB would not read back as written. Only upstream's own defaults stay.
+fn upstream_shape(mut crd: CustomResourceDefinition) -> CustomResourceDefinition {
+    fn walk(name: &str, v: &mut serde_json::Value) {
+        let Some(obj) = v.as_object_mut() else { return };
+        obj.remove("nullable");
+        if let Some(d) = obj.get("default") {
+            let keep = UPSTREAM_DEFAULTS.iter().any(|(n, val)| *n == name && serde_json::from_str::<serde_json::Value>(val).ok().as_ref() == Some(d));
+            if !keep {
+                obj.remove("default");
+            }
+        }
+        if let Some(props) = obj.get_mut("properties").and_then(|p| p.as_object_mut()) {
+            for (k, s) in props.iter_mut() {
+                walk(k, s);
+            }
+        }
+        if let Some(items) = obj.get_mut("items") {
+            walk("", items);
+        }
+        if let Some(extra) = obj.get_mut("additionalProperties") {
+            walk("", extra);
+        }
+    }
+    for v in crd.spec.versions.iter_mut() {
+        if let Some(schema) = v.schema.as_mut().and_then(|s| s.open_api_v3_schema.as_mut()) {
+            let mut json = serde_json::to_value(&*schema).expect("a schema serialises");
+            walk("", &mut json);
+            *schema = serde_json::from_value(json).expect("a pruned schema is still a schema");
+        }
+    }
+    crd
 }
 
 // Optional enums: without these, the derive adds `null` to the enum list.
@@ -146,4 +196,9 @@ pub fn advertise_vnis(_: &mut SchemaGenerator) -> Schema {
 
 pub fn log_level(_: &mut SchemaGenerator) -> Schema {
     json_schema!({"type": "string", "enum": ["all", "debug", "info", "warn", "error", "none"]})
+}
+
+/// The values of a neighbor's allowAsIn, as upstream's enum lists them.
+pub fn allow_as_in(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({"type": "string", "enum": ["", "none", "origin", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10"]})
 }

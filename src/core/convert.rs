@@ -7,7 +7,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use ipnet::IpNet;
 
 use super::error::{Error, ObjRef};
-use super::model::{BfdProfile, Filter, Peer, RemoteAs, SessionFamily, VniProperties};
+use super::model::{AllowAsIn, BfdProfile, Filter, Peer, RemoteAs, SessionFamily, VniProperties};
 use super::values::{self, Community, Family};
 use crate::api;
 
@@ -74,6 +74,7 @@ pub struct NeighborContrib {
     pub local_asn: Option<u32>,
     pub bfd_profile: Option<String>,
     pub graceful_restart: bool,
+    pub allow_as_in: Option<AllowAsIn>,
     pub unicast: bool,
     pub evpn: bool,
     pub advertise: BTreeSet<IpNet>,
@@ -431,6 +432,18 @@ fn convert_neighbor(
             None
         }
     };
+    let allow_as_in = match n.allow_as_in.as_deref() {
+        None | Some("") => None,
+        Some("none") => Some(AllowAsIn::Never),
+        Some("origin") => Some(AllowAsIn::Origin),
+        Some(v) => match v.parse::<u8>() {
+            Ok(c) if (1..=10).contains(&c) && !v.starts_with('0') => Some(AllowAsIn::Count(c)),
+            _ => {
+                cx.err(format!("{path}.allowAsIn"), format!("{v:?} is not one of \"\", none, origin, 1-10"));
+                None
+            }
+        },
+    };
     let afs = &n.address_families;
     let unicast = afs.is_empty() || afs.contains(&api::AddressFamily::Unicast);
     let evpn = afs.contains(&api::AddressFamily::Evpn);
@@ -547,6 +560,7 @@ fn convert_neighbor(
         local_asn,
         bfd_profile,
         graceful_restart: n.enable_graceful_restart,
+        allow_as_in,
         unicast,
         evpn,
         advertise,

@@ -202,6 +202,8 @@ fn merge_neighbor(errors: &mut Vec<Error>, scope: &Scope, vrf: &str, ns: Vec<&Ne
     let next_hop_v4 = agree(errors, scope, "toAdvertise.nextHop.ipv4", ns.iter().filter_map(|n| n.next_hop_v4.map(|a| (&n.obj, a))), disp);
     let next_hop_v6 = agree(errors, scope, "toAdvertise.nextHop.ipv6", ns.iter().filter_map(|n| n.next_hop_v6.map(|a| (&n.obj, a))), disp);
 
+    let allow_as_in = merge_allow_as_in(errors, scope, &ns);
+
     let mut advertise: BTreeMap<IpNet, Sources> = BTreeMap::new();
     let mut local_pref_items: BTreeMap<IpNet, Vec<(&ObjRef, u32)>> = BTreeMap::new();
     let mut communities: BTreeMap<super::values::Community, BTreeSet<IpNet>> = BTreeMap::new();
@@ -252,6 +254,7 @@ fn merge_neighbor(errors: &mut Vec<Error>, scope: &Scope, vrf: &str, ns: Vec<&Ne
         local_asn,
         bfd_profile,
         graceful_restart: ns.iter().any(|n| n.graceful_restart),
+        allow_as_in,
         unicast: ns.iter().any(|n| n.unicast),
         evpn: ns.iter().any(|n| n.evpn),
         advertise: Arc::new(advertise),
@@ -282,6 +285,33 @@ impl PartialEq for PwCmp {
     fn eq(&self, other: &Self) -> bool {
         self.0 == other.0
     }
+}
+
+/// allowAsIn: unset yields; `none` conflicts with any other set value; otherwise the least
+/// restrictive value wins (any count over `origin`, a higher count over a lower one).
+fn merge_allow_as_in(errors: &mut Vec<Error>, scope: &Scope, ns: &[&NeighborContrib]) -> Option<AllowAsIn> {
+    let mut acc: Option<(&ObjRef, AllowAsIn)> = None;
+    for n in ns {
+        let Some(v) = n.allow_as_in else { continue };
+        acc = match acc {
+            None => Some((&n.obj, v)),
+            Some((o, a)) => match a.combine(v) {
+                Some(c) => Some((if c == a { o } else { &n.obj }, c)),
+                None => {
+                    errors.push(Error::Conflict {
+                        first: o.clone(),
+                        second: n.obj.clone(),
+                        scope: scope.clone(),
+                        field: "allowAsIn".into(),
+                        first_value: a.to_string(),
+                        second_value: v.to_string(),
+                    });
+                    return None;
+                }
+            },
+        };
+    }
+    acc.map(|(_, v)| v)
 }
 
 fn merge_vni_props(errors: &mut Vec<Error>, scope: &Scope, what: &str, items: &[(&ObjRef, &VniProperties)]) -> VniProperties {

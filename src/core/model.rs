@@ -182,6 +182,58 @@ impl fmt::Display for Filter {
     }
 }
 
+/// A neighbor's allowAsIn: whether routes whose AS path holds the local AS are accepted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AllowAsIn {
+    /// `none`: refused (FRR's default), and no other configuration may relax it.
+    Never,
+    /// `origin`: accepted when the local AS is the origin.
+    Origin,
+    /// `1`-`10`: accepted with up to this many occurrences.
+    Count(u8),
+}
+
+impl AllowAsIn {
+    /// How much the value accepts: the least restrictive of two compatible values wins.
+    fn openness(self) -> u8 {
+        match self {
+            AllowAsIn::Never => 0,
+            AllowAsIn::Origin => 1,
+            AllowAsIn::Count(n) => 1 + n,
+        }
+    }
+
+    /// Two values set for one neighbor: `none` agrees only with itself (`None` is a
+    /// conflict); otherwise the least restrictive wins.
+    pub fn combine(self, other: AllowAsIn) -> Option<AllowAsIn> {
+        match (self, other) {
+            (AllowAsIn::Never, AllowAsIn::Never) => Some(AllowAsIn::Never),
+            (AllowAsIn::Never, _) | (_, AllowAsIn::Never) => None,
+            (a, b) => Some(if b.openness() > a.openness() { b } else { a }),
+        }
+    }
+
+    /// The argument of FRR's `neighbor X allowas-in`, or `None` when nothing is rendered.
+    pub fn frr_arg(self) -> Option<String> {
+        match self {
+            AllowAsIn::Never => None,
+            AllowAsIn::Origin => Some("origin".into()),
+            AllowAsIn::Count(n) => Some(n.to_string()),
+        }
+    }
+}
+
+impl fmt::Display for AllowAsIn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AllowAsIn::Never => write!(f, "none"),
+            AllowAsIn::Origin => write!(f, "origin"),
+            AllowAsIn::Count(n) => write!(f, "{n}"),
+        }
+    }
+}
+
 pub const DEFAULT_PORT: u16 = 179;
 pub const DEFAULT_HOLD: u64 = 180;
 pub const DEFAULT_KEEPALIVE: u64 = 60;
@@ -205,6 +257,8 @@ pub struct Neighbor {
     pub local_asn: Option<u32>,
     pub bfd_profile: Option<String>,
     pub graceful_restart: bool,
+    /// Set by some configuration (`none` included, which renders nothing).
+    pub allow_as_in: Option<AllowAsIn>,
     /// Activated in ipv4/ipv6 unicast.
     pub unicast: bool,
     /// Activated in l2vpn evpn.

@@ -82,6 +82,8 @@ fn normalise(line: &str) -> String {
     match words.as_slice() {
         // FRR prints the default TTL and the default stdout level
         ["neighbor", peer, "ebgp-multihop", "255"] => return format!("neighbor {peer} ebgp-multihop"),
+        // FRR prints allowas-in's default count (3) as the bare command
+        ["neighbor", peer, "allowas-in"] => return format!("neighbor {peer} allowas-in 3"),
         ["log", "stdout", "debugging"] => return "log stdout".into(),
         _ => {}
     }
@@ -125,6 +127,7 @@ pub fn setting_key(line: &str) -> Option<String> {
         ["neighbor", _, "timers", _, _] => key(3),
         ["neighbor", _, "port" | "password" | "update-source" | "description", _] => key(3),
         ["neighbor", _, "local-as", ..] => key(3),
+        ["neighbor", _, "allowas-in", ..] => key(3),
         ["neighbor", _, "bfd", "profile", _] => key(4),
         ["neighbor", _, "route-map", _, dir] => Some(format!("neighbor {} route-map {dir}", w[1])),
         ["match", _, "address", "prefix-list", _] => key(4),
@@ -422,6 +425,18 @@ mod tests {
         let b = A.replace("timers 30 90", "timers 20 60").replace("hostname n1", "hostname n2");
         let d = diff(&parse(A), &parse(&b));
         assert_eq!(d.text, "hostname n2\nrouter bgp 65000\n neighbor 192.0.2.1 timers 20 60\nexit\n");
+    }
+
+    #[test]
+    fn allowas_in_changes_in_place_and_matches_frr_spelling_of_three() {
+        let with = |v: &str| A.replace("  neighbor 192.0.2.1 activate\n", &format!("  neighbor 192.0.2.1 activate\n  neighbor 192.0.2.1 allowas-in{v}\n"));
+        // FRR shows `allowas-in 3` as the bare command: not a change
+        assert!(diff(&parse(&with("")), &parse(&with(" 3"))).is_empty());
+        let d = diff(&parse(&with(" origin")), &parse(&with(" 5")));
+        assert_eq!(d.changes, 1, "{}", d.text);
+        assert!(d.text.contains("  neighbor 192.0.2.1 allowas-in 5\n") && !d.text.contains("no neighbor"), "{}", d.text);
+        let gone = diff(&parse(&with(" origin")), &parse(A));
+        assert!(gone.text.contains("  no neighbor 192.0.2.1 allowas-in origin\n"), "{}", gone.text);
     }
 
     #[test]

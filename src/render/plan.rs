@@ -99,6 +99,8 @@ pub struct NeighborPlan {
     pub graceful_restart: bool,
     pub bfd_profile: Option<String>,
     pub disable_connected_check: bool,
+    /// The argument of `allowas-in`, rendered in every address family the neighbor is active in.
+    pub allow_as_in: Option<String>,
     pub ipv4: bool,
     pub ipv6: bool,
     pub evpn: bool,
@@ -345,6 +347,7 @@ pub fn plan(model: &Model) -> Plan {
                 graceful_restart: n.graceful_restart,
                 bfd_profile: n.bfd_profile.clone(),
                 disable_connected_check: n.disable_connected_check(r.asn),
+                allow_as_in: n.allow_as_in.and_then(|a| a.frr_arg()),
                 ipv4: n.unicast && n.family.has(Family::V4),
                 ipv6: n.unicast && n.family.has(Family::V6),
                 evpn: n.evpn && r.evpn.is_some(),
