@@ -114,6 +114,10 @@ pub struct Metrics {
     pub apply_duration: Histogram,
     pub apply_errors: Counter,
     pub drift_repairs: Counter,
+    /// FRRConfigurations whose current generation is refused while an earlier one stays in effect.
+    pub objects_held: Gauge,
+    /// FRRConfigurations whose current generation is refused and that have nothing in effect.
+    pub objects_left_out: Gauge,
     pub frr: FrrCollector,
     pub registry: Arc<Registry>,
 }
@@ -135,9 +139,13 @@ impl Metrics {
         r.register("frr_composer_apply_duration_seconds", "Time to bring FRR to a new configuration (check, apply, verify)", apply_duration.clone());
         r.register("frr_composer_apply_errors", "Applies that FRR refused or that did not verify", apply_errors.clone());
         r.register("frr_composer_drift_repairs", "Times FRR's running configuration had drifted and was repaired", drift_repairs.clone());
+        let objects_held = Gauge::default();
+        let objects_left_out = Gauge::default();
+        r.register("frr_composer_configurations_held_at_last_good", "FRRConfigurations whose current generation is refused on this node while their last good generation stays in effect", objects_held.clone());
+        r.register("frr_composer_configurations_left_out", "FRRConfigurations whose current generation is refused on this node and that have no earlier generation in effect", objects_left_out.clone());
         let frr = FrrCollector::default();
         r.register_collector(Box::new(frr.clone()));
-        Metrics { updates, update_errors, config_loaded, config_stale, apply_duration, apply_errors, drift_repairs, frr, registry: Arc::new(r) }
+        Metrics { updates, update_errors, config_loaded, config_stale, apply_duration, apply_errors, drift_repairs, objects_held, objects_left_out, frr, registry: Arc::new(r) }
     }
 
     pub fn encode(&self) -> String {

@@ -4,6 +4,8 @@
 //! It reports FRRNodeState, BGPSessionState and per-configuration status, and serves health
 //! and metrics.
 
+pub mod isolation;
+pub mod lastgood;
 pub mod metrics;
 pub mod status;
 pub mod watch;
@@ -62,6 +64,10 @@ pub struct ControllerArgs {
     /// The hostname written into frr.conf (default: this machine's hostname).
     #[arg(long)]
     pub hostname: Option<String>,
+    /// Directory (owned by the agent, not writable by others) where the generations of the
+    /// FRRConfigurations in effect are kept across restarts (unset: kept in memory only).
+    #[arg(long, env = "FRR_COMPOSER_STATE_DIR", value_name = "DIR")]
+    pub state_dir: Option<std::path::PathBuf>,
     /// Daemons that must run for FRR to be live (/livez).
     #[arg(long, value_delimiter = ',', default_value = "zebra,bgpd")]
     pub required_daemons: Vec<String>,
@@ -140,6 +146,8 @@ struct Outcome {
     reload: Option<Result<(), String>>,
     generations: BTreeMap<String, i64>,
     malformed: BTreeMap<String, String>,
+    /// Per selected object: which generation is in effect (per-object isolation).
+    decisions: Vec<core::isolation::ObjectDecision>,
 }
 
 pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
@@ -163,6 +171,7 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
     }));
     // separate writers: a slow session write never holds up the status of an apply
     let mut writer = StatusWriter::new(client.clone(), &args.node_name, &args.namespace);
+    let mut iso = isolation::Isolation::open(client.clone(), &args.node_name, args.state_dir.as_deref());
     spawn_session_poller(&args, StatusWriter::new(client.clone(), &args.node_name, &args.namespace), shared.clone(), metrics.clone());
 
     // Never render from an unsynced cache: an empty cache would wipe FRR.
@@ -286,14 +295,22 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
         for (name, e) in &malformed {
             tracing::error!(object = %format!("{}/{name}", args.namespace), error = %e, "malformed FRRConfiguration left out");
         }
-        let composed = core::compose(&settings, Snapshot { node_labels: &labels, configs: &configs, secrets: &secrets });
+        // per-object isolation: every valid object applies; refused ones keep their last good
+        // generation or are left out (core::isolation)
+        let isolated = iso.decide(&settings, Snapshot { node_labels: &labels, configs: &configs, secrets: &secrets });
+        let composed = isolated.as_ref().map(|i| i.composition.clone()).map_err(|e| e.clone());
         tracing::debug!(configs = configs.len(), selected = composed.as_ref().map(|c| c.selected.len()).unwrap_or(0), ok = composed.is_ok(), "composed");
-        // observed generations of the configurations merged here (not of every one in the namespace)
-        let generations = match &composed {
-            Ok(c) => c.selected.iter().filter_map(|o| generations.get(&*o.name).map(|g| (o.to_string(), *g))).collect(),
-            Err(_) => BTreeMap::new(),
-        };
-        let mut outcome = Outcome { conversion: composed.as_ref().map(|c| c.selected.clone()).map_err(|e| e.clone()), reload: None, generations, malformed };
+        let decisions = isolated.as_ref().map(|i| i.decisions.clone()).unwrap_or_default();
+        for d in decisions.iter().filter(|d| !matches!(d.decision, core::isolation::Decision::Applied)) {
+            tracing::error!(object = %d.obj, reason = d.reason(), error = %redact(&d.message()), "configuration refused");
+        }
+        if let Ok(i) = &isolated {
+            metrics.objects_held.set(i.held() as i64);
+            metrics.objects_left_out.set(i.left_out() as i64);
+        }
+        // the generations reported are those in effect (from the ledger, after the apply)
+        let _ = generations;
+        let mut outcome = Outcome { conversion: composed.as_ref().map(|c| c.selected.clone()).map_err(|e| e.clone()), reload: None, generations: BTreeMap::new(), malformed, decisions };
         match composed {
             Err(errors) => {
                 metrics.update_errors.inc();
@@ -327,6 +344,9 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
                         retry_at = None;
                         backoff = Duration::from_secs(1);
                         outcome.reload = Some(Ok(()));
+                        if let Ok(i) = &isolated {
+                            iso.commit(i);
+                        }
                     }
                     Err(e) => {
                         metrics.apply_errors.inc();
@@ -369,7 +389,11 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
             }
         })
         .await?;
+        // observed generations: those in effect in FRR
+        outcome.generations = iso.ledger.objects.iter().map(|(o, e)| (o.clone(), e.generation)).collect();
         let status = node_status(&outcome, running.ok().map(|r| redact(&r)), &mut previous_conditions, &mut last_reload);
+        let object_conditions = iso.object_conditions(&outcome.decisions, jiff::Timestamp::now());
+        iso.publish_events(&outcome.decisions, &configs).await;
         let config_entries = config_entries(&outcome);
         // an API server that is away must not hold the agent: writes time out and are retried
         // with the next status change
@@ -378,7 +402,7 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
             Ok(Err(e)) => tracing::warn!(error = %e, "writing FRRNodeState"),
             Err(_) => tracing::warn!("writing FRRNodeState timed out"),
         }
-        match tokio::time::timeout(API_TIMEOUT, writer.config_entries(config_entries)).await {
+        match tokio::time::timeout(API_TIMEOUT, writer.config_entries(config_entries, &object_conditions)).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::warn!(error = %e, "writing FRRConfiguration status"),
             Err(_) => tracing::warn!("writing FRRConfiguration status timed out"),
@@ -387,7 +411,9 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
 }
 
 fn node_status(o: &Outcome, running: Option<String>, previous: &mut Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>, last_reload: &mut Option<String>) -> FRRNodeStateStatus {
+    let refused: Vec<String> = o.decisions.iter().filter(|d| !matches!(d.decision, core::isolation::Decision::Applied)).map(|d| format!("{}: {}", d.obj, d.message())).collect();
     let conversion = match &o.conversion {
+        Ok(_) if !refused.is_empty() => format!("failed: {}", redact(&refused.join("; "))),
         Ok(_) if o.malformed.is_empty() => "success".to_string(),
         Ok(_) => format!("success, malformed objects left out: {}", o.malformed.iter().map(|(n, e)| format!("{n}: {e}")).collect::<Vec<_>>().join("; ")),
         Err(e) => format!("failed: {}", redact(&e.to_string()).replace('\n', "; ")),
@@ -404,13 +430,15 @@ fn node_status(o: &Outcome, running: Option<String>, previous: &mut Vec<k8s_open
         (Ok(_), Some(Err(e))) => ("ReloadFailed", e.clone()),
         _ => ("Applied", "FRR runs the merged configuration".to_string()),
     };
-    let conditions = status::conditions(previous, ok, reason, &message, None, jiff::Timestamp::now());
+    let now = jiff::Timestamp::now();
+    let mut conditions = status::conditions(previous, ok, reason, &message, None, now);
+    conditions.push(isolation::node_condition(&o.decisions, previous, now));
     *previous = conditions.clone();
     FRRNodeStateStatus {
         running_config: running,
         last_reload_result: reload,
         last_conversion_result: Some(conversion),
-        observed_generations: if o.conversion.is_ok() { o.generations.clone() } else { BTreeMap::new() },
+        observed_generations: o.generations.clone(),
         conditions,
     }
 }
@@ -419,9 +447,13 @@ fn node_status(o: &Outcome, running: Option<String>, previous: &mut Vec<k8s_open
 fn config_entries(o: &Outcome) -> BTreeMap<String, Option<String>> {
     let mut out = BTreeMap::new();
     match &o.conversion {
-        Ok(selected) => {
-            for s in selected {
-                out.insert(s.name.to_string(), o.reload.as_ref().and_then(|r| r.as_ref().err().cloned()));
+        Ok(_) => {
+            for d in &o.decisions {
+                let entry = match &d.decision {
+                    core::isolation::Decision::Applied => o.reload.as_ref().and_then(|r| r.as_ref().err().cloned()),
+                    _ => Some(redact(&d.message())),
+                };
+                out.insert(d.obj.name.to_string(), entry);
             }
         }
         Err(errors) => {

@@ -120,8 +120,9 @@ impl StatusWriter {
         Ok(true)
     }
 
-    /// This node's entry in each FRRConfiguration's status: applied here, or why not.
-    pub async fn config_entries(&mut self, entries: BTreeMap<String, Option<String>>) -> Result<(), kube::Error> {
+    /// This node's entry in each FRRConfiguration's status: applied here, or why not, and this
+    /// node's condition (per-object isolation) when there is one.
+    pub async fn config_entries(&mut self, entries: BTreeMap<String, Option<String>>, conditions: &BTreeMap<String, Condition>) -> Result<(), kube::Error> {
         let api: Api<FRRConfiguration> = Api::namespaced(self.client.clone(), &self.namespace);
         // entries we wrote before for objects that are now unrelated to this node: give them up
         let mut all = entries.clone();
@@ -129,11 +130,14 @@ impl StatusWriter {
             all.entry(name.clone()).or_insert(None);
         }
         for (name, entry) in all {
-            let status = match entry {
+            let mut status = match entry {
                 None if entries.contains_key(&name) => json!({"appliedOn": [self.node]}),
                 Some(err) => json!({"errors": [{"node": self.node, "message": err}]}),
                 None => json!({}),
             };
+            if let Some(c) = conditions.get(&name) {
+                status["conditions"] = json!([c]);
+            }
             if self.config_entries_written.get(&name) == Some(&status) {
                 continue;
             }

@@ -3,6 +3,7 @@
 
 pub mod convert;
 pub mod error;
+pub mod isolation;
 pub mod merge;
 pub mod model;
 pub mod values;

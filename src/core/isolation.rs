@@ -1,0 +1,610 @@
+//! Per-object isolation: one object's invalid or conflicting generation never blocks another's.
+//!
+//! Pure: given the node's inputs and the generations in effect before (the ledger), decides
+//! for every selected FRRConfiguration which generation is in effect, and returns the merged
+//! model of exactly those. The rule, in order:
+//!
+//! 1. When the current generations of all selected objects merge cleanly, all of them apply.
+//! 2. Otherwise the generations already in effect (the ledger) are taken first, in the order
+//!    below; each is kept when it still merges with those kept before it.
+//! 3. Then each object's current generation, in the same order, replaces its generation in
+//!    effect (or joins, for a newcomer) when the result still merges. When it does not, an
+//!    object that had a generation in effect keeps it ("held at last good"); one that had none
+//!    is left out.
+//!
+//! The order is: the older `metadata.creationTimestamp` first, then namespace/name. So what is
+//! in effect stays, and among newcomers the older object wins. Because the ledger is an input,
+//! the same ledger and the same objects always give the same decisions: an agent that restarts
+//! with its persisted ledger changes nothing.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::{
+    compose, obj_ref, selector_matches, Composition, Error, Errors, ObjRef, Settings, Snapshot,
+};
+use crate::api::{FRRConfiguration, FRRConfigurationSpec};
+
+/// The generation of one object in effect on the node.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct InEffect {
+    /// The object's uid: a deleted and recreated object starts afresh.
+    pub uid: String,
+    pub generation: i64,
+    /// The spec of that generation. `None` when it could not be kept (the persisted form leaves
+    /// out specs holding an inline password): then only the current generation, if it is this
+    /// one, can be used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spec: Option<FRRConfigurationSpec>,
+}
+
+/// The generations in effect, by object.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Ledger {
+    pub objects: BTreeMap<String, InEffect>,
+}
+
+/// What happened to one selected object.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Decision {
+    /// Its current generation is in effect.
+    Applied,
+    /// Its current generation is refused; an earlier one stays in effect.
+    HeldAtLastGood { in_effect: i64, errors: Errors },
+    /// Its current generation is refused and it has no earlier one: nothing of it is in effect.
+    LeftOut { errors: Errors },
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ObjectDecision {
+    pub obj: ObjRef,
+    /// The generation the decision is about (the object's current one).
+    pub generation: i64,
+    pub decision: Decision,
+}
+
+impl ObjectDecision {
+    /// `Applied`, `HeldAtLastGood` or `LeftOut`, as a condition reason.
+    pub fn reason(&self) -> &'static str {
+        match self.decision {
+            Decision::Applied => "Applied",
+            Decision::HeldAtLastGood { .. } => "HeldAtLastGood",
+            Decision::LeftOut { .. } => "LeftOut",
+        }
+    }
+
+    /// One line for users: what is in effect and why the current generation is not.
+    pub fn message(&self) -> String {
+        match &self.decision {
+            Decision::Applied => format!("generation {} is in effect", self.generation),
+            Decision::HeldAtLastGood { in_effect, errors } => {
+                format!(
+                    "generation {} is refused, generation {in_effect} stays in effect: {}",
+                    self.generation,
+                    one_line(errors)
+                )
+            }
+            Decision::LeftOut { errors } => format!(
+                "generation {} is refused, nothing of this object is in effect: {}",
+                self.generation,
+                one_line(errors)
+            ),
+        }
+    }
+}
+
+fn one_line(e: &Errors) -> String {
+    e.to_string().replace('\n', "; ")
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Isolated {
+    /// The merged model of the generations in effect.
+    pub composition: Composition,
+    /// Every selected object, sorted.
+    pub decisions: Vec<ObjectDecision>,
+    /// The generations in effect now (to be kept for the next run).
+    pub ledger: Ledger,
+}
+
+impl Isolated {
+    pub fn held(&self) -> usize {
+        self.decisions
+            .iter()
+            .filter(|d| matches!(d.decision, Decision::HeldAtLastGood { .. }))
+            .count()
+    }
+    pub fn left_out(&self) -> usize {
+        self.decisions
+            .iter()
+            .filter(|d| matches!(d.decision, Decision::LeftOut { .. }))
+            .count()
+    }
+}
+
+struct Candidate<'a> {
+    obj: ObjRef,
+    current: &'a FRRConfiguration,
+    /// The generation in effect before, as an object, when usable.
+    last_good: Option<(i64, FRRConfiguration)>,
+}
+
+fn generation(c: &FRRConfiguration) -> i64 {
+    c.metadata.generation.unwrap_or(0)
+}
+
+/// The errors of a failed attempt that concern `obj` (all of them when none names it).
+fn concerning(errors: Errors, obj: &ObjRef) -> Errors {
+    let mine: Vec<Error> = errors
+        .0
+        .iter()
+        .filter(|e| e.objects().contains(&obj))
+        .cloned()
+        .collect();
+    if mine.is_empty() {
+        errors
+    } else {
+        Errors::new(mine)
+    }
+}
+
+/// Decides the generations in effect (see the module documentation). Fails only on errors
+/// no object causes (the agent's settings).
+pub fn isolate(
+    settings: &Settings,
+    snap: Snapshot<'_>,
+    ledger: &Ledger,
+) -> Result<Isolated, Errors> {
+    // Global settings first: with those wrong, nothing can apply.
+    let empty = compose(
+        settings,
+        Snapshot {
+            configs: &[],
+            ..snap
+        },
+    )?;
+
+    // The selected objects (an invalid selector is the current generation's error), deduplicated.
+    let mut current: BTreeMap<ObjRef, &FRRConfiguration> = BTreeMap::new();
+    for c in snap.configs {
+        let obj = obj_ref(c);
+        if *obj.namespace != *settings.namespace {
+            continue;
+        }
+        if let Some(sel) = &c.spec.node_selector {
+            if selector_matches(sel, snap.node_labels) == Ok(false) {
+                continue;
+            }
+        }
+        current.entry(obj).or_insert(c);
+    }
+    let all: Vec<FRRConfiguration> = current.values().map(|c| (*c).clone()).collect();
+    let fast = compose(
+        settings,
+        Snapshot {
+            configs: &all,
+            ..snap
+        },
+    );
+    if let Ok(composition) = fast {
+        let decisions = current
+            .iter()
+            .map(|(o, c)| ObjectDecision {
+                obj: o.clone(),
+                generation: generation(c),
+                decision: Decision::Applied,
+            })
+            .collect();
+        let objects = current
+            .iter()
+            .map(|(o, c)| (o.to_string(), in_effect(c)))
+            .collect();
+        return Ok(Isolated {
+            composition,
+            decisions,
+            ledger: Ledger { objects },
+        });
+    }
+
+    let mut candidates: Vec<Candidate> = current
+        .iter()
+        .map(|(obj, c)| {
+            let uid = c.metadata.uid.clone().unwrap_or_default();
+            let last_good = ledger
+                .objects
+                .get(&obj.to_string())
+                .filter(|e| e.uid == uid)
+                .and_then(|e| {
+                    let spec = match &e.spec {
+                        Some(s) => s.clone(),
+                        None if e.generation == generation(c) => c.spec.clone(),
+                        None => return None,
+                    };
+                    let mut old = (*c).clone();
+                    old.spec = spec;
+                    old.metadata.generation = Some(e.generation);
+                    Some((e.generation, old))
+                });
+            Candidate {
+                obj: obj.clone(),
+                current: c,
+                last_good,
+            }
+        })
+        .collect();
+    candidates.sort_by(|a, b| {
+        let key = |c: &Candidate| {
+            let t = c.current.metadata.creation_timestamp.as_ref().map(|t| t.0);
+            (t.is_none(), t, c.obj.clone())
+        };
+        key(a).cmp(&key(b))
+    });
+
+    // 2. the generations in effect that still merge, in order
+    let mut accepted: Vec<(ObjRef, FRRConfiguration)> = Vec::new();
+    let try_with = |accepted: &[(ObjRef, FRRConfiguration)], obj: &ObjRef, c: &FRRConfiguration| {
+        let mut set: Vec<FRRConfiguration> = accepted
+            .iter()
+            .filter(|(o, _)| o != obj)
+            .map(|(_, c)| c.clone())
+            .collect();
+        set.push(c.clone());
+        compose(
+            settings,
+            Snapshot {
+                configs: &set,
+                ..snap
+            },
+        )
+    };
+    for cand in &candidates {
+        if let Some((_, old)) = &cand.last_good {
+            if try_with(&accepted, &cand.obj, old).is_ok() {
+                accepted.push((cand.obj.clone(), old.clone()));
+            }
+        }
+    }
+    // 3. each current generation, in order
+    let mut decisions = Vec::new();
+    for cand in &candidates {
+        let gen = generation(cand.current);
+        let held = accepted
+            .iter()
+            .find(|(o, _)| *o == cand.obj)
+            .map(|(_, c)| generation(c));
+        if held == Some(gen) {
+            decisions.push(ObjectDecision {
+                obj: cand.obj.clone(),
+                generation: gen,
+                decision: Decision::Applied,
+            });
+            continue;
+        }
+        match try_with(&accepted, &cand.obj, cand.current) {
+            Ok(_) => {
+                accepted.retain(|(o, _)| *o != cand.obj);
+                accepted.push((cand.obj.clone(), cand.current.clone()));
+                decisions.push(ObjectDecision {
+                    obj: cand.obj.clone(),
+                    generation: gen,
+                    decision: Decision::Applied,
+                });
+            }
+            Err(errors) => {
+                let errors = concerning(errors, &cand.obj);
+                let decision = match held {
+                    Some(in_effect) => Decision::HeldAtLastGood { in_effect, errors },
+                    None => Decision::LeftOut { errors },
+                };
+                decisions.push(ObjectDecision {
+                    obj: cand.obj.clone(),
+                    generation: gen,
+                    decision,
+                });
+            }
+        }
+    }
+    decisions.sort_by(|a, b| a.obj.cmp(&b.obj));
+    let set: Vec<FRRConfiguration> = accepted.iter().map(|(_, c)| c.clone()).collect();
+    // every step above kept the accepted set mergeable; the empty set is the fallback
+    let composition = compose(
+        settings,
+        Snapshot {
+            configs: &set,
+            ..snap
+        },
+    )
+    .unwrap_or(empty);
+    let objects = accepted
+        .iter()
+        .map(|(o, c)| (o.to_string(), in_effect(c)))
+        .collect();
+    Ok(Isolated {
+        composition,
+        decisions,
+        ledger: Ledger { objects },
+    })
+}
+
+fn in_effect(c: &FRRConfiguration) -> InEffect {
+    InEffect {
+        uid: c.metadata.uid.clone().unwrap_or_default(),
+        generation: generation(c),
+        spec: Some(c.spec.clone()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::LogLevel;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+    fn settings() -> Settings {
+        Settings {
+            namespace: "ns".into(),
+            hostname: "node1".into(),
+            log_level: LogLevel::Info,
+            always_block: vec![],
+            node_has_ipv4: true,
+        }
+    }
+
+    /// An object from YAML spec text, with uid, generation and creation time (seconds).
+    fn obj(name: &str, generation: i64, created: i64, spec: &str) -> FRRConfiguration {
+        let spec: FRRConfigurationSpec = serde_yaml::from_str(spec).unwrap();
+        let mut c = FRRConfiguration::new(name, spec);
+        c.metadata.namespace = Some("ns".into());
+        c.metadata.uid = Some(format!("uid-{name}"));
+        c.metadata.generation = Some(generation);
+        c.metadata.creation_timestamp = Some(Time(jiff::Timestamp::from_second(created).unwrap()));
+        c
+    }
+
+    /// MetalLB-like: a neighbor and the prefixes it advertises.
+    fn metallb(generation: i64, prefixes: &[&str]) -> FRRConfiguration {
+        let list = prefixes
+            .iter()
+            .map(|p| format!("\"{p}\""))
+            .collect::<Vec<_>>()
+            .join(", ");
+        obj("metallb", generation, 100, &format!("bgp: {{routers: [{{asn: 64512, prefixes: [{list}], neighbors: [{{address: 192.0.2.1, asn: 64513, toAdvertise: {{allowed: {{prefixes: [{list}]}}}}}}]}}]}}"))
+    }
+
+    /// An admin's object for the same neighbor, with timers.
+    fn admin(generation: i64, created: i64, hold: &str) -> FRRConfiguration {
+        obj("admin", generation, created, &format!("bgp: {{routers: [{{asn: 64512, neighbors: [{{address: 192.0.2.1, asn: 64513, holdTime: {hold}, keepaliveTime: 10s}}]}}]}}"))
+    }
+
+    fn run(configs: &[FRRConfiguration], ledger: &Ledger) -> Isolated {
+        let labels = BTreeMap::new();
+        let secrets = BTreeMap::new();
+        isolate(
+            &settings(),
+            Snapshot {
+                node_labels: &labels,
+                configs,
+                secrets: &secrets,
+            },
+            ledger,
+        )
+        .unwrap()
+    }
+
+    fn reasons(i: &Isolated) -> Vec<(String, &'static str)> {
+        i.decisions
+            .iter()
+            .map(|d| (d.obj.name.to_string(), d.reason()))
+            .collect()
+    }
+
+    fn advertised(i: &Isolated) -> Vec<String> {
+        i.composition
+            .model
+            .routers
+            .iter()
+            .flat_map(|r| r.prefixes.keys().map(|p| p.to_string()))
+            .collect()
+    }
+
+    fn hold_time(i: &Isolated) -> u64 {
+        i.composition.model.routers[0].neighbors[0].hold
+    }
+
+    #[test]
+    fn everything_applies_when_everything_merges() {
+        let i = run(
+            &[metallb(1, &["203.0.113.1/32"]), admin(1, 50, "30s")],
+            &Ledger::default(),
+        );
+        assert_eq!(
+            reasons(&i),
+            [("admin".into(), "Applied"), ("metallb".into(), "Applied")]
+        );
+        assert_eq!(i.ledger.objects.len(), 2);
+        assert_eq!(hold_time(&i), 30);
+    }
+
+    #[test]
+    fn a_conflicting_newcomer_is_left_out_and_the_incumbent_keeps_changing() {
+        // MetalLB's object is in effect; an admin object (older!) arrives with conflicting timers
+        let mut two = metallb(1, &["203.0.113.1/32"]);
+        two.spec.bgp.routers[0].neighbors[0].hold_time = Some("90s".into());
+        two.spec.bgp.routers[0].neighbors[0].keepalive_time = Some("30s".into());
+        let first = run(&[two.clone()], &Ledger::default());
+        let i = run(&[two.clone(), admin(1, 50, "30s")], &first.ledger);
+        assert_eq!(
+            reasons(&i),
+            [("admin".into(), "LeftOut"), ("metallb".into(), "Applied")]
+        );
+        let d = &i.decisions[0];
+        let msg = d.message();
+        assert!(
+            msg.contains("ns/metallb")
+                && msg.contains("holdTime")
+                && msg.contains("generation 1 is refused"),
+            "{msg}"
+        );
+        assert_eq!(hold_time(&i), 90);
+        // MetalLB adds a service: it reaches the model although the admin object still conflicts
+        let mut three = two.clone();
+        three.metadata.generation = Some(2);
+        three.spec.bgp.routers[0]
+            .prefixes
+            .push("203.0.113.2/32".into());
+        three.spec.bgp.routers[0].neighbors[0]
+            .to_advertise
+            .allowed
+            .prefixes
+            .push("203.0.113.2/32".into());
+        let j = run(&[three.clone(), admin(1, 50, "30s")], &i.ledger);
+        assert_eq!(
+            reasons(&j),
+            [("admin".into(), "LeftOut"), ("metallb".into(), "Applied")]
+        );
+        assert_eq!(advertised(&j), ["203.0.113.1/32", "203.0.113.2/32"]);
+        // the admin fixes the timers: both apply
+        let mut fixed = admin(2, 50, "90s");
+        fixed.spec.bgp.routers[0].neighbors[0].keepalive_time = Some("30s".into());
+        let k = run(&[three, fixed], &j.ledger);
+        assert_eq!(
+            reasons(&k),
+            [("admin".into(), "Applied"), ("metallb".into(), "Applied")]
+        );
+        assert_eq!(k.ledger.objects["ns/admin"].generation, 2);
+    }
+
+    #[test]
+    fn among_newcomers_the_older_wins_then_the_name() {
+        let older = admin(1, 50, "30s");
+        let mut younger = admin(1, 60, "90s");
+        younger.metadata.name = Some("aaa-younger".into());
+        younger.metadata.uid = Some("uid-y".into());
+        let i = run(&[younger.clone(), older.clone()], &Ledger::default());
+        assert_eq!(
+            reasons(&i),
+            [
+                ("aaa-younger".into(), "LeftOut"),
+                ("admin".into(), "Applied")
+            ]
+        );
+        // same creation time: namespace/name decides
+        younger.metadata.creation_timestamp = older.metadata.creation_timestamp.clone();
+        let j = run(&[older, younger], &Ledger::default());
+        assert_eq!(
+            reasons(&j),
+            [
+                ("aaa-younger".into(), "Applied"),
+                ("admin".into(), "LeftOut")
+            ]
+        );
+    }
+
+    #[test]
+    fn a_bad_update_keeps_the_previous_generation_in_effect() {
+        let good = admin(1, 50, "30s");
+        let first = run(
+            &[good.clone(), metallb(1, &["203.0.113.1/32"])],
+            &Ledger::default(),
+        );
+        // generation 2 is invalid on its own (keepalive above hold)
+        let mut bad = admin(2, 50, "5s");
+        bad.spec.bgp.routers[0].neighbors[0].keepalive_time = Some("10s".into());
+        let i = run(
+            &[
+                bad.clone(),
+                metallb(2, &["203.0.113.1/32", "203.0.113.2/32"]),
+            ],
+            &first.ledger,
+        );
+        assert_eq!(
+            reasons(&i),
+            [
+                ("admin".into(), "HeldAtLastGood"),
+                ("metallb".into(), "Applied")
+            ]
+        );
+        assert_eq!(hold_time(&i), 30, "generation 1's timers stay");
+        assert_eq!(advertised(&i), ["203.0.113.1/32", "203.0.113.2/32"]);
+        let Decision::HeldAtLastGood { in_effect, errors } = &i.decisions[0].decision else {
+            panic!()
+        };
+        assert_eq!(*in_effect, 1);
+        assert!(errors.to_string().contains("keepaliveTime"), "{errors}");
+        assert_eq!(i.ledger.objects["ns/admin"].generation, 1);
+        // the same inputs and ledger (an agent restart) give the same decisions and model
+        let again = run(
+            &[bad, metallb(2, &["203.0.113.1/32", "203.0.113.2/32"])],
+            &i.ledger,
+        );
+        assert_eq!(again, i);
+    }
+
+    #[test]
+    fn a_recreated_object_does_not_inherit_the_old_ones_generation() {
+        let first = run(&[admin(1, 50, "30s")], &Ledger::default());
+        let mut bad = admin(1, 70, "5s");
+        bad.spec.bgp.routers[0].neighbors[0].keepalive_time = Some("10s".into());
+        bad.metadata.uid = Some("uid-new".into());
+        let i = run(&[bad], &first.ledger);
+        assert_eq!(reasons(&i), [("admin".into(), "LeftOut")]);
+        assert!(i.ledger.objects.is_empty());
+        assert!(i.composition.model.routers.is_empty());
+    }
+
+    #[test]
+    fn without_a_kept_spec_only_the_same_generation_can_be_held() {
+        let first = run(
+            &[admin(1, 50, "30s"), metallb(1, &["203.0.113.1/32"])],
+            &Ledger::default(),
+        );
+        let mut ledger = first.ledger.clone();
+        ledger.objects.get_mut("ns/admin").unwrap().spec = None;
+        // unchanged: still in effect
+        let same = run(
+            &[admin(1, 50, "30s"), metallb(1, &["203.0.113.1/32"])],
+            &ledger,
+        );
+        assert_eq!(
+            reasons(&same),
+            [("admin".into(), "Applied"), ("metallb".into(), "Applied")]
+        );
+        // a bad generation 2 cannot fall back to a spec that was not kept
+        let mut bad = admin(2, 50, "5s");
+        bad.spec.bgp.routers[0].neighbors[0].keepalive_time = Some("10s".into());
+        let i = run(&[bad, metallb(1, &["203.0.113.1/32"])], &ledger);
+        assert_eq!(
+            reasons(&i),
+            [("admin".into(), "LeftOut"), ("metallb".into(), "Applied")]
+        );
+    }
+
+    #[test]
+    fn a_node_selector_that_no_longer_matches_drops_the_object() {
+        let first = run(&[admin(1, 50, "30s")], &Ledger::default());
+        let mut moved = admin(2, 50, "30s");
+        moved.spec.node_selector =
+            Some(serde_yaml::from_str("matchLabels: {rack: other}").unwrap());
+        let i = run(&[moved], &first.ledger);
+        assert!(i.decisions.is_empty() && i.ledger.objects.is_empty());
+    }
+
+    #[test]
+    fn settings_errors_stop_everything() {
+        let labels = BTreeMap::new();
+        let secrets = BTreeMap::new();
+        let mut s = settings();
+        s.hostname = "bad host name".into();
+        let r = isolate(
+            &s,
+            Snapshot {
+                node_labels: &labels,
+                configs: &[admin(1, 50, "30s")],
+                secrets: &secrets,
+            },
+            &Ledger::default(),
+        );
+        assert!(r.is_err());
+    }
+}

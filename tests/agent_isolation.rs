@@ -1,0 +1,235 @@
+//! Per-object isolation in the node agent, against a real kube-apiserver + etcd, a real FRR
+//! (10.3 and 8.4) and a GoBGP router, driven with kubectl:
+//!
+//! 1. MetalLB's object is in effect; an admin object whose timers conflict with it arrives: it
+//!    is left out and reported (its status condition for the node with observedGeneration,
+//!    reason and a message naming MetalLB's object and the field; a Warning Event; the
+//!    FRRNodeState condition; the metric), while new LB IPs in MetalLB's object keep reaching
+//!    the router.
+//! 2. The admin fixes the object: it applies.
+//! 3. An update that breaks it again: its previous generation stays in effect, MetalLB's
+//!    changes still apply.
+//! 4. The agent is killed and started again with the same state directory: the same decisions,
+//!    and FRR's configuration does not change.
+//!
+//! Needs root, the lab (FRR, gobgpd) and the apiserver binaries (.ci/install-apiserver.sh):
+//! skipped without them, except under CI=true, where it fails.
+
+mod apiserver;
+mod lab;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use apiserver::ApiServer;
+use lab::{Frr, FrrVersion, GoBgp, GoBgpNeighbor, Netns, Req, TempDir};
+use serde_json::Value;
+
+const NS: &str = "metallb-system";
+const NODE_IP: &str = "192.0.2.113";
+const ROUTER_IP: &str = "192.0.2.1";
+const NODE: &str = "apiVersion: v1\nkind: Node\nmetadata:\n  name: wk3\n  labels:\n    kubernetes.io/hostname: wk3\n";
+
+/// MetalLB's object as MetalLB writes it, announcing `ips`, with MetalLB's timers.
+fn metallb(ips: &[&str]) -> String {
+    let list: String = ips.iter().map(|ip| format!("\n            - {ip}")).collect();
+    let prefixes: String = ips.iter().map(|ip| format!("\n      - {ip}")).collect();
+    format!(
+        "apiVersion: frrk8s.metallb.io/v1beta1\nkind: FRRConfiguration\nmetadata:\n  name: metallb-wk3\n  namespace: {NS}\nspec:\n  bgp:\n    routers:\n    - asn: 65801\n      neighbors:\n      - address: {ROUTER_IP}\n        asn: 65102\n        holdTime: 90s\n        keepaliveTime: 30s\n        toAdvertise:\n          allowed:\n            prefixes:{list}\n      prefixes:{prefixes}\n  nodeSelector:\n    matchLabels:\n      kubernetes.io/hostname: wk3\n  raw: {{}}\n"
+    )
+}
+
+/// A cluster admin's object: receive everything from the router, with its own timers.
+fn admin(hold: &str, keepalive: &str) -> String {
+    format!(
+        "apiVersion: frrk8s.metallb.io/v1beta1\nkind: FRRConfiguration\nmetadata:\n  name: admin-receive\n  namespace: {NS}\nspec:\n  bgp:\n    routers:\n    - asn: 65801\n      neighbors:\n      - address: {ROUTER_IP}\n        asn: 65102\n        holdTime: {hold}\n        keepaliveTime: {keepalive}\n        toReceive:\n          allowed:\n            mode: all\n"
+    )
+}
+
+fn set(items: &[&str]) -> BTreeSet<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn metrics(port: u16) -> String {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else { return String::new() };
+    let _ = write!(s, "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    let mut body = String::new();
+    let _ = s.read_to_string(&mut body);
+    body
+}
+
+struct Agent {
+    _process: apiserver::support::KillOnDrop,
+    log: PathBuf,
+    metrics_port: u16,
+}
+
+fn start_agent(api: &ApiServer, frr: &Frr, dir: &Path, state: &Path, run: u32) -> Agent {
+    let metrics_port = free_port();
+    let log = dir.join(format!("agent-{run}.log"));
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_frr-composer"));
+    cmd.arg("controller")
+        .args(["--node-name", "wk3", "--namespace", NS, "--hostname", "wk3", "--poll-interval", "1", "--log-level", "info"])
+        .args(["--metrics-address", &format!("127.0.0.1:{metrics_port}"), "--health-address", &format!("127.0.0.1:{}", free_port())])
+        .arg("--state-dir")
+        .arg(state)
+        .args(frr.cli_args())
+        .env("KUBECONFIG", api.kubeconfig())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap());
+    Agent { _process: apiserver::support::KillOnDrop(cmd.spawn().unwrap()), log, metrics_port }
+}
+
+/// This node's condition in an FRRConfiguration's status.
+fn object_condition(api: &ApiServer, name: &str) -> Value {
+    api.kubectl_json(&["-n", NS, "get", "frrconfiguration", name])
+        .ok()
+        .and_then(|o| o["status"]["conditions"].as_array().and_then(|cs| cs.iter().find(|c| c["type"] == "wk3/Applied").cloned()))
+        .unwrap_or(Value::Null)
+}
+
+fn node_condition(api: &ApiServer) -> Value {
+    api.kubectl_json(&["get", "frrnodestate", "wk3"])
+        .ok()
+        .and_then(|o| o["status"]["conditions"].as_array().and_then(|cs| cs.iter().find(|c| c["type"] == "AllConfigurationsApplied").cloned()))
+        .unwrap_or(Value::Null)
+}
+
+/// Events (events.k8s.io) about an object: (type, reason, note).
+fn events(api: &ApiServer, name: &str) -> Vec<(String, String, String)> {
+    let list = api.kubectl_json(&["-n", NS, "get", "events.events.k8s.io"]).unwrap_or(Value::Null);
+    list["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["regarding"]["name"] == name && e["regarding"]["kind"] == "FRRConfiguration")
+        .map(|e| (e["type"].as_str().unwrap_or("").to_string(), e["reason"].as_str().unwrap_or("").to_string(), e["note"].as_str().unwrap_or("").to_string()))
+        .collect()
+}
+
+fn scenario(version: FrrVersion) {
+    if !lab::require(&[Req::Frr(version), Req::GoBgp]) || !apiserver::require() {
+        return;
+    }
+    let v = version.label();
+    let tmp = TempDir::new().unwrap();
+    let state = tmp.path().join("state");
+    let node = Netns::new().unwrap();
+    let router = Netns::new().unwrap();
+    lab::veth(&node, "eth0", &[&format!("{NODE_IP}/24")], &router, "eth0", &[&format!("{ROUTER_IP}/24")]).unwrap();
+    let gobgp = GoBgp::start(&router, 65102, ROUTER_IP, &[GoBgpNeighbor::new(NODE_IP, 65801)]).unwrap();
+    gobgp.add_route("203.0.113.0/24", ROUTER_IP, &[]).unwrap();
+    let frr = Frr::start(version, &node).unwrap();
+    let api = ApiServer::start().unwrap();
+    let crds = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("crds");
+    api.kubectl(&["apply", "-k", crds.to_str().unwrap()]).unwrap();
+    api.kubectl(&["wait", "--for=condition=Established", "crd", "--all", "--timeout=60s"]).unwrap();
+    api.kubectl(&["create", "namespace", NS]).unwrap();
+    api.kubectl_stdin(&["apply", "-f", "-"], NODE).unwrap();
+    let mut agent = start_agent(&api, &frr, tmp.path(), &state, 1);
+
+    let running = || frr.running_config().unwrap_or_default();
+    let diag = |agent: &Agent, what: &str| {
+        format!(
+            "FRR {v}: {what}\n--- admin-receive\n{}\n--- FRRNodeState condition\n{}\n--- FRR running\n{}\n--- agent log (tail)\n{}",
+            api.kubectl(&["-n", NS, "get", "frrconfiguration", "admin-receive", "-o", "yaml"]).unwrap_or_default(),
+            node_condition(&api),
+            running(),
+            std::fs::read_to_string(&agent.log).unwrap_or_default().lines().rev().take(25).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n")
+        )
+    };
+    let router_gets = |ips: &[&str]| lab::wait_until(Duration::from_secs(30), || gobgp.received_prefixes(NODE_IP).is_ok_and(|p| p == set(ips)));
+
+    // MetalLB announces its first LoadBalancer IP.
+    api.kubectl_stdin(&["apply", "-f", "-"], &metallb(&["198.51.100.1/32"])).unwrap();
+    assert!(router_gets(&["198.51.100.1/32"]), "{}", diag(&agent, "the router did not get the first LB IP"));
+    assert!(running().contains("timers 30 90"), "{}", diag(&agent, "MetalLB's timers not applied"));
+
+    // 1. The admin's object conflicts (timers): left out and reported; MetalLB keeps working.
+    api.kubectl_stdin(&["apply", "-f", "-"], &admin("30s", "10s")).unwrap();
+    assert!(lab::wait_until(Duration::from_secs(15), || object_condition(&api, "admin-receive")["reason"] == "LeftOut"), "{}", diag(&agent, "the admin object is not reported as left out"));
+    let c = object_condition(&api, "admin-receive");
+    assert_eq!(c["status"], "False");
+    assert_eq!(c["observedGeneration"], 1);
+    let msg = c["message"].as_str().unwrap();
+    assert!(msg.contains(&format!("{NS}/metallb-wk3")) && msg.contains("holdTime") && msg.contains("generation 1 is refused"), "{msg}");
+    assert!(object_condition(&api, "metallb-wk3")["status"] == "True", "{}", object_condition(&api, "metallb-wk3"));
+    let nc = node_condition(&api);
+    assert_eq!(nc["status"], "False", "{nc}");
+    assert!(nc["message"].as_str().unwrap().contains(&format!("{NS}/admin-receive")), "{nc}");
+    assert!(
+        lab::wait_until(Duration::from_secs(10), || events(&api, "admin-receive").iter().any(|(t, r, n)| t == "Warning" && r == "LeftOut" && n.contains("holdTime"))),
+        "no Warning event: {:?}",
+        events(&api, "admin-receive")
+    );
+    assert!(metrics(agent.metrics_port).contains("frr_composer_configurations_left_out 1"), "{}", metrics(agent.metrics_port));
+    assert!(!running().contains("frr-composer-permit-any"), "{}", diag(&agent, "the left-out object reached FRR"));
+    // a new LoadBalancer IP still reaches the router
+    api.kubectl_stdin(&["apply", "-f", "-"], &metallb(&["198.51.100.1/32", "198.51.100.2/32"])).unwrap();
+    assert!(router_gets(&["198.51.100.1/32", "198.51.100.2/32"]), "{}", diag(&agent, "a new LB IP was blocked by the admin's object"));
+    // the same decision is not sent again as a new event
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(events(&api, "admin-receive").len(), 1, "{:?}", events(&api, "admin-receive"));
+
+    // 2. The admin fixes the timers: the object applies.
+    api.kubectl_stdin(&["apply", "-f", "-"], &admin("90s", "30s")).unwrap();
+    assert!(
+        lab::wait_until(Duration::from_secs(15), || { object_condition(&api, "admin-receive")["status"] == "True" && running().contains("frr-composer-permit-any") }),
+        "{}",
+        diag(&agent, "the fixed object did not apply")
+    );
+    assert_eq!(object_condition(&api, "admin-receive")["observedGeneration"], 2);
+    assert!(lab::wait_until(Duration::from_secs(10), || node_condition(&api)["status"] == "True"), "{}", diag(&agent, "node condition not back to True"));
+
+    // 3. An update breaks it: generation 2 stays in effect.
+    api.kubectl_stdin(&["apply", "-f", "-"], &admin("30s", "10s")).unwrap();
+    assert!(lab::wait_until(Duration::from_secs(15), || object_condition(&api, "admin-receive")["reason"] == "HeldAtLastGood"), "{}", diag(&agent, "the broken update is not held"));
+    let c = object_condition(&api, "admin-receive");
+    assert_eq!(c["observedGeneration"], 3);
+    assert!(c["message"].as_str().unwrap().contains("generation 3 is refused, generation 2 stays in effect"), "{c}");
+    assert!(running().contains("frr-composer-permit-any") && running().contains("timers 30 90"), "{}", diag(&agent, "generation 2 is no longer in effect"));
+    assert!(metrics(agent.metrics_port).contains("frr_composer_configurations_held_at_last_good 1"), "{}", metrics(agent.metrics_port));
+    api.kubectl_stdin(&["apply", "-f", "-"], &metallb(&["198.51.100.1/32", "198.51.100.2/32", "198.51.100.3/32"])).unwrap();
+    assert!(router_gets(&["198.51.100.1/32", "198.51.100.2/32", "198.51.100.3/32"]), "{}", diag(&agent, "MetalLB blocked while another object is held"));
+    // the decisions are kept on the node, privately
+    let file = state.join("in-effect.json");
+    assert!(lab::wait_until(Duration::from_secs(5), || std::fs::read_to_string(&file).is_ok_and(|t| t.contains("admin-receive"))), "no state file");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+
+    // 4. The agent restarts: same decisions, FRR unchanged.
+    let before = running();
+    let reported = object_condition(&api, "admin-receive");
+    drop(agent);
+    agent = start_agent(&api, &frr, tmp.path(), &state, 2);
+    assert!(
+        lab::wait_until(Duration::from_secs(20), || std::fs::read_to_string(&agent.log).unwrap_or_default().contains("caches synced")),
+        "{}",
+        diag(&agent, "the restarted agent did not sync")
+    );
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(running(), before, "{}", diag(&agent, "FRR changed after the agent restarted"));
+    let log = std::fs::read_to_string(&agent.log).unwrap_or_default();
+    assert!(log.contains("generations in effect loaded"), "{log}");
+    let after = object_condition(&api, "admin-receive");
+    assert_eq!((&after["reason"], &after["observedGeneration"], &after["message"]), (&reported["reason"], &reported["observedGeneration"], &reported["message"]), "{}", diag(&agent, "decision changed after restart"));
+    assert!(!log.contains("panicked"));
+    eprintln!("FRR {v}: per-object isolation scenario passed");
+}
+
+#[test]
+fn isolation_against_real_apiserver_frr10() {
+    scenario(FrrVersion::V10);
+}
+
+#[test]
+fn isolation_against_real_apiserver_frr8() {
+    scenario(FrrVersion::V8);
+}
