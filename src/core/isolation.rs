@@ -5,8 +5,9 @@
 //! model of exactly those. The rule, in order:
 //!
 //! 1. When the current generations of all selected objects merge cleanly, all of them apply.
-//! 2. Otherwise the generations already in effect (the ledger) are taken first, in the order
-//!    below; each is kept when it still merges with those kept before it.
+//! 2. Otherwise the generations already in effect (the ledger) are taken first: all of them
+//!    when they merge together, else one by one in the order below, each kept when it still
+//!    merges with those kept before it.
 //! 3. Then each object's current generation, in the same order, replaces its generation in
 //!    effect (or joins, for a newcomer) when the result still merges. When it does not, an
 //!    object that had a generation in effect keeps it ("held at last good"); one that had none
@@ -258,10 +259,15 @@ pub fn isolate(
             },
         )
     };
-    for cand in &candidates {
-        if let Some((_, old)) = &cand.last_good {
-            if try_with(&accepted, &cand.obj, old).is_ok() {
-                accepted.push((cand.obj.clone(), old.clone()));
+    // (usually they all still merge: one compose instead of one per object)
+    let in_effect_before: Vec<(ObjRef, FRRConfiguration)> = candidates.iter().filter_map(|c| c.last_good.as_ref().map(|(_, old)| (c.obj.clone(), old.clone()))).collect();
+    let together: Vec<FRRConfiguration> = in_effect_before.iter().map(|(_, c)| c.clone()).collect();
+    if compose(settings, Snapshot { configs: &together, ..snap }).is_ok() {
+        accepted = in_effect_before;
+    } else {
+        for (obj, old) in in_effect_before {
+            if try_with(&accepted, &obj, &old).is_ok() {
+                accepted.push((obj, old));
             }
         }
     }
@@ -588,6 +594,24 @@ mod tests {
             Some(serde_yaml::from_str("matchLabels: {rack: other}").unwrap());
         let i = run(&[moved], &first.ledger);
         assert!(i.decisions.is_empty() && i.ledger.objects.is_empty());
+    }
+
+    #[test]
+    fn decisions_do_not_depend_on_input_order() {
+        let first = run(&[metallb(1, &["203.0.113.1/32"])], &Ledger::default());
+        let mut other = admin(1, 60, "30s");
+        other.metadata.name = Some("other".into());
+        other.metadata.uid = Some("uid-other".into());
+        let inputs = vec![metallb(2, &["203.0.113.1/32", "203.0.113.2/32"]), admin(1, 50, "90s"), other];
+        let expected = run(&inputs, &first.ledger);
+        assert_eq!(reasons(&expected), [("admin".into(), "Applied"), ("metallb".into(), "Applied"), ("other".into(), "LeftOut")]);
+        for rot in 1..inputs.len() {
+            let mut v = inputs.clone();
+            v.rotate_left(rot);
+            assert_eq!(run(&v, &first.ledger), expected);
+            v.reverse();
+            assert_eq!(run(&v, &first.ledger), expected);
+        }
     }
 
     #[test]
