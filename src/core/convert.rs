@@ -331,7 +331,14 @@ fn convert_neighbor(
             None
         }
         (Some(a), None) => cx.check(&format!("{path}.address"), values::parse_ip(a)).map(Peer::Address),
-        (None, Some(i)) => cx.check(&format!("{path}.interface"), values::check_ifname(i, "interface").map(|_| Peer::Interface(i.to_string()))),
+        (None, Some(i)) => {
+            // `neighbor 192.0.2.1 interface` would be read by FRR as the address 192.0.2.1
+            let r = values::check_ifname(i, "interface").and_then(|_| match i.parse::<IpAddr>() {
+                Ok(_) => Err(format!("interface {i:?} is spelled like an IP address, which FRR would take for the address; use address instead")),
+                Err(_) => Ok(Peer::Interface(i.to_string())),
+            });
+            cx.check(&format!("{path}.interface"), r)
+        }
     };
     let remote_as = match (n.asn, n.dynamic_asn) {
         (0, None) => {

@@ -239,7 +239,7 @@ impl FrrLocation {
         let mut c = self.command();
         c.arg("-C").arg("-f").arg(&inner);
         let out = self.output(&mut c, "vtysh -C -f", SHOW_LIMIT);
-        let _ = std::fs::remove_file(&host);
+        drop(host);
         let out = out?;
         let output = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
         let rejected = rejected_lines(text, &output);
@@ -249,15 +249,20 @@ impl FrrLocation {
         Ok(rejected)
     }
 
-    /// Writes `text` to a temporary file that vtysh can read (under `root` when chrooted);
-    /// returns (path on this host, path for vtysh).
-    fn temp_file(&self, kind: &str, text: &str) -> Result<(PathBuf, PathBuf), FrrError> {
-        let inner = std::env::temp_dir().join(format!("frr-composer-{kind}-{}-{}.conf", std::process::id(), unique()));
-        let host = match &self.root {
-            Some(root) => root.join(inner.strip_prefix("/").unwrap_or(&inner)),
-            None => inner.clone(),
+    /// Writes `text` to a private working file that vtysh can read (under `root` when
+    /// chrooted, see [`crate::workdir`]); returns (the file on this host, removed when dropped;
+    /// its path for vtysh).
+    fn temp_file(&self, kind: &str, text: &str) -> Result<(tempfile::TempPath, PathBuf), FrrError> {
+        let tmp = std::env::temp_dir();
+        let base = match &self.root {
+            Some(root) => root.join(tmp.strip_prefix("/").unwrap_or(&tmp)),
+            None => tmp.clone(),
         };
-        std::fs::write(&host, text).map_err(|e| FrrError::File { path: host.clone(), source: e })?;
+        let host = crate::workdir::create(&base, kind, text.as_bytes()).map_err(|e| FrrError::File { path: base.clone(), source: e })?;
+        let inner = match &self.root {
+            Some(root) => Path::new("/").join(host.strip_prefix(root).unwrap_or(&host)),
+            None => host.to_path_buf(),
+        };
         Ok((host, inner))
     }
 
@@ -289,7 +294,7 @@ impl FrrLocation {
             }
             break Ok(rejected);
         };
-        let _ = std::fs::remove_file(&host);
+        drop(host);
         result
     }
 }
@@ -334,12 +339,6 @@ fn rejected_lines(text: &str, output: &str) -> Vec<Rejected> {
         }
     }
     rejected
-}
-
-fn unique() -> usize {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    static N: AtomicUsize = AtomicUsize::new(0);
-    N.fetch_add(1, Ordering::SeqCst)
 }
 
 /// Messages FRR prints with `%` for commands it did accept.

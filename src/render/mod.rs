@@ -49,6 +49,12 @@ pub struct RenderError(String);
 
 /// Renders the model into frr.conf.
 pub fn render(model: &Model) -> Result<String, RenderError> {
+    // the core refuses more; a model built elsewhere must not make the numbering give up
+    for n in model.routers.iter().flat_map(|r| &r.neighbors) {
+        if n.property_entries() > crate::core::model::MAX_PROPERTY_ENTRIES {
+            return Err(RenderError(format!("neighbor {}: more than {} local preference and community settings", n.peer, crate::core::model::MAX_PROPERTY_ENTRIES)));
+        }
+    }
     let plan = plan(model);
     render_plan(&plan)
 }
