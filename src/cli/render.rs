@@ -155,6 +155,7 @@ pub fn settings_for(args: &NodeArgs, objects: &Objects, notices: &mut Vec<String
 
 /// Composes the inputs for the node; notices (ignored objects, warnings) are appended.
 pub fn compose_objects(args: &NodeArgs, objects: &Objects, notices: &mut Vec<String>) -> Result<Composition, Errors> {
+    notices.extend(objects.warnings.iter().map(|w| format!("warning: {w}")));
     let (settings, labels) = settings_for(args, objects, notices).map_err(Errors::new)?;
     let secrets = objects.secrets_in(&settings.namespace);
     let c = core::compose(&settings, Snapshot { node_labels: &labels, configs: &objects.configs, secrets: &secrets })?;

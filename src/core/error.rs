@@ -20,8 +20,16 @@ impl ObjRef {
 }
 
 impl fmt::Display for ObjRef {
+    /// `namespace/name`; quoted with escapes when either part is not a plain Kubernetes name
+    /// (offline input may hold anything), so that no control character or escape sequence
+    /// reaches a terminal, a log or frr.conf.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.namespace, self.name)
+        let plain = |s: &str| s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b));
+        if plain(&self.namespace) && plain(&self.name) {
+            write!(f, "{}/{}", self.namespace, self.name)
+        } else {
+            write!(f, "{:?}", format!("{}/{}", self.namespace, self.name))
+        }
     }
 }
 
@@ -81,9 +89,25 @@ fn join(objects: &[ObjRef]) -> String {
     objects.iter().map(|o| o.to_string()).collect::<Vec<_>>().join(", ")
 }
 
+/// How much of a message an error keeps: values from the input are quoted in reasons, and a
+/// 1 MB value must not become a 1 MB message (nor 1,000 of them).
+pub const MAX_REASON: usize = 300;
+
+/// `s`, or its first `MAX_REASON` bytes and how much was left out.
+pub fn excerpt(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.len() <= MAX_REASON {
+        return s.into();
+    }
+    let mut end = MAX_REASON;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}... ({} more bytes)", &s[..end], s.len() - end).into()
+}
+
 impl Error {
     pub fn invalid(object: &ObjRef, field: impl Into<String>, reason: impl Into<String>) -> Error {
-        Error::Invalid { object: object.clone(), field: field.into(), reason: reason.into() }
+        Error::Invalid { object: object.clone(), field: excerpt(&field.into()).into_owned(), reason: excerpt(&reason.into()).into_owned() }
     }
 
     /// Objects this error is about (for per-object status).

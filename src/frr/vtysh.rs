@@ -341,9 +341,11 @@ fn rejected_lines(text: &str, output: &str) -> Vec<Rejected> {
     rejected
 }
 
-/// Messages FRR prints with `%` for commands it did accept.
+/// Messages FRR prints with `%` that refuse nothing: notes on commands it did accept, and
+/// vtysh's own notice that its vtysh.conf is missing (FRR started with `-N` and no
+/// vtysh.conf in its folder), which is about vtysh, not about the configuration's lines.
 fn informational(message: &str) -> bool {
-    const NOTES: &[&str] = &["Echo mode works correctly for IPv4"];
+    const NOTES: &[&str] = &["Echo mode works correctly for IPv4", "Can't open configuration file"];
     NOTES.iter().any(|n| message.contains(n))
 }
 
@@ -361,5 +363,14 @@ mod tests {
         assert_eq!((r[2].line_no, r[2].message.as_str()), (0, "% Malformed Route Target list"));
         assert_eq!((r[0].line_no, r[0].line.as_str()), (2, "neighbor 192.0.2.1 timers 70000 9"));
         assert_eq!(r[1].line, "foo bar");
+    }
+
+    #[test]
+    fn a_missing_vtysh_conf_is_not_a_refusal() {
+        let text = "router bgp 65000\n";
+        let output = "% Can't open configuration file /etc/frr/lab1/vtysh.conf due to 'No such file or directory'.\n";
+        assert_eq!(rejected_lines(text, output), vec![]);
+        let output = format!("{output}line 1: % Unknown command: router bgp 65000\n");
+        assert_eq!(rejected_lines(text, &output).len(), 1);
     }
 }
