@@ -216,9 +216,12 @@ pub struct Advertise {
     pub allowed: AllowedOutPrefixes,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_hop: Option<NextHop>,
+    // at most 1,000 each: with withCommunity at most 4,000 route-map entries per neighbor (core::model::MAX_PROPERTY_ENTRIES)
     #[serde(default)]
+    #[schemars(length(max = 1000))]
     pub with_local_pref: Vec<LocalPrefPrefixes>,
     #[serde(default)]
+    #[schemars(length(max = 1000))]
     pub with_community: Vec<CommunityPrefixes>,
 }
 
