@@ -74,7 +74,8 @@ fn secret_path(kind: &str, path: &str) -> bool {
 fn typed<T: serde::de::DeserializeOwned>(doc: serde_yaml::Value, source: &str, kind: &str, id: &str, warnings: &mut Vec<String>) -> Result<T, Box<Error>> {
     let mut unknown = Vec::new();
     let result = serde_path_to_error::deserialize(serde_ignored::Deserializer::new(doc, &mut |path: serde_ignored::Path| unknown.push(path.to_string())));
-    for path in unknown {
+    // the custom resource types do not keep these two (the document's kind was checked)
+    for path in unknown.into_iter().filter(|p| p != "apiVersion" && p != "kind") {
         // as kubectl's field validation warns
         warnings.push(format!("{source}: {kind} {id}: unknown field {:?} ignored", shown(&path)));
     }

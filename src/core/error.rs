@@ -25,10 +25,13 @@ impl fmt::Display for ObjRef {
     /// reaches a terminal, a log or frr.conf.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let plain = |s: &str| s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b));
-        if plain(&self.namespace) && plain(&self.name) {
+        // a valid namespace and name are at most 63 + 1 + 253 characters
+        if plain(&self.namespace) && plain(&self.name) && self.namespace.len() + self.name.len() < 320 {
             write!(f, "{}/{}", self.namespace, self.name)
         } else {
-            write!(f, "{:?}", format!("{}/{}", self.namespace, self.name))
+            let full = format!("{}/{}", self.namespace, self.name);
+            let cut = if full.len() > 100 { format!("{}...", &full[..full.char_indices().nth(100).map_or(full.len(), |(i, _)| i)]) } else { full };
+            write!(f, "{cut:?}")
         }
     }
 }
@@ -93,8 +96,13 @@ fn join(objects: &[ObjRef]) -> String {
 /// 1 MB value must not become a 1 MB message (nor 1,000 of them).
 pub const MAX_REASON: usize = 300;
 
-/// `s`, or its first `MAX_REASON` bytes and how much was left out.
+/// `s`, or its first `MAX_REASON` bytes and how much was left out; control characters (from
+/// input values echoed by a parser) are escaped, so that a message is one line of text.
 pub fn excerpt(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.chars().any(|c| c.is_control()) {
+        let escaped: String = s.chars().flat_map(|c| if c.is_control() { c.escape_default().collect::<Vec<_>>() } else { vec![c] }).collect();
+        return excerpt(&escaped).into_owned().into();
+    }
     if s.len() <= MAX_REASON {
         return s.into();
     }
