@@ -110,6 +110,7 @@ fn names_config(ns: &[NamedNeighbor]) -> FRRConfiguration {
 }
 
 /// Distinct neighbors never share a route-map, and a prefix-list name always means one list.
+#[allow(clippy::ptr_arg)] // the fuzz driver passes &S::Value
 fn names_never_collide(ns: &Vec<NamedNeighbor>) -> Result<(), String> {
     let Ok(c) = run(&[names_config(ns)]) else { return Ok(()) };
     let plan = frr_composer::render::plan(&c.model);

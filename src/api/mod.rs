@@ -1,6 +1,9 @@
 //! Kubernetes types of the `frrk8s.metallb.io/v1beta1` API, JSON names identical to metallb/frr-k8s.
 //!
 //! Only types and schemas live here; every semantic check is in [`crate::core`].
+// `printcolumn(name = .., type_ = "string", ..)` repeats `type_ = "string"` across columns,
+// which clippy takes for a duplicated attribute.
+#![allow(clippy::duplicated_attributes)]
 
 mod schema;
 

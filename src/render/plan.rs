@@ -271,8 +271,9 @@ fn properties(n: &Neighbor) -> Vec<Property> {
 /// are kept wherever they name one neighbor only; users' raw configurations refer to them.
 /// They are ambiguous in rare cases (interface `eth0` in VRF `a-b` and `eth0-a` in VRF `b`;
 /// interface `10.0.0.1-x` beside address 10.0.0.1 in VRF `x`): such a name is spelled
-/// `<peer>%<vrf>%<suffix>` instead. `%` is in no peer, VRF or suffix, so these spellings are
-/// distinct from each other and from every anchor name by construction.
+/// `<peer>~<vrf>~<suffix>` instead (FRR 8.4 refuses `%` in prefix-list names). `~` is in no
+/// peer, VRF or suffix, so these spellings are distinct from each other and from every anchor
+/// name by construction.
 struct Namer<'a> {
     id: String,
     peer: String,
@@ -290,7 +291,7 @@ impl Namer<'_> {
     fn name(&self, route_map: bool, suffix: &str) -> String {
         let anchor = self.anchor(suffix);
         if self.ambiguous.contains(&(route_map, anchor.clone())) {
-            format!("{}%{}%{suffix}", self.peer, self.vrf)
+            format!("{}~{}~{suffix}", self.peer, self.vrf)
         } else {
             anchor
         }
@@ -336,7 +337,7 @@ fn ambiguous_names(model: &Model) -> BTreeSet<(bool, String)> {
 
 /// The prefix every fallback name of this neighbor starts with (for `--explain`'s line lookup).
 pub fn fallback_prefix(n: &Neighbor) -> String {
-    format!("{}%{}%", n.peer, if n.vrf.is_empty() { "default" } else { &n.vrf })
+    format!("{}~{}~", n.peer, if n.vrf.is_empty() { "default" } else { &n.vrf })
 }
 
 fn neighbor_filters(n: &Neighbor, names: &Namer, lists: &mut Lists, maps: &mut Vec<RouteMapEntry>) -> (String, String) {
