@@ -31,6 +31,8 @@
 
 #[path = "../tests/apiserver/mod.rs"]
 mod apiserver;
+// the lab and the API server harness each include tests/support
+#[allow(clippy::duplicate_mod)]
 #[path = "../tests/lab/mod.rs"]
 mod lab;
 
@@ -368,7 +370,7 @@ impl StateWatch {
                 Err(RecvTimeoutError::Timeout) if Instant::now() < deadline => {}
                 Err(RecvTimeoutError::Timeout) => bail!(
                     "timeout after {timeout:?} waiting for FRRNodeState to show {what}; last status seen:\n{}",
-                    self.last.as_ref().map(|v| status_summary(v)).unwrap_or_else(|| "(none)".into())
+                    self.last.as_ref().map(status_summary).unwrap_or_else(|| "(none)".into())
                 ),
                 Err(RecvTimeoutError::Disconnected) => bail!(
                     "the FRRNodeState watch ended while waiting for {what}: {}",
@@ -543,7 +545,7 @@ fn peer_asn(k: usize) -> u32 {
     64600 + (k % 7) as u32
 }
 fn peer_has_password(k: usize) -> bool {
-    k % 6 == 0
+    k.is_multiple_of(6)
 }
 
 /// A node selector, and how to evaluate it.
@@ -605,7 +607,7 @@ fn cfg(j: usize, nodes: usize, extra_prefixes: usize) -> Cfg {
     let mut neighbors: Vec<usize> = (0..n).map(|t| (j * 7 + t * 13) % POOL).collect();
     neighbors.sort();
     neighbors.dedup();
-    let receive = (j % 4 == 0).then(|| format!("10.{}.0.0/16", j % 250));
+    let receive = j.is_multiple_of(4).then(|| format!("10.{}.0.0/16", j % 250));
     Cfg { name: format!("cfg-{j:04}"), sel, prefixes, neighbors, receive }
 }
 

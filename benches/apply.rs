@@ -434,8 +434,7 @@ fn run_version(v: FrrVersion, o: &Opts, rows: &mut Vec<Row>) -> Result<()> {
     // (ii) add one middle /32, (iii) remove it again
     let (mut add_o, mut add_a, mut rm_o, mut rm_a) = (vec![], vec![], vec![], vec![]);
     let (mut add_cmds, mut rm_cmds, mut shifted) = (0, 0, 0);
-    for k in 0..o.reps {
-        let x = extras[k];
+    for &x in extras.iter().take(o.reps) {
         let mut with = base.clone();
         with.insert(x);
         let (d, r, _) = ours(&mut applier, &yaml(&with))?;

@@ -4,7 +4,6 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{Node, Secret};
-use serde::Deserialize;
 
 use crate::api::{FRRConfiguration, FRRK8sConfiguration};
 use crate::core::{Error, SecretEntry};
@@ -17,6 +16,8 @@ pub struct Objects {
     pub settings: Vec<FRRK8sConfiguration>,
     /// Documents of other kinds, as `source: kind name`.
     pub ignored: Vec<String>,
+    /// Things the user should know that stop nothing (unknown fields).
+    pub warnings: Vec<String>,
 }
 
 impl Objects {
@@ -26,6 +27,7 @@ impl Objects {
         self.nodes.extend(other.nodes);
         self.settings.extend(other.settings);
         self.ignored.extend(other.ignored);
+        self.warnings.extend(other.warnings);
     }
 
     /// Secrets of `namespace` by name, as the core reads them.
@@ -56,17 +58,42 @@ fn describe(doc: &serde_yaml::Value) -> (String, String) {
     let name = meta.and_then(|m| m.get("name")).and_then(|v| v.as_str()).unwrap_or("");
     let ns = meta.and_then(|m| m.get("namespace")).and_then(|v| v.as_str()).unwrap_or("");
     let id = if ns.is_empty() { name.to_string() } else { format!("{ns}/{name}") };
-    (kind, id)
+    (shown(&kind), shown(&id))
 }
 
-fn typed<T: serde::de::DeserializeOwned>(doc: serde_yaml::Value, source: &str, kind: &str, id: &str) -> Result<T, Error> {
-    serde_path_to_error::deserialize(doc).map_err(|e| {
+/// A value from the input as it may appear in a message: printable, and short.
+fn shown(s: &str) -> String {
+    crate::core::error::excerpt(&crate::cli::render::printable(s)).into_owned()
+}
+
+/// Fields whose values are secrets: never part of a message.
+fn secret_path(kind: &str, path: &str) -> bool {
+    path.to_ascii_lowercase().contains("password") || (kind == "Secret" && (path.starts_with("data") || path.starts_with("stringData")))
+}
+
+fn typed<T: serde::de::DeserializeOwned>(doc: serde_yaml::Value, source: &str, kind: &str, id: &str, warnings: &mut Vec<String>) -> Result<T, Box<Error>> {
+    let mut unknown = Vec::new();
+    let result = serde_path_to_error::deserialize(serde_ignored::Deserializer::new(doc, &mut |path: serde_ignored::Path| unknown.push(path.to_string())));
+    // the custom resource types do not keep these two (the document's kind was checked)
+    for path in unknown.into_iter().filter(|p| p != "apiVersion" && p != "kind") {
+        // as kubectl's field validation warns
+        warnings.push(format!("{source}: {kind} {id}: unknown field {:?} ignored", shown(&path)));
+    }
+    result.map_err(|e| {
         let path = e.path().to_string();
-        let inner = e.into_inner().to_string();
-        Error::Document {
-            source_name: format!("{source}: {kind} {id}"),
-            reason: if path == "." { inner } else { format!("{path}: {inner}") },
+        let mut inner = e.into_inner().to_string();
+        if secret_path(kind, &path) {
+            // "invalid type: integer `123456`, expected a string": keep only what was expected
+            inner = match inner.split_once(", expected") {
+                Some((_, expected)) => format!("invalid value (not shown), expected{expected}"),
+                None => "invalid value (not shown)".to_string(),
+            };
         }
+        let inner = crate::core::error::excerpt(&inner).into_owned();
+        Box::new(Error::Document {
+            source_name: format!("{source}: {kind} {id}"),
+            reason: if path == "." { inner } else { format!("{}: {inner}", shown(&path)) },
+        })
     })
 }
 
@@ -90,7 +117,7 @@ fn add(out: &mut Objects, errors: &mut Vec<Error>, doc: serde_yaml::Value, sourc
             }
         }
         ("FRRConfiguration", true) => {
-            if let Ok(c) = typed::<FRRConfiguration>(doc, source, &kind, &id).map_err(|e| errors.push(e)) {
+            if let Ok(c) = typed::<FRRConfiguration>(doc, source, &kind, &id, &mut out.warnings).map_err(|e| errors.push(*e)) {
                 if c.metadata.name.as_deref().unwrap_or("").is_empty() {
                     errors.push(Error::Document { source_name: format!("{source}: FRRConfiguration"), reason: "metadata.name is missing".into() });
                 } else {
@@ -99,40 +126,180 @@ fn add(out: &mut Objects, errors: &mut Vec<Error>, doc: serde_yaml::Value, sourc
             }
         }
         ("FRRK8sConfiguration", true) => {
-            if let Ok(c) = typed::<FRRK8sConfiguration>(doc, source, &kind, &id).map_err(|e| errors.push(e)) {
+            if let Ok(c) = typed::<FRRK8sConfiguration>(doc, source, &kind, &id, &mut out.warnings).map_err(|e| errors.push(*e)) {
                 out.settings.push(c);
             }
         }
         ("Secret", false) if api_version == "v1" => {
-            if let Ok(s) = typed::<Secret>(doc, source, &kind, &id).map_err(|e| errors.push(e)) {
+            if let Ok(s) = typed::<Secret>(doc, source, &kind, &id, &mut out.warnings).map_err(|e| errors.push(*e)) {
                 out.secrets.push(s);
             }
         }
         ("Node", false) if api_version == "v1" => {
-            if let Ok(n) = typed::<Node>(doc, source, &kind, &id).map_err(|e| errors.push(e)) {
+            if let Ok(n) = typed::<Node>(doc, source, &kind, &id, &mut out.warnings).map_err(|e| errors.push(*e)) {
                 out.nodes.push(n);
             }
         }
-        _ => out.ignored.push(format!("{source}: {api_version} {kind} {id}")),
+        _ => out.ignored.push(format!("{source}: {} {kind} {id}", shown(&api_version))),
     }
 }
+
+/// How deep YAML collections may nest. FRRConfigurations need about 10 levels; the parser's
+/// own limit (128) is only reached after work that grows with the square of the depth
+/// (100,000 `[` took minutes), so deeper flow nesting is refused before parsing.
+pub const MAX_NESTING: usize = 64;
+
+/// How much one document may grow to when its aliases are expanded, besides its own size
+/// (scalar bytes, plus 32 per node): a 1 MB scalar aliased 1,000 times would be 1 GB.
+pub const EXPANSION_ALLOWANCE: usize = 8 << 20;
 
 /// Parses every YAML document of `text`. `source` names the text in messages (a file name).
 pub fn parse_documents(text: &str, source: &str) -> (Objects, Vec<Error>) {
     let mut out = Objects::default();
     let mut errors = Vec::new();
+    if let Some(line) = flow_nesting_beyond(text, MAX_NESTING) {
+        errors.push(Error::Document { source_name: shown(source), reason: format!("line {line}: collections nested more than {MAX_NESTING} deep") });
+        return (out, errors);
+    }
     for (i, de) in serde_yaml::Deserializer::from_str(text).enumerate() {
-        let name = format!("{source} document {}", i + 1);
-        match serde_yaml::Value::deserialize(de) {
+        let name = format!("{} document {}", shown(source), i + 1);
+        let mut budget = bounded::Budget(text.len().saturating_mul(2).saturating_add(EXPANSION_ALLOWANCE));
+        match serde::de::DeserializeSeed::deserialize(bounded::Seed(&mut budget), de) {
             Ok(doc) => add(&mut out, &mut errors, doc, &name),
             Err(e) => {
-                errors.push(Error::Document { source_name: name, reason: format!("not valid YAML: {e}") });
+                let reason = crate::core::error::excerpt(&e.to_string()).into_owned();
+                errors.push(Error::Document { source_name: name, reason: format!("not valid YAML: {reason}") });
                 // the stream cannot be resynchronised after a syntax error
                 break;
             }
         }
     }
     (out, errors)
+}
+
+/// The line where `[`/`{` nesting first goes deeper than `max`, outside quotes and comments
+/// (a cheap scan; the parser checks the syntax).
+fn flow_nesting_beyond(text: &str, max: usize) -> Option<usize> {
+    let (mut depth, mut line) = (0usize, 1usize);
+    let mut quote: Option<char> = None;
+    let mut prev = '\n';
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (quote, c) {
+            (_, '\n') => {
+                line += 1;
+            }
+            (Some('"'), '\\') => {
+                chars.next();
+            }
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '#') if prev.is_whitespace() => {
+                // a comment runs to the end of the line
+                while chars.peek().is_some_and(|c| *c != '\n') {
+                    chars.next();
+                }
+            }
+            (None, '"' | '\'') if depth > 0 || prev.is_whitespace() || matches!(prev, ':' | '-' | ',' | '[' | '{') => quote = Some(c),
+            (None, '[' | '{') => {
+                depth += 1;
+                if depth > max {
+                    return Some(line);
+                }
+            }
+            (None, ']' | '}') => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        prev = c;
+    }
+    None
+}
+
+/// Building a YAML value with a budget: aliases are expanded as they are met, and the work
+/// stops with an error once the document has grown beyond its budget.
+mod bounded {
+    use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
+    use serde_yaml::{Mapping, Value};
+
+    pub struct Budget(pub usize);
+
+    impl Budget {
+        fn spend<E: de::Error>(&mut self, n: usize) -> Result<(), E> {
+            match self.0.checked_sub(n.saturating_add(32)) {
+                Some(left) => {
+                    self.0 = left;
+                    Ok(())
+                }
+                None => Err(E::custom("the document is too large once its aliases are expanded")),
+            }
+        }
+    }
+
+    pub struct Seed<'a>(pub &'a mut Budget);
+
+    impl<'de> DeserializeSeed<'de> for Seed<'_> {
+        type Value = Value;
+        fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Seed<'_> {
+        type Value = Value;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a YAML value")
+        }
+        fn visit_bool<E: de::Error>(self, v: bool) -> Result<Value, E> {
+            self.0.spend(0)?;
+            Ok(Value::Bool(v))
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<Value, E> {
+            self.0.spend(0)?;
+            Ok(Value::Number(v.into()))
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<Value, E> {
+            self.0.spend(0)?;
+            Ok(Value::Number(v.into()))
+        }
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
+            self.0.spend(0)?;
+            Ok(Value::Number(v.into()))
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Value, E> {
+            self.0.spend(v.len())?;
+            Ok(Value::String(v.to_string()))
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Value, E> {
+            self.0.spend(0)?;
+            Ok(Value::Null)
+        }
+        fn visit_none<E: de::Error>(self) -> Result<Value, E> {
+            self.visit_unit()
+        }
+        fn visit_some<D: de::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+            d.deserialize_any(self)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+            self.0.spend(0)?;
+            let mut v = Vec::new();
+            while let Some(item) = seq.next_element_seed(Seed(&mut *self.0))? {
+                v.push(item);
+            }
+            Ok(Value::Sequence(v))
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+            self.0.spend(0)?;
+            let mut m = Mapping::new();
+            while let Some(k) = map.next_key_seed(Seed(&mut *self.0))? {
+                let v = map.next_value_seed(Seed(&mut *self.0))?;
+                m.insert(k, v);
+            }
+            Ok(Value::Mapping(m))
+        }
+        fn visit_enum<A: de::EnumAccess<'de>>(self, _: A) -> Result<Value, A::Error> {
+            Err(de::Error::custom("YAML tags are not supported"))
+        }
+    }
 }
 
 #[cfg(test)]

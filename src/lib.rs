@@ -9,3 +9,5 @@ pub mod cli;
 pub mod frr;
 pub mod agent;
 pub mod webhook;
+pub mod workdir;
+pub mod signals;

@@ -85,6 +85,14 @@ fn serve(server: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitC
 }
 
 fn one_shot(command: Command) -> ExitCode {
+    // working files (FRR syntax checks, batches) go with the process, also on SIGTERM/SIGINT
+    let _cleanup = frr_composer::workdir::Cleanup;
+    if matches!(command, Command::Render(_) | Command::Apply(_)) {
+        if let Err(e) = frr_composer::signals::exit_on_signal(frr_composer::workdir::remove_all) {
+            eprintln!("error: cannot handle signals: {e}");
+            return ExitCode::from(1);
+        }
+    }
     let mut out = std::io::stdout().lock();
     let mut err = std::io::stderr().lock();
     let code = match command {

@@ -2,6 +2,9 @@
 //! (`vtysh -C -f`, through `.ci/vtysh-check`; `.ci/install-frr.sh` installs both).
 //! Without FRR installed the test is skipped, except under CI=true, where it fails.
 
+#[path = "support/mod.rs"]
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -25,7 +28,7 @@ fn check(version: &str) {
     match out.status.code() {
         Some(0) => {}
         Some(2) if std::env::var("CI").as_deref() != Ok("true") => {
-            eprintln!("SKIPPED: FRR {version} is not installed ({stderr}); run .ci/install-frr.sh");
+            support::skip(&format!("FRR {version} is not installed ({stderr}); run .ci/install-frr.sh"));
         }
         _ => panic!("FRR {version} rejects rendered configuration:\n{stderr}"),
     }
@@ -53,7 +56,7 @@ fn syntax_check_rejects_a_broken_file() {
         let out = Command::new(&script).arg(version).arg(&bad).output().unwrap();
         match out.status.code() {
             Some(1) => {}
-            Some(2) if std::env::var("CI").as_deref() != Ok("true") => eprintln!("SKIPPED: FRR {version} not installed"),
+            Some(2) if std::env::var("CI").as_deref() != Ok("true") => support::skip(&format!("FRR {version} not installed")),
             c => panic!("FRR {version}: broken file not rejected (exit {c:?}): {}", String::from_utf8_lossy(&out.stderr)),
         }
     }

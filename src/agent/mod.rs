@@ -78,6 +78,33 @@ pub struct ControllerArgs {
 struct Health {
     synced: bool,
     last_apply_ok: bool,
+    /// The reconcile step running now: since when, which, and how long it may take.
+    busy: Option<(Instant, &'static str, Duration)>,
+}
+
+/// How long composing and rendering may take: milliseconds normally, seconds for the largest
+/// inputs; longer means the agent is stuck (work is bounded, so this is a bug to surface).
+const COMPOSE_LIMIT: Duration = Duration::from_secs(60);
+/// How long an apply may take (vtysh calls have their own limits; a batch of 100,000 lines
+/// needs a few minutes on FRR 8.4).
+const APPLY_LIMIT: Duration = Duration::from_secs(30 * 60);
+
+impl Health {
+    fn begin(this: &Mutex<Health>, step: &'static str, limit: Duration) {
+        this.lock().unwrap_or_else(|e| e.into_inner()).busy = Some((Instant::now(), step, limit));
+    }
+    fn end(this: &Mutex<Health>) {
+        this.lock().unwrap_or_else(|e| e.into_inner()).busy = None;
+    }
+    /// `/healthz`: fails while a reconcile step has run longer than its limit.
+    fn liveness(&self, now: Instant) -> (axum::http::StatusCode, String) {
+        match self.busy {
+            Some((since, step, limit)) if now.saturating_duration_since(since) > limit => {
+                (axum::http::StatusCode::INTERNAL_SERVER_ERROR, format!("reconcile stuck: {step} running for {} s (limit {} s)", now.saturating_duration_since(since).as_secs(), limit.as_secs()))
+            }
+            _ => (axum::http::StatusCode::OK, "ok".to_string()),
+        }
+    }
 }
 
 /// The agent's log level, changeable at runtime (FRRK8sConfiguration `config`). A plain
@@ -295,6 +322,7 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
         for (name, e) in &malformed {
             tracing::error!(object = %format!("{}/{name}", args.namespace), error = %e, "malformed FRRConfiguration left out");
         }
+        Health::begin(&health, "compose and render", COMPOSE_LIMIT);
         // per-object isolation: every valid object applies; refused ones keep their last good
         // generation or are left out (core::isolation)
         let isolated = iso.decide(&settings, Snapshot { node_labels: &labels, configs: &configs, secrets: &secrets });
@@ -311,6 +339,8 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
         // the generations reported are those in effect (from the ledger, after the apply)
         let _ = generations;
         let mut outcome = Outcome { conversion: composed.as_ref().map(|c| c.selected.clone()).map_err(|e| e.clone()), reload: None, generations: BTreeMap::new(), malformed, decisions };
+        let rendered = composed.as_ref().ok().map(|c| crate::render::render(&c.model));
+        Health::end(&health);
         match composed {
             Err(errors) => {
                 metrics.update_errors.inc();
@@ -321,7 +351,7 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
                 }
             }
             Ok(c) => {
-                let text = match crate::render::render(&c.model) {
+                let text = match rendered.expect("rendered when composed") {
                     Ok(t) => t,
                     Err(e) => {
                         tracing::error!(error = %e, "render");
@@ -332,7 +362,9 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
                 let a = applier.clone();
                 let started = Instant::now();
                 let model = c.model.clone();
+                Health::begin(&health, "apply", APPLY_LIMIT);
                 let result = tokio::task::spawn_blocking(move || a.lock().expect("applier").apply(&text)).await?;
+                Health::end(&health);
                 metrics.apply_duration.observe(started.elapsed().as_secs_f64());
                 match result {
                     Ok(r) => {
@@ -524,7 +556,16 @@ fn serve(args: &ControllerArgs, metrics: Metrics, health: Arc<Mutex<Health>>) {
     let required = args.required_daemons.clone();
     let h1 = health.clone();
     let health_app = axum::Router::new()
-        .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/healthz",
+            get({
+                let h = health.clone();
+                move || {
+                    let h = h.clone();
+                    async move { h.lock().unwrap_or_else(|e| e.into_inner()).liveness(Instant::now()) }
+                }
+            }),
+        )
         .route(
             "/readyz",
             get(move || {
@@ -571,5 +612,24 @@ fn serve(args: &ControllerArgs, metrics: Metrics, health: Arc<Mutex<Health>>) {
                 Err(e) => tracing::error!(error = %e, %addr, "cannot listen"),
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn healthz_fails_while_a_reconcile_step_is_stuck() {
+        let h = Mutex::new(Health::default());
+        let now = Instant::now();
+        assert_eq!(h.lock().unwrap().liveness(now).0, axum::http::StatusCode::OK);
+        Health::begin(&h, "compose and render", COMPOSE_LIMIT);
+        assert_eq!(h.lock().unwrap().liveness(Instant::now()).0, axum::http::StatusCode::OK, "busy within the limit is healthy");
+        let (code, msg) = h.lock().unwrap().liveness(Instant::now() + COMPOSE_LIMIT + Duration::from_secs(1));
+        assert_eq!(code, axum::http::StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(msg.contains("stuck: compose and render"), "{msg}");
+        Health::end(&h);
+        assert_eq!(h.lock().unwrap().liveness(Instant::now() + Duration::from_secs(3600)).0, axum::http::StatusCode::OK);
     }
 }

@@ -1,6 +1,9 @@
 //! Kubernetes types of the `frrk8s.metallb.io/v1beta1` API, JSON names identical to metallb/frr-k8s.
 //!
 //! Only types and schemas live here; every semantic check is in [`crate::core`].
+// `printcolumn(name = .., type_ = "string", ..)` repeats `type_ = "string"` across columns,
+// which clippy takes for a duplicated attribute.
+#![allow(clippy::duplicated_attributes)]
 
 mod schema;
 
@@ -224,9 +227,12 @@ pub struct Advertise {
     pub allowed: AllowedOutPrefixes,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_hop: Option<NextHop>,
+    // at most 1,000 each: with withCommunity at most 4,000 route-map entries per neighbor (core::model::MAX_PROPERTY_ENTRIES)
     #[serde(default)]
+    #[schemars(length(max = 1000))]
     pub with_local_pref: Vec<LocalPrefPrefixes>,
     #[serde(default)]
+    #[schemars(length(max = 1000))]
     pub with_community: Vec<CommunityPrefixes>,
 }
 

@@ -45,7 +45,7 @@ pub fn load_inputs(paths: &[PathBuf]) -> (Objects, Vec<Error>) {
         if p.as_os_str() == "-" || !p.is_dir() {
             files.push(p.clone());
         } else if let Err(e) = yaml_files(p, &mut files) {
-            errors.push(Error::Document { source_name: p.display().to_string(), reason: format!("cannot read folder: {e}") });
+            errors.push(Error::Document { source_name: render::printable(&p.display().to_string()).into_owned(), reason: format!("cannot read folder: {e}") });
         }
     }
     for f in files {
@@ -61,7 +61,7 @@ pub fn load_inputs(paths: &[PathBuf]) -> (Objects, Vec<Error>) {
                 objects.extend(o);
                 errors.extend(e);
             }
-            Err(e) => errors.push(Error::Document { source_name: f.display().to_string(), reason: format!("cannot read: {e}") }),
+            Err(e) => errors.push(Error::Document { source_name: render::printable(&f.display().to_string()).into_owned(), reason: format!("cannot read: {e}") }),
         }
     }
     (objects, errors)

@@ -155,6 +155,7 @@ pub fn settings_for(args: &NodeArgs, objects: &Objects, notices: &mut Vec<String
 
 /// Composes the inputs for the node; notices (ignored objects, warnings) are appended.
 pub fn compose_objects(args: &NodeArgs, objects: &Objects, notices: &mut Vec<String>) -> Result<Composition, Errors> {
+    notices.extend(objects.warnings.iter().map(|w| format!("warning: {w}")));
     let (settings, labels) = settings_for(args, objects, notices).map_err(Errors::new)?;
     let secrets = objects.secrets_in(&settings.namespace);
     let c = core::compose(&settings, Snapshot { node_labels: &labels, configs: &objects.configs, secrets: &secrets })?;
@@ -201,12 +202,17 @@ pub fn run(args: &RenderArgs, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
         }
     };
     if let Some(path) = &args.check {
-        let expected = std::fs::read_to_string(path).unwrap_or_default();
+        let expected = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) => {
+                let _ = writeln!(err, "error: cannot read {}: {e}", printable(&path.display().to_string()));
+                return 2;
+            }
+        };
         if expected == text {
             return 0;
         }
-        let diff = similar::TextDiff::from_lines(&expected, &text);
-        let _ = write!(out, "{}", diff.unified_diff().context_radius(3).header(&path.display().to_string(), "rendered"));
+        let _ = out.write_all(redacted_diff(&expected, &text, &path.display().to_string()).as_bytes());
         return 1;
     }
     if let Some(path) = &args.update {
@@ -218,4 +224,37 @@ pub fn run(args: &RenderArgs, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     }
     let _ = out.write_all(text.as_bytes());
     0
+}
+
+/// A unified diff (3 lines of context) in which every line, context included, is redacted:
+/// a changed password shows as a changed line, never its old or new value.
+pub fn redacted_diff(expected: &str, rendered: &str, name: &str) -> String {
+    use similar::ChangeTag;
+    let diff = similar::TextDiff::from_lines(expected, rendered);
+    let mut s = format!("--- {}\n+++ rendered\n", printable(name));
+    for hunk in diff.unified_diff().context_radius(3).iter_hunks() {
+        s.push_str(&format!("{}\n", hunk.header()));
+        for change in hunk.iter_changes() {
+            let sign = match change.tag() {
+                ChangeTag::Delete => '-',
+                ChangeTag::Insert => '+',
+                ChangeTag::Equal => ' ',
+            };
+            let line = change.value();
+            s.push(sign);
+            s.push_str(&crate::frr::redact_line(line.strip_suffix('\n').unwrap_or(line)));
+            s.push('\n');
+        }
+    }
+    s
+}
+
+/// A name as it can be shown on a terminal: as it is when it is printable, else quoted with
+/// escapes (control characters and escape sequences are never written raw).
+pub fn printable(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.chars().all(|c| !c.is_control() && c != '"') {
+        s.into()
+    } else {
+        format!("{s:?}").into()
+    }
 }

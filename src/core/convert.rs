@@ -304,10 +304,25 @@ fn convert_evpn(cx: &mut Ctx, rpath: &str, e: &api::EvpnConfig) -> EvpnContrib {
     EvpnContrib { advertise_vnis: e.advertise_vnis, advertise_svi: e.advertise_svi, l2vnis, l3vni }
 }
 
-/// Whole seconds of a Go duration, or an error naming the limit.
-fn seconds(d: &str) -> Result<u64, String> {
+/// A BGP timer in whole seconds, 0-65535 (FRR's range). FRR counts these timers in seconds:
+/// a hold time must be whole seconds (`999ms` would become 0, which switches the hold timer
+/// off); a keepalive of at least 1s is truncated, as frr-k8s does, because MetalLB derives it
+/// as a third of the hold time (`33.333333333s`), but one below 1s (which would become 0, no
+/// keepalives) is refused. Returns (seconds, nanoseconds as given).
+fn timer(d: &str, hold: bool) -> Result<(u64, u128), String> {
     let ns = values::parse_go_duration(d)?;
-    Ok((ns / 1_000_000_000).min(u128::from(u64::MAX)) as u64)
+    let s = ns / 1_000_000_000;
+    if ns % 1_000_000_000 != 0 && (hold || s == 0) {
+        return Err(if hold {
+            format!("{d}: the hold time must be a whole number of seconds (FRR counts it in seconds)")
+        } else {
+            format!("{d}: FRR would take this keepalive time as 0 (no keepalives); use 0s or at least 1s")
+        });
+    }
+    if s > 65535 {
+        return Err(format!("{d}: at most 65535s"));
+    }
+    Ok((s as u64, ns))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -332,7 +347,14 @@ fn convert_neighbor(
             None
         }
         (Some(a), None) => cx.check(&format!("{path}.address"), values::parse_ip(a)).map(Peer::Address),
-        (None, Some(i)) => cx.check(&format!("{path}.interface"), values::check_ifname(i, "interface").map(|_| Peer::Interface(i.to_string()))),
+        (None, Some(i)) => {
+            // `neighbor 192.0.2.1 interface` would be read by FRR as the address 192.0.2.1
+            let r = values::check_ifname(i, "interface").and_then(|_| match i.parse::<IpAddr>() {
+                Ok(_) => Err(format!("interface {i:?} is spelled like an IP address, which FRR would take for the address; use address instead")),
+                Err(_) => Ok(Peer::Interface(i.to_string())),
+            });
+            cx.check(&format!("{path}.interface"), r)
+        }
     };
     let remote_as = match (n.asn, n.dynamic_asn) {
         (0, None) => {
@@ -372,8 +394,9 @@ fn convert_neighbor(
         }
     };
     // timers
-    let hold = n.hold_time.as_deref().and_then(|d| cx.check(&format!("{path}.holdTime"), seconds(d)));
-    let keepalive = n.keepalive_time.as_deref().and_then(|d| cx.check(&format!("{path}.keepaliveTime"), seconds(d)));
+    let hold_t = n.hold_time.as_deref().and_then(|d| cx.check(&format!("{path}.holdTime"), timer(d, true)));
+    let keepalive_t = n.keepalive_time.as_deref().and_then(|d| cx.check(&format!("{path}.keepaliveTime"), timer(d, false)));
+    let (hold, keepalive) = (hold_t.map(|t| t.0), keepalive_t.map(|t| t.0));
     match (&n.hold_time, &n.keepalive_time) {
         (Some(_), None) | (None, Some(_)) => cx.err(format!("{path}.holdTime"), "holdTime and keepaliveTime must be set together or not at all"),
         _ => {}
@@ -381,16 +404,12 @@ fn convert_neighbor(
     if let Some(h) = hold {
         if h != 0 && h < 3 {
             cx.err(format!("{path}.holdTime"), format!("{h}s: the hold time must be 0 or at least 3s"));
-        } else if h > 65535 {
-            cx.err(format!("{path}.holdTime"), format!("{h}s: the hold time must be at most 65535s"));
         }
     }
-    if let (Some(h), Some(k), Some(hd), Some(kd)) = (hold, keepalive, &n.hold_time, &n.keepalive_time) {
-        let (hn, kn) = (values::parse_go_duration(hd).unwrap_or(0), values::parse_go_duration(kd).unwrap_or(0));
+    if let (Some((_, hn)), Some((_, kn)), Some(hd), Some(kd)) = (hold_t, keepalive_t, &n.hold_time, &n.keepalive_time) {
         if kn > hn {
             cx.err(format!("{path}.keepaliveTime"), format!("keepaliveTime {kd} must not be greater than holdTime {hd}"));
         }
-        let _ = (h, k);
     }
     let connect = match n.connect_time.as_deref() {
         None => None,

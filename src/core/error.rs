@@ -20,8 +20,19 @@ impl ObjRef {
 }
 
 impl fmt::Display for ObjRef {
+    /// `namespace/name`; quoted with escapes when either part is not a plain Kubernetes name
+    /// (offline input may hold anything), so that no control character or escape sequence
+    /// reaches a terminal, a log or frr.conf.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.namespace, self.name)
+        let plain = |s: &str| s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b));
+        // a valid namespace and name are at most 63 + 1 + 253 characters
+        if plain(&self.namespace) && plain(&self.name) && self.namespace.len() + self.name.len() < 320 {
+            write!(f, "{}/{}", self.namespace, self.name)
+        } else {
+            let full = format!("{}/{}", self.namespace, self.name);
+            let cut = if full.len() > 100 { format!("{}...", &full[..full.char_indices().nth(100).map_or(full.len(), |(i, _)| i)]) } else { full };
+            write!(f, "{cut:?}")
+        }
     }
 }
 
@@ -81,9 +92,30 @@ fn join(objects: &[ObjRef]) -> String {
     objects.iter().map(|o| o.to_string()).collect::<Vec<_>>().join(", ")
 }
 
+/// How much of a message an error keeps: values from the input are quoted in reasons, and a
+/// 1 MB value must not become a 1 MB message (nor 1,000 of them).
+pub const MAX_REASON: usize = 300;
+
+/// `s`, or its first `MAX_REASON` bytes and how much was left out; control characters (from
+/// input values echoed by a parser) are escaped, so that a message is one line of text.
+pub fn excerpt(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.chars().any(|c| c.is_control()) {
+        let escaped: String = s.chars().flat_map(|c| if c.is_control() { c.escape_default().collect::<Vec<_>>() } else { vec![c] }).collect();
+        return excerpt(&escaped).into_owned().into();
+    }
+    if s.len() <= MAX_REASON {
+        return s.into();
+    }
+    let mut end = MAX_REASON;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}... ({} more bytes)", &s[..end], s.len() - end).into()
+}
+
 impl Error {
     pub fn invalid(object: &ObjRef, field: impl Into<String>, reason: impl Into<String>) -> Error {
-        Error::Invalid { object: object.clone(), field: field.into(), reason: reason.into() }
+        Error::Invalid { object: object.clone(), field: excerpt(&field.into()).into_owned(), reason: excerpt(&reason.into()).into_owned() }
     }
 
     /// Objects this error is about (for per-object status).

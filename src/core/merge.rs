@@ -239,7 +239,7 @@ fn merge_neighbor(errors: &mut Vec<Error>, scope: &Scope, vrf: &str, ns: Vec<&Ne
         return None;
     }
     let first = ns[0];
-    Some(Neighbor {
+    let n = Neighbor {
         peer: first.peer.clone(),
         vrf: vrf.to_string(),
         remote_as: remote_as?,
@@ -266,7 +266,17 @@ fn merge_neighbor(errors: &mut Vec<Error>, scope: &Scope, vrf: &str, ns: Vec<&Ne
         receive,
         always_block: always_block.to_vec(),
         sources: ns.iter().map(|n| &n.obj).collect(),
-    })
+    };
+    let entries = n.property_entries();
+    if entries > MAX_PROPERTY_ENTRIES {
+        errors.push(Error::Merged {
+            objects: n.sources.iter().cloned().collect(),
+            scope: scope.clone(),
+            reason: format!("{entries} local preference and community settings (one per value and address family, toAdvertise.withLocalPref and toAdvertise.withCommunity); at most {MAX_PROPERTY_ENTRIES} per neighbor"),
+        });
+        return None;
+    }
+    Some(n)
 }
 
 fn add_source<K: Ord>(map: &mut BTreeMap<K, Sources>, key: K, obj: &ObjRef) {

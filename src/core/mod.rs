@@ -110,6 +110,10 @@ pub fn compose(settings: &Settings, snap: Snapshot<'_>) -> Result<Composition, E
             }
             continue;
         }
+        if let Err(e) = values::check_object_name(&obj.namespace, &obj.name) {
+            errors.push(Error::invalid(obj, "metadata", e));
+            continue;
+        }
         if *obj.namespace != *settings.namespace {
             other_namespace.push(obj.clone());
             continue;

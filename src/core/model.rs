@@ -239,6 +239,12 @@ pub const DEFAULT_HOLD: u64 = 180;
 pub const DEFAULT_KEEPALIVE: u64 = 60;
 pub const DEFAULT_CONNECT: u64 = 60;
 
+/// Route-map entries that set attributes on advertised prefixes (one per local preference or
+/// community and address family) that one neighbor may have. They are numbered inside 4,999
+/// route-map slots (`render`); the limit keeps that space far from full. The CRD allows 1,000
+/// `withLocalPref` and 1,000 `withCommunity` items per neighbor, at most 4,000 entries.
+pub const MAX_PROPERTY_ENTRIES: usize = 4000;
+
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Neighbor {
     pub peer: Peer,
@@ -286,6 +292,13 @@ impl Neighbor {
         } else {
             format!("{}-{}", self.peer, self.vrf)
         }
+    }
+
+    /// Route-map entries that set local preference or communities (see `MAX_PROPERTY_ENTRIES`).
+    pub fn property_entries(&self) -> usize {
+        let local_prefs: BTreeSet<(u32, Family)> = self.local_pref.iter().map(|(p, lp)| (*lp, Family::of(p))).collect();
+        let communities: usize = self.communities.values().map(|nets| [Family::V4, Family::V6].into_iter().filter(|f| nets.iter().any(|n| Family::of(n) == *f)).count()).sum();
+        local_prefs.len() + communities
     }
 
     /// Sessions whose TCP peer is directly connected but whose address FRR would not see as

@@ -289,6 +289,21 @@ pub fn check_hostname(s: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Kubernetes object names as the API server enforces them (a namespace is a DNS label, a
+/// name a DNS subdomain); checked here too because offline input has no API server. Names
+/// reach frr.conf comments, messages and statuses: never a line break or escape sequence.
+pub fn check_object_name(namespace: &str, name: &str) -> Result<(), String> {
+    let label = |s: &str| !s.is_empty() && s.len() <= 63 && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') && !s.starts_with('-') && !s.ends_with('-');
+    // offline input may leave the namespace out
+    if !namespace.is_empty() && !label(namespace) {
+        return Err("the namespace is not a valid DNS label (lowercase letters, digits and '-', at most 63)".into());
+    }
+    if name.len() > 253 || !name.split('.').all(label) {
+        return Err("the name is not a valid DNS subdomain (lowercase letters, digits, '-' and '.', at most 253)".into());
+    }
+    Ok(())
+}
+
 /// A TCP-MD5 password: FRR keeps it as one word, and the kernel takes at most 80 bytes.
 pub fn check_password(s: &str) -> Result<(), String> {
     // Never echo the value: the message must be safe to log.

@@ -299,16 +299,33 @@ impl Applier {
     }
 }
 
-/// Writes a file atomically (temporary file and rename), only when its content changes.
+/// Writes a file atomically, only when its content changes: a new file (mode 0600, or the mode
+/// and owner of the file it replaces), created exclusively beside it, written, synced and
+/// renamed over it; then the folder is synced. The content holds passwords: it is never
+/// readable by others unless the existing file already was.
 pub fn persist(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
     if std::fs::read_to_string(path).is_ok_and(|t| t == text) {
         return Ok(());
     }
-    let tmp = path.with_extension("frr-composer.tmp");
-    std::fs::write(&tmp, text)?;
-    std::fs::rename(&tmp, path)
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => std::path::Path::new("."),
+    };
+    let existing = std::fs::metadata(path).ok().filter(|m| m.is_file());
+    let mode = existing.as_ref().map_or(0o600, |m| m.mode() & 0o7777);
+    let mut tmp = tempfile::Builder::new().prefix(".frr-composer-").suffix(".tmp").permissions(std::fs::Permissions::from_mode(0o600)).tempfile_in(dir)?;
+    if let Some(m) = &existing {
+        // keep the owner (only root may give a file away; otherwise it stays ours)
+        let _ = std::os::unix::fs::fchown(tmp.as_file(), Some(m.uid()), Some(m.gid()));
+    }
+    tmp.as_file().set_permissions(std::fs::Permissions::from_mode(mode))?;
+    tmp.write_all(text.as_bytes())?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    std::fs::File::open(dir)?.sync_all()
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -323,5 +340,26 @@ mod tests {
         let d = drift(desired, &running2);
         assert_eq!(d.missing, vec!["ip prefix-list L seq 5 permit 10.0.0.0/24"]);
         assert_eq!(d.unexpected, vec!["ip prefix-list M seq 5 permit 10.0.0.0/24"]);
+    }
+
+    #[test]
+    fn persisted_files_are_private_and_keep_an_existing_mode() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("frr.conf");
+        persist(&f, "neighbor 192.0.2.1 password s3cret\n").unwrap();
+        assert_eq!(std::fs::metadata(&f).unwrap().permissions().mode() & 0o777, 0o600);
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o640)).unwrap();
+        persist(&f, "changed\n").unwrap();
+        assert_eq!(std::fs::metadata(&f).unwrap().permissions().mode() & 0o777, 0o640);
+        assert_eq!(std::fs::read_to_string(&f).unwrap(), "changed\n");
+        // nothing else is left in the folder
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+        // a planted link at the old predictable name is not followed
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "keep").unwrap();
+        std::os::unix::fs::symlink(&victim, f.with_extension("frr-composer.tmp")).unwrap();
+        persist(&f, "again\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep");
     }
 }

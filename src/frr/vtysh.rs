@@ -239,7 +239,7 @@ impl FrrLocation {
         let mut c = self.command();
         c.arg("-C").arg("-f").arg(&inner);
         let out = self.output(&mut c, "vtysh -C -f", SHOW_LIMIT);
-        let _ = std::fs::remove_file(&host);
+        drop(host);
         let out = out?;
         let output = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
         let rejected = rejected_lines(text, &output);
@@ -249,15 +249,20 @@ impl FrrLocation {
         Ok(rejected)
     }
 
-    /// Writes `text` to a temporary file that vtysh can read (under `root` when chrooted);
-    /// returns (path on this host, path for vtysh).
-    fn temp_file(&self, kind: &str, text: &str) -> Result<(PathBuf, PathBuf), FrrError> {
-        let inner = std::env::temp_dir().join(format!("frr-composer-{kind}-{}-{}.conf", std::process::id(), unique()));
-        let host = match &self.root {
-            Some(root) => root.join(inner.strip_prefix("/").unwrap_or(&inner)),
-            None => inner.clone(),
+    /// Writes `text` to a private working file that vtysh can read (under `root` when
+    /// chrooted, see [`crate::workdir`]); returns (the file on this host, removed when dropped;
+    /// its path for vtysh).
+    fn temp_file(&self, kind: &str, text: &str) -> Result<(tempfile::TempPath, PathBuf), FrrError> {
+        let tmp = std::env::temp_dir();
+        let base = match &self.root {
+            Some(root) => root.join(tmp.strip_prefix("/").unwrap_or(&tmp)),
+            None => tmp.clone(),
         };
-        std::fs::write(&host, text).map_err(|e| FrrError::File { path: host.clone(), source: e })?;
+        let host = crate::workdir::create(&base, kind, text.as_bytes()).map_err(|e| FrrError::File { path: base.clone(), source: e })?;
+        let inner = match &self.root {
+            Some(root) => Path::new("/").join(host.strip_prefix(root).unwrap_or(&host)),
+            None => host.to_path_buf(),
+        };
         Ok((host, inner))
     }
 
@@ -289,7 +294,7 @@ impl FrrLocation {
             }
             break Ok(rejected);
         };
-        let _ = std::fs::remove_file(&host);
+        drop(host);
         result
     }
 }
@@ -336,15 +341,11 @@ fn rejected_lines(text: &str, output: &str) -> Vec<Rejected> {
     rejected
 }
 
-fn unique() -> usize {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    static N: AtomicUsize = AtomicUsize::new(0);
-    N.fetch_add(1, Ordering::SeqCst)
-}
-
-/// Messages FRR prints with `%` for commands it did accept.
+/// Messages FRR prints with `%` that refuse nothing: notes on commands it did accept, and
+/// vtysh's own notice that its vtysh.conf is missing (FRR started with `-N` and no
+/// vtysh.conf in its folder), which is about vtysh, not about the configuration's lines.
 fn informational(message: &str) -> bool {
-    const NOTES: &[&str] = &["Echo mode works correctly for IPv4"];
+    const NOTES: &[&str] = &["Echo mode works correctly for IPv4", "Can't open configuration file"];
     NOTES.iter().any(|n| message.contains(n))
 }
 
@@ -362,5 +363,14 @@ mod tests {
         assert_eq!((r[2].line_no, r[2].message.as_str()), (0, "% Malformed Route Target list"));
         assert_eq!((r[0].line_no, r[0].line.as_str()), (2, "neighbor 192.0.2.1 timers 70000 9"));
         assert_eq!(r[1].line, "foo bar");
+    }
+
+    #[test]
+    fn a_missing_vtysh_conf_is_not_a_refusal() {
+        let text = "router bgp 65000\n";
+        let output = "% Can't open configuration file /etc/frr/lab1/vtysh.conf due to 'No such file or directory'.\n";
+        assert_eq!(rejected_lines(text, output), vec![]);
+        let output = format!("{output}line 1: % Unknown command: router bgp 65000\n");
+        assert_eq!(rejected_lines(text, &output).len(), 1);
     }
 }

@@ -52,8 +52,8 @@ pub fn sources_for_line(model: &Model, line: &str) -> Vec<crate::core::ObjRef> {
     for r in &model.routers {
         for n in &r.neighbors {
             let peer = n.peer.to_string();
-            let id = n.id();
-            if words.iter().any(|w| *w == peer || w.starts_with(&format!("{id}-"))) {
+            let (anchor, fallback) = (format!("{}-", n.id()), super::plan::fallback_prefix(n));
+            if words.iter().any(|w| *w == peer || w.starts_with(&anchor) || w.starts_with(&fallback)) {
                 found.extend(n.sources.iter().cloned());
             }
         }

@@ -49,6 +49,12 @@ pub struct RenderError(String);
 
 /// Renders the model into frr.conf.
 pub fn render(model: &Model) -> Result<String, RenderError> {
+    // the core refuses more; a model built elsewhere must not make the numbering give up
+    for n in model.routers.iter().flat_map(|r| &r.neighbors) {
+        if n.property_entries() > crate::core::model::MAX_PROPERTY_ENTRIES {
+            return Err(RenderError(format!("neighbor {}: more than {} local preference and community settings", n.peer, crate::core::model::MAX_PROPERTY_ENTRIES)));
+        }
+    }
     let plan = plan(model);
     render_plan(&plan)
 }
@@ -57,11 +63,17 @@ pub fn render_plan(plan: &Plan) -> Result<String, RenderError> {
     let tmpl = environment().get_template("frr.conf.j2").map_err(|e| RenderError(e.to_string()))?;
     let text = tmpl.render(minijinja::value::Serde(plan)).map_err(|e| RenderError(format!("{e:#}")))?;
     // Defence in depth: every value was validated as one word; a line that is not ours would
-    // mean a template or validation bug, so refuse to hand it to FRR.
-    if let Some(bad) = text.chars().find(|c| c.is_control() && *c != '\n') {
-        if plan.raw.is_empty() {
-            return Err(RenderError(format!("rendered text contains the control character {bad:?}")));
-        }
+    // mean a template or validation bug, so refuse to hand it to FRR. Raw snippets are the
+    // user's own text; everything around them (their comment line too) is checked.
+    let generated = if plan.raw.is_empty() {
+        std::borrow::Cow::Borrowed(&text)
+    } else {
+        let mut without_raw = plan.clone();
+        without_raw.raw.iter_mut().for_each(|r| r.text.clear());
+        std::borrow::Cow::Owned(tmpl.render(minijinja::value::Serde(&without_raw)).map_err(|e| RenderError(format!("{e:#}")))?)
+    };
+    if let Some(bad) = generated.chars().find(|c| c.is_control() && *c != '\n') {
+        return Err(RenderError(format!("rendered text contains the control character {bad:?}")));
     }
     Ok(text)
 }

@@ -127,21 +127,30 @@ pub struct VniPlan {
 }
 
 /// Sequence numbers that depend only on the entry itself, so adding or removing an entry never
-/// renumbers another. Collisions (rare: 32-bit space) are resolved by rehashing in entry order.
+/// renumbers another. Collisions (rare: 32-bit space) are resolved by rehashing in entry order;
+/// after `REHASHES` attempts the next free number is taken, so the work is bounded even when
+/// the space is nearly full. The caller keeps `rules.len()` within `space` (the core refuses
+/// more, see `MAX_PROPERTY_ENTRIES`); numbers beyond it are never invented.
 fn stable_seqs(rules: &[String], space: u64, offset: u64) -> Vec<u32> {
+    const REHASHES: u32 = 16;
     let mut used = BTreeSet::new();
     rules
         .iter()
+        .take(usize::try_from(space).unwrap_or(usize::MAX))
         .map(|rule| {
-            let mut attempt = 0u32;
-            loop {
-                let key = if attempt == 0 { rule.clone() } else { format!("{rule}#{attempt}") };
-                let seq = offset + fnv1a(key.as_bytes()) % space;
-                if used.insert(seq) {
-                    return seq as u32;
+            let mut slot = fnv1a(rule.as_bytes()) % space;
+            for attempt in 1..=REHASHES {
+                if !used.contains(&slot) {
+                    break;
                 }
-                attempt += 1;
+                slot = fnv1a(format!("{rule}#{attempt}").as_bytes()) % space;
             }
+            // linear probing: terminates, since fewer than `space` slots are taken
+            while used.contains(&slot) {
+                slot = (slot + 1) % space;
+            }
+            used.insert(slot);
+            (offset + slot) as u32
         })
         .collect()
 }
@@ -229,19 +238,17 @@ fn blank_route_map(name: String, action: &'static str, seq: u32, family: Family,
     }
 }
 
-fn neighbor_filters(n: &Neighbor, lists: &mut Lists, maps: &mut Vec<RouteMapEntry>) -> (String, String) {
-    let id = n.id();
-    let out = format!("{id}-out");
-    let inn = format!("{id}-in");
+/// Property entries (local preference, communities) of a neighbor: `on-match next` entries
+/// before the permits, one per value and address family.
+struct Property {
+    key: String,
+    family: Family,
+    prefixes: Vec<IpNet>,
+    local_pref: Option<u32>,
+    community: Option<Community>,
+}
 
-    // Property entries (local preference, communities): `on-match next`, before the permits.
-    struct Property {
-        key: String,
-        family: Family,
-        prefixes: Vec<IpNet>,
-        local_pref: Option<u32>,
-        community: Option<Community>,
-    }
+fn properties(n: &Neighbor) -> Vec<Property> {
     let mut props = Vec::new();
     let mut by_lp: BTreeMap<(u32, Family), Vec<IpNet>> = BTreeMap::new();
     for (p, lp) in &n.local_pref {
@@ -258,11 +265,92 @@ fn neighbor_filters(n: &Neighbor, lists: &mut Lists, maps: &mut Vec<RouteMapEntr
             }
         }
     }
+    props
+}
+
+/// Route-map and prefix-list names of one neighbor. The anchor's names (`<id>-in`,
+/// `<id>-allowed-ipv4`, ... where the id is the peer, plus `-<vrf>` outside the default VRF)
+/// are kept wherever they name one neighbor only; users' raw configurations refer to them.
+/// They are ambiguous in rare cases (interface `eth0` in VRF `a-b` and `eth0-a` in VRF `b`;
+/// interface `10.0.0.1-x` beside address 10.0.0.1 in VRF `x`): such a name is spelled
+/// `<peer>~<vrf>~<suffix>` instead (FRR 8.4 refuses `%` in prefix-list names). `~` is in no
+/// peer, VRF or suffix, so these spellings are distinct from each other and from every anchor
+/// name by construction.
+struct Namer<'a> {
+    id: String,
+    peer: String,
+    vrf: String,
+    ambiguous: &'a BTreeSet<(bool, String)>,
+}
+
+impl Namer<'_> {
+    fn new<'a>(n: &Neighbor, ambiguous: &'a BTreeSet<(bool, String)>) -> Namer<'a> {
+        Namer { id: n.id(), peer: n.peer.to_string(), vrf: if n.vrf.is_empty() { "default".into() } else { n.vrf.clone() }, ambiguous }
+    }
+    fn anchor(&self, suffix: &str) -> String {
+        format!("{}-{suffix}", self.id)
+    }
+    fn name(&self, route_map: bool, suffix: &str) -> String {
+        let anchor = self.anchor(suffix);
+        if self.ambiguous.contains(&(route_map, anchor.clone())) {
+            format!("{}~{}~{suffix}", self.peer, self.vrf)
+        } else {
+            anchor
+        }
+    }
+    fn route_map(&self, suffix: &str) -> String {
+        self.name(true, suffix)
+    }
+    fn list(&self, suffix: &str) -> String {
+        self.name(false, suffix)
+    }
+}
+
+/// The name suffixes a neighbor uses: `(route_map, suffix)`.
+fn name_suffixes(n: &Neighbor) -> Vec<(bool, String)> {
+    let mut v = vec![(true, "in".to_string()), (true, "out".to_string())];
+    for f in [Family::V4, Family::V6] {
+        v.push((false, format!("allowed-{}", f.name())));
+    }
+    v.push((false, format!("inpl-{}", n.family.name())));
+    if !n.always_block.is_empty() {
+        v.push((false, format!("denied-inpl-{}", n.family.name())));
+    }
+    v.extend(properties(n).into_iter().map(|p| (false, p.key)));
+    v
+}
+
+/// Anchor names that more than one neighbor (or a shared list) would use.
+fn ambiguous_names(model: &Model) -> BTreeSet<(bool, String)> {
+    let mut owners: BTreeMap<(bool, String), BTreeSet<(usize, usize)>> = BTreeMap::new();
+    for name in [DENY_ANY, PERMIT_ANY] {
+        owners.entry((false, name.to_string())).or_default().insert((usize::MAX, 0));
+    }
+    for (i, r) in model.routers.iter().enumerate() {
+        for (j, n) in r.neighbors.iter().enumerate() {
+            let id = n.id();
+            for (rm, suffix) in name_suffixes(n) {
+                owners.entry((rm, format!("{id}-{suffix}"))).or_default().insert((i, j));
+            }
+        }
+    }
+    owners.into_iter().filter(|(_, o)| o.len() > 1).map(|(k, _)| k).collect()
+}
+
+/// The prefix every fallback name of this neighbor starts with (for `--explain`'s line lookup).
+pub fn fallback_prefix(n: &Neighbor) -> String {
+    format!("{}~{}~", n.peer, if n.vrf.is_empty() { "default" } else { &n.vrf })
+}
+
+fn neighbor_filters(n: &Neighbor, names: &Namer, lists: &mut Lists, maps: &mut Vec<RouteMapEntry>) -> (String, String) {
+    let out = names.route_map("out");
+    let inn = names.route_map("in");
+    let props = properties(n);
     let prop_keys: Vec<String> = props.iter().map(|p| p.key.clone()).collect();
     let prop_seqs = stable_seqs(&prop_keys, ROUTE_MAP_PROPERTY_SLOTS, 1);
     for (p, seq) in props.into_iter().zip(prop_seqs) {
         let rules = p.prefixes.iter().map(|x| exact(*x)).collect();
-        let list = lists.intern(&p.key, p.family, format!("{id}-{}", p.key), rules);
+        let list = lists.intern(&p.key, p.family, names.list(&p.key), rules);
         let mut e = blank_route_map(out.clone(), "permit", seq, p.family, list);
         e.local_pref = p.local_pref;
         match p.community {
@@ -277,7 +365,7 @@ fn neighbor_filters(n: &Neighbor, lists: &mut Lists, maps: &mut Vec<RouteMapEntr
     // What may be advertised.
     for (f, seq) in [(Family::V4, OUT_ALLOWED_V4), (Family::V6, OUT_ALLOWED_V6)] {
         let rules = if n.family.has(f) { n.advertise.keys().filter(|p| Family::of(p) == f).map(|p| exact(*p)).collect() } else { Vec::new() };
-        let list = lists.intern("allowed", f, format!("{id}-allowed-{}", f.name()), rules);
+        let list = lists.intern("allowed", f, names.list(&format!("allowed-{}", f.name())), rules);
         let mut e = blank_route_map(out.clone(), "permit", seq, f, list);
         match f {
             Family::V4 => e.next_hop_v4 = n.next_hop_v4.map(|a| a.to_string()),
@@ -293,7 +381,7 @@ fn neighbor_filters(n: &Neighbor, lists: &mut Lists, maps: &mut Vec<RouteMapEntr
                 .into_iter()
                 .map(|net| Rule::Permit(Filter { prefix: net, ge: None, le: (net.prefix_len() != f.max_len()).then_some(f.max_len()) }))
                 .collect();
-            let list = lists.intern("denied-inpl", f, format!("{id}-denied-inpl-{}", n.family.name()), rules);
+            let list = lists.intern("denied-inpl", f, names.list(&format!("denied-inpl-{}", n.family.name())), rules);
             maps.push(blank_route_map(inn.clone(), "deny", seq, f, list));
         }
     }
@@ -303,7 +391,7 @@ fn neighbor_filters(n: &Neighbor, lists: &mut Lists, maps: &mut Vec<RouteMapEntr
         } else {
             n.receive.keys().filter(|flt| Family::of(&flt.prefix) == f).map(|flt| Rule::Permit(flt.clone())).collect()
         };
-        let list = lists.intern("inpl", f, format!("{id}-inpl-{}", n.family.name()), rules);
+        let list = lists.intern("inpl", f, names.list(&format!("inpl-{}", n.family.name())), rules);
         maps.push(blank_route_map(inn.clone(), "permit", seq, f, list));
     }
     (inn, out)
@@ -328,10 +416,11 @@ pub fn plan(model: &Model) -> Plan {
     let mut route_maps = Vec::new();
     let mut routers = Vec::new();
     let mut vrf_vnis = Vec::new();
+    let ambiguous = ambiguous_names(model);
     for r in &model.routers {
         let mut neighbors = Vec::new();
         for n in &r.neighbors {
-            let (route_map_in, route_map_out) = neighbor_filters(n, &mut lists, &mut route_maps);
+            let (route_map_in, route_map_out) = neighbor_filters(n, &Namer::new(n, &ambiguous), &mut lists, &mut route_maps);
             let timers = (n.keepalive != DEFAULT_KEEPALIVE || n.hold != DEFAULT_HOLD).then_some((n.keepalive, n.hold));
             neighbors.push(NeighborPlan {
                 peer: n.peer.to_string(),

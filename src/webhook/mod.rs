@@ -4,6 +4,7 @@
 //! node. A conflict is refused at `kubectl apply` with both objects, the field and both values.
 
 pub mod certs;
+pub mod server;
 pub mod validate;
 
 use std::collections::BTreeMap;
@@ -12,6 +13,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
+use axum::response::IntoResponse;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, ApiResource, DynamicObject};
@@ -122,7 +124,7 @@ pub fn review(cache: &Cache, body: AdmissionReview<DynamicObject>) -> AdmissionR
     }
 }
 
-fn tls_config(resolver: Arc<certs::Resolver>) -> anyhow::Result<tokio_rustls::rustls::ServerConfig> {
+pub fn tls_config(resolver: Arc<certs::Resolver>) -> anyhow::Result<tokio_rustls::rustls::ServerConfig> {
     let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
     let mut cfg = tokio_rustls::rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
@@ -178,25 +180,30 @@ async fn serving_certificate(client: &Client, args: &WebhookArgs) -> anyhow::Res
     Ok(resolver)
 }
 
-pub async fn run(args: WebhookArgs) -> anyhow::Result<()> {
-    let client = Client::try_default().await.context("connecting to the Kubernetes API server")?;
-    let resolver = serving_certificate(&client, &args).await?;
-    let cache = Arc::new(Mutex::new(Cache::default()));
-    spawn_watches(client, cache.clone());
-    let tls = tokio_rustls::TlsAcceptor::from(Arc::new(tls_config(resolver)?));
-    let c1 = cache.clone();
+/// The webhook's routes: the admission review (bodies read within `bodies`' limits) and
+/// `/healthz` (200 once both watches have synced).
+pub fn app(cache: Arc<Mutex<Cache>>, bodies: server::Bodies) -> axum::Router {
     let c2 = cache.clone();
-    let app = axum::Router::new()
+    axum::Router::new()
         .route(
             PATH,
-            axum::routing::post(move |axum::Json(body): axum::Json<AdmissionReview<DynamicObject>>| {
-                let cache = c1.clone();
+            axum::routing::post(move |req: axum::extract::Request| {
+                let (cache, bodies) = (cache.clone(), bodies.clone());
                 async move {
-                    let started = std::time::Instant::now();
-                    let out = review(&cache.lock().expect("cache"), body);
-                    let allowed = out.response.as_ref().is_some_and(|r| r.allowed);
-                    tracing::info!(allowed, us = started.elapsed().as_micros() as u64, "admission review");
-                    axum::Json(out)
+                    bodies
+                        .with_body(req, move |body| {
+                            let review_in: AdmissionReview<DynamicObject> = match serde_json::from_slice(&body) {
+                                Ok(r) => r,
+                                Err(e) => return (axum::http::StatusCode::BAD_REQUEST, format!("not an AdmissionReview: {}", crate::core::error::excerpt(&e.to_string()))).into_response(),
+                            };
+                            drop(body);
+                            let started = std::time::Instant::now();
+                            let out = review(&cache.lock().unwrap_or_else(|e| e.into_inner()), review_in);
+                            let allowed = out.response.as_ref().is_some_and(|r| r.allowed);
+                            tracing::info!(allowed, us = started.elapsed().as_micros() as u64, "admission review");
+                            axum::Json(out).into_response()
+                        })
+                        .await
                 }
             }),
         )
@@ -205,7 +212,7 @@ pub async fn run(args: WebhookArgs) -> anyhow::Result<()> {
             axum::routing::get(move || {
                 let cache = c2.clone();
                 async move {
-                    let synced = cache.lock().expect("cache").synced.iter().all(|s| *s);
+                    let synced = cache.lock().unwrap_or_else(|e| e.into_inner()).synced.iter().all(|s| *s);
                     if synced {
                         (axum::http::StatusCode::OK, r#"{"status": "ok"}"#)
                     } else {
@@ -213,31 +220,20 @@ pub async fn run(args: WebhookArgs) -> anyhow::Result<()> {
                     }
                 }
             }),
-        );
+        )
+}
+
+pub async fn run(args: WebhookArgs) -> anyhow::Result<()> {
+    let client = Client::try_default().await.context("connecting to the Kubernetes API server")?;
+    let resolver = serving_certificate(&client, &args).await?;
+    let cache = Arc::new(Mutex::new(Cache::default()));
+    spawn_watches(client, cache.clone());
+    let tls = tokio_rustls::TlsAcceptor::from(Arc::new(tls_config(resolver)?));
+    let limits = server::Limits::default();
+    let stats = Arc::new(server::Stats::default());
+    let app = app(cache, server::Bodies::new(&limits, stats.clone()));
     let listener = tokio::net::TcpListener::bind(args.address).await.with_context(|| format!("listening on {}", args.address))?;
     tracing::info!(address = %args.address, "admission webhook listening");
-    loop {
-        let (tcp, peer) = match listener.accept().await {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::warn!(error = %e, "accept");
-                continue;
-            }
-        };
-        let tls = tls.clone();
-        let app = app.clone();
-        tokio::spawn(async move {
-            let stream = match tls.accept(tcp).await {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::debug!(error = %e, %peer, "TLS handshake");
-                    return;
-                }
-            };
-            let service = hyper_util::service::TowerToHyperService::new(app);
-            let _ = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
-                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                .await;
-        });
-    }
+    server::serve(listener, tls, app, limits, stats).await;
+    Ok(())
 }

@@ -102,7 +102,7 @@ pub fn require() -> bool {
             if std::env::var("CI").as_deref() == Ok("true") {
                 panic!("real API server cannot run under CI=true: {why} (run .ci/install-apiserver.sh)");
             }
-            eprintln!("SKIPPED: real API server cannot run: {why} (run .ci/install-apiserver.sh)");
+            support::skip(&format!("real API server cannot run: {why} (run .ci/install-apiserver.sh)"));
             false
         }
     }

@@ -238,7 +238,7 @@ pub fn require(reqs: &[Req]) -> bool {
             if std::env::var("CI").as_deref() == Ok("true") {
                 panic!("live lab cannot run under CI=true: {why} (run .ci/install-frr.sh as root)");
             }
-            eprintln!("SKIPPED: live lab cannot run: {why} (needs root, `ip netns` and .ci/install-frr.sh)");
+            support::skip(&format!("live lab cannot run: {why} (needs root, `ip netns` and .ci/install-frr.sh)"));
             false
         }
     }

@@ -1,0 +1,177 @@
+//! The webhook's HTTPS server, bounded against slow, idle and large clients: time limits for
+//! the TLS handshake, the request headers (also between requests on a kept-alive connection)
+//! and the body; a limit on open connections; a memory budget for request bodies in flight;
+//! and a backoff when accepting fails (EMFILE: out of file descriptors).
+//!
+//! The API server sends at most 3 MiB per object, and an UPDATE's review carries the object
+//! and its old version; `max_body` (8 MiB) accepts that. Bodies are read only after their
+//! share of `memory` is reserved (6x the body: the bytes, the parsed review and the typed
+//! configurations), so concurrent clients wait instead of growing the process beyond its
+//! limit; a client that cannot send its body within `body` gets 408.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{header, Request, StatusCode};
+use axum::response::{IntoResponse, Response};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// TLS handshake.
+    pub handshake: Duration,
+    /// Request headers, counted from the first byte expected (so also an idle keep-alive).
+    pub headers: Duration,
+    /// Request body, including the wait for its memory.
+    pub body: Duration,
+    pub max_body: usize,
+    pub max_connections: usize,
+    /// Estimated memory for the bodies in flight and what is parsed from them.
+    pub memory: usize,
+    /// How long a connection may stay open; then it is closed after its current request.
+    pub lifetime: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            handshake: Duration::from_secs(10),
+            headers: Duration::from_secs(30),
+            body: Duration::from_secs(10),
+            max_body: 8 << 20,
+            max_connections: 256,
+            memory: 48 << 20,
+            lifetime: Duration::from_secs(600),
+        }
+    }
+}
+
+/// Memory reserved per body byte (bytes, parsed JSON, typed objects).
+const MEMORY_PER_BYTE: usize = 6;
+
+/// Counters for tests and logs.
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub accept_errors: AtomicU64,
+    pub handshake_failures: AtomicU64,
+    pub refused_bodies: AtomicU64,
+}
+
+/// What a request handler needs to read bodies within the limits.
+#[derive(Clone)]
+pub struct Bodies {
+    limits: Limits,
+    /// In KiB.
+    memory: Arc<Semaphore>,
+    stats: Arc<Stats>,
+}
+
+impl Bodies {
+    pub fn new(limits: &Limits, stats: Arc<Stats>) -> Bodies {
+        let kib = (limits.memory / 1024).clamp(1, Semaphore::MAX_PERMITS);
+        Bodies { limits: limits.clone(), memory: Arc::new(Semaphore::new(kib)), stats }
+    }
+
+    /// Reads a request's body within the limits and runs `f` on it (holding its memory).
+    pub async fn with_body<F, R>(&self, req: Request<Body>, f: F) -> Response
+    where
+        F: FnOnce(bytes_of::Bytes) -> R + Send + 'static,
+        R: IntoResponse + Send + 'static,
+    {
+        let deadline = tokio::time::Instant::now() + self.limits.body;
+        let refuse = |status: StatusCode, msg: String| {
+            self.stats.refused_bodies.fetch_add(1, Ordering::Relaxed);
+            (status, msg).into_response()
+        };
+        let length = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
+        if length.is_some_and(|l| l > self.limits.max_body) {
+            return refuse(StatusCode::PAYLOAD_TOO_LARGE, format!("the body is larger than {} bytes", self.limits.max_body));
+        }
+        let expected = length.unwrap_or(self.limits.max_body);
+        let kib = (expected.saturating_mul(MEMORY_PER_BYTE) / 1024 + 1).min(self.limits.memory / 1024).max(1);
+        let permit = match tokio::time::timeout_at(deadline, self.memory.clone().acquire_many_owned(kib as u32)).await {
+            Ok(Ok(p)) => p,
+            _ => return refuse(StatusCode::SERVICE_UNAVAILABLE, "busy: no memory for the body in time".into()),
+        };
+        let body = match tokio::time::timeout_at(deadline, axum::body::to_bytes(req.into_body(), self.limits.max_body)).await {
+            Ok(Ok(b)) => b,
+            Ok(Err(e)) => return refuse(StatusCode::PAYLOAD_TOO_LARGE, format!("cannot read the body: {e}")),
+            Err(_) => return refuse(StatusCode::REQUEST_TIMEOUT, format!("the body did not arrive within {:?}", self.limits.body)),
+        };
+        // the review is CPU work: off the runtime's threads, the permit held until it is done
+        match tokio::task::spawn_blocking(move || {
+            let r = f(body).into_response();
+            drop(permit);
+            r
+        })
+        .await
+        {
+            Ok(r) => r,
+            Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+        }
+    }
+}
+
+/// `bytes::Bytes`, as axum hands it out (no direct dependency on the bytes crate).
+pub mod bytes_of {
+    pub type Bytes = axum::body::Bytes;
+}
+
+/// Serves `app` over TLS on `listener` until the process ends.
+pub async fn serve(listener: TcpListener, tls: tokio_rustls::TlsAcceptor, app: axum::Router, limits: Limits, stats: Arc<Stats>) {
+    let connections = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let mut backoff = Duration::from_millis(10);
+    loop {
+        // beyond the limit, new connections wait in the kernel's backlog
+        let Ok(permit) = connections.clone().acquire_owned().await else { return };
+        let (tcp, peer) = match listener.accept().await {
+            Ok(c) => {
+                backoff = Duration::from_millis(10);
+                c
+            }
+            Err(e) => {
+                // EMFILE and friends: retrying at once would spin (and log) without end
+                let n = stats.accept_errors.fetch_add(1, Ordering::Relaxed);
+                if n.is_power_of_two() || backoff >= Duration::from_secs(1) {
+                    tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, failures = n + 1, "accept");
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+                continue;
+            }
+        };
+        let (tls, app, limits, stats) = (tls.clone(), app.clone(), limits.clone(), stats.clone());
+        tokio::spawn(async move {
+            let _permit = permit;
+            let stream = match tokio::time::timeout(limits.handshake, tls.accept(tcp)).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    stats.handshake_failures.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(error = %e, %peer, "TLS handshake");
+                    return;
+                }
+                Err(_) => {
+                    stats.handshake_failures.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(%peer, "TLS handshake timed out");
+                    return;
+                }
+            };
+            let service = hyper_util::service::TowerToHyperService::new(app);
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(limits.headers)
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            tokio::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                _ = tokio::time::sleep(limits.lifetime) => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = tokio::time::timeout(limits.headers + limits.body, conn).await;
+                }
+            }
+        });
+    }
+}

@@ -1,0 +1,79 @@
+//! The webhook's HTTPS server on loopback against idle, slow and large clients: handshakes,
+//! headers and bodies have time limits, connections are limited, and an UPDATE review of an
+//! object as large as the API server allows (object and old object, 3 MiB each) is admitted.
+
+mod webhook_server;
+
+use std::time::{Duration, Instant};
+
+use frr_composer::webhook::server::Limits;
+use tokio::io::AsyncWriteExt;
+use webhook_server::{big_config, closed_within, head, post, response, start, update_review};
+
+fn short() -> Limits {
+    Limits { handshake: Duration::from_millis(500), headers: Duration::from_millis(500), body: Duration::from_millis(800), max_connections: 8, ..Limits::default() }
+}
+
+#[tokio::test]
+async fn idle_connections_are_closed() {
+    let s = start(short()).await;
+    // no TLS handshake at all
+    let mut tcp = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+    assert!(closed_within(&mut tcp, Duration::from_secs(3)).await, "a connection without a handshake stays open");
+    // a handshake, then no request
+    let mut c = s.connect().await.unwrap();
+    assert!(closed_within(&mut c, Duration::from_secs(3)).await, "an idle TLS connection stays open");
+    // half a request head
+    let mut c = s.connect().await.unwrap();
+    c.write_all(b"POST / HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+    assert!(closed_within(&mut c, Duration::from_secs(3)).await, "a half-sent head keeps the connection");
+}
+
+#[tokio::test]
+async fn a_body_that_does_not_arrive_is_refused_in_time() {
+    let s = start(short()).await;
+    let mut c = s.connect().await.unwrap();
+    let len = 1_900_000;
+    c.write_all(head(len).as_bytes()).await.unwrap();
+    c.write_all(&vec![b' '; len / 2]).await.unwrap();
+    let started = Instant::now();
+    let (status, _) = tokio::time::timeout(Duration::from_secs(5), response(&mut c)).await.expect("no answer to a stalled body");
+    assert_eq!(status, 408);
+    assert!(started.elapsed() < Duration::from_secs(3));
+}
+
+#[tokio::test]
+async fn connections_beyond_the_limit_wait_until_one_is_free() {
+    let s = start(Limits { handshake: Duration::from_secs(30), max_connections: 4, ..short() }).await;
+    let mut idle = Vec::new();
+    for _ in 0..4 {
+        idle.push(tokio::net::TcpStream::connect(s.addr).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // the fifth is not served while four connections are open
+    assert!(tokio::time::timeout(Duration::from_millis(700), s.connect()).await.is_err(), "a fifth connection was served");
+    idle.pop();
+    let mut c = tokio::time::timeout(Duration::from_secs(5), s.connect()).await.expect("served once a slot is free").unwrap();
+    let body = update_review(&big_config("small", 1), &big_config("small", 1));
+    assert_eq!(post(&mut c, &body).await.0, 200);
+}
+
+#[tokio::test]
+async fn an_update_of_a_large_object_is_admitted() {
+    let s = start(Limits::default()).await;
+    // about 3 MiB per object (the API server's limit), twice in an UPDATE's review
+    let new = big_config("large", 195_000);
+    let mut old = new.clone();
+    old["spec"]["bgp"]["routers"][0]["prefixes"].as_array_mut().unwrap().pop();
+    let body = update_review(&new, &old);
+    assert!(body.len() > 6_000_000 && body.len() < 8 << 20, "{} bytes", body.len());
+    let mut c = s.connect().await.unwrap();
+    let (status, text) = post(&mut c, &body).await;
+    assert_eq!(status, 200, "{text}");
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["response"]["allowed"], true, "{text}");
+    // beyond the limit: refused at once, from the announced length
+    let mut c = s.connect().await.unwrap();
+    c.write_all(head(9 << 20).as_bytes()).await.unwrap();
+    assert_eq!(response(&mut c).await.0, 413);
+}
