@@ -7,5 +7,6 @@ pub mod render;
 pub mod input;
 pub mod cli;
 pub mod frr;
+pub mod lab;
 pub mod agent;
 pub mod webhook;
