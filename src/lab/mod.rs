@@ -326,7 +326,27 @@ pub(crate) fn build_lock() -> std::sync::MutexGuard<'static, ()> {
 pub fn cleanup_all() {
     let guard = build_lock();
     remove_leftovers(&|name| name.strip_prefix("fc-").and_then(|r| r.split('-').next()) == Some(&std::process::id().to_string()));
+    // programs still running for the lab (vtysh, gobgp, ip): this process's children
+    for pid in children() {
+        signal(pid, "KILL");
+    }
     std::mem::forget(guard);
+}
+
+/// The pids of this process's children.
+fn children() -> Vec<u32> {
+    let me = std::process::id();
+    let mut out = Vec::new();
+    for e in fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|p| p.parse::<u32>().ok()) else { continue };
+        let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        // "pid (comm) state ppid ...", comm may hold spaces and parentheses
+        let ppid = stat.rfind(')').and_then(|i| stat[i + 1..].split_whitespace().nth(1)).and_then(|p| p.parse::<u32>().ok());
+        if ppid == Some(me) {
+            out.push(pid);
+        }
+    }
+    out
 }
 
 /// `fc-<pid>-...` with a pid that no longer runs.
