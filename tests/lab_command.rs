@@ -459,3 +459,35 @@ fn lab_up_status_down_reapplies_changed_files() {
         std::panic::resume_unwind(e);
     }
 }
+
+const UNNUMBERED: &str = r#"apiVersion: frrk8s.metallb.io/v1beta1
+kind: FRRConfiguration
+metadata: {name: unnumbered, namespace: frr-k8s-system}
+spec:
+  bgp:
+    routers:
+    - asn: 65010
+      neighbors:
+      - interface: eth9
+        dynamicASN: external
+        toAdvertise: {allowed: {mode: all}}
+        toReceive: {allowed: {mode: all}}
+      prefixes: [198.51.100.77/32]
+"#;
+
+#[test]
+fn lab_run_unnumbered_interface_neighbor() {
+    if !ready(&[Req::Frr(FrrVersion::V8)]) {
+        return;
+    }
+    let tmp = TempDir::new().unwrap();
+    let f = tmp.write("unnumbered.yaml", UNNUMBERED).unwrap();
+    let (code, r, err, _) = lab_run(&[f.to_str().unwrap(), "--labels", "x=y", "--announce", "203.0.113.0/24"]);
+    assert_eq!(code, 0, "{err}\n{r:#}");
+    let p = peer(&r, "eth9");
+    assert_eq!(p["peer"], "frr", "GoBGP cannot play an unnumbered peer: {r:#}");
+    assert_eq!(p["state"], "Established");
+    assert_eq!(prefixes(&p["received"]), ["198.51.100.77/32"]);
+    assert_eq!(prefixes(&p["accepted"]), ["203.0.113.0/24"]);
+    assert_eq!(prefixes(&p["installed"]), ["203.0.113.0/24"]);
+}
