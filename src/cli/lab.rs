@@ -147,6 +147,10 @@ fn cleanup_on_signals(also: impl FnOnce() + Send + 'static) -> std::io::Result<(
     rx.recv().unwrap_or_else(|_| Err(std::io::Error::other("signal thread ended")))
 }
 
+/// How long sessions must have been up, and the routers' tables unchanged, for convergence.
+const SETTLE: Duration = Duration::from_millis(1500);
+const QUIET: Duration = Duration::from_millis(500);
+
 fn options(s: &SetupArgs) -> Options {
     Options { frr_root: s.frr_root.clone(), peers: s.peers, announce: s.announce.clone() }
 }
@@ -206,7 +210,7 @@ fn run(args: &RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
         Err(code) => return code,
     };
     let _ = writeln!(err, "lab: waiting for convergence (at most {} s)", args.setup.timeout);
-    let mut report = match lab.converge(Duration::from_secs(args.setup.timeout), Duration::from_millis(1000)) {
+    let mut report = match lab.converge(Duration::from_secs(args.setup.timeout), SETTLE, QUIET) {
         Ok(r) => r,
         Err(e) => {
             let _ = writeln!(err, "error: cannot read the lab's state: {e:#}");
@@ -432,7 +436,7 @@ fn serve(args: &UpArgs, err: &mut dyn Write) -> i32 {
             write_atomic(&dir.join("report.txt"), &text);
         }
     };
-    let first = lab.converge(Duration::from_secs(args.setup.timeout), Duration::from_millis(1000)).ok();
+    let first = lab.converge(Duration::from_secs(args.setup.timeout), SETTLE, QUIET).ok();
     publish(&lab, first);
     let mut stamp = super::apply::inputs_stamp(&args.setup.inputs);
     let mut last = Instant::now();
@@ -446,7 +450,7 @@ fn serve(args: &UpArgs, err: &mut dyn Write) -> i32 {
                 match lab.apply(&text) {
                     Ok(r) => {
                         let _ = writeln!(err, "lab: applied {} change(s)", r.commands);
-                        let r = lab.converge(Duration::from_secs(args.setup.timeout), Duration::from_millis(1000)).ok();
+                        let r = lab.converge(Duration::from_secs(args.setup.timeout), SETTLE, QUIET).ok();
                         publish(&lab, r);
                         last = Instant::now();
                     }

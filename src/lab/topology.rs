@@ -304,6 +304,15 @@ pub struct LabReport {
     pub notes: Vec<String>,
 }
 
+/// A namespace with IPv6 on (link-local addresses for unnumbered sessions).
+fn lab_netns() -> Result<Netns> {
+    let ns = Netns::new()?;
+    for key in ["net.ipv6.conf.all.disable_ipv6", "net.ipv6.conf.default.disable_ipv6"] {
+        ns.sysctl(key, "0")?;
+    }
+    Ok(ns)
+}
+
 fn cidr(a: IpAddr, len: u8) -> String {
     format!("{a}/{len}")
 }
@@ -314,7 +323,14 @@ impl Lab {
     pub fn build(model: &Model, text: &str, opts: &Options, progress: &mut dyn FnMut(&str)) -> Result<Lab> {
         let mut notes = Vec::new();
         let plans = plan(model, opts, &mut notes)?;
-        let node_ns = Netns::new()?;
+        for a in &opts.announce {
+            if let Some(x) = &a.peer {
+                if !plans.iter().any(|p| &p.neighbor == x) {
+                    bail!("--announce {}@{x}: no neighbor {x} in the merged configuration", a.prefix);
+                }
+            }
+        }
+        let node_ns = lab_netns()?;
         // The node routes nothing through itself for the peers, but forwarding on keeps the
         // kernel's view the same as on a router.
         let _ = node_ns.sysctl("net.ipv4.ip_forward", "1");
@@ -323,7 +339,7 @@ impl Lab {
         let mut bridges: BTreeMap<IpNet, String> = BTreeMap::new();
         let mut node_addrs: BTreeSet<String> = BTreeSet::new();
         for (i, p) in plans.iter().enumerate() {
-            let ns = Netns::new()?;
+            let ns = lab_netns()?;
             let port = format!("p{i}");
             match (p.address, p.node_addr, &p.interface) {
                 (Some(a), Some(node), _) if !p.multihop => {
@@ -389,15 +405,12 @@ impl Lab {
                     announce_gobgp(g, p, a)?;
                 }
             }
-            progress(&format!("peer {} ({:?}, AS {}) in namespace {}", p.neighbor, p.kind, p.asn, ns.name()));
+            let program = match p.kind {
+                PeerKind::Gobgp => "gobgpd",
+                PeerKind::Frr => "FRR",
+            };
+            progress(&format!("peer {} ({program}, AS {}) in namespace {}", p.neighbor, p.asn, ns.name()));
             peers.push(PeerLab { daemon, ns, plan: p.clone() });
-        }
-        for a in &opts.announce {
-            if let Some(x) = &a.peer {
-                if !plans.iter().any(|p| &p.neighbor == x) {
-                    bail!("--announce {}@{x}: no neighbor {x} in the merged configuration", a.prefix);
-                }
-            }
         }
         let node = Frr::start_at(version, opts.frr_root.clone(), &node_ns)?;
         progress(&format!("node FRR {} in namespace {} (vtysh -N {})", version.label(), node_ns.name(), node.name()));
@@ -438,36 +451,56 @@ impl Lab {
             .collect()
     }
 
-    /// Waits until every session is established (and BFD up where both sides run it), then
-    /// until what every router holds stays the same for `quiet`. Ok(report, converged).
-    pub fn converge(&self, timeout: Duration, quiet: Duration) -> Result<LabReport> {
+    /// Whether every session is established (and BFD up where both sides run it), from the
+    /// node's FRR alone: one vtysh call (two with BFD).
+    fn sessions_up(&self) -> Result<bool> {
+        let loc = self.node.location();
+        let sessions = state::bgp_neighbors(&loc).map_err(|e| anyhow!("{e}"))?;
+        let bfd = if self.peers.iter().any(|p| p.plan.bfd && p.plan.kind == PeerKind::Frr) { state::bfd_peers(&loc).unwrap_or_default() } else { Vec::new() };
+        Ok(self.peers.iter().all(|p| {
+            let established = sessions.iter().any(|s| s.vrf == "default" && s.peer == p.plan.neighbor && s.state == "Established");
+            let bfd_up = !(p.plan.bfd && p.plan.kind == PeerKind::Frr) || bfd.iter().any(|b| (b.peer == p.plan.neighbor || (p.plan.interface.is_some() && p.plan.interface == b.interface)) && b.status == "up");
+            established && bfd_up
+        }))
+    }
+
+    /// Waits until every session is established (and BFD up where both sides run it) for
+    /// `settle`, and what every router holds stayed the same for `quiet`. FRR sends its first
+    /// update to a new peer only after its subgroup coalesce time (1 s by default): `settle`
+    /// must be longer. The report says whether it converged before `timeout`.
+    pub fn converge(&self, timeout: Duration, settle: Duration, quiet: Duration) -> Result<LabReport> {
         let start = Instant::now();
         let deadline = start + timeout;
+        let mut up_since: Option<Instant> = None;
         let mut last: Option<(Instant, String)> = None;
         loop {
-            let mut r = self.report()?;
-            let up = r.peers.iter().all(|p| p.state == "Established" && (p.peer != PeerKind::Frr || p.bfd.as_deref().is_none_or(|b| b == "up")));
             let now = Instant::now();
-            if up {
-                let snapshot = serde_json::to_string(&r.peers).unwrap_or_default();
-                match &last {
-                    Some((since, s)) if *s == snapshot => {
-                        if now.duration_since(*since) >= quiet {
+            if self.sessions_up()? {
+                let since = *up_since.get_or_insert(now);
+                if now.duration_since(since) >= settle.saturating_sub(quiet) {
+                    let mut r = self.report()?;
+                    let snapshot = serde_json::to_string(&r.peers).unwrap_or_default();
+                    let now = Instant::now();
+                    match &last {
+                        Some((t, s)) if *s == snapshot && now.duration_since(*t) >= quiet && now.duration_since(since) >= settle => {
                             r.converged = true;
                             r.seconds = start.elapsed().as_secs_f64();
                             return Ok(r);
                         }
+                        Some((_, s)) if *s == snapshot => {}
+                        _ => last = Some((now, snapshot)),
                     }
-                    _ => last = Some((now, snapshot)),
                 }
             } else {
+                up_since = None;
                 last = None;
             }
-            if now >= deadline {
+            if Instant::now() >= deadline {
+                let mut r = self.report()?;
                 r.seconds = start.elapsed().as_secs_f64();
                 return Ok(r);
             }
-            std::thread::sleep(Duration::from_millis(200));
+            std::thread::sleep(Duration::from_millis(100));
         }
     }
 
@@ -660,7 +693,7 @@ fn frr_peer_config(p: &Plan, announce: &[Announce]) -> String {
         }
         t.push_str("exit\n");
     }
-    t.push_str(&format!("router bgp {}\n bgp router-id {}\n no bgp ebgp-requires-policy\n no bgp default ipv4-unicast\n", p.asn, p.router_id));
+    t.push_str(&format!("router bgp {}\n bgp router-id {}\n no bgp ebgp-requires-policy\n no bgp network import-check\n no bgp default ipv4-unicast\n", p.asn, p.router_id));
     if p.interface.is_some() {
         t.push_str(&format!(" neighbor {nb} interface remote-as {}\n", p.node_asn));
     } else {
