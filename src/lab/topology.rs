@@ -412,6 +412,14 @@ impl Lab {
             progress(&format!("peer {} ({program}, AS {}) in namespace {}", p.neighbor, p.asn, ns.name()));
             peers.push(PeerLab { daemon, ns, plan: p.clone() });
         }
+        if model.routers.iter().any(|r| r.router_id.is_none()) && !node_ns.ip(&["-4", "addr", "show"])?.lines().any(|l| l.trim_start().starts_with("inet ") && !l.contains(" 127.")) {
+            // FRR takes its router ID from an IPv4 address; a node with unnumbered sessions
+            // only has none here (a real node would)
+            let used: BTreeSet<IpAddr> = plans.iter().filter_map(|p| p.address).collect();
+            let id = free_host("192.0.2.0/24".parse().expect("valid"), &used).ok_or_else(|| anyhow!("no address for a router ID"))?;
+            node_ns.add_addr("lo", &cidr(id, 32))?;
+            notes.push(format!("the node has no IPv4 address on any link: {id}/32 on its loopback gives FRR a router ID"));
+        }
         let node = Frr::start_at(version, opts.frr_root.clone(), &node_ns)?;
         progress(&format!("node FRR {} in namespace {} (vtysh -N {})", version.label(), node_ns.name(), node.name()));
         let mut lab = Lab { peers, applier: Applier::new(node.location()), node, node_ns, notes };
