@@ -7,6 +7,7 @@ pub mod render;
 pub mod input;
 pub mod cli;
 pub mod frr;
+pub mod lab;
 pub mod agent;
 pub mod webhook;
 pub mod workdir;

@@ -29,6 +29,8 @@ enum Command {
     Crds,
     /// Measure compose+render time and memory on generated input.
     BenchRender(cli::bench::BenchArgs),
+    /// Try the configuration against real BGP peers on this machine (network namespaces).
+    Lab(cli::lab::LabArgs),
 }
 
 fn main() -> ExitCode {
@@ -44,6 +46,8 @@ fn main() -> ExitCode {
             frr_composer::agent::init_logging(args.log_level.into());
             serve(frr_composer::webhook::run(args))
         }
+        // prints from its signal handler too: holds no lock on stdout/stderr
+        Command::Lab(args) => ExitCode::from(cli::lab::main(&args) as u8),
         command => one_shot(command),
     }
 }
@@ -99,7 +103,7 @@ fn one_shot(command: Command) -> ExitCode {
         Command::Render(args) => cli::render::run(&args, &mut out, &mut err),
         Command::Apply(args) => cli::apply::run(&args, &mut out, &mut err),
         Command::Status(args) => cli::apply::status(&args, &mut out, &mut err),
-        Command::Controller(_) | Command::Webhook(_) => unreachable!("handled above"),
+        Command::Controller(_) | Command::Webhook(_) | Command::Lab(_) => unreachable!("handled above"),
         Command::Crds => {
             use std::io::Write;
             let _ = out.write_all(cli::crds_yaml().as_bytes());

@@ -110,11 +110,11 @@ fn print_report(out: &mut dyn Write, r: &Report) {
 }
 
 /// Renders the inputs; errors are printed and yield `None`.
-fn desired(args: &ApplyArgs, err: &mut dyn Write) -> Option<(Model, String)> {
-    let (objects, load_errors) = super::load_inputs(&args.inputs);
+pub(crate) fn desired(inputs: &[PathBuf], node: &super::render::NodeArgs, err: &mut dyn Write) -> Option<(Model, String)> {
+    let (objects, load_errors) = super::load_inputs(inputs);
     let mut notices = Vec::new();
     let composed = if load_errors.is_empty() {
-        super::render::compose_objects(&args.node, &objects, &mut notices)
+        super::render::compose_objects(node, &objects, &mut notices)
     } else {
         Err(crate::core::Errors::new(load_errors))
     };
@@ -160,7 +160,7 @@ fn apply_once(applier: &mut Applier, model: &Model, text: &str, out: &mut dyn Wr
     }
 }
 
-fn inputs_stamp(paths: &[PathBuf]) -> Vec<(PathBuf, Option<SystemTime>)> {
+pub(crate) fn inputs_stamp(paths: &[PathBuf]) -> Vec<(PathBuf, Option<SystemTime>)> {
     fn walk(p: &std::path::Path, out: &mut Vec<(PathBuf, Option<SystemTime>)>) {
         let meta = std::fs::metadata(p).ok();
         out.push((p.to_path_buf(), meta.as_ref().and_then(|m| m.modified().ok())));
@@ -200,7 +200,7 @@ pub fn run(args: &ApplyArgs, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
             }
         }
     };
-    let Some((mut model, mut text)) = desired(args, err) else { return 2 };
+    let Some((mut model, mut text)) = desired(&args.inputs, &args.node, err) else { return 2 };
     if !applier.state_is_current() {
         if let Err(e) = applier.location.version() {
             let _ = writeln!(err, "error: {e}");
@@ -222,7 +222,7 @@ pub fn run(args: &ApplyArgs, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
         if now_stamp != stamp {
             stamp = now_stamp;
             let _ = writeln!(out, "frr-composer: inputs changed");
-            match desired(args, err) {
+            match desired(&args.inputs, &args.node, err) {
                 Some((m, t)) => {
                     model = m;
                     text = t;

@@ -2,6 +2,7 @@
 
 pub mod apply;
 pub mod bench;
+pub mod lab;
 pub mod render;
 
 use std::path::{Path, PathBuf};

@@ -1,40 +1,9 @@
 //! Helpers shared by the test harnesses (`tests/lab`, `tests/apiserver`): running programs
 //! with a clean environment and reporting their output when they fail.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
-use std::process::{Command, Stdio};
-
-use anyhow::{bail, Context, Result};
-
-pub const PATH: &str = "/usr/sbin:/usr/bin:/sbin:/bin";
-
-/// A command with a clean, predictable environment and no standard input.
-pub fn command(program: impl AsRef<std::ffi::OsStr>) -> Command {
-    let mut c = Command::new(program);
-    c.env_clear().env("PATH", PATH).env("LC_ALL", "C").stdin(Stdio::null());
-    c
-}
-
-/// Run a command; Ok(stdout) on exit 0, else an error with its status, stdout and stderr.
-pub fn run(cmd: &mut Command) -> Result<String> {
-    let out = cmd.output().with_context(|| format!("cannot run {cmd:?}"))?;
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    if !out.status.success() {
-        bail!("{cmd:?} failed ({}):\n{}{}", out.status, stdout, String::from_utf8_lossy(&out.stderr));
-    }
-    Ok(stdout)
-}
-
-/// Whether a process exists and is not a zombie.
-pub fn pid_alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => {
-            let state = stat.rfind(')').and_then(|i| stat[i + 1..].trim_start().chars().next());
-            !matches!(state, Some('Z') | Some('X') | None)
-        }
-        Err(_) => false,
-    }
-}
+/// The lab's clean-environment command runner, shared with the library.
+pub use frr_composer::lab::{command, pid_alive, run, PATH};
 
 /// A child process that is killed and reaped when the guard goes (also when a test fails).
 pub struct KillOnDrop(pub std::process::Child);
