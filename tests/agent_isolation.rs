@@ -154,7 +154,11 @@ fn scenario(version: FrrVersion) {
 
     // 1. The admin's object conflicts (timers): left out and reported; MetalLB keeps working.
     api.kubectl_stdin(&["apply", "-f", "-"], &admin("30s", "10s")).unwrap();
-    assert!(lab::wait_until(Duration::from_secs(15), || object_condition(&api, "admin-receive")["reason"] == "LeftOut"), "{}", diag(&agent, "the admin object is not reported as left out"));
+    assert!(
+        lab::wait_until(Duration::from_secs(15), || object_condition(&api, "admin-receive")["reason"] == "LeftOut"),
+        "{}",
+        diag(&agent, "the admin object is not reported as left out")
+    );
     let c = object_condition(&api, "admin-receive");
     assert_eq!(c["status"], "False");
     assert_eq!(c["observedGeneration"], 1);
@@ -165,7 +169,9 @@ fn scenario(version: FrrVersion) {
     assert_eq!(nc["status"], "False", "{nc}");
     assert!(nc["message"].as_str().unwrap().contains(&format!("{NS}/admin-receive")), "{nc}");
     assert!(
-        lab::wait_until(Duration::from_secs(10), || events(&api, "admin-receive").iter().any(|(t, r, n)| t == "Warning" && r == "LeftOut" && n.contains("holdTime"))),
+        lab::wait_until(Duration::from_secs(10), || events(&api, "admin-receive")
+            .iter()
+            .any(|(t, r, n)| t == "Warning" && r == "LeftOut" && n.contains("holdTime"))),
         "no Warning event: {:?}",
         events(&api, "admin-receive")
     );
@@ -181,7 +187,9 @@ fn scenario(version: FrrVersion) {
     // 2. The admin fixes the timers: the object applies.
     api.kubectl_stdin(&["apply", "-f", "-"], &admin("90s", "30s")).unwrap();
     assert!(
-        lab::wait_until(Duration::from_secs(15), || { object_condition(&api, "admin-receive")["status"] == "True" && running().contains("frr-composer-permit-any") }),
+        lab::wait_until(Duration::from_secs(15), || {
+            object_condition(&api, "admin-receive")["status"] == "True" && running().contains("frr-composer-permit-any")
+        }),
         "{}",
         diag(&agent, "the fixed object did not apply")
     );
@@ -190,7 +198,11 @@ fn scenario(version: FrrVersion) {
 
     // 3. An update breaks it: generation 2 stays in effect.
     api.kubectl_stdin(&["apply", "-f", "-"], &admin("30s", "10s")).unwrap();
-    assert!(lab::wait_until(Duration::from_secs(15), || object_condition(&api, "admin-receive")["reason"] == "HeldAtLastGood"), "{}", diag(&agent, "the broken update is not held"));
+    assert!(
+        lab::wait_until(Duration::from_secs(15), || object_condition(&api, "admin-receive")["reason"] == "HeldAtLastGood"),
+        "{}",
+        diag(&agent, "the broken update is not held")
+    );
     let c = object_condition(&api, "admin-receive");
     assert_eq!(c["observedGeneration"], 3);
     assert!(c["message"].as_str().unwrap().contains("generation 3 is refused, generation 2 stays in effect"), "{c}");
@@ -219,7 +231,12 @@ fn scenario(version: FrrVersion) {
     let log = std::fs::read_to_string(&agent.log).unwrap_or_default();
     assert!(log.contains("generations in effect loaded"), "{log}");
     let after = object_condition(&api, "admin-receive");
-    assert_eq!((&after["reason"], &after["observedGeneration"], &after["message"]), (&reported["reason"], &reported["observedGeneration"], &reported["message"]), "{}", diag(&agent, "decision changed after restart"));
+    assert_eq!(
+        (&after["reason"], &after["observedGeneration"], &after["message"]),
+        (&reported["reason"], &reported["observedGeneration"], &reported["message"]),
+        "{}",
+        diag(&agent, "decision changed after restart")
+    );
     assert!(!log.contains("panicked"));
     eprintln!("FRR {v}: per-object isolation scenario passed");
 }

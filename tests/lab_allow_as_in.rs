@@ -27,9 +27,7 @@ const TWICE_V4: &str = "203.0.113.128/25";
 const ORIGIN_V6: &str = "2001:db8:300::/64";
 
 fn config(allow_as_in: Option<&str>) -> String {
-    let line = allow_as_in
-        .map(|v| format!("\n            allowAsIn: \"{v}\""))
-        .unwrap_or_default();
+    let line = allow_as_in.map(|v| format!("\n            allowAsIn: \"{v}\"")).unwrap_or_default();
     format!(
         "apiVersion: v1
 kind: Node
@@ -80,35 +78,14 @@ fn allow_as_in_live(version: FrrVersion) {
     let peer_ns = Netns::new().unwrap();
     for ns in [&node_ns, &peer_ns] {
         ns.sysctl("net.ipv6.conf.all.disable_ipv6", "0").unwrap();
-        ns.sysctl("net.ipv6.conf.default.disable_ipv6", "0")
-            .unwrap();
+        ns.sysctl("net.ipv6.conf.default.disable_ipv6", "0").unwrap();
     }
-    lab::veth(
-        &node_ns,
-        "eth0",
-        &["192.0.2.2/24", "2001:db8::2/64"],
-        &peer_ns,
-        "eth0",
-        &["192.0.2.1/24", "2001:db8::1/64"],
-    )
-    .unwrap();
-    let gobgp = GoBgp::start(
-        &peer_ns,
-        65001,
-        "192.0.2.1",
-        &[GoBgpNeighbor::new("192.0.2.2", 65000).families(&["ipv4-unicast", "ipv6-unicast"])],
-    )
-    .unwrap();
+    lab::veth(&node_ns, "eth0", &["192.0.2.2/24", "2001:db8::2/64"], &peer_ns, "eth0", &["192.0.2.1/24", "2001:db8::1/64"]).unwrap();
+    let gobgp = GoBgp::start(&peer_ns, 65001, "192.0.2.1", &[GoBgpNeighbor::new("192.0.2.2", 65000).families(&["ipv4-unicast", "ipv6-unicast"])]).unwrap();
     gobgp.add_route(CONTROL, "192.0.2.1", &[]).unwrap();
-    gobgp
-        .add_route(ORIGIN_V4, "192.0.2.1", &["aspath", "65000"])
-        .unwrap();
-    gobgp
-        .add_route(TWICE_V4, "192.0.2.1", &["aspath", "65000,65000,65002"])
-        .unwrap();
-    gobgp
-        .add_route(ORIGIN_V6, "2001:db8::1", &["aspath", "65000"])
-        .unwrap();
+    gobgp.add_route(ORIGIN_V4, "192.0.2.1", &["aspath", "65000"]).unwrap();
+    gobgp.add_route(TWICE_V4, "192.0.2.1", &["aspath", "65000,65000,65002"]).unwrap();
+    gobgp.add_route(ORIGIN_V6, "2001:db8::1", &["aspath", "65000"]).unwrap();
     let node = Frr::start(version, &node_ns).unwrap();
 
     let diag = || {
@@ -125,79 +102,33 @@ fn allow_as_in_live(version: FrrVersion) {
     let steps: [(Option<&str>, &[&str], &str); 6] = [
         (None, &[CONTROL], ""),
         (Some("none"), &[CONTROL], ""),
-        (
-            Some("origin"),
-            &[CONTROL, ORIGIN_V4, ORIGIN_V6],
-            "allowas-in origin",
-        ),
+        (Some("origin"), &[CONTROL, ORIGIN_V4, ORIGIN_V6], "allowas-in origin"),
         (Some("1"), &[CONTROL, ORIGIN_V4, ORIGIN_V6], "allowas-in 1"),
-        (
-            Some("2"),
-            &[CONTROL, ORIGIN_V4, TWICE_V4, ORIGIN_V6],
-            "allowas-in 2",
-        ),
+        (Some("2"), &[CONTROL, ORIGIN_V4, TWICE_V4, ORIGIN_V6], "allowas-in 2"),
         (None, &[CONTROL], ""),
     ];
     for (value, want, line) in steps {
         let file = tmp.write("c.yaml", &config(value)).unwrap();
-        let out = Command::new(env!("CARGO_BIN_EXE_frr-composer"))
-            .arg("apply")
-            .arg(&file)
-            .args(["--node", "lab-node"])
-            .args(node.cli_args())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "apply allowAsIn={value:?} failed: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = Command::new(env!("CARGO_BIN_EXE_frr-composer")).arg("apply").arg(&file).args(["--node", "lab-node"]).args(node.cli_args()).output().unwrap();
+        assert!(out.status.success(), "apply allowAsIn={value:?} failed: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
         // What FRR runs: the line in both unicast families, or in none.
         let running = node.running_config().unwrap();
-        let count = running
-            .lines()
-            .filter(|l| l.trim_start().starts_with("neighbor 192.0.2.1 allowas-in"))
-            .count();
+        let count = running.lines().filter(|l| l.trim_start().starts_with("neighbor 192.0.2.1 allowas-in")).count();
         if line.is_empty() {
-            assert_eq!(
-                count, 0,
-                "allowAsIn={value:?} left an allowas-in line:\n{running}"
-            );
+            assert_eq!(count, 0, "allowAsIn={value:?} left an allowas-in line:\n{running}");
         } else {
-            let exact = running
-                .lines()
-                .filter(|l| l.trim() == format!("neighbor 192.0.2.1 {line}"))
-                .count();
-            assert_eq!(
-                (count, exact),
-                (2, 2),
-                "allowAsIn={value:?}: want `{line}` in ipv4 and ipv6 unicast:\n{running}"
-            );
+            let exact = running.lines().filter(|l| l.trim() == format!("neighbor 192.0.2.1 {line}")).count();
+            assert_eq!((count, exact), (2, 2), "allowAsIn={value:?}: want `{line}` in ipv4 and ipv6 unicast:\n{running}");
         }
         // What FRR accepts: the control route first (GoBGP has sent its table), then exactly `want`.
         let want = set(want);
         let reached = lab::wait_until(Duration::from_secs(40), || node_prefixes(&node) == want);
-        assert!(
-            reached,
-            "allowAsIn={value:?}: the node has {:?}, want {want:?}\n{}",
-            node_prefixes(&node),
-            diag()
-        );
+        assert!(reached, "allowAsIn={value:?}: the node has {:?}, want {want:?}\n{}", node_prefixes(&node), diag());
         // Refused routes stay refused (not merely late).
         std::thread::sleep(Duration::from_secs(2));
-        assert_eq!(
-            node_prefixes(&node),
-            want,
-            "allowAsIn={value:?}: the table changed after settling\n{}",
-            diag()
-        );
+        assert_eq!(node_prefixes(&node), want, "allowAsIn={value:?}: the table changed after settling\n{}", diag());
     }
-    eprintln!(
-        "allow_as_in FRR {}: {:.1} s",
-        version.label(),
-        start.elapsed().as_secs_f64()
-    );
+    eprintln!("allow_as_in FRR {}: {:.1} s", version.label(), start.elapsed().as_secs_f64());
 }
 
 #[test]

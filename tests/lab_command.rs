@@ -61,7 +61,8 @@ fn lab_run(args: &[&str]) -> (i32, Value, String, f64) {
     let secs = t.elapsed().as_secs_f64();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let report = if stdout.trim().is_empty() { Value::Null } else { serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}\n{stderr}")) };
+    let report =
+        if stdout.trim().is_empty() { Value::Null } else { serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}\n{stderr}")) };
     assert_eq!(leftovers(pid), Vec::<String>::new(), "the lab left things behind\n{stderr}");
     (out.status.code().unwrap_or(-1), report, stderr, secs)
 }
@@ -321,11 +322,12 @@ fn lab_run_expect_agrees_or_names_the_difference() {
     }
     let tmp = TempDir::new().unwrap();
     let good = tmp
-        .write("good.yaml", "peers:\n  192.0.2.1:\n    state: Established\n    received:\n    - prefix: 198.51.100.181/32\n      nextHop: 192.0.2.254\n    accepted: []\n")
+        .write(
+            "good.yaml",
+            "peers:\n  192.0.2.1:\n    state: Established\n    received:\n    - prefix: 198.51.100.181/32\n      nextHop: 192.0.2.254\n    accepted: []\n",
+        )
         .unwrap();
-    let bad = tmp
-        .write("bad.yaml", "peers:\n  192.0.2.1:\n    received: [198.51.100.181/32, 198.51.100.99/32]\n    accepted: [203.0.113.0/24]\n")
-        .unwrap();
+    let bad = tmp.write("bad.yaml", "peers:\n  192.0.2.1:\n    received: [198.51.100.181/32, 198.51.100.99/32]\n    accepted: [203.0.113.0/24]\n").unwrap();
     let wk3 = testdata("lab/wk3/metallb-wk3.yaml");
     let (code, _, err, _) = lab_run(&[&wk3, "--announce", "203.0.113.0/24", "--expect", good.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");

@@ -29,8 +29,7 @@ struct Allowed {
 }
 
 fn upstream_dir() -> PathBuf {
-    let cache =
-        std::env::var("FRR_COMPOSER_CACHE").unwrap_or_else(|_| "/var/cache/frr-composer".into());
+    let cache = std::env::var("FRR_COMPOSER_CACHE").unwrap_or_else(|_| "/var/cache/frr-composer".into());
     Path::new(&cache).join("upstream/frr-k8s-v0.0.26/crds")
 }
 
@@ -60,16 +59,10 @@ fn flatten(v: &Value, path: &str, out: &mut BTreeMap<(String, String), Value>) {
                 for (name, s) in x.as_object().into_iter().flatten() {
                     // kube's derive leaves the object's envelope out of the schema; the API
                     // server handles apiVersion, kind and metadata the same either way
-                    if path.is_empty()
-                        && matches!(name.as_str(), "apiVersion" | "kind" | "metadata")
-                    {
+                    if path.is_empty() && matches!(name.as_str(), "apiVersion" | "kind" | "metadata") {
                         continue;
                     }
-                    let p = if path.is_empty() {
-                        name.clone()
-                    } else {
-                        format!("{path}.{name}")
-                    };
+                    let p = if path.is_empty() { name.clone() } else { format!("{path}.{name}") };
                     // the node itself exists: a field missing on one side is one fact
                     out.insert((p.clone(), "(field)".into()), Value::Bool(true));
                     flatten(s, &p, out);
@@ -86,32 +79,17 @@ fn flatten(v: &Value, path: &str, out: &mut BTreeMap<(String, String), Value>) {
 
 fn facts(crd: &Value) -> BTreeMap<(String, String), Value> {
     let mut out = BTreeMap::new();
-    out.insert(
-        ("(crd)".into(), "scope".into()),
-        crd["spec"]["scope"].clone(),
-    );
-    out.insert(
-        ("(crd)".into(), "plural".into()),
-        crd["spec"]["names"]["plural"].clone(),
-    );
-    let versions = crd["spec"]["versions"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
+    out.insert(("(crd)".into(), "scope".into()), crd["spec"]["scope"].clone());
+    out.insert(("(crd)".into(), "plural".into()), crd["spec"]["names"]["plural"].clone());
+    let versions = crd["spec"]["versions"].as_array().cloned().unwrap_or_default();
     let names: Vec<&str> = versions.iter().filter_map(|v| v["name"].as_str()).collect();
-    out.insert(
-        ("(crd)".into(), "versions".into()),
-        serde_json::json!(names),
-    );
+    out.insert(("(crd)".into(), "versions".into()), serde_json::json!(names));
     for v in &versions {
         let name = v["name"].as_str().unwrap_or_default();
         if name != "v1beta1" {
             continue;
         }
-        out.insert(
-            ("(crd)".into(), "status subresource".into()),
-            Value::Bool(v["subresources"]["status"].is_object()),
-        );
+        out.insert(("(crd)".into(), "status subresource".into()), Value::Bool(v["subresources"]["status"].is_object()));
         flatten(&v["schema"]["openAPIV3Schema"], "", &mut out);
     }
     out
@@ -133,28 +111,17 @@ fn show(v: Option<&Value>) -> String {
 fn schemas_match_upstream_v0_0_26_except_listed_differences() {
     let dir = upstream_dir();
     if !dir.join(".complete").is_file() {
-        let why = format!(
-            "{} missing: run .ci/install-upstream-crds.sh",
-            dir.display()
-        );
+        let why = format!("{} missing: run .ci/install-upstream-crds.sh", dir.display());
         if std::env::var("CI").as_deref() == Ok("true") {
             panic!("{why}");
         }
         eprintln!("SKIPPED: {why}");
         return;
     }
-    let allow_file = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("testdata/upstream-crds/allowed-differences.yaml");
-    let allowed: Vec<Allowed> =
-        serde_yaml::from_str(&std::fs::read_to_string(&allow_file).unwrap()).unwrap();
+    let allow_file = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/upstream-crds/allowed-differences.yaml");
+    let allowed: Vec<Allowed> = serde_yaml::from_str(&std::fs::read_to_string(&allow_file).unwrap()).unwrap();
     for a in &allowed {
-        assert!(
-            a.reason.trim().len() > 20,
-            "allowed difference {} {} {} has no real reason",
-            a.kind,
-            a.path,
-            a.keyword
-        );
+        assert!(a.reason.trim().len() > 20, "allowed difference {} {} {} has no real reason", a.kind, a.path, a.keyword);
     }
     let mut used = vec![false; allowed.len()];
     let mut unexplained = Vec::new();
@@ -162,8 +129,7 @@ fn schemas_match_upstream_v0_0_26_except_listed_differences() {
     assert_eq!(ours.len(), 4);
     for (file, crd) in ours {
         let kind = crd.spec.names.kind.clone();
-        let up_text = std::fs::read_to_string(dir.join(file))
-            .unwrap_or_else(|e| panic!("upstream {file}: {e}"));
+        let up_text = std::fs::read_to_string(dir.join(file)).unwrap_or_else(|e| panic!("upstream {file}: {e}"));
         let up: Value = serde_yaml::from_str(&up_text).unwrap();
         let (a, b) = (facts(&serde_json::to_value(&crd).unwrap()), facts(&up));
         let keys: std::collections::BTreeSet<_> = a.keys().chain(b.keys()).collect();
@@ -173,25 +139,13 @@ fn schemas_match_upstream_v0_0_26_except_listed_differences() {
                 continue;
             }
             let (path, keyword) = key;
-            match allowed
-                .iter()
-                .position(|al| matches(al, &kind, path, keyword))
-            {
+            match allowed.iter().position(|al| matches(al, &kind, path, keyword)) {
                 Some(i) => used[i] = true,
-                None => unexplained.push(format!(
-                    "{kind} {path} {keyword}: ours {} upstream {}",
-                    show(ov),
-                    show(uv)
-                )),
+                None => unexplained.push(format!("{kind} {path} {keyword}: ours {} upstream {}", show(ov), show(uv))),
             }
         }
     }
-    let stale: Vec<String> = allowed
-        .iter()
-        .zip(&used)
-        .filter(|(_, u)| !**u)
-        .map(|(a, _)| format!("{} {} {}", a.kind, a.path, a.keyword))
-        .collect();
+    let stale: Vec<String> = allowed.iter().zip(&used).filter(|(_, u)| !**u).map(|(a, _)| format!("{} {} {}", a.kind, a.path, a.keyword)).collect();
     assert!(
         unexplained.is_empty() && stale.is_empty(),
         "CRD schemas differ from frr-k8s v0.0.26.\nDifferences not listed in {} ({}):\n  {}\nListed differences that no longer exist ({}):\n  {}",

@@ -130,7 +130,11 @@ impl Isolation {
             } else {
                 Event { type_: EventType::Warning, reason: d.reason().into(), note, action: "Apply".into(), secondary: None }
             };
-            let Some(obj) = configs.iter().find(|c| c.metadata.name.as_deref() == Some(&*d.obj.name) && c.metadata.namespace.as_deref() == Some(&*d.obj.namespace)) else { continue };
+            let Some(obj) =
+                configs.iter().find(|c| c.metadata.name.as_deref() == Some(&*d.obj.name) && c.metadata.namespace.as_deref() == Some(&*d.obj.namespace))
+            else {
+                continue;
+            };
             match tokio::time::timeout(Duration::from_secs(5), self.recorder.publish(&event, &obj.object_ref(&()))).await {
                 Ok(Ok(())) => {
                     self.sent.insert(name, (key, Some(now)));
@@ -190,7 +194,13 @@ mod tests {
         let errors = Errors::new(vec![crate::core::Error::invalid(&ObjRef::new("ns", "b"), "spec.x", "bad")]);
         let bad = node_condition(&[d("a", Decision::Applied), d("b", Decision::HeldAtLastGood { in_effect: 3, errors })], std::slice::from_ref(&ok), t0);
         assert_eq!((bad.status.as_str(), bad.reason.as_str()), ("False", "ConfigurationsRefused"));
-        assert!(bad.message.contains("1 held") && bad.message.contains("ns/b: generation 4 is refused, generation 3 stays in effect") && bad.message.contains("spec.x"), "{}", bad.message);
+        assert!(
+            bad.message.contains("1 held")
+                && bad.message.contains("ns/b: generation 4 is refused, generation 3 stays in effect")
+                && bad.message.contains("spec.x"),
+            "{}",
+            bad.message
+        );
     }
 
     #[test]

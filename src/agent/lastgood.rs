@@ -26,38 +26,21 @@ impl LastGood {
     /// Opens (creating it when missing) the state directory.
     pub fn open(dir: &Path) -> anyhow::Result<LastGood> {
         if !dir.exists() {
-            fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(dir)
-                .with_context(|| format!("creating {}", dir.display()))?;
+            fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
-        let meta =
-            fs::symlink_metadata(dir).with_context(|| format!("reading {}", dir.display()))?;
+        let meta = fs::symlink_metadata(dir).with_context(|| format!("reading {}", dir.display()))?;
         if !meta.is_dir() {
             bail!("{} is not a directory", dir.display());
         }
         // the process's effective uid, without libc: /proc/self belongs to it
-        let me = fs::metadata("/proc/self")
-            .map(|m| m.uid())
-            .context("reading /proc/self")?;
+        let me = fs::metadata("/proc/self").map(|m| m.uid()).context("reading /proc/self")?;
         if meta.uid() != me {
-            bail!(
-                "{} belongs to uid {}, not to this agent (uid {me})",
-                dir.display(),
-                meta.uid()
-            );
+            bail!("{} belongs to uid {}, not to this agent (uid {me})", dir.display(), meta.uid());
         }
         if meta.permissions().mode() & 0o022 != 0 {
-            bail!(
-                "{} is writable by group or others (mode {:o})",
-                dir.display(),
-                meta.permissions().mode() & 0o777
-            );
+            bail!("{} is writable by group or others (mode {:o})", dir.display(), meta.permissions().mode() & 0o777);
         }
-        Ok(LastGood {
-            dir: dir.to_path_buf(),
-        })
+        Ok(LastGood { dir: dir.to_path_buf() })
     }
 
     pub fn path(&self) -> PathBuf {
@@ -69,8 +52,7 @@ impl LastGood {
     pub fn load(&self) -> anyhow::Result<Ledger> {
         let path = self.path();
         match fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .with_context(|| format!("{} is not a ledger", path.display())),
+            Ok(bytes) => serde_json::from_slice(&bytes).with_context(|| format!("{} is not a ledger", path.display())),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Ledger::default()),
             Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
         }
@@ -82,17 +64,10 @@ impl LastGood {
         let tmp = self.dir.join(format!(".{FILE}.{}.tmp", std::process::id()));
         let _ = fs::remove_file(&tmp);
         let result = (|| {
-            let mut f = fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&tmp)
-                .with_context(|| format!("creating {}", tmp.display()))?;
+            let mut f = fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
             f.write_all(&text)?;
             f.sync_all()?;
-            fs::rename(&tmp, self.path()).with_context(|| {
-                format!("renaming {} over {}", tmp.display(), self.path().display())
-            })?;
+            fs::rename(&tmp, self.path()).with_context(|| format!("renaming {} over {}", tmp.display(), self.path().display()))?;
             fs::File::open(&self.dir)?.sync_all()?;
             Ok(())
         })();
@@ -107,13 +82,8 @@ impl LastGood {
 pub fn persisted(ledger: &Ledger) -> Ledger {
     let mut out = ledger.clone();
     for e in out.objects.values_mut() {
-        let inline = e.spec.as_ref().is_some_and(|s| {
-            s.bgp
-                .routers
-                .iter()
-                .flat_map(|r| &r.neighbors)
-                .any(|n| n.password.as_deref().is_some_and(|p| !p.is_empty()))
-        });
+        let inline =
+            e.spec.as_ref().is_some_and(|s| s.bgp.routers.iter().flat_map(|r| &r.neighbors).any(|n| n.password.as_deref().is_some_and(|p| !p.is_empty())));
         if inline {
             e.spec = None;
         }
@@ -134,20 +104,10 @@ mod tests {
     }
 
     fn ledger(password: Option<&str>) -> Ledger {
-        let mut spec: FRRConfigurationSpec = serde_yaml::from_str(
-            "bgp: {routers: [{asn: 64512, neighbors: [{address: 192.0.2.1, asn: 64513}]}]}",
-        )
-        .unwrap();
+        let mut spec: FRRConfigurationSpec = serde_yaml::from_str("bgp: {routers: [{asn: 64512, neighbors: [{address: 192.0.2.1, asn: 64513}]}]}").unwrap();
         spec.bgp.routers[0].neighbors[0].password = password.map(str::to_string);
         let mut l = Ledger::default();
-        l.objects.insert(
-            "ns/a".into(),
-            InEffect {
-                uid: "u".into(),
-                generation: 3,
-                spec: Some(spec),
-            },
-        );
+        l.objects.insert("ns/a".into(), InEffect { uid: "u".into(), generation: 3, spec: Some(spec) });
         l
     }
 
@@ -155,23 +115,14 @@ mod tests {
     fn saves_atomically_private_and_reads_back() {
         let d = dir().join("state");
         let lg = LastGood::open(&d).unwrap();
-        assert_eq!(
-            fs::metadata(&d).unwrap().permissions().mode() & 0o777,
-            0o700
-        );
+        assert_eq!(fs::metadata(&d).unwrap().permissions().mode() & 0o777, 0o700);
         assert_eq!(lg.load().unwrap(), Ledger::default());
         lg.save(&ledger(None)).unwrap();
         lg.save(&ledger(None)).unwrap();
-        assert_eq!(
-            fs::metadata(lg.path()).unwrap().permissions().mode() & 0o777,
-            0o600
-        );
+        assert_eq!(fs::metadata(lg.path()).unwrap().permissions().mode() & 0o777, 0o600);
         assert_eq!(lg.load().unwrap(), ledger(None));
         // nothing but the file is left in the directory
-        let names: Vec<String> = fs::read_dir(&d)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
-            .collect();
+        let names: Vec<String> = fs::read_dir(&d).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().to_string()).collect();
         assert_eq!(names, [FILE]);
         fs::remove_dir_all(d.parent().unwrap()).unwrap();
     }

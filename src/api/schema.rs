@@ -1,8 +1,8 @@
 //! Hand-written schema pieces: integer bounds, formats and CEL rules that the derive cannot express,
 //! and the list of every CRD this project serves.
 
-use kube::core::CustomResourceExt;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::core::CustomResourceExt;
 use schemars::{json_schema, Schema, SchemaGenerator};
 
 pub fn router_asn(_: &mut SchemaGenerator) -> Schema {
@@ -141,12 +141,8 @@ pub fn all_crds() -> Vec<(&'static str, CustomResourceDefinition)> {
 
 /// The defaults upstream's CRDs declare (property name and value); the API server stores
 /// them in objects that leave the field out, so ours must declare exactly these.
-const UPSTREAM_DEFAULTS: &[(&str, &str)] = &[
-    ("disableMP", "false"),
-    ("dualStackAddressFamily", "false"),
-    ("mode", "\"filtered\""),
-    ("addressFamilies", "[\"unicast\"]"),
-];
+const UPSTREAM_DEFAULTS: &[(&str, &str)] =
+    &[("disableMP", "false"), ("dualStackAddressFamily", "false"), ("mode", "\"filtered\""), ("addressFamilies", "[\"unicast\"]")];
 
 /// Stores objects as upstream's CRDs do. The derive declares a default for every field with a
 /// serde default (`[]`, `0`, `""`, `{}`) and marks every `Option` nullable; the API server

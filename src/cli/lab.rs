@@ -432,7 +432,11 @@ fn serve(args: &UpArgs, err: &mut dyn Write) -> i32 {
             for (nb, ns, port) in lab.gobgp_ports() {
                 text.push_str(&format!("peer {nb}: ip netns exec {ns} gobgp -p {port} neighbor\n"));
             }
-            text.push_str(&format!("node: vtysh -N {}{}\n", lab.node().name(), if args.setup.frr_root != Path::new("/") { format!(" (in chroot {})", args.setup.frr_root.display()) } else { String::new() }));
+            text.push_str(&format!(
+                "node: vtysh -N {}{}\n",
+                lab.node().name(),
+                if args.setup.frr_root != Path::new("/") { format!(" (in chroot {})", args.setup.frr_root.display()) } else { String::new() }
+            ));
             write_atomic(&dir.join("report.txt"), &text);
         }
     };

@@ -25,9 +25,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use super::{
-    compose, obj_ref, selector_matches, Composition, Error, Errors, ObjRef, Settings, Snapshot,
-};
+use super::{compose, obj_ref, selector_matches, Composition, Error, Errors, ObjRef, Settings, Snapshot};
 use crate::api::{FRRConfiguration, FRRConfigurationSpec};
 
 /// The generation of one object in effect on the node.
@@ -83,17 +81,9 @@ impl ObjectDecision {
         match &self.decision {
             Decision::Applied => format!("generation {} is in effect", self.generation),
             Decision::HeldAtLastGood { in_effect, errors } => {
-                format!(
-                    "generation {} is refused, generation {in_effect} stays in effect: {}",
-                    self.generation,
-                    one_line(errors)
-                )
+                format!("generation {} is refused, generation {in_effect} stays in effect: {}", self.generation, one_line(errors))
             }
-            Decision::LeftOut { errors } => format!(
-                "generation {} is refused, nothing of this object is in effect: {}",
-                self.generation,
-                one_line(errors)
-            ),
+            Decision::LeftOut { errors } => format!("generation {} is refused, nothing of this object is in effect: {}", self.generation, one_line(errors)),
         }
     }
 }
@@ -114,16 +104,10 @@ pub struct Isolated {
 
 impl Isolated {
     pub fn held(&self) -> usize {
-        self.decisions
-            .iter()
-            .filter(|d| matches!(d.decision, Decision::HeldAtLastGood { .. }))
-            .count()
+        self.decisions.iter().filter(|d| matches!(d.decision, Decision::HeldAtLastGood { .. })).count()
     }
     pub fn left_out(&self) -> usize {
-        self.decisions
-            .iter()
-            .filter(|d| matches!(d.decision, Decision::LeftOut { .. }))
-            .count()
+        self.decisions.iter().filter(|d| matches!(d.decision, Decision::LeftOut { .. })).count()
     }
 }
 
@@ -140,12 +124,7 @@ fn generation(c: &FRRConfiguration) -> i64 {
 
 /// The errors of a failed attempt that concern `obj` (all of them when none names it).
 fn concerning(errors: Errors, obj: &ObjRef) -> Errors {
-    let mine: Vec<Error> = errors
-        .0
-        .iter()
-        .filter(|e| e.objects().contains(&obj))
-        .cloned()
-        .collect();
+    let mine: Vec<Error> = errors.0.iter().filter(|e| e.objects().contains(&obj)).cloned().collect();
     if mine.is_empty() {
         errors
     } else {
@@ -155,19 +134,9 @@ fn concerning(errors: Errors, obj: &ObjRef) -> Errors {
 
 /// Decides the generations in effect (see the module documentation). Fails only on errors
 /// no object causes (the agent's settings).
-pub fn isolate(
-    settings: &Settings,
-    snap: Snapshot<'_>,
-    ledger: &Ledger,
-) -> Result<Isolated, Errors> {
+pub fn isolate(settings: &Settings, snap: Snapshot<'_>, ledger: &Ledger) -> Result<Isolated, Errors> {
     // Global settings first: with those wrong, nothing can apply.
-    let empty = compose(
-        settings,
-        Snapshot {
-            configs: &[],
-            ..snap
-        },
-    )?;
+    let empty = compose(settings, Snapshot { configs: &[], ..snap })?;
 
     // The selected objects (an invalid selector is the current generation's error), deduplicated.
     let mut current: BTreeMap<ObjRef, &FRRConfiguration> = BTreeMap::new();
@@ -184,57 +153,29 @@ pub fn isolate(
         current.entry(obj).or_insert(c);
     }
     let all: Vec<FRRConfiguration> = current.values().map(|c| (*c).clone()).collect();
-    let fast = compose(
-        settings,
-        Snapshot {
-            configs: &all,
-            ..snap
-        },
-    );
+    let fast = compose(settings, Snapshot { configs: &all, ..snap });
     if let Ok(composition) = fast {
-        let decisions = current
-            .iter()
-            .map(|(o, c)| ObjectDecision {
-                obj: o.clone(),
-                generation: generation(c),
-                decision: Decision::Applied,
-            })
-            .collect();
-        let objects = current
-            .iter()
-            .map(|(o, c)| (o.to_string(), in_effect(c)))
-            .collect();
-        return Ok(Isolated {
-            composition,
-            decisions,
-            ledger: Ledger { objects },
-        });
+        let decisions = current.iter().map(|(o, c)| ObjectDecision { obj: o.clone(), generation: generation(c), decision: Decision::Applied }).collect();
+        let objects = current.iter().map(|(o, c)| (o.to_string(), in_effect(c))).collect();
+        return Ok(Isolated { composition, decisions, ledger: Ledger { objects } });
     }
 
     let mut candidates: Vec<Candidate> = current
         .iter()
         .map(|(obj, c)| {
             let uid = c.metadata.uid.clone().unwrap_or_default();
-            let last_good = ledger
-                .objects
-                .get(&obj.to_string())
-                .filter(|e| e.uid == uid)
-                .and_then(|e| {
-                    let spec = match &e.spec {
-                        Some(s) => s.clone(),
-                        None if e.generation == generation(c) => c.spec.clone(),
-                        None => return None,
-                    };
-                    let mut old = (*c).clone();
-                    old.spec = spec;
-                    old.metadata.generation = Some(e.generation);
-                    Some((e.generation, old))
-                });
-            Candidate {
-                obj: obj.clone(),
-                current: c,
-                last_good,
-            }
+            let last_good = ledger.objects.get(&obj.to_string()).filter(|e| e.uid == uid).and_then(|e| {
+                let spec = match &e.spec {
+                    Some(s) => s.clone(),
+                    None if e.generation == generation(c) => c.spec.clone(),
+                    None => return None,
+                };
+                let mut old = (*c).clone();
+                old.spec = spec;
+                old.metadata.generation = Some(e.generation);
+                Some((e.generation, old))
+            });
+            Candidate { obj: obj.clone(), current: c, last_good }
         })
         .collect();
     candidates.sort_by(|a, b| {
@@ -248,22 +189,13 @@ pub fn isolate(
     // 2. the generations in effect that still merge, in order
     let mut accepted: Vec<(ObjRef, FRRConfiguration)> = Vec::new();
     let try_with = |accepted: &[(ObjRef, FRRConfiguration)], obj: &ObjRef, c: &FRRConfiguration| {
-        let mut set: Vec<FRRConfiguration> = accepted
-            .iter()
-            .filter(|(o, _)| o != obj)
-            .map(|(_, c)| c.clone())
-            .collect();
+        let mut set: Vec<FRRConfiguration> = accepted.iter().filter(|(o, _)| o != obj).map(|(_, c)| c.clone()).collect();
         set.push(c.clone());
-        compose(
-            settings,
-            Snapshot {
-                configs: &set,
-                ..snap
-            },
-        )
+        compose(settings, Snapshot { configs: &set, ..snap })
     };
     // (usually they all still merge: one compose instead of one per object)
-    let in_effect_before: Vec<(ObjRef, FRRConfiguration)> = candidates.iter().filter_map(|c| c.last_good.as_ref().map(|(_, old)| (c.obj.clone(), old.clone()))).collect();
+    let in_effect_before: Vec<(ObjRef, FRRConfiguration)> =
+        candidates.iter().filter_map(|c| c.last_good.as_ref().map(|(_, old)| (c.obj.clone(), old.clone()))).collect();
     let together: Vec<FRRConfiguration> = in_effect_before.iter().map(|(_, c)| c.clone()).collect();
     if compose(settings, Snapshot { configs: &together, ..snap }).is_ok() {
         accepted = in_effect_before;
@@ -320,23 +252,9 @@ pub fn isolate(
     decisions.sort_by(|a, b| a.obj.cmp(&b.obj));
     let set: Vec<FRRConfiguration> = accepted.iter().map(|(_, c)| c.clone()).collect();
     // every step above kept the accepted set mergeable; the empty set is the fallback
-    let composition = compose(
-        settings,
-        Snapshot {
-            configs: &set,
-            ..snap
-        },
-    )
-    .unwrap_or(empty);
-    let objects = accepted
-        .iter()
-        .map(|(o, c)| (o.to_string(), in_effect(c)))
-        .collect();
-    Ok(Isolated {
-        composition,
-        decisions,
-        ledger: Ledger { objects },
-    })
+    let composition = compose(settings, Snapshot { configs: &set, ..snap }).unwrap_or(empty);
+    let objects = accepted.iter().map(|(o, c)| (o.to_string(), in_effect(c))).collect();
+    Ok(Isolated { composition, decisions, ledger: Ledger { objects } })
 }
 
 /// The generation of `obj` in the kept set, if it is there.
@@ -345,11 +263,7 @@ fn kept_generation(accepted: &[(ObjRef, FRRConfiguration)], obj: &ObjRef) -> Opt
 }
 
 fn in_effect(c: &FRRConfiguration) -> InEffect {
-    InEffect {
-        uid: c.metadata.uid.clone().unwrap_or_default(),
-        generation: generation(c),
-        spec: Some(c.spec.clone()),
-    }
+    InEffect { uid: c.metadata.uid.clone().unwrap_or_default(), generation: generation(c), spec: Some(c.spec.clone()) }
 }
 
 #[cfg(test)]
@@ -359,13 +273,7 @@ mod tests {
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
     fn settings() -> Settings {
-        Settings {
-            namespace: "ns".into(),
-            hostname: "node1".into(),
-            log_level: LogLevel::Info,
-            always_block: vec![],
-            node_has_ipv4: true,
-        }
+        Settings { namespace: "ns".into(), hostname: "node1".into(), log_level: LogLevel::Info, always_block: vec![], node_has_ipv4: true }
     }
 
     /// An object from YAML spec text, with uid, generation and creation time (seconds).
@@ -381,48 +289,32 @@ mod tests {
 
     /// MetalLB-like: a neighbor and the prefixes it advertises.
     fn metallb(generation: i64, prefixes: &[&str]) -> FRRConfiguration {
-        let list = prefixes
-            .iter()
-            .map(|p| format!("\"{p}\""))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let list = prefixes.iter().map(|p| format!("\"{p}\"")).collect::<Vec<_>>().join(", ");
         obj("metallb", generation, 100, &format!("bgp: {{routers: [{{asn: 64512, prefixes: [{list}], neighbors: [{{address: 192.0.2.1, asn: 64513, toAdvertise: {{allowed: {{prefixes: [{list}]}}}}}}]}}]}}"))
     }
 
     /// An admin's object for the same neighbor, with timers.
     fn admin(generation: i64, created: i64, hold: &str) -> FRRConfiguration {
-        obj("admin", generation, created, &format!("bgp: {{routers: [{{asn: 64512, neighbors: [{{address: 192.0.2.1, asn: 64513, holdTime: {hold}, keepaliveTime: 10s}}]}}]}}"))
+        obj(
+            "admin",
+            generation,
+            created,
+            &format!("bgp: {{routers: [{{asn: 64512, neighbors: [{{address: 192.0.2.1, asn: 64513, holdTime: {hold}, keepaliveTime: 10s}}]}}]}}"),
+        )
     }
 
     fn run(configs: &[FRRConfiguration], ledger: &Ledger) -> Isolated {
         let labels = BTreeMap::new();
         let secrets = BTreeMap::new();
-        isolate(
-            &settings(),
-            Snapshot {
-                node_labels: &labels,
-                configs,
-                secrets: &secrets,
-            },
-            ledger,
-        )
-        .unwrap()
+        isolate(&settings(), Snapshot { node_labels: &labels, configs, secrets: &secrets }, ledger).unwrap()
     }
 
     fn reasons(i: &Isolated) -> Vec<(String, &'static str)> {
-        i.decisions
-            .iter()
-            .map(|d| (d.obj.name.to_string(), d.reason()))
-            .collect()
+        i.decisions.iter().map(|d| (d.obj.name.to_string(), d.reason())).collect()
     }
 
     fn advertised(i: &Isolated) -> Vec<String> {
-        i.composition
-            .model
-            .routers
-            .iter()
-            .flat_map(|r| r.prefixes.keys().map(|p| p.to_string()))
-            .collect()
+        i.composition.model.routers.iter().flat_map(|r| r.prefixes.keys().map(|p| p.to_string())).collect()
     }
 
     fn hold_time(i: &Isolated) -> u64 {
@@ -431,14 +323,8 @@ mod tests {
 
     #[test]
     fn everything_applies_when_everything_merges() {
-        let i = run(
-            &[metallb(1, &["203.0.113.1/32"]), admin(1, 50, "30s")],
-            &Ledger::default(),
-        );
-        assert_eq!(
-            reasons(&i),
-            [("admin".into(), "Applied"), ("metallb".into(), "Applied")]
-        );
+        let i = run(&[metallb(1, &["203.0.113.1/32"]), admin(1, 50, "30s")], &Ledger::default());
+        assert_eq!(reasons(&i), [("admin".into(), "Applied"), ("metallb".into(), "Applied")]);
         assert_eq!(i.ledger.objects.len(), 2);
         assert_eq!(hold_time(&i), 30);
     }
@@ -451,44 +337,24 @@ mod tests {
         two.spec.bgp.routers[0].neighbors[0].keepalive_time = Some("30s".into());
         let first = run(&[two.clone()], &Ledger::default());
         let i = run(&[two.clone(), admin(1, 50, "30s")], &first.ledger);
-        assert_eq!(
-            reasons(&i),
-            [("admin".into(), "LeftOut"), ("metallb".into(), "Applied")]
-        );
+        assert_eq!(reasons(&i), [("admin".into(), "LeftOut"), ("metallb".into(), "Applied")]);
         let d = &i.decisions[0];
         let msg = d.message();
-        assert!(
-            msg.contains("ns/metallb")
-                && msg.contains("holdTime")
-                && msg.contains("generation 1 is refused"),
-            "{msg}"
-        );
+        assert!(msg.contains("ns/metallb") && msg.contains("holdTime") && msg.contains("generation 1 is refused"), "{msg}");
         assert_eq!(hold_time(&i), 90);
         // MetalLB adds a service: it reaches the model although the admin object still conflicts
         let mut three = two.clone();
         three.metadata.generation = Some(2);
-        three.spec.bgp.routers[0]
-            .prefixes
-            .push("203.0.113.2/32".into());
-        three.spec.bgp.routers[0].neighbors[0]
-            .to_advertise
-            .allowed
-            .prefixes
-            .push("203.0.113.2/32".into());
+        three.spec.bgp.routers[0].prefixes.push("203.0.113.2/32".into());
+        three.spec.bgp.routers[0].neighbors[0].to_advertise.allowed.prefixes.push("203.0.113.2/32".into());
         let j = run(&[three.clone(), admin(1, 50, "30s")], &i.ledger);
-        assert_eq!(
-            reasons(&j),
-            [("admin".into(), "LeftOut"), ("metallb".into(), "Applied")]
-        );
+        assert_eq!(reasons(&j), [("admin".into(), "LeftOut"), ("metallb".into(), "Applied")]);
         assert_eq!(advertised(&j), ["203.0.113.1/32", "203.0.113.2/32"]);
         // the admin fixes the timers: both apply
         let mut fixed = admin(2, 50, "90s");
         fixed.spec.bgp.routers[0].neighbors[0].keepalive_time = Some("30s".into());
         let k = run(&[three, fixed], &j.ledger);
-        assert_eq!(
-            reasons(&k),
-            [("admin".into(), "Applied"), ("metallb".into(), "Applied")]
-        );
+        assert_eq!(reasons(&k), [("admin".into(), "Applied"), ("metallb".into(), "Applied")]);
         assert_eq!(k.ledger.objects["ns/admin"].generation, 2);
     }
 
@@ -499,62 +365,30 @@ mod tests {
         younger.metadata.name = Some("aaa-younger".into());
         younger.metadata.uid = Some("uid-y".into());
         let i = run(&[younger.clone(), older.clone()], &Ledger::default());
-        assert_eq!(
-            reasons(&i),
-            [
-                ("aaa-younger".into(), "LeftOut"),
-                ("admin".into(), "Applied")
-            ]
-        );
+        assert_eq!(reasons(&i), [("aaa-younger".into(), "LeftOut"), ("admin".into(), "Applied")]);
         // same creation time: namespace/name decides
         younger.metadata.creation_timestamp = older.metadata.creation_timestamp.clone();
         let j = run(&[older, younger], &Ledger::default());
-        assert_eq!(
-            reasons(&j),
-            [
-                ("aaa-younger".into(), "Applied"),
-                ("admin".into(), "LeftOut")
-            ]
-        );
+        assert_eq!(reasons(&j), [("aaa-younger".into(), "Applied"), ("admin".into(), "LeftOut")]);
     }
 
     #[test]
     fn a_bad_update_keeps_the_previous_generation_in_effect() {
         let good = admin(1, 50, "30s");
-        let first = run(
-            &[good.clone(), metallb(1, &["203.0.113.1/32"])],
-            &Ledger::default(),
-        );
+        let first = run(&[good.clone(), metallb(1, &["203.0.113.1/32"])], &Ledger::default());
         // generation 2 is invalid on its own (keepalive above hold)
         let mut bad = admin(2, 50, "5s");
         bad.spec.bgp.routers[0].neighbors[0].keepalive_time = Some("10s".into());
-        let i = run(
-            &[
-                bad.clone(),
-                metallb(2, &["203.0.113.1/32", "203.0.113.2/32"]),
-            ],
-            &first.ledger,
-        );
-        assert_eq!(
-            reasons(&i),
-            [
-                ("admin".into(), "HeldAtLastGood"),
-                ("metallb".into(), "Applied")
-            ]
-        );
+        let i = run(&[bad.clone(), metallb(2, &["203.0.113.1/32", "203.0.113.2/32"])], &first.ledger);
+        assert_eq!(reasons(&i), [("admin".into(), "HeldAtLastGood"), ("metallb".into(), "Applied")]);
         assert_eq!(hold_time(&i), 30, "generation 1's timers stay");
         assert_eq!(advertised(&i), ["203.0.113.1/32", "203.0.113.2/32"]);
-        let Decision::HeldAtLastGood { in_effect, errors } = &i.decisions[0].decision else {
-            panic!()
-        };
+        let Decision::HeldAtLastGood { in_effect, errors } = &i.decisions[0].decision else { panic!() };
         assert_eq!(*in_effect, 1);
         assert!(errors.to_string().contains("keepaliveTime"), "{errors}");
         assert_eq!(i.ledger.objects["ns/admin"].generation, 1);
         // the same inputs and ledger (an agent restart) give the same decisions and model
-        let again = run(
-            &[bad, metallb(2, &["203.0.113.1/32", "203.0.113.2/32"])],
-            &i.ledger,
-        );
+        let again = run(&[bad, metallb(2, &["203.0.113.1/32", "203.0.113.2/32"])], &i.ledger);
         assert_eq!(again, i);
     }
 
@@ -572,37 +406,24 @@ mod tests {
 
     #[test]
     fn without_a_kept_spec_only_the_same_generation_can_be_held() {
-        let first = run(
-            &[admin(1, 50, "30s"), metallb(1, &["203.0.113.1/32"])],
-            &Ledger::default(),
-        );
+        let first = run(&[admin(1, 50, "30s"), metallb(1, &["203.0.113.1/32"])], &Ledger::default());
         let mut ledger = first.ledger.clone();
         ledger.objects.get_mut("ns/admin").unwrap().spec = None;
         // unchanged: still in effect
-        let same = run(
-            &[admin(1, 50, "30s"), metallb(1, &["203.0.113.1/32"])],
-            &ledger,
-        );
-        assert_eq!(
-            reasons(&same),
-            [("admin".into(), "Applied"), ("metallb".into(), "Applied")]
-        );
+        let same = run(&[admin(1, 50, "30s"), metallb(1, &["203.0.113.1/32"])], &ledger);
+        assert_eq!(reasons(&same), [("admin".into(), "Applied"), ("metallb".into(), "Applied")]);
         // a bad generation 2 cannot fall back to a spec that was not kept
         let mut bad = admin(2, 50, "5s");
         bad.spec.bgp.routers[0].neighbors[0].keepalive_time = Some("10s".into());
         let i = run(&[bad, metallb(1, &["203.0.113.1/32"])], &ledger);
-        assert_eq!(
-            reasons(&i),
-            [("admin".into(), "LeftOut"), ("metallb".into(), "Applied")]
-        );
+        assert_eq!(reasons(&i), [("admin".into(), "LeftOut"), ("metallb".into(), "Applied")]);
     }
 
     #[test]
     fn a_node_selector_that_no_longer_matches_drops_the_object() {
         let first = run(&[admin(1, 50, "30s")], &Ledger::default());
         let mut moved = admin(2, 50, "30s");
-        moved.spec.node_selector =
-            Some(serde_yaml::from_str("matchLabels: {rack: other}").unwrap());
+        moved.spec.node_selector = Some(serde_yaml::from_str("matchLabels: {rack: other}").unwrap());
         let i = run(&[moved], &first.ledger);
         assert!(i.decisions.is_empty() && i.ledger.objects.is_empty());
     }
@@ -653,15 +474,7 @@ mod tests {
         let secrets = BTreeMap::new();
         let mut s = settings();
         s.hostname = "bad host name".into();
-        let r = isolate(
-            &s,
-            Snapshot {
-                node_labels: &labels,
-                configs: &[admin(1, 50, "30s")],
-                secrets: &secrets,
-            },
-            &Ledger::default(),
-        );
+        let r = isolate(&s, Snapshot { node_labels: &labels, configs: &[admin(1, 50, "30s")], secrets: &secrets }, &Ledger::default());
         assert!(r.is_err());
     }
 }

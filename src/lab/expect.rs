@@ -218,7 +218,12 @@ mod tests {
                 peer_asn: 65102,
                 namespace: "p".into(),
                 state: "Established".into(),
-                received: vec![Route { prefix: "198.51.100.181/32".into(), next_hop: Some("192.0.2.254".into()), communities: vec!["65000:1".into()], ..Default::default() }],
+                received: vec![Route {
+                    prefix: "198.51.100.181/32".into(),
+                    next_hop: Some("192.0.2.254".into()),
+                    communities: vec!["65000:1".into()],
+                    ..Default::default()
+                }],
                 accepted: vec![],
                 installed: vec![],
                 bfd: None,
@@ -228,7 +233,11 @@ mod tests {
 
     #[test]
     fn agreement_and_readable_differences() {
-        let ok = parse("peers:\n  192.0.2.1:\n    state: established\n    received:\n    - prefix: 198.51.100.181/32\n      communities: ['65000:1']\n    accepted: []\n", "x").unwrap();
+        let ok = parse(
+            "peers:\n  192.0.2.1:\n    state: established\n    received:\n    - prefix: 198.51.100.181/32\n      communities: ['65000:1']\n    accepted: []\n",
+            "x",
+        )
+        .unwrap();
         assert_eq!(differences(&ok, &report()), Vec::<String>::new());
         let bad = parse(
             "peers:\n  192.0.2.1:\n    received:\n    - 198.51.100.182/32\n    - prefix: 198.51.100.181/32\n      nextHop: 192.0.2.9\n      communities: ['65000:2']\n    accepted: [203.0.113.0/24]\n  192.0.2.7: {}\n",

@@ -108,16 +108,7 @@ impl Frr {
         let dir = PathBuf::from("/tmp").join(&name);
         let run_dir = PathBuf::from("/run/frr").join(&name);
         let ids = frr_ids(&root)?;
-        let mut frr = Frr {
-            version,
-            name,
-            ns: ns.name().to_string(),
-            root,
-            dir,
-            run_dir,
-            pids: Vec::new(),
-            loads: AtomicUsize::new(0),
-        };
+        let mut frr = Frr { version, name, ns: ns.name().to_string(), root, dir, run_dir, pids: Vec::new(), loads: AtomicUsize::new(0) };
         // From here on, Drop cleans up whatever exists.
         let conf_dir = frr.host(&frr.dir.join("etc").join(&frr.name));
         fs::create_dir_all(&conf_dir)?;
@@ -133,49 +124,35 @@ impl Frr {
         }
         let want: Vec<&str> = version.daemons().to_vec();
         let mut last = String::new();
-        let ok = wait_until(Duration::from_secs(10), || {
-            match frr.vtysh(&["show daemons"]) {
-                Ok(out) => {
-                    let have: BTreeSet<&str> = out.split_whitespace().collect();
-                    last = out.clone();
-                    want.iter().all(|d| have.contains(d))
-                }
-                Err(e) => {
-                    last = e.to_string();
-                    false
-                }
+        let ok = wait_until(Duration::from_secs(10), || match frr.vtysh(&["show daemons"]) {
+            Ok(out) => {
+                let have: BTreeSet<&str> = out.split_whitespace().collect();
+                last = out.clone();
+                want.iter().all(|d| have.contains(d))
+            }
+            Err(e) => {
+                last = e.to_string();
+                false
             }
         });
         if !ok {
-            bail!(
-                "FRR {} in {}: vtysh does not reach all daemons: {last}\n{}",
-                version.label(),
-                frr.ns,
-                frr.logs()
-            );
+            bail!("FRR {} in {}: vtysh does not reach all daemons: {last}\n{}", version.label(), frr.ns, frr.logs());
         }
         // FRR 10: right after start, mgmtd may hold the running datastore while its back
         // ends (zebra, staticd) connect: "% Can't enter config; running datastore locked by
         // another session". Wait until a configuration session can start.
-        let ok = wait_until(Duration::from_secs(10), || {
-            match frr.vtysh(&["configure terminal", "end"]) {
-                Ok(out) => {
-                    last = out.clone();
-                    !out.contains('%')
-                }
-                Err(e) => {
-                    last = e.to_string();
-                    false
-                }
+        let ok = wait_until(Duration::from_secs(10), || match frr.vtysh(&["configure terminal", "end"]) {
+            Ok(out) => {
+                last = out.clone();
+                !out.contains('%')
+            }
+            Err(e) => {
+                last = e.to_string();
+                false
             }
         });
         if !ok {
-            bail!(
-                "FRR {} in {}: cannot enter configuration mode: {last}\n{}",
-                version.label(),
-                frr.ns,
-                frr.logs()
-            );
+            bail!("FRR {} in {}: cannot enter configuration mode: {last}\n{}", version.label(), frr.ns, frr.logs());
         }
         Ok(frr)
     }
@@ -255,13 +232,9 @@ impl Frr {
             .arg("-i")
             .arg(&pidfile)
             .arg("--log")
-            .arg(format!(
-                "file:{}",
-                self.dir.join(format!("{daemon}.log")).display()
-            ));
+            .arg(format!("file:{}", self.dir.join(format!("{daemon}.log")).display()));
         if self.version.takes_config_file(daemon) {
-            c.arg("-f")
-                .arg(self.dir.join("etc").join(&self.name).join("frr.conf"));
+            c.arg("-f").arg(self.dir.join("etc").join(&self.name).join("frr.conf"));
         }
         c.stdout(Stdio::null()).stderr(stderr);
         // With -d the parent returns once the daemon is up (or failed).
@@ -270,27 +243,17 @@ impl Frr {
             c.status().with_context(|| format!("cannot run {c:?}"))?
         };
         if !status.success() {
-            bail!(
-                "{daemon} ({}) failed to start ({status}): {}",
-                self.version.label(),
-                fs::read_to_string(&stderr_path).unwrap_or_default()
-            );
+            bail!("{daemon} ({}) failed to start ({status}): {}", self.version.label(), fs::read_to_string(&stderr_path).unwrap_or_default());
         }
         let host_pidfile = self.host(&pidfile);
         let mut pid = None;
         wait_until(Duration::from_secs(5), || {
-            pid = fs::read_to_string(&host_pidfile)
-                .ok()
-                .and_then(|s| s.trim().parse::<u32>().ok());
+            pid = fs::read_to_string(&host_pidfile).ok().and_then(|s| s.trim().parse::<u32>().ok());
             pid.is_some()
         });
         let pid = pid.ok_or_else(|| anyhow!("{daemon}: no pid file {}", host_pidfile.display()))?;
         if !process_matches(pid, daemon, Some(&self.name)) {
-            bail!(
-                "{daemon}: pid {pid} from {} is not running\n{}",
-                host_pidfile.display(),
-                self.logs()
-            );
+            bail!("{daemon}: pid {pid} from {} is not running\n{}", host_pidfile.display(), self.logs());
         }
         self.pids.push((daemon.to_string(), pid));
         Ok(())
@@ -298,28 +261,20 @@ impl Frr {
 
     /// Stop one daemon (SIGTERM, then SIGKILL after 3 s).
     pub fn kill_daemon(&mut self, daemon: &str) -> Result<()> {
-        let pid = self
-            .pid(daemon)
-            .ok_or_else(|| anyhow!("{daemon} was not started"))?;
-        stop_processes(
-            &[(pid, daemon.to_string(), Some(self.name.clone()))],
-            Duration::from_secs(3),
-        );
+        let pid = self.pid(daemon).ok_or_else(|| anyhow!("{daemon} was not started"))?;
+        stop_processes(&[(pid, daemon.to_string(), Some(self.name.clone()))], Duration::from_secs(3));
         self.pids.retain(|(d, _)| d != daemon);
         Ok(())
     }
 
     /// True while the daemon started by this instance runs.
     pub fn daemon_running(&self, daemon: &str) -> bool {
-        self.pid(daemon)
-            .is_some_and(|p| process_matches(p, daemon, Some(&self.name)))
+        self.pid(daemon).is_some_and(|p| process_matches(p, daemon, Some(&self.name)))
     }
 
     fn vtysh_command(&self) -> Command {
         let mut c = self.in_root("vtysh");
-        c.args(["-N", &self.name, "-H", "/dev/null", "--config_dir"])
-            .arg(self.dir.join("etc"))
-            .env_remove("VTYSH_PAGER");
+        c.args(["-N", &self.name, "-H", "/dev/null", "--config_dir"]).arg(self.dir.join("etc")).env_remove("VTYSH_PAGER");
         c
     }
 
@@ -355,10 +310,7 @@ impl Frr {
             let mut raw = String::from_utf8_lossy(&out.stdout).into_owned();
             raw.push_str(&String::from_utf8_lossy(&out.stderr));
             if raw.contains("datastore locked by another session") && Instant::now() < deadline {
-                eprintln!(
-                    "lab: FRR {}: running datastore locked, retrying vtysh -f",
-                    self.version.label()
-                );
+                eprintln!("lab: FRR {}: running datastore locked, retrying vtysh -f", self.version.label());
                 std::thread::sleep(Duration::from_millis(100));
                 continue;
             }
@@ -373,8 +325,7 @@ impl Frr {
             let t = l.trim();
             let progress = t.is_empty()
                 || t.starts_with("Waiting for children")
-                || (t.starts_with('[')
-                    && (t.ends_with("] sending configuration") || t.ends_with("] done")));
+                || (t.starts_with('[') && (t.ends_with("] sending configuration") || t.ends_with("] done")));
             if progress || !seen.insert(t.to_string()) {
                 continue;
             }
@@ -383,12 +334,7 @@ impl Frr {
             msg.push('\n');
         }
         if !out.status.success() || complaint {
-            bail!(
-                "FRR {} rejected lines of {} (vtysh -f: {}):\n{msg}",
-                self.version.label(),
-                host.display(),
-                out.status
-            );
+            bail!("FRR {} rejected lines of {} (vtysh -f: {}):\n{msg}", self.version.label(), host.display(), out.status);
         }
         Ok(msg)
     }
@@ -400,21 +346,14 @@ impl Frr {
     /// `bgpState` of a neighbor ("Established", "Active", ...), from `show bgp neighbors X json`.
     pub fn bgp_neighbor_state(&self, addr: &str) -> Result<String> {
         let v = self.vtysh_json(&format!("show bgp neighbors {addr} json"))?;
-        v.get(addr)
-            .and_then(|n| n.get("bgpState"))
-            .and_then(|s| s.as_str())
-            .map(str::to_string)
-            .ok_or_else(|| anyhow!("no bgpState for {addr} in {v}"))
+        v.get(addr).and_then(|n| n.get("bgpState")).and_then(|s| s.as_str()).map(str::to_string).ok_or_else(|| anyhow!("no bgpState for {addr} in {v}"))
     }
 
     /// Prefixes in the BGP table (`show bgp ipv4|ipv6 unicast json`).
     pub fn bgp_prefixes(&self, v6: bool) -> Result<BTreeSet<String>> {
         let fam = if v6 { "ipv6" } else { "ipv4" };
         let v = self.vtysh_json(&format!("show bgp {fam} unicast json"))?;
-        Ok(v.get("routes")
-            .and_then(|r| r.as_object())
-            .map(|m| m.keys().cloned().collect())
-            .unwrap_or_default())
+        Ok(v.get("routes").and_then(|r| r.as_object()).map(|m| m.keys().cloned().collect()).unwrap_or_default())
     }
 
     /// Every daemon's log file and startup stderr, for failure messages.
@@ -441,12 +380,7 @@ pub(crate) fn tail(text: &str, lines: usize) -> String {
 
 impl Drop for Frr {
     fn drop(&mut self) {
-        let procs: Vec<(u32, String, Option<String>)> = self
-            .pids
-            .iter()
-            .rev()
-            .map(|(d, p)| (*p, d.clone(), Some(self.name.clone())))
-            .collect();
+        let procs: Vec<(u32, String, Option<String>)> = self.pids.iter().rev().map(|(d, p)| (*p, d.clone(), Some(self.name.clone()))).collect();
         stop_processes(&procs, Duration::from_secs(3));
         if std::env::var_os("FRR_COMPOSER_LAB_KEEP").is_some() {
             eprintln!("lab: keeping {}", self.host(&self.dir).display());
@@ -456,4 +390,3 @@ impl Drop for Frr {
         let _ = fs::remove_dir_all(self.host(&self.run_dir));
     }
 }
-

@@ -23,12 +23,7 @@ pub struct GoBgpNeighbor {
 
 impl GoBgpNeighbor {
     pub fn new(address: &str, asn: u32) -> GoBgpNeighbor {
-        GoBgpNeighbor {
-            address: address.into(),
-            asn,
-            families: Vec::new(),
-            extra_toml: String::new(),
-        }
+        GoBgpNeighbor { address: address.into(), asn, families: Vec::new(), extra_toml: String::new() }
     }
     pub fn families(mut self, fams: &[&str]) -> GoBgpNeighbor {
         self.families = fams.iter().map(|s| s.to_string()).collect();
@@ -63,14 +58,8 @@ pub struct GoBgp {
 }
 
 impl GoBgp {
-    pub fn start(
-        ns: &Netns,
-        asn: u32,
-        router_id: &str,
-        neighbors: &[GoBgpNeighbor],
-    ) -> Result<GoBgp> {
-        let mut toml =
-            format!("[global.config]\n  as = {asn}\n  router-id = \"{router_id}\"\n  port = 179\n");
+    pub fn start(ns: &Netns, asn: u32, router_id: &str, neighbors: &[GoBgpNeighbor]) -> Result<GoBgp> {
+        let mut toml = format!("[global.config]\n  as = {asn}\n  router-id = \"{router_id}\"\n  port = 179\n");
         for n in neighbors {
             toml.push_str(&format!(
                 "\n[[neighbors]]\n  [neighbors.config]\n    neighbor-address = \"{}\"\n    peer-as = {}\n  \
@@ -78,9 +67,7 @@ impl GoBgp {
                 n.address, n.asn
             ));
             for f in &n.families {
-                toml.push_str(&format!(
-                    "  [[neighbors.afi-safis]]\n    [neighbors.afi-safis.config]\n      afi-safi-name = \"{f}\"\n"
-                ));
+                toml.push_str(&format!("  [[neighbors.afi-safis]]\n    [neighbors.afi-safis.config]\n      afi-safi-name = \"{f}\"\n"));
             }
             if !n.extra_toml.is_empty() {
                 toml.push_str(&n.extra_toml);
@@ -101,24 +88,12 @@ impl GoBgp {
             .command("gobgpd")
             .arg("-f")
             .arg(&conf)
-            .args([
-                "-t",
-                "toml",
-                "-p",
-                "--pprof-disable",
-                "--api-hosts",
-                &format!("127.0.0.1:{port}"),
-            ])
+            .args(["-t", "toml", "-p", "--pprof-disable", "--api-hosts", &format!("127.0.0.1:{port}")])
             .stdout(log.try_clone()?)
             .stderr(log)
             .spawn()?;
         drop(building);
-        let mut g = GoBgp {
-            ns: ns.name().into(),
-            port,
-            dir,
-            child: Some(child),
-        };
+        let mut g = GoBgp { ns: ns.name().into(), port, dir, child: Some(child) };
         let mut err = String::new();
         let ready = wait_until(Duration::from_secs(10), || {
             if let Some(Ok(Some(st))) = g.child.as_mut().map(|c| c.try_wait()) {
@@ -133,11 +108,7 @@ impl GoBgp {
                 }
             }
         });
-        if !ready
-            || g.child
-                .as_mut()
-                .is_some_and(|c| matches!(c.try_wait(), Ok(Some(_))))
-        {
+        if !ready || g.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(Some(_)))) {
             bail!("gobgpd did not start: {err}\n{}", g.log());
         }
         Ok(g)
@@ -150,17 +121,7 @@ impl GoBgp {
     /// `gobgp -u 127.0.0.1 -p PORT ARGS...` inside the namespace.
     pub fn cli(&self, args: &[&str]) -> Result<String> {
         let mut c = command("ip");
-        c.args([
-            "netns",
-            "exec",
-            &self.ns,
-            "gobgp",
-            "-u",
-            "127.0.0.1",
-            "-p",
-            &self.port.to_string(),
-        ])
-        .args(args);
+        c.args(["netns", "exec", &self.ns, "gobgp", "-u", "127.0.0.1", "-p", &self.port.to_string()]).args(args);
         run(&mut c)
     }
 
@@ -186,8 +147,7 @@ impl GoBgp {
 
     pub fn del_route(&self, prefix: &str) -> Result<()> {
         let fam = if prefix.contains(':') { "ipv6" } else { "ipv4" };
-        self.cli(&["global", "rib", "del", prefix, "-a", fam])
-            .map(|_| ())
+        self.cli(&["global", "rib", "del", prefix, "-a", fam]).map(|_| ())
     }
 
     /// Session state of a neighbor, lower case: "idle", "connect", "active", "opensent",
@@ -206,10 +166,7 @@ impl GoBgp {
                 _ => "unknown",
             }
             .to_string(),
-            serde_json::Value::String(s) => s
-                .to_lowercase()
-                .trim_start_matches("session_state_")
-                .to_string(),
+            serde_json::Value::String(s) => s.to_lowercase().trim_start_matches("session_state_").to_string(),
             _ => bail!("no session_state for {addr}: {v}"),
         };
         Ok(s)
@@ -224,45 +181,22 @@ impl GoBgp {
                     prefix: prefix.clone(),
                     nexthop: None,
                     as_path: Vec::new(),
-                    neighbor: p
-                        .get("neighbor-ip")
-                        .and_then(|n| n.as_str())
-                        .map(str::to_string),
+                    neighbor: p.get("neighbor-ip").and_then(|n| n.as_str()).map(str::to_string),
                     best: p.get("best").and_then(|b| b.as_bool()).unwrap_or(false),
                     communities: Vec::new(),
                     large_communities: Vec::new(),
                     local_pref: None,
                 };
-                for a in p
-                    .get("attrs")
-                    .and_then(|a| a.as_array())
-                    .into_iter()
-                    .flatten()
-                {
+                for a in p.get("attrs").and_then(|a| a.as_array()).into_iter().flatten() {
                     match a.get("type").and_then(|t| t.as_u64()) {
                         Some(2) => {
-                            for seg in a
-                                .get("as_paths")
-                                .and_then(|s| s.as_array())
-                                .into_iter()
-                                .flatten()
-                            {
-                                for asn in seg
-                                    .get("asns")
-                                    .and_then(|s| s.as_array())
-                                    .into_iter()
-                                    .flatten()
-                                {
+                            for seg in a.get("as_paths").and_then(|s| s.as_array()).into_iter().flatten() {
+                                for asn in seg.get("asns").and_then(|s| s.as_array()).into_iter().flatten() {
                                     r.as_path.extend(asn.as_u64().map(|x| x as u32));
                                 }
                             }
                         }
-                        Some(3) => {
-                            r.nexthop = a
-                                .get("nexthop")
-                                .and_then(|n| n.as_str())
-                                .map(str::to_string)
-                        }
+                        Some(3) => r.nexthop = a.get("nexthop").and_then(|n| n.as_str()).map(str::to_string),
                         Some(5) => r.local_pref = a.get("value").and_then(|v| v.as_u64()).map(|v| v as u32),
                         Some(8) => {
                             r.communities = a
@@ -292,12 +226,7 @@ impl GoBgp {
                             r.nexthop = a
                                 .get("nexthop")
                                 .and_then(|n| n.as_str())
-                                .or_else(|| {
-                                    a.get("nexthops")
-                                        .and_then(|n| n.as_array())
-                                        .and_then(|n| n.first())
-                                        .and_then(|n| n.as_str())
-                                })
+                                .or_else(|| a.get("nexthops").and_then(|n| n.as_array()).and_then(|n| n.first()).and_then(|n| n.as_str()))
                                 .map(str::to_string)
                         }
                         _ => {}
@@ -340,10 +269,7 @@ impl GoBgp {
     }
 
     pub fn log(&self) -> String {
-        tail(
-            &fs::read_to_string(self.dir.path().join("gobgpd.log")).unwrap_or_default(),
-            40,
-        )
+        tail(&fs::read_to_string(self.dir.path().join("gobgpd.log")).unwrap_or_default(), 40)
     }
 }
 
@@ -354,9 +280,7 @@ impl Drop for GoBgp {
             // `ip netns exec` execs gobgpd: the child is gobgpd itself.
             if process_matches(pid, "gobgpd", None) {
                 signal(pid, "TERM");
-                let exited = wait_until(Duration::from_secs(3), || {
-                    matches!(child.try_wait(), Ok(Some(_)))
-                });
+                let exited = wait_until(Duration::from_secs(3), || matches!(child.try_wait(), Ok(Some(_))));
                 if !exited {
                     let _ = child.kill();
                 }

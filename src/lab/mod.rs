@@ -22,10 +22,10 @@
 //! Network rule: only namespaces created here are touched, never the host's interfaces; the
 //! namespaces have no link to the host and no route out.
 
+pub mod expect;
 pub mod frr;
 pub mod gobgp;
 pub mod topology;
-pub mod expect;
 
 pub use frr::{Frr, FrrVersion};
 pub use gobgp::{BgpRoute, GoBgp, GoBgpNeighbor};
@@ -90,18 +90,13 @@ pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     }
 }
 
-
-
-
 pub(crate) fn ip(args: &[&str]) -> Result<String> {
     run(command("ip").args(args))
 }
 
 /// The FRR 10 chroot built by `.ci/install-frr.sh`.
 pub fn frr10_root() -> PathBuf {
-    let cache = std::env::var_os("FRR_COMPOSER_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/var/cache/frr-composer"));
+    let cache = std::env::var_os("FRR_COMPOSER_CACHE").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/var/cache/frr-composer"));
     cache.join("trixie")
 }
 
@@ -145,33 +140,21 @@ pub(crate) fn process_matches(pid: u32, comm: &str, marker: Option<&str>) -> boo
     }
     match marker {
         None => true,
-        Some(m) => fs::read(format!("/proc/{pid}/cmdline"))
-            .map(|c| String::from_utf8_lossy(&c).replace('\0', " ").contains(m))
-            .unwrap_or(false),
+        Some(m) => fs::read(format!("/proc/{pid}/cmdline")).map(|c| String::from_utf8_lossy(&c).replace('\0', " ").contains(m)).unwrap_or(false),
     }
 }
 
 pub(crate) fn signal(pid: u32, sig: &str) {
-    let _ = command("kill")
-        .args(["-s", sig, &pid.to_string()])
-        .stderr(Stdio::null())
-        .status();
+    let _ = command("kill").args(["-s", sig, &pid.to_string()]).stderr(Stdio::null()).status();
 }
-
 
 /// SIGTERM every process, wait up to `grace`, SIGKILL the rest. `procs`: (pid, comm, marker).
 pub(crate) fn stop_processes(procs: &[(u32, String, Option<String>)], grace: Duration) {
-    let ours: Vec<&(u32, String, Option<String>)> = procs
-        .iter()
-        .filter(|(pid, comm, m)| process_matches(*pid, comm, m.as_deref()))
-        .collect();
+    let ours: Vec<&(u32, String, Option<String>)> = procs.iter().filter(|(pid, comm, m)| process_matches(*pid, comm, m.as_deref())).collect();
     for (pid, _, _) in &ours {
         signal(*pid, "TERM");
     }
-    let all_gone = || {
-        ours.iter()
-            .all(|(pid, comm, m)| !process_matches(*pid, comm, m.as_deref()))
-    };
+    let all_gone = || ours.iter().all(|(pid, comm, m)| !process_matches(*pid, comm, m.as_deref()));
     if !wait_until(grace, all_gone) {
         for (pid, comm, m) in &ours {
             if process_matches(*pid, comm, m.as_deref()) {
@@ -195,11 +178,7 @@ pub enum Req {
 pub fn is_root() -> bool {
     fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(2).map(|euid| euid == "0"))
-        })
+        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).and_then(|l| l.split_whitespace().nth(2).map(|euid| euid == "0")))
         .unwrap_or(false)
 }
 
@@ -265,11 +244,7 @@ pub fn missing_frr(root: &Path) -> Vec<String> {
         .map(|p| p.display().to_string())
         .collect();
     if !absent.is_empty() {
-        out.push(format!(
-            "FRR is not installed under {} (missing {}; on Debian: apt-get install frr)",
-            root.display(),
-            absent.join(", ")
-        ));
+        out.push(format!("FRR is not installed under {} (missing {}; on Debian: apt-get install frr)", root.display(), absent.join(", ")));
     } else if frr::frr_ids(root).is_err() {
         out.push(format!("FRR under {} has no user `frr` in etc/passwd", root.display()));
     }
@@ -281,11 +256,7 @@ pub fn missing_frr(root: &Path) -> Vec<String> {
 
 /// What the machine lacks for GoBGP peers. Empty: complete.
 pub fn missing_gobgp() -> Vec<String> {
-    ["gobgpd", "gobgp"]
-        .iter()
-        .filter(|b| !on_path(b))
-        .map(|b| format!("`{b}` not found in {PATH} (on Debian: apt-get install gobgpd)"))
-        .collect()
+    ["gobgpd", "gobgp"].iter().filter(|b| !on_path(b)).map(|b| format!("`{b}` not found in {PATH} (on Debian: apt-get install gobgpd)")).collect()
 }
 
 /// Everything this machine lacks for a lab with FRR under `frr_root` (and GoBGP peers when
@@ -373,10 +344,7 @@ fn remove_leftovers(matches: &dyn Fn(&str) -> bool) {
                 continue;
             }
             if let Ok(pids) = ip(&["netns", "pids", name]) {
-                for pid in pids
-                    .split_whitespace()
-                    .filter_map(|p| p.parse::<u32>().ok())
-                {
+                for pid in pids.split_whitespace().filter_map(|p| p.parse::<u32>().ok()) {
                     eprintln!("lab: killing leftover pid {pid} in namespace {name}");
                     signal(pid, "KILL");
                 }
@@ -439,9 +407,7 @@ pub struct Netns {
 
 impl Netns {
     pub fn new() -> Result<Netns> {
-        lab_init()
-            .as_ref()
-            .map_err(|e| anyhow!("lab unavailable: {e}"))?;
+        lab_init().as_ref().map_err(|e| anyhow!("lab unavailable: {e}"))?;
         let name = unique_name();
         {
             let _building = build_lock();
@@ -450,12 +416,7 @@ impl Netns {
         let ns = Netns { name };
         ns.ip(&["link", "set", "lo", "up"])?;
         // No duplicate address detection: IPv6 addresses (link-local too) usable at once.
-        let _ = ns.exec(&[
-            "sysctl",
-            "-qw",
-            "net.ipv6.conf.all.accept_dad=0",
-            "net.ipv6.conf.default.accept_dad=0",
-        ]);
+        let _ = ns.exec(&["sysctl", "-qw", "net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0"]);
         Ok(ns)
     }
 
@@ -483,8 +444,7 @@ impl Netns {
 
     /// `sysctl -w KEY=VALUE` inside the namespace (e.g. net.ipv4.ip_forward=1).
     pub fn sysctl(&self, key: &str, value: &str) -> Result<()> {
-        self.exec(&["sysctl", "-qw", &format!("{key}={value}")])
-            .map(|_| ())
+        self.exec(&["sysctl", "-qw", &format!("{key}={value}")]).map(|_| ())
     }
 
     /// Add an address (IPv6 without DAD) to `ifname`.
@@ -511,28 +471,16 @@ impl Netns {
     /// L3 reachability without ping (not installed everywhere): a TCP connect to port 9 from
     /// the namespace that succeeds or is refused (a RST came back) within 2 s.
     pub fn reachable(&self, addr: &str) -> bool {
-        let out = self
-            .command("timeout")
-            .args(["2", "bash", "-c", &format!(": </dev/tcp/{addr}/9")])
-            .output();
+        let out = self.command("timeout").args(["2", "bash", "-c", &format!(": </dev/tcp/{addr}/9")]).output();
         match out {
-            Ok(o) => {
-                o.status.success()
-                    || String::from_utf8_lossy(&o.stderr).contains("Connection refused")
-            }
+            Ok(o) => o.status.success() || String::from_utf8_lossy(&o.stderr).contains("Connection refused"),
             Err(_) => false,
         }
     }
 
     /// Processes whose network namespace is this one.
     pub fn pids(&self) -> Vec<u32> {
-        ip(&["netns", "pids", &self.name])
-            .map(|s| {
-                s.split_whitespace()
-                    .filter_map(|p| p.parse().ok())
-                    .collect()
-            })
-            .unwrap_or_default()
+        ip(&["netns", "pids", &self.name]).map(|s| s.split_whitespace().filter_map(|p| p.parse().ok()).collect()).unwrap_or_default()
     }
 }
 
@@ -560,26 +508,8 @@ fn add_addrs(ns: &Netns, ifname: &str, addrs: &[&str]) -> Result<()> {
 
 /// Connect two namespaces with a veth pair: `a_if` in `a`, `b_if` in `b`, with addresses
 /// (CIDR, IPv4 or IPv6) and both ends up. Interface names: at most 15 characters.
-pub fn veth(
-    a: &Netns,
-    a_if: &str,
-    a_addrs: &[&str],
-    b: &Netns,
-    b_if: &str,
-    b_addrs: &[&str],
-) -> Result<()> {
-    a.ip(&[
-        "link",
-        "add",
-        a_if,
-        "type",
-        "veth",
-        "peer",
-        "name",
-        b_if,
-        "netns",
-        b.name(),
-    ])?;
+pub fn veth(a: &Netns, a_if: &str, a_addrs: &[&str], b: &Netns, b_if: &str, b_addrs: &[&str]) -> Result<()> {
+    a.ip(&["link", "add", a_if, "type", "veth", "peer", "name", b_if, "netns", b.name()])?;
     add_addrs(a, a_if, a_addrs)?;
     add_addrs(b, b_if, b_addrs)
 }
@@ -593,17 +523,7 @@ pub struct Bridge {
 impl Bridge {
     pub fn new() -> Result<Bridge> {
         let ns = Netns::new()?;
-        ns.ip(&[
-            "link",
-            "add",
-            "br0",
-            "type",
-            "bridge",
-            "stp_state",
-            "0",
-            "forward_delay",
-            "0",
-        ])?;
+        ns.ip(&["link", "add", "br0", "type", "bridge", "stp_state", "0", "forward_delay", "0"])?;
         ns.link_up("br0")?;
         Ok(Bridge { ns, ports: 0 })
     }
@@ -613,18 +533,7 @@ impl Bridge {
     pub fn attach(&mut self, ns: &Netns, ifname: &str, addrs: &[&str]) -> Result<()> {
         let port = format!("p{}", self.ports);
         self.ports += 1;
-        self.ns.ip(&[
-            "link",
-            "add",
-            &port,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            ifname,
-            "netns",
-            ns.name(),
-        ])?;
+        self.ns.ip(&["link", "add", &port, "type", "veth", "peer", "name", ifname, "netns", ns.name()])?;
         self.ns.ip(&["link", "set", &port, "master", "br0"])?;
         self.ns.link_up(&port)?;
         add_addrs(ns, ifname, addrs)
@@ -634,4 +543,3 @@ impl Bridge {
         &self.ns
     }
 }
-

@@ -59,12 +59,8 @@ impl std::str::FromStr for Announce {
             None => (rest, None),
         };
         let prefix: IpNet = prefix.parse().map_err(|e| format!("{s:?}: {prefix:?} is not a prefix: {e}"))?;
-        let communities = comms
-            .into_iter()
-            .flat_map(|c| c.split(','))
-            .map(Community::parse)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| format!("{s:?}: {e}"))?;
+        let communities =
+            comms.into_iter().flat_map(|c| c.split(',')).map(Community::parse).collect::<Result<Vec<_>, _>>().map_err(|e| format!("{s:?}: {e}"))?;
         Ok(Announce { prefix: prefix.trunc(), peer, communities })
     }
 }
@@ -200,7 +196,10 @@ fn plan(model: &Model, opts: &Options, notes: &mut Vec<String>) -> Result<Vec<Pl
                         },
                     });
                     if source.is_some_and(|s| !net.contains(&s)) && !n.ebgp_multihop {
-                        notes.push(format!("neighbor {a}: source address {} is outside {net}: reached over a routed link", n.source_address.as_deref().unwrap_or_default()));
+                        notes.push(format!(
+                            "neighbor {a}: source address {} is outside {net}: reached over a routed link",
+                            n.source_address.as_deref().unwrap_or_default()
+                        ));
                         p.multihop = true;
                     }
                     if p.node_addr.is_some_and(|s| s.is_ipv4() != a.is_ipv4()) {
@@ -412,7 +411,9 @@ impl Lab {
             progress(&format!("peer {} ({program}, AS {}) in namespace {}", p.neighbor, p.asn, ns.name()));
             peers.push(PeerLab { daemon, ns, plan: p.clone() });
         }
-        if model.routers.iter().any(|r| r.router_id.is_none()) && !node_ns.ip(&["-4", "addr", "show"])?.lines().any(|l| l.trim_start().starts_with("inet ") && !l.contains(" 127.")) {
+        if model.routers.iter().any(|r| r.router_id.is_none())
+            && !node_ns.ip(&["-4", "addr", "show"])?.lines().any(|l| l.trim_start().starts_with("inet ") && !l.contains(" 127."))
+        {
             // FRR takes its router ID from an IPv4 address; a node with unnumbered sessions
             // only has none here (a real node would)
             let used: BTreeSet<IpAddr> = plans.iter().filter_map(|p| p.address).collect();
@@ -467,7 +468,8 @@ impl Lab {
         let bfd = if self.peers.iter().any(|p| p.plan.bfd && p.plan.kind == PeerKind::Frr) { state::bfd_peers(&loc).unwrap_or_default() } else { Vec::new() };
         Ok(self.peers.iter().all(|p| {
             let established = sessions.iter().any(|s| s.vrf == "default" && s.peer == p.plan.neighbor && s.state == "Established");
-            let bfd_up = !(p.plan.bfd && p.plan.kind == PeerKind::Frr) || bfd.iter().any(|b| (b.peer == p.plan.neighbor || (p.plan.interface.is_some() && p.plan.interface == b.interface)) && b.status == "up");
+            let bfd_up = !(p.plan.bfd && p.plan.kind == PeerKind::Frr)
+                || bfd.iter().any(|b| (b.peer == p.plan.neighbor || (p.plan.interface.is_some() && p.plan.interface == b.interface)) && b.status == "up");
             established && bfd_up
         }))
     }
@@ -543,15 +545,39 @@ impl Lab {
             // link-local address on the neighbor's interface
             let mut installed: Vec<String> = kernel
                 .iter()
-                .filter(|(_, via, dev)| p.plan.address.is_some_and(|a| via.as_deref() == Some(&a.to_string())) || p.plan.interface.as_deref().is_some_and(|i| dev == i))
+                .filter(|(_, via, dev)| {
+                    p.plan.address.is_some_and(|a| via.as_deref() == Some(&a.to_string())) || p.plan.interface.as_deref().is_some_and(|i| dev == i)
+                })
                 .map(|(dst, _, _)| dst.clone())
                 .collect();
             installed.sort();
             installed.dedup();
-            let bfd = p.plan.bfd.then(|| bfd.iter().find(|b| b.peer == key || (p.plan.interface.is_some() && p.plan.interface == b.interface)).map(|b| b.status.clone()).unwrap_or_else(|| "none".into()));
-            peers.push(PeerReport { neighbor: key, peer: p.plan.kind, peer_asn: p.plan.asn, namespace: p.ns.name().to_string(), state, received, accepted, installed, bfd });
+            let bfd = p.plan.bfd.then(|| {
+                bfd.iter()
+                    .find(|b| b.peer == key || (p.plan.interface.is_some() && p.plan.interface == b.interface))
+                    .map(|b| b.status.clone())
+                    .unwrap_or_else(|| "none".into())
+            });
+            peers.push(PeerReport {
+                neighbor: key,
+                peer: p.plan.kind,
+                peer_asn: p.plan.asn,
+                namespace: p.ns.name().to_string(),
+                state,
+                received,
+                accepted,
+                installed,
+                bfd,
+            });
         }
-        Ok(LabReport { node_namespace: self.node_ns.name().into(), node_pathspace: self.node.name().into(), converged: false, seconds: 0.0, peers, notes: self.notes.clone() })
+        Ok(LabReport {
+            node_namespace: self.node_ns.name().into(),
+            node_pathspace: self.node.name().into(),
+            converged: false,
+            seconds: 0.0,
+            peers,
+            notes: self.notes.clone(),
+        })
     }
 
     /// (destination, gateway, device) of the node's kernel routes from BGP.
@@ -568,7 +594,9 @@ impl Lab {
                     None => continue,
                 };
                 let mut hops: Vec<(Option<String>, String)> = Vec::new();
-                let one = |h: &serde_json::Value| (h.get("gateway").and_then(|g| g.as_str()).map(str::to_string), h.get("dev").and_then(|g| g.as_str()).unwrap_or_default().to_string());
+                let one = |h: &serde_json::Value| {
+                    (h.get("gateway").and_then(|g| g.as_str()).map(str::to_string), h.get("dev").and_then(|g| g.as_str()).unwrap_or_default().to_string())
+                };
                 match r.get("nexthops").and_then(|n| n.as_array()) {
                     Some(list) => hops.extend(list.iter().map(one)),
                     None => hops.push(one(r)),
@@ -583,7 +611,14 @@ impl Lab {
 }
 
 fn from_gobgp(r: super::BgpRoute) -> Route {
-    Route { prefix: r.prefix, next_hop: r.nexthop, as_path: r.as_path, communities: r.communities, large_communities: r.large_communities, local_pref: r.local_pref }
+    Route {
+        prefix: r.prefix,
+        next_hop: r.nexthop,
+        as_path: r.as_path,
+        communities: r.communities,
+        large_communities: r.large_communities,
+        local_pref: r.local_pref,
+    }
 }
 
 /// FRR's BGP table (`neighbor`: only what that neighbor sent and FRR accepted), IPv4 and IPv6.
@@ -605,7 +640,8 @@ fn frr_table(frr: &Frr, neighbor: Option<&str>) -> Result<Vec<Route>> {
                 if neighbor.is_none() && p.get("peerId").and_then(|x| x.as_str()).is_some_and(|x| x == "(unspec)") {
                     continue; // originated by this router itself
                 }
-                let next_hop = p.get("nexthops").and_then(|n| n.as_array()).and_then(|n| n.first()).and_then(|h| h.get("ip")).and_then(|h| h.as_str()).map(str::to_string);
+                let next_hop =
+                    p.get("nexthops").and_then(|n| n.as_array()).and_then(|n| n.first()).and_then(|h| h.get("ip")).and_then(|h| h.as_str()).map(str::to_string);
                 let as_path = p.get("path").and_then(|x| x.as_str()).unwrap_or_default().split_whitespace().filter_map(|a| a.parse().ok()).collect();
                 let local_pref = p.get("locPrf").and_then(|x| x.as_u64()).map(|x| x as u32);
                 out.push(Route { prefix: prefix.clone(), next_hop, as_path, local_pref, ..Default::default() });
@@ -633,10 +669,7 @@ fn toml_str(s: &str) -> String {
 fn gobgp_config(p: &Plan) -> String {
     let node = p.node_addr.map(|a| a.to_string()).unwrap_or_default();
     let mut t = format!("[global.config]\n  as = {}\n  router-id = \"{}\"\n  port = {}\n", p.asn, p.router_id, p.port);
-    t.push_str(&format!(
-        "\n[[neighbors]]\n  [neighbors.config]\n    neighbor-address = \"{node}\"\n    peer-as = {}\n",
-        p.node_asn
-    ));
+    t.push_str(&format!("\n[[neighbors]]\n  [neighbors.config]\n    neighbor-address = \"{node}\"\n    peer-as = {}\n", p.node_asn));
     if let Some(pw) = &p.password {
         t.push_str(&format!("    auth-password = {}\n", toml_str(pw)));
     }
@@ -701,7 +734,10 @@ fn frr_peer_config(p: &Plan, announce: &[Announce]) -> String {
         }
         t.push_str("exit\n");
     }
-    t.push_str(&format!("router bgp {}\n bgp router-id {}\n no bgp ebgp-requires-policy\n no bgp network import-check\n no bgp default ipv4-unicast\n", p.asn, p.router_id));
+    t.push_str(&format!(
+        "router bgp {}\n bgp router-id {}\n no bgp ebgp-requires-policy\n no bgp network import-check\n no bgp default ipv4-unicast\n",
+        p.asn, p.router_id
+    ));
     if p.interface.is_some() {
         t.push_str(&format!(" neighbor {nb} interface remote-as {}\n", p.node_asn));
     } else {

@@ -40,4 +40,3 @@ pub fn render(inputs: &[&Path], extra: &[&str]) -> Result<String> {
     c.arg("render").args(inputs).args(extra);
     run(&mut c)
 }
-
