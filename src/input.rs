@@ -44,10 +44,7 @@ pub fn secret_entries<'a>(secrets: impl IntoIterator<Item = &'a Secret>) -> BTre
         let Some(name) = s.metadata.name.clone() else { continue };
         let from_data = s.data.as_ref().and_then(|d| d.get("password")).map(|b| String::from_utf8(b.0.clone()).map_err(|_| ()));
         let from_string = s.string_data.as_ref().and_then(|d| d.get("password")).map(|v| Ok(v.clone()));
-        out.insert(
-            name,
-            SecretEntry { type_: s.type_.clone().unwrap_or_else(|| "Opaque".into()), password: from_string.or(from_data) },
-        );
+        out.insert(name, SecretEntry { type_: s.type_.clone().unwrap_or_else(|| "Opaque".into()), password: from_string.or(from_data) });
     }
     out
 }

@@ -52,12 +52,19 @@ where
 }
 
 fn settings() -> Settings {
-    Settings { namespace: "ns".into(), hostname: "node1".into(), log_level: LogLevel::Info, always_block: vec!["192.0.2.128/25".parse().unwrap()], node_has_ipv4: true }
+    Settings {
+        namespace: "ns".into(),
+        hostname: "node1".into(),
+        log_level: LogLevel::Info,
+        always_block: vec!["192.0.2.128/25".parse().unwrap()],
+        node_has_ipv4: true,
+    }
 }
 
 fn run(configs: &[FRRConfiguration]) -> Result<Composition, Errors> {
     let labels = BTreeMap::new();
-    let secrets: BTreeMap<String, SecretEntry> = [("pw".to_string(), SecretEntry { type_: "kubernetes.io/basic-auth".into(), password: Some(Ok("s3cret".into())) })].into();
+    let secrets: BTreeMap<String, SecretEntry> =
+        [("pw".to_string(), SecretEntry { type_: "kubernetes.io/basic-auth".into(), password: Some(Ok("s3cret".into())) })].into();
     compose(&settings(), Snapshot { node_labels: &labels, configs, secrets: &secrets })
 }
 
@@ -96,7 +103,8 @@ fn names_config(ns: &[NamedNeighbor]) -> FRRConfiguration {
     for n in ns {
         let r = routers.entry(n.vrf.clone()).or_insert_with(|| Router { asn: 65000, vrf: (!n.vrf.is_empty()).then(|| n.vrf.clone()), ..Default::default() });
         let ip = n.peer.parse::<std::net::IpAddr>().is_ok();
-        let prefixes = (0..n.receive).map(|k| PrefixSelector { prefix: format!("203.0.113.{}/32", k * 8 + n.peer.len() as u8 % 8), ..Default::default() }).collect();
+        let prefixes =
+            (0..n.receive).map(|k| PrefixSelector { prefix: format!("203.0.113.{}/32", k * 8 + n.peer.len() as u8 % 8), ..Default::default() }).collect();
         r.neighbors.push(Neighbor {
             address: ip.then(|| n.peer.clone()),
             interface: (!ip).then(|| n.peer.clone()),
@@ -167,7 +175,13 @@ struct Sizes {
 }
 
 fn sizes() -> impl Strategy<Value = Sizes> {
-    (size(), size(), size(), size(), 1usize..4).prop_map(|(prefixes, local_prefs, communities, receive, neighbors)| Sizes { prefixes, local_prefs, communities, receive, neighbors })
+    (size(), size(), size(), size(), 1usize..4).prop_map(|(prefixes, local_prefs, communities, receive, neighbors)| Sizes {
+        prefixes,
+        local_prefs,
+        communities,
+        receive,
+        neighbors,
+    })
 }
 
 fn sized_config(s: &Sizes) -> FRRConfiguration {
@@ -180,15 +194,30 @@ fn sized_config(s: &Sizes) -> FRRConfiguration {
             asn: 65001,
             to_advertise: Advertise {
                 allowed: AllowedOutPrefixes { prefixes: vec![], mode: AllowMode::All },
-                with_local_pref: (0..s.local_prefs).map(|i| LocalPrefPrefixes { prefixes: vec![prefixes[i % prefixes.len()].clone()], local_pref: 100 + i as u32 }).collect(),
-                with_community: (0..s.communities).map(|i| CommunityPrefixes { prefixes: vec![prefixes[i % prefixes.len()].clone()], community: format!("{}:{}", i / 65536, i % 65536) }).collect(),
+                with_local_pref: (0..s.local_prefs)
+                    .map(|i| LocalPrefPrefixes { prefixes: vec![prefixes[i % prefixes.len()].clone()], local_pref: 100 + i as u32 })
+                    .collect(),
+                with_community: (0..s.communities)
+                    .map(|i| CommunityPrefixes { prefixes: vec![prefixes[i % prefixes.len()].clone()], community: format!("{}:{}", i / 65536, i % 65536) })
+                    .collect(),
                 ..Default::default()
             },
-            to_receive: Receive { allowed: AllowedInPrefixes { prefixes: (0..s.receive).map(|i| PrefixSelector { prefix: net(i), le: 32, ge: 0 }).collect(), mode: AllowMode::Filtered } },
+            to_receive: Receive {
+                allowed: AllowedInPrefixes {
+                    prefixes: (0..s.receive).map(|i| PrefixSelector { prefix: net(i), le: 32, ge: 0 }).collect(),
+                    mode: AllowMode::Filtered,
+                },
+            },
             ..Default::default()
         })
         .collect();
-    cfg("sized", FRRConfigurationSpec { bgp: BgpConfig { routers: vec![Router { asn: 65000, prefixes, neighbors, ..Default::default() }], bfd_profiles: vec![] }, ..Default::default() })
+    cfg(
+        "sized",
+        FRRConfigurationSpec {
+            bgp: BgpConfig { routers: vec![Router { asn: 65000, prefixes, neighbors, ..Default::default() }], bfd_profiles: vec![] },
+            ..Default::default()
+        },
+    )
 }
 
 /// Any size ends, with a clear error or with a configuration whose route-map entries are all
@@ -411,15 +440,24 @@ enum Doc {
 
 fn doc() -> impl Strategy<Value = Doc> {
     prop_oneof![
-        (prop_oneof![0usize..200, 1000usize..200_000], any::<bool>(), any::<bool>()).prop_map(|(depth, flow_map, closed)| Doc::Nested { depth, flow_map, closed }),
-        (prop_oneof![0usize..100, 100_000usize..2_000_000], 0usize..3000, 1usize..12).prop_map(|(size, aliases, levels)| Doc::Aliased { size, aliases, levels }),
+        (prop_oneof![0usize..200, 1000usize..200_000], any::<bool>(), any::<bool>()).prop_map(|(depth, flow_map, closed)| Doc::Nested {
+            depth,
+            flow_map,
+            closed
+        }),
+        (prop_oneof![0usize..100, 100_000usize..2_000_000], 0usize..3000, 1usize..12).prop_map(|(size, aliases, levels)| Doc::Aliased {
+            size,
+            aliases,
+            levels
+        }),
         (0usize..20_000).prop_map(|depth| Doc::Dashes { depth }),
         (0usize..5000).prop_map(|docs| Doc::Many { docs }),
     ]
 }
 
 fn doc_text(d: &Doc) -> String {
-    let head = "apiVersion: frrk8s.metallb.io/v1beta1\nkind: FRRConfiguration\nmetadata: {name: doc, namespace: ns}\nspec:\n  bgp:\n    routers:\n    - asn: 65000\n";
+    let head =
+        "apiVersion: frrk8s.metallb.io/v1beta1\nkind: FRRConfiguration\nmetadata: {name: doc, namespace: ns}\nspec:\n  bgp:\n    routers:\n    - asn: 65000\n";
     match d {
         Doc::Nested { depth, flow_map, closed } => {
             let (o, c) = if *flow_map { ("{a: ", "}") } else { ("[", "]") };

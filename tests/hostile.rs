@@ -89,7 +89,10 @@ fn thousands_of_local_preferences_end_with_an_error_not_a_spin() {
     let o = render(&[&f]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     let e = stderr(&o);
-    assert!(e.contains("4999 local preference and community settings") && e.contains("at most 4000") && e.contains("ns/many") && e.contains("neighbor 192.0.2.1"), "{e}");
+    assert!(
+        e.contains("4999 local preference and community settings") && e.contains("at most 4000") && e.contains("ns/many") && e.contains("neighbor 192.0.2.1"),
+        "{e}"
+    );
     // at the limit, every entry gets its own route-map number
     let f = write(d.path(), "in.yaml", &many_properties(4000));
     let o = render(&[&f]);
@@ -107,7 +110,11 @@ fn deep_nesting_is_refused_before_parsing() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("nested more than 64 deep"), "{}", stderr(&o));
     // quoted brackets are text, not nesting
-    let f = write(d.path(), "quoted.yaml", &format!("{}  rawConfig: \"{}\"\n", header("q").replace("    routers:\n    - asn: 65000\n", "    routers: []\n  raw:\n"), "[".repeat(200)));
+    let f = write(
+        d.path(),
+        "quoted.yaml",
+        &format!("{}  rawConfig: \"{}\"\n", header("q").replace("    routers:\n    - asn: 65000\n", "    routers: []\n  raw:\n"), "[".repeat(200)),
+    );
     let o = render(&[&f]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
 }

@@ -49,8 +49,14 @@ fn working_files_are_private_and_gone_after_apply_and_sigterm() {
     // --watch: a private directory while it runs, removed on SIGTERM
     std::fs::write(&input, CONFIG.replace("Work-File-Secret", "Second-Secret")).unwrap();
     let log = tmp.path().join("watch.log");
-    let mut child = lab::support::KillOnDrop(apply(&frr, &input, &work).args(["--watch", "--poll-ms", "100"]).stdout(std::fs::File::create(&log).unwrap()).stderr(Stdio::inherit()).spawn().unwrap());
-    assert!(lab::wait_until(Duration::from_secs(30), || std::fs::read_to_string(&log).unwrap_or_default().contains("applied")), "{}", std::fs::read_to_string(&log).unwrap_or_default());
+    let mut child = lab::support::KillOnDrop(
+        apply(&frr, &input, &work).args(["--watch", "--poll-ms", "100"]).stdout(std::fs::File::create(&log).unwrap()).stderr(Stdio::inherit()).spawn().unwrap(),
+    );
+    assert!(
+        lab::wait_until(Duration::from_secs(30), || std::fs::read_to_string(&log).unwrap_or_default().contains("applied")),
+        "{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
     let dirs = work_dirs(&work);
     assert_eq!(dirs.len(), 1, "{dirs:?}");
     let meta = std::fs::symlink_metadata(&dirs[0]).unwrap();

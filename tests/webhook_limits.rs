@@ -11,7 +11,13 @@ use tokio::io::AsyncWriteExt;
 use webhook_server::{big_config, closed_within, head, post, response, start, update_review};
 
 fn short() -> Limits {
-    Limits { handshake: Duration::from_millis(500), headers: Duration::from_millis(500), body: Duration::from_millis(800), max_connections: 8, ..Limits::default() }
+    Limits {
+        handshake: Duration::from_millis(500),
+        headers: Duration::from_millis(500),
+        body: Duration::from_millis(800),
+        max_connections: 8,
+        ..Limits::default()
+    }
 }
 
 #[tokio::test]

@@ -61,7 +61,9 @@ pub fn load_inputs(paths: &[PathBuf]) -> (Objects, Vec<Error>) {
                 objects.extend(o);
                 errors.extend(e);
             }
-            Err(e) => errors.push(Error::Document { source_name: render::printable(&f.display().to_string()).into_owned(), reason: format!("cannot read: {e}") }),
+            Err(e) => {
+                errors.push(Error::Document { source_name: render::printable(&f.display().to_string()).into_owned(), reason: format!("cannot read: {e}") })
+            }
         }
     }
     (objects, errors)
@@ -69,9 +71,5 @@ pub fn load_inputs(paths: &[PathBuf]) -> (Objects, Vec<Error>) {
 
 /// All CRDs as one multi-document YAML stream (what `frr-composer crds` prints).
 pub fn crds_yaml() -> String {
-    crate::api::all_crds()
-        .iter()
-        .map(|(_, crd)| serde_yaml::to_string(crd).expect("CRDs serialise"))
-        .collect::<Vec<_>>()
-        .join("---\n")
+    crate::api::all_crds().iter().map(|(_, crd)| serde_yaml::to_string(crd).expect("CRDs serialise")).collect::<Vec<_>>().join("---\n")
 }

@@ -5,8 +5,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::sync::Arc;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
 
 use ipnet::IpNet;
 use serde::Serialize;
@@ -243,7 +243,8 @@ impl Neighbor {
     /// Route-map entries that set local preference or communities (see `MAX_PROPERTY_ENTRIES`).
     pub fn property_entries(&self) -> usize {
         let local_prefs: BTreeSet<(u32, Family)> = self.local_pref.iter().map(|(p, lp)| (*lp, Family::of(p))).collect();
-        let communities: usize = self.communities.values().map(|nets| [Family::V4, Family::V6].into_iter().filter(|f| nets.iter().any(|n| Family::of(n) == *f)).count()).sum();
+        let communities: usize =
+            self.communities.values().map(|nets| [Family::V4, Family::V6].into_iter().filter(|f| nets.iter().any(|n| Family::of(n) == *f)).count()).sum();
         local_prefs.len() + communities
     }
 

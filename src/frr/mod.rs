@@ -1,10 +1,10 @@
 //! The FRR side: configuration trees and their differences, vtysh, and applying a desired
 //! configuration to a running FRR.
 
-pub mod conf;
-pub mod vtysh;
 pub mod apply;
+pub mod conf;
 pub mod state;
+pub mod vtysh;
 
 /// Words after which the rest of an FRR line is a secret: BGP, LDP and vty passwords, key
 /// chains (`key-string`), OSPF (`authentication-key`, `message-digest-key`), IS-IS

@@ -27,12 +27,7 @@ fn environment() -> &'static Environment<'static> {
     ENV.get_or_init(|| {
         let mut env = Environment::new();
         env.set_syntax(
-            minijinja::syntax::SyntaxConfig::builder()
-                .trim_blocks(true)
-                .lstrip_blocks(true)
-                .keep_trailing_newline(true)
-                .build()
-                .expect("static syntax config"),
+            minijinja::syntax::SyntaxConfig::builder().trim_blocks(true).lstrip_blocks(true).keep_trailing_newline(true).build().expect("static syntax config"),
         );
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         env.set_auto_escape_callback(|_| AutoEscape::None);
@@ -52,7 +47,11 @@ pub fn render(model: &Model) -> Result<String, RenderError> {
     // the core refuses more; a model built elsewhere must not make the numbering give up
     for n in model.routers.iter().flat_map(|r| &r.neighbors) {
         if n.property_entries() > crate::core::model::MAX_PROPERTY_ENTRIES {
-            return Err(RenderError(format!("neighbor {}: more than {} local preference and community settings", n.peer, crate::core::model::MAX_PROPERTY_ENTRIES)));
+            return Err(RenderError(format!(
+                "neighbor {}: more than {} local preference and community settings",
+                n.peer,
+                crate::core::model::MAX_PROPERTY_ENTRIES
+            )));
         }
     }
     let plan = plan(model);

@@ -47,7 +47,11 @@ impl Server {
             roots.add(c.unwrap()).unwrap();
         }
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let cfg = rustls::ClientConfig::builder_with_provider(provider).with_safe_default_protocol_versions().unwrap().with_root_certificates(roots).with_no_client_auth();
+        let cfg = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
         tokio_rustls::TlsConnector::from(Arc::new(cfg))
     }
 
@@ -83,7 +87,10 @@ pub async fn response(c: &mut Tls) -> (u16, String) {
         buf.extend_from_slice(&chunk[..n]);
         let text = String::from_utf8_lossy(&buf);
         if let Some(end) = text.find("\r\n\r\n") {
-            let len = text[..end].lines().find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length: ").and_then(|v| v.trim().parse::<usize>().ok())).unwrap_or(0);
+            let len = text[..end]
+                .lines()
+                .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length: ").and_then(|v| v.trim().parse::<usize>().ok()))
+                .unwrap_or(0);
             if buf.len() >= end + 4 + len {
                 break;
             }
