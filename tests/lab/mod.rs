@@ -225,6 +225,18 @@ fn stale_name(name: &str) -> bool {
     pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists()
 }
 
+/// frr-composer's private working directory (`frr-composer-<pid>-<random>`) of a process that
+/// no longer runs (test processes use the library and never reach its cleanup at exit).
+fn stale_workdir(name: &str) -> bool {
+    let Some(rest) = name.strip_prefix("frr-composer-") else {
+        return false;
+    };
+    let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
+        return false;
+    };
+    pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists()
+}
+
 /// Remove what killed test processes left: their namespaces (after killing the processes
 /// still inside them, which the lab started there) and their directories.
 fn cleanup_stale() {
@@ -248,7 +260,7 @@ fn cleanup_stale() {
                 continue;
             };
             for e in entries.flatten() {
-                if e.file_name().to_str().is_some_and(stale_name) {
+                if e.file_name().to_str().is_some_and(|n| stale_name(n) || stale_workdir(n)) {
                     let _ = fs::remove_dir_all(e.path());
                 }
             }
