@@ -71,6 +71,8 @@ fn one_malloc_arena() {}
 
 /// Runs a server on a two-thread runtime; errors are printed once, with their causes.
 fn serve(server: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode {
+    // the agent's working files (FRR syntax checks, batches) go when it returns
+    let _cleanup = frr_composer::workdir::Cleanup;
     one_malloc_arena();
     let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(rt) => rt,

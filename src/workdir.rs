@@ -23,7 +23,12 @@ pub fn private_dir(base: &Path) -> std::io::Result<PathBuf> {
     if let Some((_, d)) = dirs.iter().find(|(b, _)| b == base) {
         return Ok(d.path().to_path_buf());
     }
-    let d = tempfile::Builder::new().prefix("frr-composer-").permissions(std::fs::Permissions::from_mode(0o700)).tempdir_in(base)?;
+    // the pid lets a test harness remove what a killed process left; the random part and the
+    // exclusive creation keep the name unguessable and the directory ours
+    let d = tempfile::Builder::new()
+        .prefix(&format!("frr-composer-{}-", std::process::id()))
+        .permissions(std::fs::Permissions::from_mode(0o700))
+        .tempdir_in(base)?;
     // the mode is given at creation; set it again in case the umask took bits away
     std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o700))?;
     let path = d.path().to_path_buf();

@@ -16,6 +16,8 @@
 //! skipped without them, except under CI=true, where it fails.
 
 mod apiserver;
+// the lab and the API server harness each include tests/support
+#[allow(clippy::duplicate_mod)]
 mod lab;
 
 use std::collections::BTreeSet;

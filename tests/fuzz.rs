@@ -2,7 +2,8 @@
 //! sizes (up to 10,000), neighbor names built to collide, and YAML document structure
 //! (nesting, aliases, sizes). Each target runs generated cases until its budget is spent
 //! (FRR_COMPOSER_FUZZ_SECONDS, default 15 s per target; CI uses the default) and prints how
-//! many it ran. A case that does not finish within 30 s fails: work must be bounded.
+//! many it ran (also into the file FRR_COMPOSER_FUZZ_REPORT names). A case that does not
+//! finish within 30 s fails: work must be bounded.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::mpsc;
@@ -48,7 +49,15 @@ where
         }
         cases += 1;
     }
-    eprintln!("fuzz {name}: {cases} cases in {:.1} s", start.elapsed().as_secs_f64());
+    let line = format!("fuzz {name}: {cases} cases in {:.1} s", start.elapsed().as_secs_f64());
+    eprintln!("{line}");
+    // .ci/test prints these figures after the suite (test output is captured)
+    if let Some(file) = std::env::var_os("FRR_COMPOSER_FUZZ_REPORT") {
+        use std::io::Write;
+        if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(file) {
+            let _ = writeln!(f, "{line}");
+        }
+    }
 }
 
 fn settings() -> Settings {
@@ -492,5 +501,5 @@ fn structure_is_bounded(d: &Doc) -> Result<(), String> {
 
 #[test]
 fn fuzz_document_structure() {
-    fuzz("documents", 40, doc(), structure_is_bounded);
+    fuzz("documents", 20, doc(), structure_is_bounded);
 }

@@ -320,9 +320,9 @@ fn children() -> Vec<u32> {
     out
 }
 
-/// `fc-<pid>-...` with a pid that no longer runs.
-fn stale_name(name: &str) -> bool {
-    let Some(rest) = name.strip_prefix("fc-") else {
+/// `<prefix><pid>-...` with a pid (not ours) that no longer runs.
+fn of_dead_process(name: &str, prefix: &str) -> bool {
+    let Some(rest) = name.strip_prefix(prefix) else {
         return false;
     };
     let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
@@ -331,10 +331,21 @@ fn stale_name(name: &str) -> bool {
     pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists()
 }
 
+/// `fc-<pid>-...` of a process that no longer runs.
+fn stale_name(name: &str) -> bool {
+    of_dead_process(name, "fc-")
+}
+
 /// Remove what killed test processes left: their namespaces (after killing the processes
 /// still inside them, which the lab started there) and their directories.
 fn cleanup_stale() {
-    remove_leftovers(&stale_name);
+    remove_leftovers(&|n| stale_name(n) || stale_workdir(n));
+}
+
+/// frr-composer's private working directory (`frr-composer-<pid>-<random>`) of a process that
+/// no longer runs (test processes use the library and never reach its cleanup at exit).
+fn stale_workdir(name: &str) -> bool {
+    of_dead_process(name, "frr-composer-")
 }
 
 fn remove_leftovers(matches: &dyn Fn(&str) -> bool) {
