@@ -4,6 +4,7 @@
 //! It reports FRRNodeState, BGPSessionState and per-configuration status, and serves health
 //! and metrics.
 
+pub mod holddown;
 pub mod metrics;
 pub mod status;
 pub mod watch;
@@ -41,6 +42,11 @@ pub struct ControllerArgs {
     /// Quiet time after the last change before applying (a burst becomes one apply).
     #[arg(long, default_value_t = 200, env = "FRR_COMPOSER_DEBOUNCE_MS")]
     pub debounce_ms: u64,
+    /// How long the configuration of a deleted FRRConfiguration stays in FRR (0: withdraw at
+    /// once). A re-creation within this time changes nothing (MetalLB's speaker deletes and
+    /// recreates its object when it restarts); content changes always apply at once.
+    #[arg(long, default_value = "5s", value_parser = holddown::parse_duration, env = "FRR_COMPOSER_DELETION_HOLD_DOWN")]
+    pub deletion_hold_down: Duration,
     /// Log level of the agent and default FRR log level (FRRK8sConfiguration `config` overrides).
     #[arg(long, value_enum, default_value = "info")]
     pub log_level: crate::cli::render::LogLevelArg,
@@ -140,6 +146,8 @@ struct Outcome {
     reload: Option<Result<(), String>>,
     generations: BTreeMap<String, i64>,
     malformed: BTreeMap<String, String>,
+    /// Deleted FRRConfigurations still in effect, with the end of their hold-down.
+    held: Vec<(String, jiff::Timestamp)>,
 }
 
 pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
@@ -185,6 +193,7 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
     let mut last_reload: Option<String> = None;
     let mut desired_text: Option<String> = None;
     let mut first = true;
+    let mut hold = holddown::HoldDown::new(args.deletion_hold_down);
     loop {
         // wait for a change, a retry, or the periodic self-healing check
         let woke_by_change = if first {
@@ -193,7 +202,7 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
         } else {
             tokio::select! {
                 _ = shared.changed.notified() => true,
-                _ = tokio::time::sleep(Duration::from_millis(500)) => false,
+                _ = tokio::time::sleep(hold.next_wake().map_or(Duration::from_millis(500), |t| t.saturating_duration_since(Instant::now()).min(Duration::from_millis(500)))) => false,
             }
         };
         if woke_by_change {
@@ -214,7 +223,8 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
                 a.state.is_some() && !a.state_is_current()
             };
             let drift_due = last_drift_check.elapsed() >= Duration::from_secs(args.drift_interval);
-            if !(due_retry || restarted || drift_due) {
+            let hold_due = hold.next_wake().is_some_and(|t| Instant::now() >= t);
+            if !(due_retry || restarted || drift_due || hold_due) {
                 continue;
             }
             if drift_due {
@@ -227,7 +237,7 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
                         tracing::warn!(drift = %redact(&d.to_string()), "FRR's running configuration drifted; repairing");
                         applier.lock().expect("applier").invalidate();
                     }
-                    Ok(None) if !due_retry && !restarted => continue,
+                    Ok(None) if !due_retry && !restarted && !hold_due => continue,
                     Ok(None) => {}
                     Err(e) => {
                         tracing::warn!(error = %e, "drift check");
@@ -242,13 +252,15 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
         metrics.updates.inc();
 
         // snapshot -> core
-        let (configs, malformed, secrets, labels, node_uid, settings_level, generations) = {
+        let (configs, malformed, secrets, labels, node_uid, settings_level, generations, step) = {
             let s = shared.snapshot.lock().expect("snapshot");
+            // deleted objects stay for their hold-down
+            let step = hold.advance(&s.configs, Instant::now());
             let mut configs = Vec::new();
             let mut malformed = BTreeMap::new();
             let mut generations = BTreeMap::new();
             let node_labels = s.node().map(|n| n.labels.clone()).unwrap_or_default();
-            for (name, c) in &s.configs {
+            for (name, c) in &step.effective {
                 match c {
                     // only the configurations this node may merge are copied out (an invalid
                     // selector is kept, so that its error is reported)
@@ -264,8 +276,9 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
             }
             let uid = s.node().and_then(|n| n.uid.clone());
             let level = s.settings().and_then(|c| c.spec.log_level);
-            (configs, malformed, s.secrets.clone(), node_labels, uid, level, generations)
+            (configs, malformed, s.secrets.clone(), node_labels, uid, level, generations, step)
         };
+        log_hold_down(&args.namespace, &step, hold.hold);
         let Some(node_uid) = node_uid else {
             tracing::warn!(node = %args.node_name, "the Node does not exist; waiting");
             continue;
@@ -293,7 +306,12 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
             Ok(c) => c.selected.iter().filter_map(|o| generations.get(&*o.name).map(|g| (o.to_string(), *g))).collect(),
             Err(_) => BTreeMap::new(),
         };
-        let mut outcome = Outcome { conversion: composed.as_ref().map(|c| c.selected.clone()).map_err(|e| e.clone()), reload: None, generations, malformed };
+        if let Ok(c) = &composed {
+            hold.merged(&step.effective, c.selected.iter().map(|o| &*o.name));
+        }
+        let (now, now_ts) = (Instant::now(), jiff::Timestamp::now());
+        let held = hold.held().into_iter().map(|(n, t)| (format!("{}/{n}", args.namespace), now_ts + t.saturating_duration_since(now))).collect();
+        let mut outcome = Outcome { conversion: composed.as_ref().map(|c| c.selected.clone()).map_err(|e| e.clone()), reload: None, generations, malformed, held };
         match composed {
             Err(errors) => {
                 metrics.update_errors.inc();
@@ -404,7 +422,8 @@ fn node_status(o: &Outcome, running: Option<String>, previous: &mut Vec<k8s_open
         (Ok(_), Some(Err(e))) => ("ReloadFailed", e.clone()),
         _ => ("Applied", "FRR runs the merged configuration".to_string()),
     };
-    let conditions = status::conditions(previous, ok, reason, &message, None, jiff::Timestamp::now());
+    let mut conditions = status::conditions(previous, ok, reason, &message, None, jiff::Timestamp::now());
+    conditions.push(holddown::condition(previous, &o.held, jiff::Timestamp::now()));
     *previous = conditions.clone();
     FRRNodeStateStatus {
         running_config: running,
@@ -442,6 +461,18 @@ fn config_entries(o: &Outcome) -> BTreeMap<String, Option<String>> {
         out.insert(name.clone(), Some(format!("malformed: {e}")));
     }
     out
+}
+
+fn log_hold_down<V>(namespace: &str, step: &holddown::Step<V>, hold: Duration) {
+    for n in &step.started {
+        tracing::info!(object = %format!("{namespace}/{n}"), hold_down_ms = hold.as_millis() as u64, "FRRConfiguration deleted; its configuration stays until the hold-down ends");
+    }
+    for n in &step.cancelled {
+        tracing::info!(object = %format!("{namespace}/{n}"), "FRRConfiguration recreated within its hold-down; the deletion is not applied");
+    }
+    for n in &step.expired {
+        tracing::info!(object = %format!("{namespace}/{n}"), "hold-down ended; the deleted FRRConfiguration's configuration is withdrawn");
+    }
 }
 
 const API_TIMEOUT: Duration = Duration::from_secs(10);
