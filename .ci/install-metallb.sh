@@ -16,7 +16,8 @@
 # that requires the release builds its main packages as they are.
 #
 # Measured on the 2-core / 24 GiB machine (Go 1.26.8), with other builds and tests sharing
-# the cores: cold (empty module and build caches) METALLB_COLD_TIME; reuse 0.1 s.
+# the cores (load average 10-19): cold (empty module and build caches) 16m36s wall, 308 s user
+# + 43 s sys; reuse 0.1 s. Binaries about 64 MB each.
 set -euo pipefail
 
 METALLB_VERSION="0.16.1"
