@@ -6,12 +6,19 @@
 //! the node for those seconds, on every MetalLB upgrade or crash. Held, a deletion followed by
 //! a re-creation changes nothing in FRR.
 //!
+//! The same restart, when the speaker's reconciler runs after its peers are known but before
+//! its Services are, does not delete the object but writes it with no prefixes at all, and
+//! writes the prefixes back about 3 s later: in the live lab two of five restarts did that. An
+//! object that stops advertising anything at all is therefore held the same way.
+//!
 //! Rules (pure, no clock: the caller passes `now`):
-//! - Only deletions are held, and only of objects that the last successful merge used. A
-//!   change of content, a new object, a node label change or the deletion of an object that
-//!   was refused or never selected takes effect at once.
-//! - An object that comes back (same name) within the hold-down ends it: the current content
-//!   counts from then on, exactly as for any content change.
+//! - Held: the deletion of an object, or an object emptied (it advertised prefixes and now
+//!   advertises none), but only for objects that the last successful merge used. Every other
+//!   change - a prefix less while others stay, a new object, a node label change, the deletion
+//!   of an object that was refused or never selected - takes effect at once.
+//! - An object that comes back advertising (same name) within the hold-down ends it: the
+//!   current content counts from then on, exactly as for any content change. Coming back
+//!   still empty keeps the hold (MetalLB may recreate its object empty first).
 //! - An object still gone when its hold-down ends is withdrawn: the caller wakes at
 //!   [`Step::next_wake`] and merges without it.
 //! - A zero hold-down holds nothing.
@@ -23,12 +30,14 @@ use std::time::{Duration, Instant};
 /// and a typo cannot keep a withdrawn object in FRR for days).
 pub const MAX: Duration = Duration::from_secs(600);
 
-/// A deleted object whose part of the configuration is still in effect.
+/// A deleted or emptied object whose previous part of the configuration is still in effect.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Held<V> {
     /// The content last merged.
     pub value: V,
     pub deleted_at: Instant,
+    /// Deleted (true) or still there but emptied (false), as last seen.
+    pub deleted: bool,
 }
 
 /// What to merge now, and what the hold-down keeps for later.
@@ -54,8 +63,9 @@ pub struct Step<V> {
 /// One reconcile's view through the hold-down.
 ///
 /// `current`: the objects the API server holds now; `applied`: those the last successful merge
-/// used, with the content it used; `held`: the deletions held so far; `hold`: the hold-down.
-pub fn step<V: Clone>(current: &BTreeMap<String, V>, applied: &BTreeMap<String, V>, held: &BTreeMap<String, Held<V>>, now: Instant, hold: Duration) -> Step<V> {
+/// used, with the content it used; `held`: the holds so far; `hold`: the hold-down;
+/// `advertises`: whether an object's content advertises any prefix.
+pub fn step<V: Clone>(current: &BTreeMap<String, V>, applied: &BTreeMap<String, V>, held: &BTreeMap<String, Held<V>>, now: Instant, hold: Duration, advertises: impl Fn(&V) -> bool) -> Step<V> {
     let hold = hold.min(MAX);
     let mut out = Step {
         effective: current.clone(),
@@ -67,20 +77,30 @@ pub fn step<V: Clone>(current: &BTreeMap<String, V>, applied: &BTreeMap<String, 
         expired: Vec::new(),
     };
     for (name, h) in held {
-        if current.contains_key(name) {
+        let now_there = current.get(name);
+        if now_there.is_some_and(&advertises) {
             out.cancelled.push(name.clone());
         } else if now.saturating_duration_since(h.deleted_at) >= hold {
             out.expired.push(name.clone());
+            // the next merge records it again as it is then (if it exists)
             out.applied.remove(name);
         } else {
-            out.held.insert(name.clone(), h.clone());
+            out.held.insert(name.clone(), Held { deleted: now_there.is_none(), ..h.clone() });
         }
     }
     if !hold.is_zero() {
         for (name, value) in applied {
-            if !current.contains_key(name) && !held.contains_key(name) {
+            if held.contains_key(name) {
+                continue;
+            }
+            let start = match current.get(name) {
+                None => Some(true),
+                Some(c) if advertises(value) && !advertises(c) => Some(false),
+                Some(_) => None,
+            };
+            if let Some(deleted) = start {
                 out.started.push(name.clone());
-                out.held.insert(name.clone(), Held { value: value.clone(), deleted_at: now });
+                out.held.insert(name.clone(), Held { value: value.clone(), deleted_at: now, deleted });
             }
         }
     }
@@ -91,22 +111,23 @@ pub fn step<V: Clone>(current: &BTreeMap<String, V>, applied: &BTreeMap<String, 
     out
 }
 
-/// The hold-down's state across reconciles: the last merged objects and the held deletions.
+/// The hold-down's state across reconciles: the last merged objects and the holds.
 #[derive(Debug)]
 pub struct HoldDown<V> {
     pub hold: Duration,
     applied: BTreeMap<String, V>,
     held: BTreeMap<String, Held<V>>,
+    advertises: fn(&V) -> bool,
 }
 
 impl<V: Clone> HoldDown<V> {
-    pub fn new(hold: Duration) -> Self {
-        HoldDown { hold: hold.min(MAX), applied: BTreeMap::new(), held: BTreeMap::new() }
+    pub fn new(hold: Duration, advertises: fn(&V) -> bool) -> Self {
+        HoldDown { hold: hold.min(MAX), applied: BTreeMap::new(), held: BTreeMap::new(), advertises }
     }
 
     /// Runs [`step`] and keeps its state; returns the step for logging and merging.
     pub fn advance(&mut self, current: &BTreeMap<String, V>, now: Instant) -> Step<V> {
-        let s = step(current, &self.applied, &self.held, now, self.hold);
+        let s = step(current, &self.applied, &self.held, now, self.hold, self.advertises);
         self.held.clone_from(&s.held);
         self.applied.clone_from(&s.applied);
         s
@@ -117,9 +138,9 @@ impl<V: Clone> HoldDown<V> {
         self.applied = used.into_iter().filter_map(|n| effective.get(n).map(|v| (n.to_string(), v.clone()))).collect();
     }
 
-    /// Names of the held deletions with the time their hold-down ends.
-    pub fn held(&self) -> Vec<(String, Instant)> {
-        self.held.iter().map(|(n, h)| (n.clone(), h.deleted_at + self.hold)).collect()
+    /// The holds: name, deleted (or emptied), and the time the hold-down ends.
+    pub fn held(&self) -> Vec<(String, bool, Instant)> {
+        self.held.iter().map(|(n, h)| (n.clone(), h.deleted, h.deleted_at + self.hold)).collect()
     }
 
     pub fn next_wake(&self) -> Option<Instant> {
@@ -143,16 +164,16 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 
 /// The `DeletionHeldDown` condition of FRRNodeState: True while a deleted FRRConfiguration's
 /// part of the configuration is kept, naming each one and when it will be withdrawn.
-/// `held`: (namespace/name, wall-clock end of its hold-down).
-pub fn condition(previous: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition], held: &[(String, jiff::Timestamp)], now: jiff::Timestamp) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
+/// `held`: (namespace/name, deleted (or emptied), wall-clock end of its hold-down).
+pub fn condition(previous: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition], held: &[(String, bool, jiff::Timestamp)], now: jiff::Timestamp) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
     const TYPE: &str = "DeletionHeldDown";
     let active = !held.is_empty();
     let status = if active { "True" } else { "False" }.to_string();
     let since = previous.iter().find(|c| c.type_ == TYPE && c.status == status).map(|c| c.last_transition_time.clone()).unwrap_or(Time(now));
     let (reason, message) = if active {
-        let list: Vec<String> = held.iter().map(|(n, until)| format!("{n} until {}", jiff::Timestamp::from_second(until.as_second()).unwrap_or(*until))).collect();
-        ("Deleted", format!("deleted FRRConfiguration kept in FRR until its hold-down ends (withdrawn unless recreated): {}", list.join(", ")))
+        let list: Vec<String> = held.iter().map(|(n, deleted, until)| format!("{n} ({}) until {}", if *deleted { "deleted" } else { "emptied" }, jiff::Timestamp::from_second(until.as_second()).unwrap_or(*until))).collect();
+        ("Held", format!("previous configuration of deleted or emptied FRRConfigurations kept in FRR until the hold-down ends (withdrawn unless they advertise again): {}", list.join(", ")))
     } else {
         ("NothingHeld", "no deletion is held".to_string())
     };
@@ -163,6 +184,11 @@ pub fn condition(previous: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Con
 mod tests {
     use super::*;
 
+    /// Test values: 0 advertises nothing, anything else advertises.
+    fn adv(v: &u32) -> bool {
+        *v != 0
+    }
+
     fn map(items: &[(&str, u32)]) -> BTreeMap<String, u32> {
         items.iter().map(|(k, v)| (k.to_string(), *v)).collect()
     }
@@ -172,7 +198,7 @@ mod tests {
     #[test]
     fn deletion_of_a_merged_object_is_held_then_withdrawn() {
         let t0 = Instant::now();
-        let mut h = HoldDown::new(HOLD);
+        let mut h = HoldDown::new(HOLD, adv);
         let s = h.advance(&map(&[("a", 1), ("b", 2)]), t0);
         assert_eq!(s.effective, map(&[("a", 1), ("b", 2)]));
         h.merged(&s.effective, ["a", "b"]);
@@ -209,7 +235,7 @@ mod tests {
     #[test]
     fn recreation_within_the_hold_down_cancels_it_with_the_new_content() {
         let t0 = Instant::now();
-        let mut h = HoldDown::new(HOLD);
+        let mut h = HoldDown::new(HOLD, adv);
         let s = h.advance(&map(&[("metallb-n1", 1)]), t0);
         h.merged(&s.effective, ["metallb-n1"]);
         let s = h.advance(&map(&[]), t0 + Duration::from_millis(300));
@@ -233,7 +259,7 @@ mod tests {
     #[test]
     fn only_objects_of_the_last_merge_are_held() {
         let t0 = Instant::now();
-        let mut h = HoldDown::new(HOLD);
+        let mut h = HoldDown::new(HOLD, adv);
         // "bad" was refused (or selects another node): the merge used only "a"
         let s = h.advance(&map(&[("a", 1), ("bad", 2)]), t0);
         h.merged(&s.effective, ["a"]);
@@ -248,9 +274,57 @@ mod tests {
     }
 
     #[test]
+    fn an_emptied_object_is_held_like_a_deletion() {
+        let t0 = Instant::now();
+        let mut h = HoldDown::new(HOLD, adv);
+        let s = h.advance(&map(&[("a", 1), ("b", 2)]), t0);
+        h.merged(&s.effective, ["a", "b"]);
+        // b written with nothing to advertise (MetalLB's speaker on some restarts): held
+        let s = h.advance(&map(&[("a", 1), ("b", 0)]), t0 + Duration::from_secs(1));
+        assert_eq!(s.effective, map(&[("a", 1), ("b", 2)]));
+        assert_eq!(s.started, vec!["b".to_string()]);
+        assert_eq!(h.held()[0].1, false, "emptied, not deleted");
+        h.merged(&s.effective, ["a", "b"]);
+        // its content back 3 s later: the hold ends with the new content
+        let s = h.advance(&map(&[("a", 1), ("b", 5)]), t0 + Duration::from_secs(4));
+        assert_eq!(s.effective, map(&[("a", 1), ("b", 5)]));
+        assert_eq!(s.cancelled, vec!["b".to_string()]);
+        h.merged(&s.effective, ["a", "b"]);
+        // emptied for good: the empty content applies when the hold-down ends, and is not held again
+        let t1 = t0 + Duration::from_secs(10);
+        h.advance(&map(&[("a", 1), ("b", 0)]), t1);
+        let s = h.advance(&map(&[("a", 1), ("b", 0)]), t1 + HOLD);
+        assert_eq!(s.effective, map(&[("a", 1), ("b", 0)]));
+        assert_eq!(s.expired, vec!["b".to_string()]);
+        h.merged(&s.effective, ["a", "b"]);
+        let s = h.advance(&map(&[("a", 1), ("b", 0)]), t1 + HOLD + Duration::from_secs(1));
+        assert!(s.started.is_empty() && s.next_wake.is_none());
+        // a prefix less while others stay is an ordinary change: at once
+        let s = h.advance(&map(&[("a", 3), ("b", 0)]), t1 + HOLD + Duration::from_secs(2));
+        assert_eq!(s.effective, map(&[("a", 3), ("b", 0)]));
+        assert!(s.started.is_empty());
+    }
+
+    #[test]
+    fn deleted_then_recreated_empty_stays_held_until_it_advertises() {
+        let t0 = Instant::now();
+        let mut h = HoldDown::new(HOLD, adv);
+        let s = h.advance(&map(&[("n1", 4)]), t0);
+        h.merged(&s.effective, ["n1"]);
+        h.advance(&map(&[]), t0 + Duration::from_millis(300));
+        let s = h.advance(&map(&[("n1", 0)]), t0 + Duration::from_secs(2));
+        assert_eq!(s.effective, map(&[("n1", 4)]));
+        assert!(s.cancelled.is_empty());
+        assert_eq!(s.next_wake, Some(t0 + Duration::from_millis(300) + HOLD), "the hold-down does not restart");
+        let s = h.advance(&map(&[("n1", 4)]), t0 + Duration::from_secs(4));
+        assert_eq!(s.cancelled, vec!["n1".to_string()]);
+        assert_eq!(s.effective, map(&[("n1", 4)]));
+    }
+
+    #[test]
     fn several_deletions_wake_at_the_earliest_end() {
         let t0 = Instant::now();
-        let mut h = HoldDown::new(HOLD);
+        let mut h = HoldDown::new(HOLD, adv);
         let s = h.advance(&map(&[("a", 1), ("b", 2), ("c", 3)]), t0);
         h.merged(&s.effective, ["a", "b", "c"]);
         let s = h.advance(&map(&[("b", 2), ("c", 3)]), t0 + Duration::from_secs(1));
@@ -267,7 +341,7 @@ mod tests {
     #[test]
     fn zero_hold_down_holds_nothing() {
         let t0 = Instant::now();
-        let mut h = HoldDown::new(Duration::ZERO);
+        let mut h = HoldDown::new(Duration::ZERO, adv);
         let s = h.advance(&map(&[("a", 1)]), t0);
         h.merged(&s.effective, ["a"]);
         let s = h.advance(&map(&[]), t0);
@@ -288,10 +362,11 @@ mod tests {
     #[test]
     fn condition_names_held_objects_and_keeps_its_transition_time() {
         let t = jiff::Timestamp::from_second(1_800_000_000).unwrap();
-        let c = condition(&[], &[("ns/metallb-n1".into(), t + jiff::SignedDuration::from_millis(4500))], t);
-        assert_eq!((c.type_.as_str(), c.status.as_str(), c.reason.as_str()), ("DeletionHeldDown", "True", "Deleted"));
-        assert!(c.message.contains("ns/metallb-n1 until 2027-01-15T08:00:04Z"), "{}", c.message);
-        let later = condition(std::slice::from_ref(&c), &[("ns/metallb-n1".into(), t)], t + jiff::SignedDuration::from_secs(1));
+        let c = condition(&[], &[("ns/metallb-n1".into(), true, t + jiff::SignedDuration::from_millis(4500))], t);
+        assert_eq!((c.type_.as_str(), c.status.as_str(), c.reason.as_str()), ("DeletionHeldDown", "True", "Held"));
+        assert!(c.message.contains("ns/metallb-n1 (deleted) until 2027-01-15T08:00:04Z"), "{}", c.message);
+        let later = condition(std::slice::from_ref(&c), &[("ns/metallb-n1".into(), false, t)], t + jiff::SignedDuration::from_secs(1));
+        assert!(later.message.contains("ns/metallb-n1 (emptied)"), "{}", later.message);
         assert_eq!(later.last_transition_time, c.last_transition_time);
         let off = condition(&[later], &[], t + jiff::SignedDuration::from_secs(5));
         assert_eq!((off.status.as_str(), off.reason.as_str()), ("False", "NothingHeld"));

@@ -42,9 +42,10 @@ pub struct ControllerArgs {
     /// Quiet time after the last change before applying (a burst becomes one apply).
     #[arg(long, default_value_t = 200, env = "FRR_COMPOSER_DEBOUNCE_MS")]
     pub debounce_ms: u64,
-    /// How long the configuration of a deleted FRRConfiguration stays in FRR (0: withdraw at
-    /// once). A re-creation within this time changes nothing (MetalLB's speaker deletes and
-    /// recreates its object when it restarts); content changes always apply at once.
+    /// How long the configuration of a deleted FRRConfiguration, or of one that stops
+    /// advertising anything, stays in FRR (0: withdraw at once). Advertising again within this
+    /// time changes nothing (MetalLB's speaker deletes or empties its object when it restarts);
+    /// other content changes apply at once.
     #[arg(long, default_value = "5s", value_parser = holddown::parse_duration, env = "FRR_COMPOSER_DELETION_HOLD_DOWN")]
     pub deletion_hold_down: Duration,
     /// Log level of the agent and default FRR log level (FRRK8sConfiguration `config` overrides).
@@ -147,7 +148,7 @@ struct Outcome {
     generations: BTreeMap<String, i64>,
     malformed: BTreeMap<String, String>,
     /// Deleted FRRConfigurations still in effect, with the end of their hold-down.
-    held: Vec<(String, jiff::Timestamp)>,
+    held: Vec<(String, bool, jiff::Timestamp)>,
 }
 
 pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
@@ -193,7 +194,7 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
     let mut last_reload: Option<String> = None;
     let mut desired_text: Option<String> = None;
     let mut first = true;
-    let mut hold = holddown::HoldDown::new(args.deletion_hold_down);
+    let mut hold = holddown::HoldDown::new(args.deletion_hold_down, |c: &watch::ConfigEntry| c.as_ref().is_ok_and(|c| c.spec.bgp.routers.iter().any(|r| !r.prefixes.is_empty())));
     loop {
         // wait for a change, a retry, or the periodic self-healing check
         let woke_by_change = if first {
@@ -310,7 +311,7 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
             hold.merged(&step.effective, c.selected.iter().map(|o| &*o.name));
         }
         let (now, now_ts) = (Instant::now(), jiff::Timestamp::now());
-        let held = hold.held().into_iter().map(|(n, t)| (format!("{}/{n}", args.namespace), now_ts + t.saturating_duration_since(now))).collect();
+        let held = hold.held().into_iter().map(|(n, deleted, t)| (format!("{}/{n}", args.namespace), deleted, now_ts + t.saturating_duration_since(now))).collect();
         let mut outcome = Outcome { conversion: composed.as_ref().map(|c| c.selected.clone()).map_err(|e| e.clone()), reload: None, generations, malformed, held };
         match composed {
             Err(errors) => {
@@ -465,13 +466,15 @@ fn config_entries(o: &Outcome) -> BTreeMap<String, Option<String>> {
 
 fn log_hold_down<V>(namespace: &str, step: &holddown::Step<V>, hold: Duration) {
     for n in &step.started {
-        tracing::info!(object = %format!("{namespace}/{n}"), hold_down_ms = hold.as_millis() as u64, "FRRConfiguration deleted; its configuration stays until the hold-down ends");
+        let deleted = step.held.get(n).is_some_and(|h| h.deleted);
+        let msg = if deleted { "FRRConfiguration deleted; its configuration stays until the hold-down ends" } else { "FRRConfiguration emptied (it advertises nothing now); its previous configuration stays until the hold-down ends" };
+        tracing::info!(object = %format!("{namespace}/{n}"), hold_down_ms = hold.as_millis() as u64, "{msg}");
     }
     for n in &step.cancelled {
-        tracing::info!(object = %format!("{namespace}/{n}"), "FRRConfiguration recreated within its hold-down; the deletion is not applied");
+        tracing::info!(object = %format!("{namespace}/{n}"), "FRRConfiguration advertises again within its hold-down (recreated or refilled); the deletion is not applied");
     }
     for n in &step.expired {
-        tracing::info!(object = %format!("{namespace}/{n}"), "hold-down ended; the deleted FRRConfiguration's configuration is withdrawn");
+        tracing::info!(object = %format!("{namespace}/{n}"), "hold-down ended; the deleted or emptied FRRConfiguration's previous configuration is withdrawn");
     }
 }
 
