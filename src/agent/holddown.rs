@@ -283,7 +283,7 @@ mod tests {
         let s = h.advance(&map(&[("a", 1), ("b", 0)]), t0 + Duration::from_secs(1));
         assert_eq!(s.effective, map(&[("a", 1), ("b", 2)]));
         assert_eq!(s.started, vec!["b".to_string()]);
-        assert_eq!(h.held()[0].1, false, "emptied, not deleted");
+        assert!(!h.held()[0].1, "emptied, not deleted");
         h.merged(&s.effective, ["a", "b"]);
         // its content back 3 s later: the hold ends with the new content
         let s = h.advance(&map(&[("a", 1), ("b", 5)]), t0 + Duration::from_secs(4));
