@@ -483,13 +483,14 @@ impl MetalLbLab {
             "set -e\nmount --make-rprivate /\nmount --bind {shared} /etc/frr_reloader\nmount --bind /run/frr/{ps} /run/frr\nmount --bind {etc} /etc/frr\n\
              SHARED_VOLUME=/etc/frr_reloader /bin/bash {k8s}/frr-reloader.sh >>{dir}/reloader.log 2>&1 &\n\
              for _ in $(seq 100); do [ -s /etc/frr_reloader/reloader.pid ] && break; sleep 0.05; done\n\
-             exec {k8s}/bin/frr-k8s --node-name={name} --namespace={NS} --pod-name=frr-k8s-{name} --metrics-bind-address=127.0.0.1:{port} --log-level=info\n",
+             exec {k8s}/bin/frr-k8s --node-name={name} --namespace={NS} --pod-name=frr-k8s-{name} --metrics-bind-address=127.0.0.1:{port} --health-probe-bind-address=127.0.0.1:{port2} --log-level=info\n",
             shared = shared.display(),
             ps = frr.name(),
             etc = dir.join("etc-frr").display(),
             k8s = k8s.display(),
             dir = dir.display(),
             port = free_port(),
+            port2 = free_port(),
         );
         let mut c = Command::new("unshare");
         c.env_clear().env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin").env("KUBECONFIG", self.api.kubeconfig()).env("HOME", &dir);
