@@ -29,30 +29,15 @@ if [ -f "$MARKER" ] && [ "$(cat "$MARKER")" = "$WANT_MARKER" ] && [ -x "$BIN/frr
     exit 0
 fi
 
-GO="$(command -v go || true)"
-[ -n "$GO" ] || GO=/usr/local/go/bin/go
-[ -x "$GO" ] || die "go not found (PATH or /usr/local/go/bin/go)"
-export GOPATH="$GOC/gopath"
-export GOMODCACHE="$GOC/gopath/pkg/mod"
-export GOCACHE="$GOC/gocache"
-export GOTMPDIR="$GOC/tmp"
-export GOTOOLCHAIN=local
-export CGO_ENABLED=0
-export GOFLAGS="-mod=mod -buildvcs=false"
-export GOPROXY="${GOPROXY:-https://proxy.golang.org,direct}"
-unset GOWORK GOOS GOARCH || true
-mkdir -p "$BIN" "$CACHE/build" "$GOMODCACHE" "$GOCACHE" "$GOTMPDIR"
+# shellcheck source=go-env.sh
+. "$(dirname "$0")/go-env.sh"
+go_env "$GOC"
+mkdir -p "$BIN" "$CACHE/build"
 rm -f "$MARKER"
 START=$SECONDS
 
-w="$CACHE/build/frr-k8s-v$FRRK8S_VERSION"
-rm -rf "$w" && mkdir -p "$w" && cd "$w"
-"$GO" mod init local/frr-k8s-build >/dev/null 2>&1
-upstream="$("$GO" mod download -json "github.com/metallb/frr-k8s@v$FRRK8S_VERSION")"
-gomod="$(sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",*$/\1/p' <<<"$upstream")"
-src="$(sed -n 's/^[[:space:]]*"Dir": "\(.*\)",*$/\1/p' <<<"$upstream")"
-[ -f "$gomod" ] && [ -d "$src" ] || die "cannot download github.com/metallb/frr-k8s@v$FRRK8S_VERSION"
-"$GO" mod edit -go="$(awk '$1=="go"{print $2; exit}' "$gomod")"
+src="$(go_wrapper_module "$CACHE/build/frr-k8s-v$FRRK8S_VERSION" frr-k8s-build "github.com/metallb/frr-k8s@v$FRRK8S_VERSION")"
+cd "$CACHE/build/frr-k8s-v$FRRK8S_VERSION"
 # the controller's main package moved between releases
 pkg=""
 for p in cmd/frr-k8s-controller cmd; do

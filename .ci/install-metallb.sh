@@ -41,32 +41,16 @@ if complete; then
     exit 0
 fi
 
-GO="$(command -v go || true)"
-[ -n "$GO" ] || GO=/usr/local/go/bin/go
-[ -x "$GO" ] || die "go not found (PATH or /usr/local/go/bin/go)"
-
-export GOPATH="$CACHE/gopath"
-export GOMODCACHE="$CACHE/gopath/pkg/mod"
-export GOCACHE="$CACHE/gocache"
-export GOTMPDIR="$CACHE/tmp"
-export GOTOOLCHAIN=local
-export CGO_ENABLED=0
-export GOFLAGS="-mod=mod -buildvcs=false"
-export GOPROXY="${GOPROXY:-https://proxy.golang.org,direct}"
-unset GOWORK GOOS GOARCH || true
-mkdir -p "$BIN" "$CACHE/build" "$GOMODCACHE" "$GOCACHE" "$GOTMPDIR"
+# shellcheck source=go-env.sh
+. "$(dirname "$0")/go-env.sh"
+go_env "$CACHE"
+mkdir -p "$BIN"
 log "using $("$GO" version) with GOPROXY=$GOPROXY, cache $CACHE"
 rm -f "$MARKER"
 START=$SECONDS
 
-w="$CACHE/build/metallb-v$METALLB_VERSION"
-rm -rf "$w" && mkdir -p "$w" && cd "$w"
-"$GO" mod init local/metallb-build >/dev/null 2>&1
-upstream="$("$GO" mod download -json "go.universe.tf/metallb@v$METALLB_VERSION")"
-gomod="$(sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",*$/\1/p' <<<"$upstream")"
-src="$(sed -n 's/^[[:space:]]*"Dir": "\(.*\)",*$/\1/p' <<<"$upstream")"
-[ -f "$gomod" ] && [ -d "$src" ] || die "cannot download go.universe.tf/metallb@v$METALLB_VERSION"
-"$GO" mod edit -go="$(awk '$1=="go"{print $2; exit}' "$gomod")"
+src="$(go_wrapper_module "$CACHE/build/metallb-v$METALLB_VERSION" metallb-build "go.universe.tf/metallb@v$METALLB_VERSION")"
+cd "$CACHE/build/metallb-v$METALLB_VERSION"
 "$GO" get -tool "go.universe.tf/metallb/speaker@v$METALLB_VERSION" "go.universe.tf/metallb/controller@v$METALLB_VERSION"
 for b in controller speaker; do
     log "building $b v$METALLB_VERSION"

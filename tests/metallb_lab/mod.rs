@@ -156,41 +156,27 @@ pub struct ConfigEvent {
 }
 
 /// `kubectl get frrconfigurations -w`: every event with its arrival time.
-pub struct ConfigWatch {
-    proc: Proc,
-    pub events: Arc<Mutex<Vec<ConfigEvent>>>,
-}
+pub struct ConfigWatch(ObjectWatch);
 
 impl ConfigWatch {
     pub fn start(api: &ApiServer, log: PathBuf) -> Result<ConfigWatch> {
-        let mut cmd = Command::new(apiserver::KUBECTL);
-        cmd.env("HOME", api.dir())
-            .arg(format!("--kubeconfig={}", api.kubeconfig().display()))
-            .args(["-n", NS, "get", "frrconfigurations.frrk8s.metallb.io", "-w", "--output-watch-events", "-o", "json"])
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log)?)
-            .stdin(Stdio::null());
-        let mut child = cmd.spawn()?;
-        let out = child.stdout.take().unwrap();
-        let events = Arc::new(Mutex::new(Vec::new()));
-        let e2 = events.clone();
-        std::thread::spawn(move || {
-            for v in serde_json::Deserializer::from_reader(BufReader::new(out)).into_iter::<Value>() {
-                let Ok(v) = v else { break };
-                let o = &v["object"];
-                let prefixes = o["spec"]["bgp"]["routers"].as_array().into_iter().flatten().flat_map(|r| r["prefixes"].as_array().into_iter().flatten()).filter_map(|p| p.as_str().map(String::from)).collect();
-                e2.lock().unwrap().push(ConfigEvent { at: Instant::now(), kind: v["type"].as_str().unwrap_or("").into(), name: o["metadata"]["name"].as_str().unwrap_or("").into(), prefixes });
-            }
-        });
-        Ok(ConfigWatch { proc: Proc { name: "kubectl watch".into(), child: Some(child), log }, events })
+        ObjectWatch::start(api, &["-n", NS, "get", "frrconfigurations.frrk8s.metallb.io", "--output-watch-events"], log).map(ConfigWatch)
     }
 
     pub fn len(&self) -> usize {
-        self.events.lock().unwrap().len()
+        self.0.events.lock().unwrap().len()
     }
 
+    /// The events from index `mark` on.
     pub fn since(&self, mark: usize) -> Vec<ConfigEvent> {
-        self.events.lock().unwrap()[mark..].to_vec()
+        self.0.events.lock().unwrap()[mark..]
+            .iter()
+            .map(|(at, v)| {
+                let o = &v["object"];
+                let prefixes = o["spec"]["bgp"]["routers"].as_array().into_iter().flatten().flat_map(|r| r["prefixes"].as_array().into_iter().flatten()).filter_map(|p| p.as_str().map(String::from)).collect();
+                ConfigEvent { at: *at, kind: v["type"].as_str().unwrap_or("").into(), name: o["metadata"]["name"].as_str().unwrap_or("").into(), prefixes }
+            })
+            .collect()
     }
 }
 
