@@ -159,7 +159,8 @@ fn metallb_drives_three_nodes_end_to_end() {
     let lost = lost.unwrap_or_else(|| panic!("{}", lab.diag("n3's next hop never withdrawn")));
     eprintln!("real removal: n3's next hop kept {} ms, gone {} ms after the delete (hold-down 5000 ms)", kept.as_millis(), lost.as_millis());
     assert!(kept >= Duration::from_millis(4700), "{}", lab.diag(&format!("withdrawn before the hold-down ended: {kept:?}")));
-    assert!(lost <= Duration::from_millis(6500), "{}", lab.diag(&format!("withdrawn {lost:?} after the delete, not right after the hold-down")));
+    // right after the hold-down: one apply, BGP and zebra (up to 2 s were seen on 2 busy cores)
+    assert!(lost <= Duration::from_secs(8), "{}", lab.diag(&format!("withdrawn {lost:?} after the delete, not right after the hold-down")));
     assert_eq!(lab.router_nexthops(ecmp), set(&[NODES[0].1, NODES[1].1]));
     for a in &lab.agents {
         assert!(!std::fs::read_to_string(&a.log).unwrap_or_default().contains("panicked"), "{}", a.log_tail(20));
