@@ -120,6 +120,7 @@ fn main() {
     let mut gaps: BTreeMap<&str, Vec<Duration>> = BTreeMap::new();
     for round in 0..args.restarts {
         let start = Instant::now();
+        let mark = lab.watch().len();
         std::thread::scope(|s| {
             s.spawn(|| lab.restart_speaker(0).unwrap());
             s.spawn(|| lab.restart_speaker(NODES.len()).unwrap());
@@ -144,6 +145,11 @@ fn main() {
         for (who, (open, total)) in missing {
             let total = total + open.map(|t| t.elapsed()).unwrap_or_default();
             gaps.entry(who).or_default().push(total);
+        }
+        // what MetalLB wrote meanwhile: kind and number of prefixes, by time after the restart
+        for node in ["metallb-n1", "metallb-n4"] {
+            let writes: Vec<String> = lab.watch().since(mark).iter().filter(|e| e.name == node).map(|e| format!("{} {} {}", ms(e.at.saturating_duration_since(start)), e.kind, e.prefixes.len())).collect();
+            eprintln!("  {node}: {}", writes.join(", "));
         }
         eprintln!("restart {}: next hop missing at the router: {:?}", round + 1, gaps.iter().map(|(w, g)| (w, ms(*g.last().unwrap()))).collect::<Vec<_>>());
     }
