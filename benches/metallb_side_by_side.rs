@@ -53,7 +53,11 @@ fn ms(d: Duration) -> String {
 
 fn main() {
     let args = Args::parse();
-    let missing: Vec<String> = [lab::unavailable(&[lab::Req::Frr(lab::FrrVersion::V8)]), apiserver::available(), metallb_lab::available(), metallb_lab::frr_k8s_available()].into_iter().flatten().collect();
+    let missing: Vec<String> =
+        [lab::unavailable(&[lab::Req::Frr(lab::FrrVersion::V8)]), apiserver::available(), metallb_lab::available(), metallb_lab::frr_k8s_available()]
+            .into_iter()
+            .flatten()
+            .collect();
     if !missing.is_empty() {
         eprintln!("cannot run: {}", missing.join("; "));
         std::process::exit(2);
@@ -64,7 +68,11 @@ fn main() {
     let services = ObjectWatch::start(&lab.api, &["-n", "default", "get", "services", "--output-watch-events"], lab.tmp.path().join("svc-watch.log")).unwrap();
     // both sets of sessions up (MetalLB writes the peer before any Service exists)
     let established = || {
-        lab.router_frr.vtysh_json("show bgp ipv4 unicast summary json").ok().map(|v| v["peers"].as_object().map(|p| p.values().filter(|p| p["state"] == "Established").count()).unwrap_or(0)).unwrap_or(0)
+        lab.router_frr
+            .vtysh_json("show bgp ipv4 unicast summary json")
+            .ok()
+            .map(|v| v["peers"].as_object().map(|p| p.values().filter(|p| p["state"] == "Established").count()).unwrap_or(0))
+            .unwrap_or(0)
     };
     if !lab::wait_until(Duration::from_secs(180), || established() == 6) {
         let mut s = lab.diag("not all six sessions came up");
@@ -95,7 +103,13 @@ fn main() {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        let assigned = services.events.lock().unwrap().iter().find(|(_, v)| v["object"]["metadata"]["name"] == name.as_str() && v["object"]["status"]["loadBalancer"]["ingress"][0]["ip"] == ip.as_str()).map(|(t, _)| *t);
+        let assigned = services
+            .events
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|(_, v)| v["object"]["metadata"]["name"] == name.as_str() && v["object"]["status"]["loadBalancer"]["ingress"][0]["ip"] == ip.as_str())
+            .map(|(t, _)| *t);
         let Some(assigned) = assigned else {
             panic!("{}", lab.diag(&format!("{name}: no IP assignment seen")));
         };
@@ -148,7 +162,13 @@ fn main() {
         }
         // what MetalLB wrote meanwhile: kind and number of prefixes, by time after the restart
         for node in ["metallb-n1", "metallb-n4"] {
-            let writes: Vec<String> = lab.watch().since(mark).iter().filter(|e| e.name == node).map(|e| format!("{} {} {}", ms(e.at.saturating_duration_since(start)), e.kind, e.prefixes.len())).collect();
+            let writes: Vec<String> = lab
+                .watch()
+                .since(mark)
+                .iter()
+                .filter(|e| e.name == node)
+                .map(|e| format!("{} {} {}", ms(e.at.saturating_duration_since(start)), e.kind, e.prefixes.len()))
+                .collect();
             eprintln!("  {node}: {}", writes.join(", "));
         }
         eprintln!("restart {}: next hop missing at the router: {:?}", round + 1, gaps.iter().map(|(w, g)| (w, ms(*g.last().unwrap()))).collect::<Vec<_>>());

@@ -90,7 +90,11 @@ fn deletion_hold_down_keeps_a_recreated_config_and_withdraws_a_removed_one() {
     let lb = ["203.0.113.10/32", "203.0.113.11/32"];
 
     api.kubectl_stdin(&["apply", "-f", "-"], &speaker_config(&lb)).unwrap();
-    assert!(lab::wait_until(Duration::from_secs(30), || gobgp.received_prefixes(NODE_IP).is_ok_and(|p| p == set(&lb))), "{}", diag("router did not get the LB IPs"));
+    assert!(
+        lab::wait_until(Duration::from_secs(30), || gobgp.received_prefixes(NODE_IP).is_ok_and(|p| p == set(&lb))),
+        "{}",
+        diag("router did not get the LB IPs")
+    );
     assert!(lab::wait_until(Duration::from_secs(10), || held_condition()["status"] == "False"), "{}", diag("no DeletionHeldDown=False condition"));
     let running_before = frr.running_config().unwrap();
 
@@ -112,11 +116,16 @@ fn deletion_hold_down_keeps_a_recreated_config_and_withdraws_a_removed_one() {
         // 1. Deleted, then recreated 1.5 s later (as MetalLB's speaker does on a restart).
         api.kubectl(&["-n", NS, "delete", "frrconfiguration", "metallb-hd1"]).unwrap();
         assert!(
-            lab::wait_until(Duration::from_secs(2), || held_condition()["status"] == "True" && held_condition()["message"].as_str().is_some_and(|m| m.contains("metallb-system/metallb-hd1"))),
+            lab::wait_until(Duration::from_secs(2), || held_condition()["status"] == "True"
+                && held_condition()["message"].as_str().is_some_and(|m| m.contains("metallb-system/metallb-hd1"))),
             "{}",
             diag("the held deletion is not reported in FRRNodeState")
         );
-        assert!(agent_log().contains("FRRConfiguration deleted; its configuration stays until the hold-down ends"), "{}", diag("no log line for the held deletion"));
+        assert!(
+            agent_log().contains("FRRConfiguration deleted; its configuration stays until the hold-down ends"),
+            "{}",
+            diag("no log line for the held deletion")
+        );
         std::thread::sleep(Duration::from_millis(1500).saturating_sub(start.elapsed()));
         api.kubectl_stdin(&["apply", "-f", "-"], &speaker_config(&lb)).unwrap();
         assert!(lab::wait_until(Duration::from_secs(3), || agent_log().contains("advertises again within its hold-down")), "{}", diag("recreation not logged"));
@@ -133,7 +142,11 @@ fn deletion_hold_down_keeps_a_recreated_config_and_withdraws_a_removed_one() {
     let three = ["203.0.113.10/32", "203.0.113.11/32", "203.0.113.12/32"];
     api.kubectl_stdin(&["apply", "-f", "-"], &speaker_config(&three)).unwrap();
     let t = Instant::now();
-    assert!(lab::wait_until(Duration::from_secs(2), || gobgp.received_prefixes(NODE_IP).is_ok_and(|p| p == set(&three))), "{}", diag("content change not applied at once"));
+    assert!(
+        lab::wait_until(Duration::from_secs(2), || gobgp.received_prefixes(NODE_IP).is_ok_and(|p| p == set(&three))),
+        "{}",
+        diag("content change not applied at once")
+    );
     eprintln!("content change: kubectl returned -> router: {} ms", t.elapsed().as_millis());
 
     // 3. Deleted for good: kept until the hold-down ends, withdrawn right after it.
@@ -142,7 +155,8 @@ fn deletion_hold_down_keeps_a_recreated_config_and_withdraws_a_removed_one() {
     let mut withdrawn_after = None;
     let mut present_until = Duration::ZERO;
     // the router's RIB (the session itself goes when the last configuration goes)
-    let from_node = || gobgp.rib().map(|r| r.into_iter().filter(|r| r.neighbor.as_deref() == Some(NODE_IP)).map(|r| r.prefix).collect::<std::collections::BTreeSet<_>>());
+    let from_node =
+        || gobgp.rib().map(|r| r.into_iter().filter(|r| r.neighbor.as_deref() == Some(NODE_IP)).map(|r| r.prefix).collect::<std::collections::BTreeSet<_>>());
     while t.elapsed() < HOLD + Duration::from_secs(10) {
         match from_node() {
             Ok(p) if p.is_empty() => {
@@ -155,7 +169,12 @@ fn deletion_hold_down_keeps_a_recreated_config_and_withdraws_a_removed_one() {
         std::thread::sleep(Duration::from_millis(50));
     }
     let withdrawn_after = withdrawn_after.unwrap_or_else(|| panic!("{}", diag("never withdrawn")));
-    eprintln!("deleted for good: routes kept {} ms, withdrawn at the router {} ms after the delete (hold-down {} ms)", present_until.as_millis(), withdrawn_after.as_millis(), HOLD.as_millis());
+    eprintln!(
+        "deleted for good: routes kept {} ms, withdrawn at the router {} ms after the delete (hold-down {} ms)",
+        present_until.as_millis(),
+        withdrawn_after.as_millis(),
+        HOLD.as_millis()
+    );
     assert!(present_until >= HOLD - Duration::from_millis(300), "{}", diag(&format!("withdrawn before the hold-down ended ({present_until:?})")));
     // generous: on 2 busy cores one FRR 8.4 apply alone was seen to take 5 s (timings are for benchmarks)
     assert!(withdrawn_after <= HOLD + Duration::from_secs(6), "{}", diag(&format!("withdrawn {withdrawn_after:?} after the delete, long after the hold-down")));

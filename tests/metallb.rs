@@ -38,8 +38,16 @@ fn metallb_drives_three_nodes_end_to_end() {
     // 1. ECMP: one Service with endpoints on n1 and n2 (policy Cluster: every node announces).
     let ecmp = "203.0.113.10";
     lab.service("web", ecmp, false, &[0, 1]).unwrap();
-    assert!(lab::wait_until(Duration::from_secs(60), || lab.service_ip("web").as_deref() == Some(ecmp)), "{}", lab.diag("MetalLB's controller did not assign the IP"));
-    assert!(lab::wait_until(Duration::from_secs(60), || lab.router_nexthops(ecmp) == all_nodes()), "{}", lab.diag("the router's kernel lacks three next hops for the LB IP"));
+    assert!(
+        lab::wait_until(Duration::from_secs(60), || lab.service_ip("web").as_deref() == Some(ecmp)),
+        "{}",
+        lab.diag("MetalLB's controller did not assign the IP")
+    );
+    assert!(
+        lab::wait_until(Duration::from_secs(60), || lab.router_nexthops(ecmp) == all_nodes()),
+        "{}",
+        lab.diag("the router's kernel lacks three next hops for the LB IP")
+    );
     // TCP from the client reaches a node; with the router hashing on ports, every node answers
     let mut answered = BTreeSet::new();
     for _ in 0..30 {
@@ -56,7 +64,12 @@ fn metallb_drives_three_nodes_end_to_end() {
     assert_eq!(neighbor["passwordSecret"]["name"], "bgp-pw", "{neighbor}");
     assert!(neighbor.get("password").is_none_or(|p| p.as_str() == Some("")), "MetalLB wrote the password in clear: {neighbor}");
     for (i, (name, ip)) in NODES.iter().enumerate() {
-        let node_bfd = |f: &str| lab.frrs[i].vtysh_json("show bfd peers json").ok().and_then(|v| v.as_array().and_then(|a| a.iter().find(|p| p["peer"] == metallb_lab::ROUTER_IP).map(|p| p[f].clone())));
+        let node_bfd = |f: &str| {
+            lab.frrs[i]
+                .vtysh_json("show bfd peers json")
+                .ok()
+                .and_then(|v| v.as_array().and_then(|a| a.iter().find(|p| p["peer"] == metallb_lab::ROUTER_IP).map(|p| p[f].clone())))
+        };
         assert!(lab::wait_until(Duration::from_secs(20), || node_bfd("status").is_some_and(|s| s == "up")), "{}", lab.diag(&format!("BFD not up on {name}")));
         assert_eq!(node_bfd("receive-interval").unwrap(), 250, "{name}: MetalLB's BFD profile not applied");
         let router_bfd = lab.router_frr.vtysh_json("show bfd peers json").unwrap();
@@ -73,7 +86,11 @@ fn metallb_drives_three_nodes_end_to_end() {
     // 3. externalTrafficPolicy Local with the endpoint on n2: one next hop, and TCP reaches n2.
     let local = "203.0.113.20";
     lab.service("web-local", local, true, &[1]).unwrap();
-    assert!(lab::wait_until(Duration::from_secs(30), || lab.router_nexthops(local) == set(&[NODES[1].1])), "{}", lab.diag("ETP Local: not exactly n2's next hop"));
+    assert!(
+        lab::wait_until(Duration::from_secs(30), || lab.router_nexthops(local) == set(&[NODES[1].1])),
+        "{}",
+        lab.diag("ETP Local: not exactly n2's next hop")
+    );
     for _ in 0..5 {
         assert_eq!(lab.connect(local).unwrap(), "n2");
     }
@@ -84,13 +101,17 @@ fn metallb_drives_three_nodes_end_to_end() {
     assert!(lab::wait_until(Duration::from_secs(30), || lab.router_nexthops(gone) == all_nodes()), "{}", lab.diag("web-gone not announced"));
     let mark = lab.watch().len();
     lab.delete_service("web-gone").unwrap();
-    let withdrawn = metallb_lab::poll_until(Duration::from_secs(30), || lab.router_nexthops(gone).is_empty()).unwrap_or_else(|| panic!("{}", lab.diag("web-gone never withdrawn")));
+    let withdrawn = metallb_lab::poll_until(Duration::from_secs(30), || lab.router_nexthops(gone).is_empty())
+        .unwrap_or_else(|| panic!("{}", lab.diag("web-gone never withdrawn")));
     let at_router = Instant::now();
     let _ = withdrawn;
     let writes: Vec<_> = lab.watch().since(mark).into_iter().filter(|e| e.kind == "MODIFIED" && !e.prefixes.contains(&format!("{gone}/32"))).collect();
     let mut last_write = None;
     for (name, _) in NODES {
-        let w = writes.iter().find(|e| e.name == format!("metallb-{name}")).unwrap_or_else(|| panic!("no write by {name}'s speaker withdrawing {gone}: {writes:?}"));
+        let w = writes
+            .iter()
+            .find(|e| e.name == format!("metallb-{name}"))
+            .unwrap_or_else(|| panic!("no write by {name}'s speaker withdrawing {gone}: {writes:?}"));
         last_write = last_write.max(Some(w.at));
     }
     let delay = at_router.saturating_duration_since(last_write.unwrap());
@@ -133,7 +154,11 @@ fn metallb_drives_three_nodes_end_to_end() {
     let mine: Vec<_> = events.iter().filter(|e| e.name == "metallb-n1").collect();
     let deletes = mine.iter().filter(|e| e.kind == "DELETED").count();
     let empties = mine.iter().filter(|e| e.kind != "DELETED" && e.prefixes.is_empty()).count();
-    eprintln!("speaker restarts: MetalLB deleted metallb-n1 {deletes} times and wrote it without prefixes {empties} times; router polls {}, misses {:?}", polls.lock().unwrap(), misses.lock().unwrap());
+    eprintln!(
+        "speaker restarts: MetalLB deleted metallb-n1 {deletes} times and wrote it without prefixes {empties} times; router polls {}, misses {:?}",
+        polls.lock().unwrap(),
+        misses.lock().unwrap()
+    );
     assert!(deletes + empties >= 1, "no restart deleted or emptied the FRRConfiguration: nothing proven ({events:?})");
     assert!(misses.lock().unwrap().is_empty(), "{}", lab.diag(&format!("the router lost n1's next hop during speaker restarts: {:?}", misses.lock().unwrap())));
     assert!(lab::wait_until(Duration::from_secs(10), || lab.router_nexthops(ecmp) == all_nodes()), "{}", lab.diag("not three next hops after the restarts"));

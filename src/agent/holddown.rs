@@ -65,7 +65,14 @@ pub struct Step<V> {
 /// `current`: the objects the API server holds now; `applied`: those the last successful merge
 /// used, with the content it used; `held`: the holds so far; `hold`: the hold-down;
 /// `advertises`: whether an object's content advertises any prefix.
-pub fn step<V: Clone>(current: &BTreeMap<String, V>, applied: &BTreeMap<String, V>, held: &BTreeMap<String, Held<V>>, now: Instant, hold: Duration, advertises: impl Fn(&V) -> bool) -> Step<V> {
+pub fn step<V: Clone>(
+    current: &BTreeMap<String, V>,
+    applied: &BTreeMap<String, V>,
+    held: &BTreeMap<String, Held<V>>,
+    now: Instant,
+    hold: Duration,
+    advertises: impl Fn(&V) -> bool,
+) -> Step<V> {
     let hold = hold.min(MAX);
     let mut out = Step {
         effective: current.clone(),
@@ -165,14 +172,23 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 /// The `DeletionHeldDown` condition of FRRNodeState: True while a deleted FRRConfiguration's
 /// part of the configuration is kept, naming each one and when it will be withdrawn.
 /// `held`: (namespace/name, deleted (or emptied), wall-clock end of its hold-down).
-pub fn condition(previous: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition], held: &[(String, bool, jiff::Timestamp)], now: jiff::Timestamp) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
+pub fn condition(
+    previous: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
+    held: &[(String, bool, jiff::Timestamp)],
+    now: jiff::Timestamp,
+) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
     const TYPE: &str = "DeletionHeldDown";
     let active = !held.is_empty();
     let status = if active { "True" } else { "False" }.to_string();
     let since = previous.iter().find(|c| c.type_ == TYPE && c.status == status).map(|c| c.last_transition_time.clone()).unwrap_or(Time(now));
     let (reason, message) = if active {
-        let list: Vec<String> = held.iter().map(|(n, deleted, until)| format!("{n} ({}) until {}", if *deleted { "deleted" } else { "emptied" }, jiff::Timestamp::from_second(until.as_second()).unwrap_or(*until))).collect();
+        let list: Vec<String> = held
+            .iter()
+            .map(|(n, deleted, until)| {
+                format!("{n} ({}) until {}", if *deleted { "deleted" } else { "emptied" }, jiff::Timestamp::from_second(until.as_second()).unwrap_or(*until))
+            })
+            .collect();
         ("Held", format!("previous configuration of deleted or emptied FRRConfigurations kept in FRR until the hold-down ends (withdrawn unless they advertise again): {}", list.join(", ")))
     } else {
         ("NothingHeld", "no deletion is held".to_string())

@@ -21,7 +21,7 @@ use tokio::sync::Notify;
 use crate::api::{FRRNodeStateStatus, LogLevel};
 use crate::cli::apply::FrrArgs;
 use crate::core::{self, Errors, ObjRef, Settings, Snapshot};
-use crate::frr::apply::{ApplyError, Applier};
+use crate::frr::apply::{Applier, ApplyError};
 use crate::frr::{redact, state};
 use metrics::Metrics;
 use status::StatusWriter;
@@ -136,7 +136,9 @@ fn host_has_ipv4() -> bool {
     std::fs::read_to_string("/proc/net/fib_trie")
         .map(|t| {
             let lines: Vec<&str> = t.lines().collect();
-            lines.windows(2).any(|w| w[1].contains("/32 host LOCAL") && w[0].trim().trim_start_matches("|-- ").parse::<std::net::Ipv4Addr>().is_ok_and(|a| !a.is_loopback()))
+            lines.windows(2).any(|w| {
+                w[1].contains("/32 host LOCAL") && w[0].trim().trim_start_matches("|-- ").parse::<std::net::Ipv4Addr>().is_ok_and(|a| !a.is_loopback())
+            })
         })
         .unwrap_or(true)
 }
@@ -194,7 +196,9 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
     let mut last_reload: Option<String> = None;
     let mut desired_text: Option<String> = None;
     let mut first = true;
-    let mut hold = holddown::HoldDown::new(args.deletion_hold_down, |c: &watch::ConfigEntry| c.as_ref().is_ok_and(|c| c.spec.bgp.routers.iter().any(|r| !r.prefixes.is_empty())));
+    let mut hold = holddown::HoldDown::new(args.deletion_hold_down, |c: &watch::ConfigEntry| {
+        c.as_ref().is_ok_and(|c| c.spec.bgp.routers.iter().any(|r| !r.prefixes.is_empty()))
+    });
     loop {
         // wait for a change, a retry, or the periodic self-healing check
         let woke_by_change = if first {
@@ -290,13 +294,8 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
             tracing::info!(level = ?level, "log level");
             log_level = Some(level);
         }
-        let settings = Settings {
-            namespace: args.namespace.clone(),
-            hostname: hostname.clone(),
-            log_level: level,
-            always_block: always_block.clone(),
-            node_has_ipv4,
-        };
+        let settings =
+            Settings { namespace: args.namespace.clone(), hostname: hostname.clone(), log_level: level, always_block: always_block.clone(), node_has_ipv4 };
         for (name, e) in &malformed {
             tracing::error!(object = %format!("{}/{name}", args.namespace), error = %e, "malformed FRRConfiguration left out");
         }
@@ -311,8 +310,10 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
             hold.merged(&step.effective, c.selected.iter().map(|o| &*o.name));
         }
         let (now, now_ts) = (Instant::now(), jiff::Timestamp::now());
-        let held = hold.held().into_iter().map(|(n, deleted, t)| (format!("{}/{n}", args.namespace), deleted, now_ts + t.saturating_duration_since(now))).collect();
-        let mut outcome = Outcome { conversion: composed.as_ref().map(|c| c.selected.clone()).map_err(|e| e.clone()), reload: None, generations, malformed, held };
+        let held =
+            hold.held().into_iter().map(|(n, deleted, t)| (format!("{}/{n}", args.namespace), deleted, now_ts + t.saturating_duration_since(now))).collect();
+        let mut outcome =
+            Outcome { conversion: composed.as_ref().map(|c| c.selected.clone()).map_err(|e| e.clone()), reload: None, generations, malformed, held };
         match composed {
             Err(errors) => {
                 metrics.update_errors.inc();
@@ -356,11 +357,20 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
                                 let lines: Vec<String> = r
                                     .iter()
                                     .map(|r| {
-                                        let from = crate::render::sources_for_line(&model, &r.line).iter().map(|o| o.to_string()).collect::<Vec<_>>().join(", ");
+                                        let from =
+                                            crate::render::sources_for_line(&model, &r.line).iter().map(|o| o.to_string()).collect::<Vec<_>>().join(", ");
                                         format!("{}: {} (from FRRConfiguration {from})", r.line, r.message)
                                     })
                                     .collect();
-                                format!("{}: {}", if matches!(e, ApplyError::Refused(_)) { "FRR refuses the configuration" } else { "FRR refused commands; previous configuration restored" }, lines.join("; "))
+                                format!(
+                                    "{}: {}",
+                                    if matches!(e, ApplyError::Refused(_)) {
+                                        "FRR refuses the configuration"
+                                    } else {
+                                        "FRR refused commands; previous configuration restored"
+                                    },
+                                    lines.join("; ")
+                                )
                             }
                             other => other.to_string(),
                         };
@@ -405,7 +415,12 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
     }
 }
 
-fn node_status(o: &Outcome, running: Option<String>, previous: &mut Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>, last_reload: &mut Option<String>) -> FRRNodeStateStatus {
+fn node_status(
+    o: &Outcome,
+    running: Option<String>,
+    previous: &mut Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>,
+    last_reload: &mut Option<String>,
+) -> FRRNodeStateStatus {
     let conversion = match &o.conversion {
         Ok(_) if o.malformed.is_empty() => "success".to_string(),
         Ok(_) => format!("success, malformed objects left out: {}", o.malformed.iter().map(|(n, e)| format!("{n}: {e}")).collect::<Vec<_>>().join("; ")),
@@ -448,12 +463,14 @@ fn config_entries(o: &Outcome) -> BTreeMap<String, Option<String>> {
             for e in &errors.0 {
                 for obj in e.objects() {
                     let msg = redact(&e.to_string());
-                    out.entry(obj.name.to_string()).and_modify(|m: &mut Option<String>| {
-                        if let Some(m) = m {
-                            m.push_str("; ");
-                            m.push_str(&msg);
-                        }
-                    }).or_insert(Some(msg));
+                    out.entry(obj.name.to_string())
+                        .and_modify(|m: &mut Option<String>| {
+                            if let Some(m) = m {
+                                m.push_str("; ");
+                                m.push_str(&msg);
+                            }
+                        })
+                        .or_insert(Some(msg));
                 }
             }
         }
@@ -467,7 +484,11 @@ fn config_entries(o: &Outcome) -> BTreeMap<String, Option<String>> {
 fn log_hold_down<V>(namespace: &str, step: &holddown::Step<V>, hold: Duration) {
     for n in &step.started {
         let deleted = step.held.get(n).is_some_and(|h| h.deleted);
-        let msg = if deleted { "FRRConfiguration deleted; its configuration stays until the hold-down ends" } else { "FRRConfiguration emptied (it advertises nothing now); its previous configuration stays until the hold-down ends" };
+        let msg = if deleted {
+            "FRRConfiguration deleted; its configuration stays until the hold-down ends"
+        } else {
+            "FRRConfiguration emptied (it advertises nothing now); its previous configuration stays until the hold-down ends"
+        };
         tracing::info!(object = %format!("{namespace}/{n}"), hold_down_ms = hold.as_millis() as u64, "{msg}");
     }
     for n in &step.cancelled {

@@ -173,7 +173,13 @@ impl ConfigWatch {
             .iter()
             .map(|(at, v)| {
                 let o = &v["object"];
-                let prefixes = o["spec"]["bgp"]["routers"].as_array().into_iter().flatten().flat_map(|r| r["prefixes"].as_array().into_iter().flatten()).filter_map(|p| p.as_str().map(String::from)).collect();
+                let prefixes = o["spec"]["bgp"]["routers"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .flat_map(|r| r["prefixes"].as_array().into_iter().flatten())
+                    .filter_map(|p| p.as_str().map(String::from))
+                    .collect();
                 ConfigEvent { at: *at, kind: v["type"].as_str().unwrap_or("").into(), name: o["metadata"]["name"].as_str().unwrap_or("").into(), prefixes }
             })
             .collect()
@@ -189,7 +195,13 @@ pub struct ObjectWatch {
 impl ObjectWatch {
     pub fn start(api: &ApiServer, args: &[&str], log: PathBuf) -> Result<ObjectWatch> {
         let mut cmd = Command::new(apiserver::KUBECTL);
-        cmd.env("HOME", api.dir()).arg(format!("--kubeconfig={}", api.kubeconfig().display())).args(args).args(["-w", "-o", "json"]).stdout(Stdio::piped()).stderr(std::fs::File::create(&log)?).stdin(Stdio::null());
+        cmd.env("HOME", api.dir())
+            .arg(format!("--kubeconfig={}", api.kubeconfig().display()))
+            .args(args)
+            .args(["-w", "-o", "json"])
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log)?)
+            .stdin(Stdio::null());
         let mut child = cmd.spawn()?;
         let out = child.stdout.take().unwrap();
         let events = Arc::new(Mutex::new(Vec::new()));
@@ -408,7 +420,10 @@ impl MetalLbLab {
         api.kubectl(&["wait", "--for=condition=Established", "crd", "--all", "--timeout=60s"])?;
         api.kubectl(&["create", "namespace", NS])?;
         for (name, ip) in self.all_nodes() {
-            api.kubectl_stdin(&["apply", "-f", "-"], &format!("apiVersion: v1\nkind: Node\nmetadata:\n  name: {name}\n  labels:\n    kubernetes.io/hostname: {name}\n    kubernetes.io/os: linux\n"))?;
+            api.kubectl_stdin(
+                &["apply", "-f", "-"],
+                &format!("apiVersion: v1\nkind: Node\nmetadata:\n  name: {name}\n  labels:\n    kubernetes.io/hostname: {name}\n    kubernetes.io/os: linux\n"),
+            )?;
             let t = now_rfc3339();
             let status = serde_json::json!({"status": {
                 "addresses": [{"type": "InternalIP", "address": ip}, {"type": "Hostname", "address": name}],
@@ -550,15 +565,28 @@ impl MetalLbLab {
 
     /// The IP MetalLB's controller gave the Service (status.loadBalancer.ingress[0].ip).
     pub fn service_ip(&self, name: &str) -> Option<String> {
-        self.api.kubectl_json(&["-n", "default", "get", "service", name]).ok().and_then(|s| s["status"]["loadBalancer"]["ingress"][0]["ip"].as_str().map(String::from))
+        self.api
+            .kubectl_json(&["-n", "default", "get", "service", name])
+            .ok()
+            .and_then(|s| s["status"]["loadBalancer"]["ingress"][0]["ip"].as_str().map(String::from))
     }
 
     /// Everything useful when an assertion fails.
     pub fn diag(&self, what: &str) -> String {
-        let mut s = format!("{what}\n--- router kernel\n{}\n--- router BGP\n{}\n", self.router.routes(false, &[]).unwrap_or_default(), self.router_frr.vtysh(&["show bgp ipv4 unicast"]).unwrap_or_default());
+        let mut s = format!(
+            "{what}\n--- router kernel\n{}\n--- router BGP\n{}\n",
+            self.router.routes(false, &[]).unwrap_or_default(),
+            self.router_frr.vtysh(&["show bgp ipv4 unicast"]).unwrap_or_default()
+        );
         s.push_str(&format!("--- router neighbors\n{}\n", self.router_frr.vtysh(&["show bgp summary"]).unwrap_or_default()));
         for (i, (name, _)) in self.all_nodes().iter().enumerate() {
-            s.push_str(&format!("--- {name} FRRConfiguration prefixes: {:?}\n", self.api.kubectl_json(&["-n", NS, "get", "frrconfiguration", &format!("metallb-{name}")]).map(|c| c["spec"]["bgp"]["routers"][0]["prefixes"].clone()).ok()));
+            s.push_str(&format!(
+                "--- {name} FRRConfiguration prefixes: {:?}\n",
+                self.api
+                    .kubectl_json(&["-n", NS, "get", "frrconfiguration", &format!("metallb-{name}")])
+                    .map(|c| c["spec"]["bgp"]["routers"][0]["prefixes"].clone())
+                    .ok()
+            ));
             if let Some(a) = self.agents.get(i) {
                 s.push_str(&format!("--- agent {name} (tail)\n{}\n", a.log_tail(8)));
             }
