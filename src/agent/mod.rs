@@ -4,6 +4,7 @@
 //! It reports FRRNodeState, BGPSessionState and per-configuration status, and serves health
 //! and metrics.
 
+pub mod holddown;
 pub mod isolation;
 pub mod lastgood;
 pub mod metrics;
@@ -43,6 +44,12 @@ pub struct ControllerArgs {
     /// Quiet time after the last change before applying (a burst becomes one apply).
     #[arg(long, default_value_t = 200, env = "FRR_COMPOSER_DEBOUNCE_MS")]
     pub debounce_ms: u64,
+    /// How long the configuration of a deleted FRRConfiguration, or of one that stops
+    /// advertising anything, stays in FRR (0: withdraw at once). Advertising again within this
+    /// time changes nothing (MetalLB's speaker deletes or empties its object when it restarts);
+    /// other content changes apply at once.
+    #[arg(long, default_value = "5s", value_parser = holddown::parse_duration, env = "FRR_COMPOSER_DELETION_HOLD_DOWN")]
+    pub deletion_hold_down: Duration,
     /// Log level of the agent and default FRR log level (FRRK8sConfiguration `config` overrides).
     #[arg(long, value_enum, default_value = "info")]
     pub log_level: crate::cli::render::LogLevelArg,
@@ -178,6 +185,8 @@ struct Outcome {
     malformed: BTreeMap<String, String>,
     /// Per selected object: which generation is in effect (per-object isolation).
     decisions: Vec<core::isolation::ObjectDecision>,
+    /// Deleted FRRConfigurations still in effect, with the end of their hold-down.
+    held: Vec<(String, bool, jiff::Timestamp)>,
 }
 
 pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
@@ -224,6 +233,9 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
     let mut last_reload: Option<String> = None;
     let mut desired_text: Option<String> = None;
     let mut first = true;
+    let mut hold = holddown::HoldDown::new(args.deletion_hold_down, |c: &watch::ConfigEntry| {
+        c.as_ref().is_ok_and(|c| c.spec.bgp.routers.iter().any(|r| !r.prefixes.is_empty()))
+    });
     loop {
         // wait for a change, a retry, or the periodic self-healing check
         let woke_by_change = if first {
@@ -232,7 +244,7 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
         } else {
             tokio::select! {
                 _ = shared.changed.notified() => true,
-                _ = tokio::time::sleep(Duration::from_millis(500)) => false,
+                _ = tokio::time::sleep(hold.next_wake().map_or(Duration::from_millis(500), |t| t.saturating_duration_since(Instant::now()).min(Duration::from_millis(500)))) => false,
             }
         };
         if woke_by_change {
@@ -253,7 +265,8 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
                 a.state.is_some() && !a.state_is_current()
             };
             let drift_due = last_drift_check.elapsed() >= Duration::from_secs(args.drift_interval);
-            if !(due_retry || restarted || drift_due) {
+            let hold_due = hold.next_wake().is_some_and(|t| Instant::now() >= t);
+            if !(due_retry || restarted || drift_due || hold_due) {
                 continue;
             }
             if drift_due {
@@ -266,7 +279,7 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
                         tracing::warn!(drift = %redact(&d.to_string()), "FRR's running configuration drifted; repairing");
                         applier.lock().expect("applier").invalidate();
                     }
-                    Ok(None) if !due_retry && !restarted => continue,
+                    Ok(None) if !due_retry && !restarted && !hold_due => continue,
                     Ok(None) => {}
                     Err(e) => {
                         tracing::warn!(error = %e, "drift check");
@@ -281,13 +294,15 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
         metrics.updates.inc();
 
         // snapshot -> core
-        let (configs, malformed, secrets, labels, node_uid, settings_level, generations) = {
+        let (configs, malformed, secrets, labels, node_uid, settings_level, generations, step) = {
             let s = shared.snapshot.lock().expect("snapshot");
+            // deleted objects stay for their hold-down
+            let step = hold.advance(&s.configs, Instant::now());
             let mut configs = Vec::new();
             let mut malformed = BTreeMap::new();
             let mut generations = BTreeMap::new();
             let node_labels = s.node().map(|n| n.labels.clone()).unwrap_or_default();
-            for (name, c) in &s.configs {
+            for (name, c) in &step.effective {
                 match c {
                     // only the configurations this node may merge are copied out (an invalid
                     // selector is kept, so that its error is reported)
@@ -303,8 +318,9 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
             }
             let uid = s.node().and_then(|n| n.uid.clone());
             let level = s.settings().and_then(|c| c.spec.log_level);
-            (configs, malformed, s.secrets.clone(), node_labels, uid, level, generations)
+            (configs, malformed, s.secrets.clone(), node_labels, uid, level, generations, step)
         };
+        log_hold_down(&args.namespace, &step, hold.hold);
         let Some(node_uid) = node_uid else {
             tracing::warn!(node = %args.node_name, "the Node does not exist; waiting");
             continue;
@@ -342,9 +358,16 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
             generations: BTreeMap::new(),
             malformed,
             decisions,
+            held: Vec::new(),
         };
         let rendered = composed.as_ref().ok().map(|c| crate::render::render(&c.model));
         Health::end(&health);
+        if let Ok(c) = &composed {
+            hold.merged(&step.effective, c.selected.iter().map(|o| &*o.name));
+        }
+        let (now, now_ts) = (Instant::now(), jiff::Timestamp::now());
+        outcome.held =
+            hold.held().into_iter().map(|(n, deleted, t)| (format!("{}/{n}", args.namespace), deleted, now_ts + t.saturating_duration_since(now))).collect();
         match composed {
             Err(errors) => {
                 metrics.update_errors.inc();
@@ -484,6 +507,7 @@ fn node_status(
     let now = jiff::Timestamp::now();
     let mut conditions = status::conditions(previous, ok, reason, &message, None, now);
     conditions.push(isolation::node_condition(&o.decisions, previous, now));
+    conditions.push(holddown::condition(previous, &o.held, now));
     *previous = conditions.clone();
     FRRNodeStateStatus {
         running_config: running,
@@ -527,6 +551,24 @@ fn config_entries(o: &Outcome) -> BTreeMap<String, Option<String>> {
         out.insert(name.clone(), Some(format!("malformed: {e}")));
     }
     out
+}
+
+fn log_hold_down<V>(namespace: &str, step: &holddown::Step<V>, hold: Duration) {
+    for n in &step.started {
+        let deleted = step.held.get(n).is_some_and(|h| h.deleted);
+        let msg = if deleted {
+            "FRRConfiguration deleted; its configuration stays until the hold-down ends"
+        } else {
+            "FRRConfiguration emptied (it advertises nothing now); its previous configuration stays until the hold-down ends"
+        };
+        tracing::info!(object = %format!("{namespace}/{n}"), hold_down_ms = hold.as_millis() as u64, "{msg}");
+    }
+    for n in &step.cancelled {
+        tracing::info!(object = %format!("{namespace}/{n}"), "FRRConfiguration advertises again within its hold-down (recreated or refilled); the deletion is not applied");
+    }
+    for n in &step.expired {
+        tracing::info!(object = %format!("{namespace}/{n}"), "hold-down ended; the deleted or emptied FRRConfiguration's previous configuration is withdrawn");
+    }
 }
 
 const API_TIMEOUT: Duration = Duration::from_secs(10);

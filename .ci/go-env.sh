@@ -1,0 +1,32 @@
+# Sourced by the install scripts that build Go programs from the module proxy: finds `go` and
+# keeps GOPATH, the module cache, the build cache and scratch space under "$1" (never inside
+# the repository). Static binaries (CGO off), the local toolchain only.
+go_env() {
+    GO="$(command -v go || true)"
+    [ -n "$GO" ] || GO=/usr/local/go/bin/go
+    [ -x "$GO" ] || { echo "go not found (PATH or /usr/local/go/bin/go)" >&2; exit 1; }
+    export GOPATH="$1/gopath"
+    export GOMODCACHE="$1/gopath/pkg/mod"
+    export GOCACHE="$1/gocache"
+    export GOTMPDIR="$1/tmp"
+    export GOTOOLCHAIN=local
+    export CGO_ENABLED=0
+    export GOFLAGS="-mod=mod -buildvcs=false"
+    export GOPROXY="${GOPROXY:-https://proxy.golang.org,direct}"
+    unset GOWORK GOOS GOARCH || true
+    mkdir -p "$GOMODCACHE" "$GOCACHE" "$GOTMPDIR"
+}
+
+# go_wrapper_module DIR NAME MODULE@VERSION: a fresh wrapper module in DIR with the `go` line
+# of MODULE's go.mod; prints MODULE's source directory.
+go_wrapper_module() {
+    local dir="$1" name="$2" modver="$3" info gomod src
+    rm -rf "$dir" && mkdir -p "$dir" && cd "$dir"
+    "$GO" mod init "local/$name" >/dev/null 2>&1
+    info="$("$GO" mod download -json "$modver")"
+    gomod="$(sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",*$/\1/p' <<<"$info")"
+    src="$(sed -n 's/^[[:space:]]*"Dir": "\(.*\)",*$/\1/p' <<<"$info")"
+    [ -f "$gomod" ] && [ -d "$src" ] || { echo "cannot download $modver" >&2; exit 1; }
+    "$GO" mod edit -go="$(awk '$1=="go"{print $2; exit}' "$gomod")"
+    printf '%s\n' "$src"
+}
