@@ -9,3 +9,4 @@ pub mod cli;
 pub mod frr;
 pub mod agent;
 pub mod webhook;
+pub mod shutdown;

@@ -114,6 +114,8 @@ pub struct Metrics {
     pub apply_duration: Histogram,
     pub apply_errors: Counter,
     pub drift_repairs: Counter,
+    pub applies: Counter,
+    pub commands_sent: Counter,
     pub frr: FrrCollector,
     pub registry: Arc<Registry>,
 }
@@ -128,6 +130,8 @@ impl Metrics {
         let apply_duration = Histogram::new([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]);
         let apply_errors = Counter::default();
         let drift_repairs = Counter::default();
+        let applies = Counter::default();
+        let commands_sent = Counter::default();
         r.register("frrk8s_k8s_client_updates", "Number of configuration updates (reconciles)", updates.clone());
         r.register("frrk8s_k8s_client_update_errors", "Number of failed configuration updates", update_errors.clone());
         r.register("frrk8s_k8s_client_config_loaded_bool", "1 once a configuration was applied", config_loaded.clone());
@@ -135,9 +139,11 @@ impl Metrics {
         r.register("frr_composer_apply_duration_seconds", "Time to bring FRR to a new configuration (check, apply, verify)", apply_duration.clone());
         r.register("frr_composer_apply_errors", "Applies that FRR refused or that did not verify", apply_errors.clone());
         r.register("frr_composer_drift_repairs", "Times FRR's running configuration had drifted and was repaired", drift_repairs.clone());
+        r.register("frr_composer_applies", "Successful applies (also those that found FRR already at the configuration)", applies.clone());
+        r.register("frr_composer_commands_sent", "Configuration commands sent to FRR by successful applies (0 when FRR already ran the configuration)", commands_sent.clone());
         let frr = FrrCollector::default();
         r.register_collector(Box::new(frr.clone()));
-        Metrics { updates, update_errors, config_loaded, config_stale, apply_duration, apply_errors, drift_repairs, frr, registry: Arc::new(r) }
+        Metrics { updates, update_errors, config_loaded, config_stale, apply_duration, apply_errors, drift_repairs, applies, commands_sent, frr, registry: Arc::new(r) }
     }
 
     pub fn encode(&self) -> String {

@@ -22,6 +22,7 @@ use crate::cli::apply::FrrArgs;
 use crate::core::{self, Errors, ObjRef, Settings, Snapshot};
 use crate::frr::apply::{ApplyError, Applier};
 use crate::frr::{redact, state};
+use crate::shutdown::Shutdown;
 use metrics::Metrics;
 use status::StatusWriter;
 
@@ -142,7 +143,9 @@ struct Outcome {
     malformed: BTreeMap<String, String>,
 }
 
-pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
+/// Runs until `stop` is set: a stop is taken only between reconciles, so a batch that is being
+/// applied finishes (or is rolled back by the applier) and its status is written first.
+pub async fn run(args: ControllerArgs, stop: Shutdown) -> anyhow::Result<()> {
     let client = Client::try_default().await.context("connecting to the Kubernetes API server")?;
     let shared = watch::Shared { snapshot: Arc::new(Mutex::new(watch::Snapshot::default())), changed: Arc::new(Notify::new()) };
     watch::spawn(client.clone(), &args.namespace, &args.node_name, shared.clone());
@@ -170,7 +173,10 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
         if shared.snapshot.lock().expect("snapshot").synced() {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::select! {
+            _ = stop.wait() => return stopped(),
+            _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+        }
     }
     tracing::info!(node = %args.node_name, namespace = %args.namespace, "caches synced");
     health.lock().expect("health").synced = true;
@@ -192,6 +198,7 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
             true
         } else {
             tokio::select! {
+                _ = stop.wait() => return stopped(),
                 _ = shared.changed.notified() => true,
                 _ = tokio::time::sleep(Duration::from_millis(500)) => false,
             }
@@ -201,6 +208,7 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
             let start = Instant::now();
             while start.elapsed() < Duration::from_secs(2) {
                 tokio::select! {
+                    _ = stop.wait() => return stopped(),
                     _ = shared.changed.notified() => continue,
                     _ = tokio::time::sleep(debounce) => break,
                 }
@@ -319,9 +327,13 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
                 metrics.apply_duration.observe(started.elapsed().as_secs_f64());
                 match result {
                     Ok(r) => {
-                        if r.commands > 0 {
-                            tracing::info!(commands = r.commands, added = r.added.len(), removed = r.removed.len(), ms = r.total.as_millis() as u64, "applied");
+                        // the first apply is always logged: after a restart it should send nothing
+                        let first = metrics.applies.get() == 0;
+                        if r.commands > 0 || first {
+                            tracing::info!(commands = r.commands, added = r.added.len(), removed = r.removed.len(), ms = r.total.as_millis() as u64, first, "applied");
                         }
+                        metrics.applies.inc();
+                        metrics.commands_sent.inc_by(r.commands as u64);
                         metrics.config_loaded.set(1);
                         metrics.config_stale.set(0);
                         retry_at = None;
@@ -384,6 +396,12 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
             Err(_) => tracing::warn!("writing FRRConfiguration status timed out"),
         }
     }
+}
+
+/// Every status write is awaited right after its apply, so nothing is left to flush.
+fn stopped() -> anyhow::Result<()> {
+    tracing::info!("stopped");
+    Ok(())
 }
 
 fn node_status(o: &Outcome, running: Option<String>, previous: &mut Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>, last_reload: &mut Option<String>) -> FRRNodeStateStatus {

@@ -22,6 +22,7 @@ use kube::{Client, ResourceExt};
 
 use crate::agent::watch::{self, typed_config, ConfigEntry};
 use crate::api::FRRConfiguration;
+use crate::shutdown::Shutdown;
 
 pub const PATH: &str = "/validate-frrk8s-metallb-io-v1beta1-frrconfiguration";
 
@@ -178,9 +179,14 @@ async fn serving_certificate(client: &Client, args: &WebhookArgs) -> anyhow::Res
     Ok(resolver)
 }
 
-pub async fn run(args: WebhookArgs) -> anyhow::Result<()> {
+/// Serves until `stop` is set; then it accepts no more connections and returns (connections
+/// in progress get the runtime's shutdown time).
+pub async fn run(args: WebhookArgs, stop: Shutdown) -> anyhow::Result<()> {
     let client = Client::try_default().await.context("connecting to the Kubernetes API server")?;
-    let resolver = serving_certificate(&client, &args).await?;
+    let resolver = tokio::select! {
+        r = serving_certificate(&client, &args) => r?,
+        _ = stop.wait() => return Ok(()),
+    };
     let cache = Arc::new(Mutex::new(Cache::default()));
     spawn_watches(client, cache.clone());
     let tls = tokio_rustls::TlsAcceptor::from(Arc::new(tls_config(resolver)?));
@@ -217,7 +223,14 @@ pub async fn run(args: WebhookArgs) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(args.address).await.with_context(|| format!("listening on {}", args.address))?;
     tracing::info!(address = %args.address, "admission webhook listening");
     loop {
-        let (tcp, peer) = match listener.accept().await {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = stop.wait() => {
+                tracing::info!("stopped");
+                return Ok(());
+            }
+        };
+        let (tcp, peer) = match accepted {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!(error = %e, "accept");
