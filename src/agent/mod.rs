@@ -191,6 +191,7 @@ pub async fn run(args: ControllerArgs, stop: Shutdown) -> anyhow::Result<()> {
     let mut last_reload: Option<String> = None;
     let mut desired_text: Option<String> = None;
     let mut first = true;
+    let mut restart_seen: Option<Instant> = None;
     loop {
         // wait for a change, a retry, or the periodic self-healing check
         let woke_by_change = if first {
@@ -220,6 +221,20 @@ pub async fn run(args: ControllerArgs, stop: Shutdown) -> anyhow::Result<()> {
             let restarted = desired_text.is_some() && {
                 let a = applier.lock().expect("applier");
                 a.state.is_some() && !a.state_is_current()
+            };
+            // With --persist, a restarted FRR loads the last applied configuration itself: give it
+            // that time, so that the re-apply finds everything in place and sends nothing.
+            let restarted = match (restarted, restart_seen) {
+                (false, _) => {
+                    restart_seen = None;
+                    false
+                }
+                (true, None) if args.persist.is_some() => {
+                    restart_seen = Some(Instant::now());
+                    false
+                }
+                (true, Some(seen)) => seen.elapsed() >= RESTART_SETTLE,
+                (true, None) => true,
             };
             let drift_due = last_drift_check.elapsed() >= Duration::from_secs(args.drift_interval);
             if !(due_retry || restarted || drift_due) {
@@ -463,6 +478,8 @@ fn config_entries(o: &Outcome) -> BTreeMap<String, Option<String>> {
 }
 
 const API_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a restarted FRR gets to load its persisted configuration before the agent checks it.
+const RESTART_SETTLE: Duration = Duration::from_secs(5);
 
 fn spawn_session_poller(args: &ControllerArgs, mut writer: StatusWriter, shared: watch::Shared, metrics: Metrics) {
     let interval = Duration::from_secs(args.poll_interval.max(1));

@@ -610,7 +610,10 @@ state = "{d}/containerd/state"
     pub fn container_pid(&self, pod: &serde_json::Value, container: &str) -> Option<u32> {
         let id = pod["status"]["containerStatuses"].as_array()?.iter().find(|c| c["name"] == container)?["containerID"].as_str()?.strip_prefix("containerd://")?.to_string();
         let tasks = self.ctr(&["tasks", "ls"]).ok()?;
-        tasks.lines().find(|l| l.starts_with(&id)).and_then(|l| l.split_whitespace().nth(1)).and_then(|p| p.parse().ok())
+        // TASK PID STATUS: only a running task's pid (a stopped one may have been reused)
+        let line = tasks.lines().find(|l| l.starts_with(&id))?;
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        (fields.get(2) == Some(&"RUNNING")).then(|| fields.get(1)?.parse().ok()).flatten()
     }
 
     /// Logs of every process of the cluster (tails), for failure messages.
