@@ -55,10 +55,9 @@ fn require_tools() -> bool {
     false
 }
 
-/// helm with its own (cached, shared) home directories, so it never reads a user's setup.
-fn helm_command() -> std::process::Command {
+/// helm's own (cached, shared) home directories, so that it never reads a user's setup.
+fn helm_homes(c: &mut std::process::Command) -> &mut std::process::Command {
     let home = tools_dir().join("home");
-    let mut c = command(tools_dir().join("bin/helm"));
     for (var, sub) in [
         ("HELM_CACHE_HOME", "cache"),
         ("HELM_CONFIG_HOME", "config"),
@@ -66,6 +65,12 @@ fn helm_command() -> std::process::Command {
     ] {
         c.env(var, home.join(sub));
     }
+    c
+}
+
+fn helm_command() -> std::process::Command {
+    let mut c = command(tools_dir().join("bin/helm"));
+    helm_homes(&mut c);
     c
 }
 
@@ -532,15 +537,7 @@ fn field(file: &str) -> String {
 fn cluster_helm(c: &cluster::Cluster, args: &[&str]) -> anyhow::Result<String> {
     let helm = tools_dir().join("bin/helm");
     let mut cmd = c.node.command(helm.to_str().unwrap());
-    let home = tools_dir().join("home");
-    for (var, sub) in [
-        ("HELM_CACHE_HOME", "cache"),
-        ("HELM_CONFIG_HOME", "config"),
-        ("HELM_DATA_HOME", "data"),
-    ] {
-        cmd.env(var, home.join(sub));
-    }
-    run(cmd
+    run(helm_homes(&mut cmd)
         .arg("--kubeconfig")
         .arg(c.kubeconfig())
         .args(["--namespace", NAMESPACE])
