@@ -73,6 +73,11 @@ fn scenario(version: FrrVersion) {
     let node_state = |c: &Cluster| c.kubectl_json(&["get", "frrnodestate", NODE_NAME]).ok();
     let status = |c: &Cluster, f: &str| node_state(c).and_then(|s| s["status"][f].as_str().map(String::from)).unwrap_or_default();
     let diag = |c: &Cluster, what: &str| {
+        // FRR_COMPOSER_CLUSTER_HOLD=SECONDS keeps a failing cluster up for a look (kubeconfig in the run folder)
+        if let Some(secs) = std::env::var("FRR_COMPOSER_CLUSTER_HOLD").ok().and_then(|s| s.parse().ok()) {
+            eprintln!("FRR {v}: {what}; holding the cluster for {secs} s (node namespace {})", c.node.name());
+            std::thread::sleep(Duration::from_secs(secs));
+        }
         let logs = c.kubectl(&["-n", NAMESPACE, "logs", "-l", AGENT, "--tail=20"]).unwrap_or_default();
         format!("FRR {v}: {what}\n--- FRRNodeState\n{}\n--- agent log\n{logs}\n{}", node_state(c).map(|s| serde_json::to_string_pretty(&s["status"]).unwrap()).unwrap_or_default(), c.diagnostics())
     };

@@ -622,6 +622,12 @@ state = "{d}/containerd/state"
         for name in ["kubelet", "containerd", "kube-apiserver", "kube-controller-manager", "kube-proxy"] {
             s.push_str(&format!("--- {name} (tail)\n{}\n", tail(&self.dir.join(format!("logs/{name}.log")), 15)));
         }
+        if let Ok(l) = self.kubectl(&["-n", NAMESPACE, "logs", "-l", "app.kubernetes.io/component=frr", "--all-containers", "--tail=40"]) {
+            s.push_str(&format!("--- FRR pod logs (tail)\n{l}\n"));
+        }
+        if let Ok(l) = self.node.exec(&["ss", "-ltnp"]) {
+            s.push_str(&format!("--- listening in the node namespace\n{l}\n"));
+        }
         if let Ok(p) = self.kubectl(&["get", "pods", "-A", "-o", "wide"]) {
             s.push_str(&format!("--- pods\n{p}\n"));
         }
