@@ -99,6 +99,27 @@ pub fn fold<O, K: Ord, V: PartialEq>(map: &mut BTreeMap<K, V>, buffer: &mut Opti
     }
 }
 
+/// Watch retry delays: 0.5 s doubling to 10 s, back to 0.5 s after every successful event.
+/// kube's default goes up to 30 s, which kept the agent a minute behind an API server that
+/// came back (two waits: the reconnect, then the re-list after "resource version too old").
+#[derive(Default)]
+pub struct RetryDelay(u32);
+
+impl Iterator for RetryDelay {
+    type Item = std::time::Duration;
+    fn next(&mut self) -> Option<Self::Item> {
+        let d = std::time::Duration::from_millis(500) * 2u32.pow(self.0.min(5));
+        self.0 += 1;
+        Some(d.min(std::time::Duration::from_secs(10)))
+    }
+}
+
+impl kube::runtime::utils::Backoff for RetryDelay {
+    fn reset(&mut self) {
+        self.0 = 0;
+    }
+}
+
 /// One watch: keeps `slot` of the snapshot equal to the listed objects and wakes the
 /// reconciler when it changes.
 fn spawn_watch<K, V>(
@@ -115,7 +136,7 @@ fn spawn_watch<K, V>(
 {
     tokio::spawn(async move {
         let mut buffer = None;
-        let mut stream = watcher(api, config).default_backoff().boxed();
+        let mut stream = watcher(api, config).backoff(RetryDelay::default()).boxed();
         while let Some(ev) = stream.next().await {
             let mut s = shared.snapshot.lock().expect("snapshot lock");
             match ev {
