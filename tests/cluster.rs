@@ -163,7 +163,7 @@ fn scenario(version: FrrVersion) {
     same_session("agent rollout restart");
 
     // 6. The agent killed over and over: FRR is never restarted, the session stays.
-    let frr_pod = c.pods(FRR).into_iter().find(pod_ready).unwrap();
+    let frr_pod = c.pods(FRR).into_iter().find(pod_ready).unwrap_or_else(|| panic!("{}", diag(&c, "FRR pod not ready")));
     let frr_pid = c.container_pid(&frr_pod, "frr").unwrap();
     let frr_restarts = restarts(&frr_pod, "frr");
     let t = Instant::now();
@@ -203,6 +203,8 @@ fn scenario(version: FrrVersion) {
 
     // 8. FRR killed: it comes back with the persisted configuration, the agent sends nothing.
     let sent_before = agent_metric(&c, "frr_composer_commands_sent_total").unwrap();
+    // (after the outage the controller-manager may mark the pods not ready until the kubelet reports again)
+    assert!(lab::wait_until(Duration::from_secs(60), || c.pods(FRR).iter().any(pod_ready)), "{}", diag(&c, "FRR pod not ready after the outage"));
     let frr_pod = c.pods(FRR).into_iter().find(pod_ready).unwrap();
     let pid = c.container_pid(&frr_pod, "frr").unwrap();
     lab::support::run(lab::support::command("kill").args(["-KILL", &pid.to_string()])).unwrap();

@@ -173,3 +173,19 @@ pub fn spawn(client: Client, namespace: &str, node_name: &str, shared: Shared) {
     let settings_cfg = watcher::Config::default().fields("metadata.name=config");
     spawn_watch("FRRK8sConfiguration", 3, Api::<FRRK8sConfiguration>::namespaced(client, namespace), settings_cfg, shared, |s| &mut s.settings, |c| c.clone());
 }
+
+#[cfg(test)]
+mod tests {
+    use super::RetryDelay;
+    use kube::runtime::utils::Backoff;
+    use std::time::Duration;
+
+    #[test]
+    fn retry_delay_doubles_to_ten_seconds_and_resets() {
+        let mut d = RetryDelay::default();
+        let ms: Vec<u128> = (0..8).map(|_| d.next().unwrap().as_millis()).collect();
+        assert_eq!(ms, [500, 1000, 2000, 4000, 8000, 10000, 10000, 10000]);
+        d.reset();
+        assert_eq!(d.next(), Some(Duration::from_millis(500)));
+    }
+}

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 
-use crate::lab::support::{command, run};
+use crate::lab::support::{command, run, signal, stop_child, tail_file as tail};
 use crate::lab::{self, FrrVersion, Netns};
 
 pub const NODE_NAME: &str = "fc-node-1";
@@ -133,33 +133,6 @@ struct Proc {
     name: &'static str,
     child: Child,
     argv: Vec<String>,
-}
-
-fn signal(pid: u32, sig: &str) {
-    let _ = command("kill").args(["-s", sig, &pid.to_string()]).stderr(Stdio::null()).status();
-}
-
-/// SIGTERM, up to `grace`, then SIGKILL; reaps the child.
-fn stop_child(child: &mut Child, grace: Duration) {
-    if let Ok(Some(_)) = child.try_wait() {
-        return;
-    }
-    signal(child.id(), "TERM");
-    let deadline = Instant::now() + grace;
-    while Instant::now() < deadline {
-        if let Ok(Some(_)) = child.try_wait() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-}
-
-fn tail(path: &Path, n: usize) -> String {
-    let text = fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
 /// Mount points at or under `prefix` (deepest first).
