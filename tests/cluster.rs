@@ -73,6 +73,11 @@ fn scenario(version: FrrVersion) {
     let node_state = |c: &Cluster| c.kubectl_json(&["get", "frrnodestate", NODE_NAME]).ok();
     let status = |c: &Cluster, f: &str| node_state(c).and_then(|s| s["status"][f].as_str().map(String::from)).unwrap_or_default();
     let diag = |c: &Cluster, what: &str| {
+        // FRR_COMPOSER_CLUSTER_HOLD=SECONDS keeps a failing cluster up for a look (kubeconfig in the run folder)
+        if let Some(secs) = std::env::var("FRR_COMPOSER_CLUSTER_HOLD").ok().and_then(|s| s.parse().ok()) {
+            eprintln!("FRR {v}: {what}; holding the cluster for {secs} s (node namespace {})", c.node.name());
+            std::thread::sleep(Duration::from_secs(secs));
+        }
         let logs = c.kubectl(&["-n", NAMESPACE, "logs", "-l", AGENT, "--tail=20"]).unwrap_or_default();
         format!("FRR {v}: {what}\n--- FRRNodeState\n{}\n--- agent log\n{logs}\n{}", node_state(c).map(|s| serde_json::to_string_pretty(&s["status"]).unwrap()).unwrap_or_default(), c.diagnostics())
     };
@@ -158,7 +163,7 @@ fn scenario(version: FrrVersion) {
     same_session("agent rollout restart");
 
     // 6. The agent killed over and over: FRR is never restarted, the session stays.
-    let frr_pod = c.pods(FRR).into_iter().find(pod_ready).unwrap();
+    let frr_pod = c.pods(FRR).into_iter().find(pod_ready).unwrap_or_else(|| panic!("{}", diag(&c, "FRR pod not ready")));
     let frr_pid = c.container_pid(&frr_pod, "frr").unwrap();
     let frr_restarts = restarts(&frr_pod, "frr");
     let t = Instant::now();
@@ -198,6 +203,8 @@ fn scenario(version: FrrVersion) {
 
     // 8. FRR killed: it comes back with the persisted configuration, the agent sends nothing.
     let sent_before = agent_metric(&c, "frr_composer_commands_sent_total").unwrap();
+    // (after the outage the controller-manager may mark the pods not ready until the kubelet reports again)
+    assert!(lab::wait_until(Duration::from_secs(60), || c.pods(FRR).iter().any(pod_ready)), "{}", diag(&c, "FRR pod not ready after the outage"));
     let frr_pod = c.pods(FRR).into_iter().find(pod_ready).unwrap();
     let pid = c.container_pid(&frr_pod, "frr").unwrap();
     lab::support::run(lab::support::command("kill").args(["-KILL", &pid.to_string()])).unwrap();

@@ -71,7 +71,7 @@ fn spawn_watches(client: Client, cache: Arc<Mutex<Cache>>) {
         let api: Api<Node> = Api::all(client.clone());
         tokio::spawn(async move {
             let mut buffer = None;
-            let mut stream = watcher(api, watcher::Config::default()).default_backoff().boxed();
+            let mut stream = watcher(api, watcher::Config::default()).backoff(watch::RetryDelay::default()).boxed();
             while let Some(ev) = stream.next().await {
                 let Ok(ev) = ev else { continue };
                 let mut c = cache.lock().expect("cache");
@@ -84,7 +84,7 @@ fn spawn_watches(client: Client, cache: Arc<Mutex<Cache>>) {
     let api: Api<DynamicObject> = Api::all_with(client, &ApiResource::erase::<FRRConfiguration>(&()));
     tokio::spawn(async move {
         let mut buffer = None;
-        let mut stream = watcher(api, watcher::Config::default()).default_backoff().boxed();
+        let mut stream = watcher(api, watcher::Config::default()).backoff(watch::RetryDelay::default()).boxed();
         while let Some(ev) = stream.next().await {
             let Ok(ev) = ev else { continue };
             let mut c = cache.lock().expect("cache");

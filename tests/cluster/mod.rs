@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 
-use crate::lab::support::{command, run};
+use crate::lab::support::{command, run, signal, stop_child, tail_file as tail};
 use crate::lab::{self, FrrVersion, Netns};
 
 pub const NODE_NAME: &str = "fc-node-1";
@@ -133,33 +133,6 @@ struct Proc {
     name: &'static str,
     child: Child,
     argv: Vec<String>,
-}
-
-fn signal(pid: u32, sig: &str) {
-    let _ = command("kill").args(["-s", sig, &pid.to_string()]).stderr(Stdio::null()).status();
-}
-
-/// SIGTERM, up to `grace`, then SIGKILL; reaps the child.
-fn stop_child(child: &mut Child, grace: Duration) {
-    if let Ok(Some(_)) = child.try_wait() {
-        return;
-    }
-    signal(child.id(), "TERM");
-    let deadline = Instant::now() + grace;
-    while Instant::now() < deadline {
-        if let Ok(Some(_)) = child.try_wait() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-}
-
-fn tail(path: &Path, n: usize) -> String {
-    let text = fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
 /// Mount points at or under `prefix` (deepest first).
@@ -621,6 +594,12 @@ state = "{d}/containerd/state"
         let mut s = String::new();
         for name in ["kubelet", "containerd", "kube-apiserver", "kube-controller-manager", "kube-proxy"] {
             s.push_str(&format!("--- {name} (tail)\n{}\n", tail(&self.dir.join(format!("logs/{name}.log")), 15)));
+        }
+        if let Ok(l) = self.kubectl(&["-n", NAMESPACE, "logs", "-l", "app.kubernetes.io/component=frr", "--all-containers", "--tail=40"]) {
+            s.push_str(&format!("--- FRR pod logs (tail)\n{l}\n"));
+        }
+        if let Ok(l) = self.node.exec(&["ss", "-ltnp"]) {
+            s.push_str(&format!("--- listening in the node namespace\n{l}\n"));
         }
         if let Ok(p) = self.kubectl(&["get", "pods", "-A", "-o", "wide"]) {
             s.push_str(&format!("--- pods\n{p}\n"));
