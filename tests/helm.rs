@@ -327,9 +327,15 @@ fn values_change_what_they_name() {
 
     let o = set("frrk8s.frr.tiniPath=/usr/bin/tini,frrk8s.frr.dockerStartPath=/opt/start,frrk8s.nodeSelector.rack=r1,frrk8s.tolerations=null");
     let frr = container(&o, "DaemonSet", "frr-composer-frr", "frr");
+    assert_eq!(frr["command"][0].as_str(), Some("/usr/bin/tini"));
     assert_eq!(
-        frr["command"],
-        serde_yaml::from_str::<Value>("[/usr/bin/tini, --, /opt/start]").unwrap()
+        frr["command"]
+            .as_sequence()
+            .unwrap()
+            .last()
+            .unwrap()
+            .as_str(),
+        Some("hostname \"$NODE_NAME\" && exec /opt/start")
     );
     // the agent and FRR go to the same nodes
     for ds in ["frr-composer", "frr-composer-frr"] {
@@ -469,6 +475,10 @@ fn values_schema_rejects_bad_values() {
         ("frrk8s.webhookPort=70000", "webhookPort"),
         ("frrk8s.alwaysBlock=192.0.2.0/24 --evil", "alwaysBlock"),
         ("frrk8s.frr.tiniPath=tini", "tiniPath"),
+        (
+            "frrk8s.frr.dockerStartPath=/start;reboot",
+            "dockerStartPath",
+        ),
         ("frrk8s.image.pullPolicy=Sometimes", "pullPolicy"),
         ("prometheus.serviceMonitor.interval=often", "interval"),
         (
