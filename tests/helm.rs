@@ -55,9 +55,11 @@ fn require_tools() -> bool {
     false
 }
 
-/// helm's own (cached, shared) home directories, so that it never reads a user's setup.
+/// helm's own (cached, shared) home directories, so that it never reads a user's setup nor
+/// writes a Kubernetes client cache into the work tree.
 fn helm_homes(c: &mut std::process::Command) -> &mut std::process::Command {
     let home = tools_dir().join("home");
+    c.env("HOME", &home);
     for (var, sub) in [
         ("HELM_CACHE_HOME", "cache"),
         ("HELM_CONFIG_HOME", "config"),
