@@ -92,9 +92,7 @@ fn agent_binary() -> Result<(PathBuf, &'static str)> {
             return Ok((PathBuf::from(p), profile));
         }
     }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
+    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
     for (profile, label) in [("release", "release"), ("debug", "DEBUG (slower, larger; run `cargo build --release`)")] {
         let p = target.join(profile).join("frr-composer");
         if p.is_file() {
@@ -370,10 +368,9 @@ impl StateWatch {
                     "timeout after {timeout:?} waiting for FRRNodeState to show {what}; last status seen:\n{}",
                     self.last.as_ref().map(|v| status_summary(v)).unwrap_or_else(|| "(none)".into())
                 ),
-                Err(RecvTimeoutError::Disconnected) => bail!(
-                    "the FRRNodeState watch ended while waiting for {what}: {}",
-                    std::fs::read_to_string(&self.stderr).unwrap_or_default()
-                ),
+                Err(RecvTimeoutError::Disconnected) => {
+                    bail!("the FRRNodeState watch ended while waiting for {what}: {}", std::fs::read_to_string(&self.stderr).unwrap_or_default())
+                }
             }
         }
     }
@@ -456,7 +453,13 @@ fn run_latency(o: &Opts, bin: &Path, api: &ApiServer, tmp: &TempDir) -> Result<L
     let netns = Netns::new()?;
     let frr = Frr::start(FrrVersion::V10, &netns).context("starting FRR 10.3")?;
     api.kubectl(&["create", "namespace", LAT_NS])?;
-    api.kubectl_stdin(&["apply", "-f", "-"], &node_yaml(LAT_NODE, &[("kubernetes.io/hostname", LAT_NODE), ("kubernetes.io/os", "linux")].iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()))?;
+    api.kubectl_stdin(
+        &["apply", "-f", "-"],
+        &node_yaml(
+            LAT_NODE,
+            &[("kubernetes.io/hostname", LAT_NODE), ("kubernetes.io/os", "linux")].iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        ),
+    )?;
     api.kubectl_stdin(&["apply", "-f", "-"], &metallb_yaml(1))?;
 
     let mut watch = StateWatch::start(api, LAT_NODE, tmp.path())?;
@@ -704,7 +707,10 @@ fn run_scale(o: &Opts, bin: &Path, api: &ApiServer, tmp: &TempDir) -> Result<()>
         Ok(v["items"].as_array().map(|a| a.len()).unwrap_or(0))
     };
     let (n_cfg, n_sec) = (count("frrconfigurations")?, count("secrets")?);
-    let n_nodes = api.kubectl_json(&["get", "nodes"])?["items"].as_array().map(|a| a.iter().filter(|n| n["metadata"]["name"].as_str().is_some_and(|n| n.starts_with("node-"))).count()).unwrap_or(0);
+    let n_nodes = api.kubectl_json(&["get", "nodes"])?["items"]
+        .as_array()
+        .map(|a| a.iter().filter(|n| n["metadata"]["name"].as_str().is_some_and(|n| n.starts_with("node-"))).count())
+        .unwrap_or(0);
     if n_cfg != o.configs || n_nodes < o.nodes {
         bail!("API server holds {n_cfg} FRRConfigurations and {n_nodes} Nodes, want {} and {}", o.configs, o.nodes);
     }
@@ -760,24 +766,32 @@ fn run_scale(o: &Opts, bin: &Path, api: &ApiServer, tmp: &TempDir) -> Result<()>
     // --- a few changes
     let mut changes: Vec<Change> = Vec::new();
     let mut cfgs = cfgs;
-    let measure = |changes: &mut Vec<Change>, what: String, watch: &mut StateWatch, act: &dyn Fn() -> Result<()>, pred: &dyn Fn(&Value) -> bool| -> Result<()> {
-        std::thread::sleep(Duration::from_millis(500));
-        act().with_context(|| what.clone())?;
-        let t1 = Instant::now();
-        let (t2, _) = watch.wait_for(&what, CHANGE_TIMEOUT, pred).with_context(|| diagnose(&agent, &frr, "scale"))?;
-        let d = ms(t2.saturating_duration_since(t1));
-        eprintln!("  scale change: {what}: {d:.0} ms");
-        changes.push(Change { what, ms: d });
-        Ok(())
-    };
+    let measure =
+        |changes: &mut Vec<Change>, what: String, watch: &mut StateWatch, act: &dyn Fn() -> Result<()>, pred: &dyn Fn(&Value) -> bool| -> Result<()> {
+            std::thread::sleep(Duration::from_millis(500));
+            act().with_context(|| what.clone())?;
+            let t1 = Instant::now();
+            let (t2, _) = watch.wait_for(&what, CHANGE_TIMEOUT, pred).with_context(|| diagnose(&agent, &frr, "scale"))?;
+            let d = ms(t2.saturating_duration_since(t1));
+            eprintln!("  scale change: {what}: {d:.0} ms");
+            changes.push(Change { what, ms: d });
+            Ok(())
+        };
     // (a) a selected config gains a /32, three times
-    let sel_idx: Vec<usize> = cfgs.iter().enumerate().filter(|(_, c)| c.sel.matches(&labels) && matches!(c.sel, Sel::Labels(_))).map(|(i, _)| i).take(3).collect();
+    let sel_idx: Vec<usize> =
+        cfgs.iter().enumerate().filter(|(_, c)| c.sel.matches(&labels) && matches!(c.sel, Sel::Labels(_))).map(|(i, _)| i).take(3).collect();
     for (n, &j) in sel_idx.iter().enumerate() {
         let c = cfg(j, o.nodes, 1 + n);
         let new = c.prefixes.last().unwrap().clone();
         let y = cfg_yaml(&c);
         cfgs[j] = c;
-        measure(&mut changes, format!("selected {} gains {new}", cfgs[j].name), &mut watch, &|| api.kubectl_stdin(&["apply", "-f", "-"], &y).map(|_| ()), &|v| reload_ok(v) && has_network(v, &new))?;
+        measure(
+            &mut changes,
+            format!("selected {} gains {new}", cfgs[j].name),
+            &mut watch,
+            &|| api.kubectl_stdin(&["apply", "-f", "-"], &y).map(|_| ()),
+            &|v| reload_ok(v) && has_network(v, &new),
+        )?;
     }
     // (b) a config for another node changes: the node's status lists only the configurations
     //     merged into its FRR, so nothing of it changes
@@ -850,7 +864,11 @@ fn run_scale(o: &Opts, bin: &Path, api: &ApiServer, tmp: &TempDir) -> Result<()>
     let sampled_peak = sampler.1.join().unwrap_or(0.0);
     let load_after = loadavg();
 
-    println!("\n== 2. Scale: {} Nodes, {n_cfg} FRRConfigurations ({:.1} MB YAML), {n_sec} Secrets in {SCALE_NS}; agent for {me} (FRR 10.3) ==", n_nodes, bytes as f64 / 1e6);
+    println!(
+        "\n== 2. Scale: {} Nodes, {n_cfg} FRRConfigurations ({:.1} MB YAML), {n_sec} Secrets in {SCALE_NS}; agent for {me} (FRR 10.3) ==",
+        n_nodes,
+        bytes as f64 / 1e6
+    );
     println!("  API server loaded in {load_s:.1} s (kubectl create, parallel streams)");
     println!("  selected for {me}: {selected} configs, {} neighbors, {} network lines (checked in FRRNodeState and FRR)", neighbors.len(), want.len());
     println!("  FRRNodeState/{me}: {:.0} kB JSON, {og} observedGenerations entries", state_bytes as f64 / 1e3);
@@ -893,7 +911,11 @@ fn run(o: &Opts) -> Result<bool> {
     if !agent_env().is_empty() {
         println!("  agent environment (FRR_BENCH_AGENT_ENV): {:?}", agent_env());
     }
-    println!("  machine: {} CPUs, load avg {} (other jobs may share it: figures are medians, expect noise)", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0), loadavg());
+    println!(
+        "  machine: {} CPUs, load avg {} (other jobs may share it: figures are medians, expect noise)",
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        loadavg()
+    );
     let t = Instant::now();
     let api = setup_api()?;
     println!("  kube-apiserver + etcd started in {:.1} s", t.elapsed().as_secs_f64());

@@ -141,9 +141,8 @@ fn yaml(set: &BTreeSet<Ipv4Addr>) -> String {
 fn anchor_conf(set: &BTreeSet<Ipv4Addr>) -> String {
     let mut sorted = cidrs(set);
     sorted.sort(); // frr-k8s sorts the prefixes as strings
-    let mut c = format!(
-        "log stdout informational\nlog timestamp precision 3\nhostname {HOSTNAME}\nip nht resolve-via-default\nipv6 nht resolve-via-default\n\n"
-    );
+    let mut c =
+        format!("log stdout informational\nlog timestamp precision 3\nhostname {HOSTNAME}\nip nht resolve-via-default\nipv6 nht resolve-via-default\n\n");
     for j in 0..NEIGHBORS {
         let id = neighbor(j);
         for (i, p) in sorted.iter().enumerate() {
@@ -226,12 +225,17 @@ fn verify(frr: &Frr, set: &BTreeSet<Ipv4Addr>, what: &str) -> Result<usize> {
             _ => {}
         }
     }
-    let fail = |msg: String| -> Result<usize> {
-        bail!("{what}: FRR {} does not run the intended prefixes: {msg}", frr.version().label())
-    };
+    let fail = |msg: String| -> Result<usize> { bail!("{what}: FRR {} does not run the intended prefixes: {msg}", frr.version().label()) };
     let nets: BTreeSet<String> = networks.iter().cloned().collect();
     if nets != want || networks.len() != want.len() {
-        return fail(format!("{} network lines ({} distinct), want {}; missing {:?}, extra {:?}", networks.len(), nets.len(), want.len(), want.difference(&nets).take(5).collect::<Vec<_>>(), nets.difference(&want).take(5).collect::<Vec<_>>()));
+        return fail(format!(
+            "{} network lines ({} distinct), want {}; missing {:?}, extra {:?}",
+            networks.len(),
+            nets.len(),
+            want.len(),
+            want.difference(&nets).take(5).collect::<Vec<_>>(),
+            nets.difference(&want).take(5).collect::<Vec<_>>()
+        ));
     }
     for j in 0..NEIGHBORS {
         let n = neighbor(j);
@@ -239,14 +243,20 @@ fn verify(frr: &Frr, set: &BTreeSet<Ipv4Addr>, what: &str) -> Result<usize> {
         let got: Vec<String> = rm_lists.get(m).into_iter().flatten().flat_map(|l| lists.get(l).cloned().unwrap_or_default()).collect();
         let gs: BTreeSet<String> = got.iter().cloned().collect();
         if gs != want || got.len() != want.len() {
-            return fail(format!("{n} (route-map {m}) permits {} entries ({} distinct), want {}; missing {:?}, extra {:?}", got.len(), gs.len(), want.len(), want.difference(&gs).take(5).collect::<Vec<_>>(), gs.difference(&want).take(5).collect::<Vec<_>>()));
+            return fail(format!(
+                "{n} (route-map {m}) permits {} entries ({} distinct), want {}; missing {:?}, extra {:?}",
+                got.len(),
+                gs.len(),
+                want.len(),
+                want.difference(&gs).take(5).collect::<Vec<_>>(),
+                gs.difference(&want).take(5).collect::<Vec<_>>()
+            ));
         }
     }
     Ok(entries)
 }
 
 // ------------------------------------------------------------------------------ the two sides
-
 
 /// Ours through the library: YAML text -> parse, compose, render -> minimal-diff apply.
 fn ours(applier: &mut Applier, yaml: &str) -> Result<(Duration, Report, String)> {
@@ -364,7 +374,11 @@ fn print_table(rows: &[Row]) {
         let speed = match (o, a) {
             (Some(o), Some(a)) if o.as_nanos() > 0 => {
                 let x = a.as_secs_f64() / o.as_secs_f64();
-                if x < 10.0 { format!("{x:.1}x") } else { format!("{x:.0}x") }
+                if x < 10.0 {
+                    format!("{x:.1}x")
+                } else {
+                    format!("{x:.0}x")
+                }
             }
             (Some(o), Some(_)) if o.as_nanos() == 0 => "inf".into(),
             _ => "-".into(),
@@ -405,7 +419,14 @@ fn run_version(v: FrrVersion, o: &Opts, rows: &mut Vec<Row>) -> Result<()> {
 
     // (i) initial load
     let (d, r, text) = ours(&mut applier, &yaml(&base))?;
-    eprintln!("  ours initial: {d:.2?} ({} commands; check {:.2?}, apply {:.2?}, verify {:.2?}; {} lines rendered)", r.commands, r.check, r.apply, r.verify, text.lines().count());
+    eprintln!(
+        "  ours initial: {d:.2?} ({} commands; check {:.2?}, apply {:.2?}, verify {:.2?}; {} lines rendered)",
+        r.commands,
+        r.check,
+        r.apply,
+        r.verify,
+        text.lines().count()
+    );
     let mut a = Vec::new();
     if let Some(fa) = &frr_anchor {
         let conf = anchor_conf(&base);
@@ -535,7 +556,10 @@ fn main() {
             failed = true;
         }
     }
-    println!("\n{NEIGHBORS} neighbors x {} /32 prefixes (all advertised to all, nothing received); median of {} runs for (ii)-(iv), 1 run for (i) and (v)", o.prefixes, o.reps);
+    println!(
+        "\n{NEIGHBORS} neighbors x {} /32 prefixes (all advertised to all, nothing received); median of {} runs for (ii)-(iv), 1 run for (i) and (v)",
+        o.prefixes, o.reps
+    );
     print_table(&rows);
     if failed {
         std::process::exit(1);

@@ -15,14 +15,22 @@ fn config(i: usize, rack: usize) -> FRRConfiguration {
     let neighbor = |j: usize| Neighbor {
         asn: 64600 + j as u32,
         address: Some(format!("192.0.2.{}", 1 + j)),
-        to_advertise: Advertise { allowed: AllowedOutPrefixes { prefixes: vec![format!("198.51.{}.{}/32", i / 256, i % 256)], mode: AllowMode::Filtered }, ..Default::default() },
+        to_advertise: Advertise {
+            allowed: AllowedOutPrefixes { prefixes: vec![format!("198.51.{}.{}/32", i / 256, i % 256)], mode: AllowMode::Filtered },
+            ..Default::default()
+        },
         ..Default::default()
     };
     let mut c = FRRConfiguration::new(
         &format!("cfg-{i:04}"),
         FRRConfigurationSpec {
             bgp: BgpConfig {
-                routers: vec![Router { asn: 64512, neighbors: (0..1 + i % 3).map(neighbor).collect(), prefixes: vec![format!("198.51.{}.{}/32", i / 256, i % 256)], ..Default::default() }],
+                routers: vec![Router {
+                    asn: 64512,
+                    neighbors: (0..1 + i % 3).map(neighbor).collect(),
+                    prefixes: vec![format!("198.51.{}.{}/32", i / 256, i % 256)],
+                    ..Default::default()
+                }],
                 bfd_profiles: vec![],
             },
             node_selector: Some(LabelSelector { match_labels: Some([("rack".to_string(), format!("rack{rack}"))].into()), ..Default::default() }),
@@ -34,8 +42,11 @@ fn config(i: usize, rack: usize) -> FRRConfiguration {
 }
 
 fn main() {
-    let nodes: BTreeMap<String, BTreeMap<String, String>> =
-        (0..100).map(|n| (format!("node-{n:03}"), [("rack".to_string(), format!("rack{}", n % 10)), ("kubernetes.io/hostname".to_string(), format!("node-{n:03}"))].into())).collect();
+    let nodes: BTreeMap<String, BTreeMap<String, String>> = (0..100)
+        .map(|n| {
+            (format!("node-{n:03}"), [("rack".to_string(), format!("rack{}", n % 10)), ("kubernetes.io/hostname".to_string(), format!("node-{n:03}"))].into())
+        })
+        .collect();
     let existing: Vec<FRRConfiguration> = (0..1000).map(|i| config(i, i % 10)).collect();
     let mut times = Vec::new();
     for k in 0..200 {

@@ -42,10 +42,7 @@ pub fn secret_entries<'a>(secrets: impl IntoIterator<Item = &'a Secret>) -> BTre
         let Some(name) = s.metadata.name.clone() else { continue };
         let from_data = s.data.as_ref().and_then(|d| d.get("password")).map(|b| String::from_utf8(b.0.clone()).map_err(|_| ()));
         let from_string = s.string_data.as_ref().and_then(|d| d.get("password")).map(|v| Ok(v.clone()));
-        out.insert(
-            name,
-            SecretEntry { type_: s.type_.clone().unwrap_or_else(|| "Opaque".into()), password: from_string.or(from_data) },
-        );
+        out.insert(name, SecretEntry { type_: s.type_.clone().unwrap_or_else(|| "Opaque".into()), password: from_string.or(from_data) });
     }
     out
 }
@@ -63,10 +60,7 @@ fn typed<T: serde::de::DeserializeOwned>(doc: serde_yaml::Value, source: &str, k
     serde_path_to_error::deserialize(doc).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner().to_string();
-        Error::Document {
-            source_name: format!("{source}: {kind} {id}"),
-            reason: if path == "." { inner } else { format!("{path}: {inner}") },
-        }
+        Error::Document { source_name: format!("{source}: {kind} {id}"), reason: if path == "." { inner } else { format!("{path}: {inner}") } }
     })
 }
 

@@ -29,10 +29,7 @@ impl Shutdown {
                 _ = term.recv() => true,
                 _ = int.recv() => false,
             };
-            tracing::warn!(
-                signal = name(second),
-                "second signal while stopping; exiting now"
-            );
+            tracing::warn!(signal = name(second), "second signal while stopping; exiting now");
             std::process::exit(1);
         });
         Ok(Shutdown(rx))

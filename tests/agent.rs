@@ -122,17 +122,31 @@ fn scenario(version: FrrVersion) {
 
     // 1b. FRRK8sConfiguration `config` changes the log levels at runtime: FRR's and the agent's.
     assert!(!agent.log().contains("\"level\":\"DEBUG\""));
-    let settings = |level: &str| format!("apiVersion: frrk8s.metallb.io/v1beta1\nkind: FRRK8sConfiguration\nmetadata:\n  name: config\n  namespace: {NS}\nspec:\n  logLevel: {level}\n");
+    let settings = |level: &str| {
+        format!("apiVersion: frrk8s.metallb.io/v1beta1\nkind: FRRK8sConfiguration\nmetadata:\n  name: config\n  namespace: {NS}\nspec:\n  logLevel: {level}\n")
+    };
     api.kubectl_stdin(&["apply", "-f", "-"], &settings("debug")).unwrap();
-    assert!(lab::wait_until(Duration::from_secs(10), || frr.running_config().unwrap_or_default().contains("debug bgp neighbor-events")), "{}", diag!(&api, "FRR debug logging not enabled"));
+    assert!(
+        lab::wait_until(Duration::from_secs(10), || frr.running_config().unwrap_or_default().contains("debug bgp neighbor-events")),
+        "{}",
+        diag!(&api, "FRR debug logging not enabled")
+    );
     assert!(lab::wait_until(Duration::from_secs(5), || agent.log().contains("\"level\":\"DEBUG\"")), "{}", diag!(&api, "agent debug logging not enabled"));
     api.kubectl_stdin(&["apply", "-f", "-"], &settings("info")).unwrap();
-    assert!(lab::wait_until(Duration::from_secs(10), || !frr.running_config().unwrap_or_default().contains("debug bgp")), "{}", diag!(&api, "FRR debug logging not disabled"));
+    assert!(
+        lab::wait_until(Duration::from_secs(10), || !frr.running_config().unwrap_or_default().contains("debug bgp")),
+        "{}",
+        diag!(&api, "FRR debug logging not disabled")
+    );
 
     // 2. The field example: kubectl apply -> FRRNodeState shows it; the router gets the LB IP.
     let t = Instant::now();
     api.kubectl_stdin(&["apply", "-f", "-"], &metallb("")).unwrap();
-    assert!(lab::wait_until(Duration::from_secs(10), || status_field(&api, "runningConfig").contains("permit 198.51.100.181/32")), "{}", diag!(&api, "metallb-wk3 not applied"));
+    assert!(
+        lab::wait_until(Duration::from_secs(10), || status_field(&api, "runningConfig").contains("permit 198.51.100.181/32")),
+        "{}",
+        diag!(&api, "metallb-wk3 not applied")
+    );
     let latency = t.elapsed();
     eprintln!("FRR {v}: kubectl apply -> FRRNodeState shows the new config: {:.0} ms", latency.as_secs_f64() * 1e3);
     let ns_obj = node_state(&api).unwrap();
@@ -141,19 +155,38 @@ fn scenario(version: FrrVersion) {
     assert!(ns_obj["status"]["observedGenerations"][format!("{NS}/metallb-wk3")].as_i64().is_some(), "{ns_obj}");
     let ready = ns_obj["status"]["conditions"].as_array().unwrap().iter().find(|c| c["type"] == "Ready").unwrap().clone();
     assert_eq!(ready["status"], "True");
-    assert!(lab::wait_until(Duration::from_secs(25), || gobgp.received_prefixes(NODE_IP).is_ok_and(|p| p == set(&[LB_IP]))), "{}", diag!(&api, "router did not get the LB IP"));
+    assert!(
+        lab::wait_until(Duration::from_secs(25), || gobgp.received_prefixes(NODE_IP).is_ok_and(|p| p == set(&[LB_IP]))),
+        "{}",
+        diag!(&api, "router did not get the LB IP")
+    );
     let cfg = api.kubectl_json(&["-n", NS, "get", "frrconfiguration", "metallb-wk3"]).unwrap();
-    assert!(lab::wait_until(Duration::from_secs(5), || api.kubectl_json(&["-n", NS, "get", "frrconfiguration", "metallb-wk3"]).is_ok_and(|c| c["status"]["appliedOn"] == serde_json::json!(["wk3"]))), "{cfg}");
+    assert!(
+        lab::wait_until(Duration::from_secs(5), || api
+            .kubectl_json(&["-n", NS, "get", "frrconfiguration", "metallb-wk3"])
+            .is_ok_and(|c| c["status"]["appliedOn"] == serde_json::json!(["wk3"]))),
+        "{cfg}"
+    );
 
     // BGPSessionState for the peer, with the anchor's labels.
-    let sessions = |api: &ApiServer| api.kubectl_json(&["-n", NS, "get", "bgpsessionstates", "-l", "frrk8s.metallb.io/node=wk3"]).map(|l| l["items"].as_array().cloned().unwrap_or_default()).unwrap_or_default();
+    let sessions = |api: &ApiServer| {
+        api.kubectl_json(&["-n", NS, "get", "bgpsessionstates", "-l", "frrk8s.metallb.io/node=wk3"])
+            .map(|l| l["items"].as_array().cloned().unwrap_or_default())
+            .unwrap_or_default()
+    };
     assert!(
-        lab::wait_until(Duration::from_secs(10), || sessions(&api).iter().any(|s| s["status"]["bgpStatus"] == "Established" && s["metadata"]["labels"]["frrk8s.metallb.io/peer"] == ROUTER_IP)),
+        lab::wait_until(Duration::from_secs(10), || sessions(&api)
+            .iter()
+            .any(|s| s["status"]["bgpStatus"] == "Established" && s["metadata"]["labels"]["frrk8s.metallb.io/peer"] == ROUTER_IP)),
         "{:#?}",
         sessions(&api)
     );
     // metrics with the anchor's names
-    assert!(lab::wait_until(Duration::from_secs(5), || http_get(metrics_port, "/metrics").1.contains(r#"frrk8s_bgp_session_up{peer="192.0.2.1",vrf="default"} 1"#)), "{}", http_get(metrics_port, "/metrics").1);
+    assert!(
+        lab::wait_until(Duration::from_secs(5), || http_get(metrics_port, "/metrics").1.contains(r#"frrk8s_bgp_session_up{peer="192.0.2.1",vrf="default"} 1"#)),
+        "{}",
+        http_get(metrics_port, "/metrics").1
+    );
 
     // 3. receive-all widens: the node's kernel gains the routes; removing it takes them away.
     api.kubectl_stdin(&["apply", "-f", "-"], RECEIVE_ALL).unwrap();
@@ -165,7 +198,11 @@ fn scenario(version: FrrVersion) {
     // 4. A conflicting configuration: reported, FRR keeps the previous configuration.
     let before = frr.running_config().unwrap();
     api.kubectl_stdin(&["apply", "-f", "-"], CONFLICT).unwrap();
-    assert!(lab::wait_until(Duration::from_secs(10), || status_field(&api, "lastConversionResult").starts_with("failed")), "{}", diag!(&api, "conflict not reported"));
+    assert!(
+        lab::wait_until(Duration::from_secs(10), || status_field(&api, "lastConversionResult").starts_with("failed")),
+        "{}",
+        diag!(&api, "conflict not reported")
+    );
     let conv = status_field(&api, "lastConversionResult");
     // nothing was applied: the status keeps the last reload's result
     assert_eq!(status_field(&api, "lastReloadResult"), "success", "{}", diag!(&api, "reload result lost on a refused conversion"));
@@ -184,24 +221,48 @@ fn scenario(version: FrrVersion) {
 
     // 5. Node labels: the configuration is re-selected.
     api.kubectl(&["label", "node", "wk3", "kubernetes.io/hostname=elsewhere", "--overwrite"]).unwrap();
-    assert!(lab::wait_until(Duration::from_secs(10), || !frr.running_config().unwrap_or_default().contains("neighbor 192.0.2.1 remote-as")), "{}", diag!(&api, "relabelled node kept the config"));
+    assert!(
+        lab::wait_until(Duration::from_secs(10), || !frr.running_config().unwrap_or_default().contains("neighbor 192.0.2.1 remote-as")),
+        "{}",
+        diag!(&api, "relabelled node kept the config")
+    );
     api.kubectl(&["label", "node", "wk3", "kubernetes.io/hostname=wk3", "--overwrite"]).unwrap();
-    assert!(lab::wait_until(Duration::from_secs(10), || frr.running_config().unwrap_or_default().contains("neighbor 192.0.2.1 remote-as 65102")), "{}", diag!(&api, "config not back"));
+    assert!(
+        lab::wait_until(Duration::from_secs(10), || frr.running_config().unwrap_or_default().contains("neighbor 192.0.2.1 remote-as 65102")),
+        "{}",
+        diag!(&api, "config not back")
+    );
 
     // 6. Password Secret rotation; the password never shows in FRRNodeState or the log.
     api.kubectl(&["-n", NS, "create", "secret", "generic", "peer-pw", "--type=kubernetes.io/basic-auth", "--from-literal=password=first-Secret-9"]).unwrap();
     api.kubectl_stdin(&["apply", "-f", "-"], &metallb("").replace("passwordSecret: {}", "passwordSecret:\n          name: peer-pw")).unwrap();
-    assert!(lab::wait_until(Duration::from_secs(10), || frr.running_config().unwrap_or_default().contains("password first-Secret-9")), "{}", diag!(&api, "password not applied"));
+    assert!(
+        lab::wait_until(Duration::from_secs(10), || frr.running_config().unwrap_or_default().contains("password first-Secret-9")),
+        "{}",
+        diag!(&api, "password not applied")
+    );
     api.kubectl_stdin(&["apply", "-f", "-"], &format!("apiVersion: v1\nkind: Secret\nmetadata:\n  name: peer-pw\n  namespace: {NS}\ntype: kubernetes.io/basic-auth\nstringData:\n  password: second-Secret-7\n")).unwrap();
-    assert!(lab::wait_until(Duration::from_secs(10), || frr.running_config().unwrap_or_default().contains("password second-Secret-7")), "{}", diag!(&api, "rotated password not applied"));
-    assert!(lab::wait_until(Duration::from_secs(5), || status_field(&api, "runningConfig").contains("password <retracted>")), "{}", diag!(&api, "no redacted password in FRRNodeState"));
+    assert!(
+        lab::wait_until(Duration::from_secs(10), || frr.running_config().unwrap_or_default().contains("password second-Secret-7")),
+        "{}",
+        diag!(&api, "rotated password not applied")
+    );
+    assert!(
+        lab::wait_until(Duration::from_secs(5), || status_field(&api, "runningConfig").contains("password <retracted>")),
+        "{}",
+        diag!(&api, "no redacted password in FRRNodeState")
+    );
     let everything = format!("{}{}", serde_json::to_string(&node_state(&api).unwrap()).unwrap(), agent.log());
     assert!(!everything.contains("first-Secret-9") && !everything.contains("second-Secret-7"), "a password leaked into status or logs");
     api.kubectl_stdin(&["apply", "-f", "-"], &metallb("")).unwrap();
 
     // 7. A hostile object (a newline in a password): a clear status, no crash.
     api.kubectl_stdin(&["apply", "-f", "-"], &format!("apiVersion: frrk8s.metallb.io/v1beta1\nkind: FRRConfiguration\nmetadata:\n  name: hostile\n  namespace: {NS}\nspec:\n  bgp:\n    routers:\n    - asn: 65801\n      neighbors:\n      - address: 192.0.2.1\n        asn: 65102\n        password: \"x\\n neighbor 192.0.2.99 remote-as 1\"\n")).unwrap();
-    assert!(lab::wait_until(Duration::from_secs(10), || status_field(&api, "lastConversionResult").contains("hostile")), "{}", diag!(&api, "hostile object not reported"));
+    assert!(
+        lab::wait_until(Duration::from_secs(10), || status_field(&api, "lastConversionResult").contains("hostile")),
+        "{}",
+        diag!(&api, "hostile object not reported")
+    );
     assert!(!frr.running_config().unwrap().contains("192.0.2.99"));
     api.kubectl(&["-n", NS, "delete", "frrconfiguration", "hostile"]).unwrap();
     assert!(lab::wait_until(Duration::from_secs(10), || status_field(&api, "lastConversionResult") == "success"), "{}", diag!(&api, "not back to success"));
@@ -212,18 +273,30 @@ fn scenario(version: FrrVersion) {
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(frr.running_config().unwrap(), before, "FRR changed while the API server restarted");
     api.kubectl_stdin(&["apply", "-f", "-"], RECEIVE_ALL).unwrap();
-    assert!(lab::wait_until(Duration::from_secs(30), || frr.running_config().unwrap_or_default().contains("ip prefix-list frr-composer-permit-any")), "{}", diag!(&api, "no apply after the API server restart"));
+    assert!(
+        lab::wait_until(Duration::from_secs(30), || frr.running_config().unwrap_or_default().contains("ip prefix-list frr-composer-permit-any")),
+        "{}",
+        diag!(&api, "no apply after the API server restart")
+    );
     api.kubectl(&["-n", NS, "delete", "frrconfiguration", "receive-all"]).unwrap();
 
     // 9. bgpd killed and started again: the configuration is restored.
     frr.kill_daemon("bgpd").unwrap();
     frr.start_daemon("bgpd").unwrap();
-    assert!(lab::wait_until(Duration::from_secs(5), || frr.running_config().unwrap_or_default().contains("route-map 192.0.2.1-out out")), "{}", diag!(&api, "not restored after bgpd restart"));
+    assert!(
+        lab::wait_until(Duration::from_secs(5), || frr.running_config().unwrap_or_default().contains("route-map 192.0.2.1-out out")),
+        "{}",
+        diag!(&api, "not restored after bgpd restart")
+    );
 
     // 10. Every configuration deleted: FRR returns to the empty configuration, the session
     //     state object goes away.
     api.kubectl(&["-n", NS, "delete", "frrconfiguration", "--all"]).unwrap();
-    assert!(lab::wait_until(Duration::from_secs(10), || !frr.running_config().unwrap_or_default().contains("router bgp")), "{}", diag!(&api, "FRR not emptied"));
+    assert!(
+        lab::wait_until(Duration::from_secs(10), || !frr.running_config().unwrap_or_default().contains("router bgp")),
+        "{}",
+        diag!(&api, "FRR not emptied")
+    );
     assert!(lab::wait_until(Duration::from_secs(10), || sessions(&api).is_empty()), "{:#?}", sessions(&api));
     assert!(!agent.log().contains("panicked"));
     let _ = &mut api;

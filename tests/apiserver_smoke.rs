@@ -28,12 +28,7 @@ fn crd_files() -> Vec<PathBuf> {
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
         // Only the CRD manifests (crds/ may also hold e.g. a kustomization.yaml).
-        .filter(|p| {
-            std::fs::read_to_string(p).is_ok_and(|t| {
-                t.lines()
-                    .any(|l| l.trim_end() == "kind: CustomResourceDefinition")
-            })
-        })
+        .filter(|p| std::fs::read_to_string(p).is_ok_and(|t| t.lines().any(|l| l.trim_end() == "kind: CustomResourceDefinition")))
         .collect();
     files.sort();
     files
@@ -46,13 +41,7 @@ fn field_example() -> Result<Value> {
     let text = std::fs::read_to_string(&path)?;
     let mut obj: Value = serde_yaml::from_str(&text).context("metallb-wk3.yaml")?;
     let meta = obj["metadata"].as_object_mut().context("metadata")?;
-    for k in [
-        "creationTimestamp",
-        "generation",
-        "resourceVersion",
-        "uid",
-        "managedFields",
-    ] {
+    for k in ["creationTimestamp", "generation", "resourceVersion", "uid", "managedFields"] {
         meta.remove(k);
     }
     Ok(obj)
@@ -85,15 +74,7 @@ fn apply_crds(api: &ApiServer) -> Result<Vec<String>> {
     let mut errors = Vec::new();
     for f in crd_files() {
         let file = f.display().to_string();
-        match api.kubectl(&[
-            "apply",
-            "--server-side",
-            "--warnings-as-errors",
-            "-f",
-            &file,
-            "-o",
-            "name",
-        ]) {
+        match api.kubectl(&["apply", "--server-side", "--warnings-as-errors", "-f", &file, "-o", "name"]) {
             Ok(out) => names.extend(out.lines().map(|l| l.trim().to_string())),
             Err(e) => errors.push(format!("{}: {e:#}", file_name(&f))),
         }
@@ -127,9 +108,7 @@ fn variant(base: &Value, edit: impl FnOnce(&mut Value)) -> String {
 
 /// The first neighbor receiving these prefix selectors (filtered mode).
 fn receiving(base: &Value, prefixes: Value) -> String {
-    variant(base, |o| {
-        o["spec"]["bgp"]["routers"][0]["neighbors"][0]["toReceive"]["allowed"] = json!({"mode": "filtered", "prefixes": prefixes})
-    })
+    variant(base, |o| o["spec"]["bgp"]["routers"][0]["neighbors"][0]["toReceive"]["allowed"] = json!({"mode": "filtered", "prefixes": prefixes}))
 }
 
 #[test]
@@ -145,34 +124,22 @@ fn crds_on_a_real_apiserver() -> Result<()> {
     let crds = apply_crds(&api)?;
     assert_eq!(crds.len(), crd_files().len(), "one CRD per file: {crds:?}");
     for crd in &crds {
-        api.kubectl(&["wait", "--for=condition=Established", "--timeout=60s", crd])
-            .with_context(|| format!("{crd} not Established"))?;
-        api.kubectl(&[
-            "wait",
-            "--for=condition=NamesAccepted",
-            "--timeout=10s",
-            crd,
-        ])?;
+        api.kubectl(&["wait", "--for=condition=Established", "--timeout=60s", crd]).with_context(|| format!("{crd} not Established"))?;
+        api.kubectl(&["wait", "--for=condition=NamesAccepted", "--timeout=10s", crd])?;
     }
     // A CRD with a non-structural schema is accepted but flagged in its conditions.
     for crd in &crds {
         let obj = api.kubectl_json(&["get", crd])?;
         for c in obj["status"]["conditions"].as_array().into_iter().flatten() {
             let t = c["type"].as_str().unwrap_or("");
-            assert!(
-                !(t == "NonStructuralSchema" && c["status"] == "True"),
-                "{crd}: {}",
-                c["message"]
-            );
+            assert!(!(t == "NonStructuralSchema" && c["status"] == "True"), "{crd}: {}", c["message"]);
         }
     }
 
     // 2. The metallb-wk3 field example: stored and read back unchanged.
     api.kubectl(&["create", "namespace", NAMESPACE])?;
     let example = field_example()?;
-    retry(Duration::from_secs(30), || {
-        api.kubectl_stdin(&["apply", "-f", "-"], &example.to_string())
-    })?;
+    retry(Duration::from_secs(30), || api.kubectl_stdin(&["apply", "-f", "-"], &example.to_string()))?;
     let list = api.kubectl_json(&["get", "frrconfigurations", "-A"])?;
     let items = list["items"].as_array().context("items")?;
     assert_eq!(items.len(), 1, "{list:#}");
@@ -183,45 +150,24 @@ fn crds_on_a_real_apiserver() -> Result<()> {
     contains(&got["spec"], &example["spec"], "spec", &mut diffs);
     assert!(diffs.is_empty(), "read back differs:\n{}", diffs.join("\n"));
     assert_eq!(got["spec"]["bgp"]["routers"][0]["asn"], 65801);
-    assert_eq!(
-        got["spec"]["bgp"]["routers"][0]["neighbors"][0]["address"],
-        "172.18.20.1"
-    );
+    assert_eq!(got["spec"]["bgp"]["routers"][0]["neighbors"][0]["address"], "172.18.20.1");
     let uid = got["metadata"]["uid"].as_str().context("uid")?.to_string();
 
     // 3. The schema rejects invalid objects (server-side dry run: nothing is stored).
     let mut base = example.clone();
     base["metadata"]["name"] = json!("invalid");
     let cases = [
-        (
-            "router asn 0",
-            variant(&base, |o| o["spec"]["bgp"]["routers"][0]["asn"] = json!(0)),
-            "asn",
-        ),
-        (
-            "neighbor port 70000",
-            variant(&base, |o| {
-                o["spec"]["bgp"]["routers"][0]["neighbors"][0]["port"] = json!(70000)
-            }),
-            "port",
-        ),
-        (
-            "router prefix that is not a CIDR",
-            variant(&base, |o| o["spec"]["bgp"]["routers"][0]["prefixes"][0] = json!("172.19.20.181")),
-            "prefixes",
-        ),
+        ("router asn 0", variant(&base, |o| o["spec"]["bgp"]["routers"][0]["asn"] = json!(0)), "asn"),
+        ("neighbor port 70000", variant(&base, |o| o["spec"]["bgp"]["routers"][0]["neighbors"][0]["port"] = json!(70000)), "port"),
+        ("router prefix that is not a CIDR", variant(&base, |o| o["spec"]["bgp"]["routers"][0]["prefixes"][0] = json!("172.19.20.181")), "prefixes"),
         (
             "advertised prefix that is not a CIDR",
-            variant(&base, |o| {
-                o["spec"]["bgp"]["routers"][0]["neighbors"][0]["toAdvertise"]["allowed"]["prefixes"][0] = json!("not-a-prefix")
-            }),
+            variant(&base, |o| o["spec"]["bgp"]["routers"][0]["neighbors"][0]["toAdvertise"]["allowed"]["prefixes"][0] = json!("not-a-prefix")),
             "prefixes",
         ),
         (
             "connectTime 0s (CEL rule)",
-            variant(&base, |o| {
-                o["spec"]["bgp"]["routers"][0]["neighbors"][0]["connectTime"] = json!("0s")
-            }),
+            variant(&base, |o| o["spec"]["bgp"]["routers"][0]["neighbors"][0]["connectTime"] = json!("0s")),
             "connect time should be between 1 seconds to 65535",
         ),
         (
@@ -234,30 +180,16 @@ fn crds_on_a_real_apiserver() -> Result<()> {
             receiving(&base, json!([{"prefix": "192.0.2.0/24", "ge": 40}])),
             "le and ge can be at most 32 for an IPv4 prefix",
         ),
-        (
-            "selector with ge above le (CEL rule)",
-            receiving(&base, json!([{"prefix": "2001:db8::/32", "ge": 64, "le": 48}])),
-            "ge must not be greater than le",
-        ),
-        (
-            "IPv6 selector with le 129",
-            receiving(&base, json!([{"prefix": "2001:db8::/32", "le": 129}])),
-            "le",
-        ),
+        ("selector with ge above le (CEL rule)", receiving(&base, json!([{"prefix": "2001:db8::/32", "ge": 64, "le": 48}])), "ge must not be greater than le"),
+        ("IPv6 selector with le 129", receiving(&base, json!([{"prefix": "2001:db8::/32", "le": 129}])), "le"),
     ];
     for (what, obj, want) in &cases {
         match api.kubectl_stdin(&["apply", "--dry-run=server", "-f", "-"], obj) {
             Ok(out) => panic!("{what}: accepted by the server: {out}"),
             Err(e) => {
                 let msg = format!("{e:#}");
-                assert!(
-                    msg.contains("Invalid value"),
-                    "{what}: unexpected error: {msg}"
-                );
-                assert!(
-                    msg.contains(want),
-                    "{what}: error does not mention {want:?}: {msg}"
-                );
+                assert!(msg.contains("Invalid value"), "{what}: unexpected error: {msg}");
+                assert!(msg.contains(want), "{what}: error does not mention {want:?}: {msg}");
                 eprintln!("{what}: rejected as expected");
             }
         }
@@ -279,14 +211,10 @@ fn crds_on_a_real_apiserver() -> Result<()> {
 
     // 4. A kube-apiserver restart (same etcd): the object is still there.
     api.restart_apiserver()?;
-    let after = retry(Duration::from_secs(30), || {
-        api.kubectl_json(&["get", "frrconfigurations", "metallb-wk3", "-n", NAMESPACE])
-    })?;
+    let after = retry(Duration::from_secs(30), || api.kubectl_json(&["get", "frrconfigurations", "metallb-wk3", "-n", NAMESPACE]))?;
     assert_eq!(after["metadata"]["uid"], uid.as_str());
     assert_eq!(after["spec"], got["spec"]);
-    let n = api.kubectl_json(&["get", "frrconfigurations", "-A"])?["items"]
-        .as_array()
-        .map(Vec::len);
+    let n = api.kubectl_json(&["get", "frrconfigurations", "-A"])?["items"].as_array().map(Vec::len);
     assert_eq!(n, Some(1), "dry runs must not have stored anything");
 
     api.stop();

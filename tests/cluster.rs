@@ -49,7 +49,8 @@ fn session(router: &Frr) -> (u64, u64, String) {
 }
 
 fn pod_ready(p: &Value) -> bool {
-    p["metadata"]["deletionTimestamp"].is_null() && p["status"]["conditions"].as_array().is_some_and(|c| c.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
+    p["metadata"]["deletionTimestamp"].is_null()
+        && p["status"]["conditions"].as_array().is_some_and(|c| c.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
 }
 
 fn restarts(p: &Value, container: &str) -> u64 {
@@ -79,7 +80,11 @@ fn scenario(version: FrrVersion) {
             std::thread::sleep(Duration::from_secs(secs));
         }
         let logs = c.kubectl(&["-n", NAMESPACE, "logs", "-l", AGENT, "--tail=20"]).unwrap_or_default();
-        format!("FRR {v}: {what}\n--- FRRNodeState\n{}\n--- agent log\n{logs}\n{}", node_state(c).map(|s| serde_json::to_string_pretty(&s["status"]).unwrap()).unwrap_or_default(), c.diagnostics())
+        format!(
+            "FRR {v}: {what}\n--- FRRNodeState\n{}\n--- agent log\n{logs}\n{}",
+            node_state(c).map(|s| serde_json::to_string_pretty(&s["status"]).unwrap()).unwrap_or_default(),
+            c.diagnostics()
+        )
     };
 
     // 1. deploy/ as shipped, images swapped by the overlay: every pod Ready, FRRNodeState success.
@@ -96,7 +101,8 @@ fn scenario(version: FrrVersion) {
 
     // 2. The webhook Deployment becomes Available on one node (both replicas run here).
     let t = Instant::now();
-    c.kubectl(&["-n", NAMESPACE, "rollout", "status", "deployment/frr-composer-webhook", "--timeout=180s"]).unwrap_or_else(|e| panic!("{e}\n{}", diag(&c, "webhook rollout")));
+    c.kubectl(&["-n", NAMESPACE, "rollout", "status", "deployment/frr-composer-webhook", "--timeout=180s"])
+        .unwrap_or_else(|e| panic!("{e}\n{}", diag(&c, "webhook rollout")));
     let dep = c.kubectl_json(&["-n", NAMESPACE, "get", "deployment", "frr-composer-webhook"]).unwrap();
     assert!(dep["status"]["conditions"].as_array().unwrap().iter().any(|c| c["type"] == "Available" && c["status"] == "True"), "{dep}");
     assert_eq!(dep["status"]["readyReplicas"], 2, "{dep}");
@@ -104,21 +110,37 @@ fn scenario(version: FrrVersion) {
 
     // 3. The field example through the webhook: the router gets the LB /32 over one session.
     c.kubectl_stdin(&["apply", "-f", "-"], &metallb()).unwrap_or_else(|e| panic!("{e}\n{}", diag(&c, "field example refused")));
-    assert!(lab::wait_until(Duration::from_secs(60), || router.bgp_prefixes(false).is_ok_and(|p| p.contains(LB_IP))), "{}", diag(&c, "the router did not get the LB IP"));
+    assert!(
+        lab::wait_until(Duration::from_secs(60), || router.bgp_prefixes(false).is_ok_and(|p| p.contains(LB_IP))),
+        "{}",
+        diag(&c, "the router did not get the LB IP")
+    );
     let (established, dropped, state) = session(&router);
     assert_eq!((established, state.as_str()), (1, "Established"), "{}", diag(&c, "session"));
     let same_session = |what: &str| {
         let now = session(&router);
         assert_eq!(now, (established, dropped, "Established".to_string()), "FRR {v}: the BGP session reset ({what})");
     };
-    let sessions = |c: &Cluster| c.kubectl_json(&["-n", NAMESPACE, "get", "bgpsessionstates", "-l", &format!("frrk8s.metallb.io/node={NODE_NAME}")]).map(|l| l["items"].as_array().cloned().unwrap_or_default()).unwrap_or_default();
-    assert!(lab::wait_until(Duration::from_secs(20), || sessions(&c).iter().any(|s| s["status"]["bgpStatus"] == "Established" && s["metadata"]["labels"]["frrk8s.metallb.io/peer"] == "192.0.2.1")), "{:#?}", sessions(&c));
+    let sessions = |c: &Cluster| {
+        c.kubectl_json(&["-n", NAMESPACE, "get", "bgpsessionstates", "-l", &format!("frrk8s.metallb.io/node={NODE_NAME}")])
+            .map(|l| l["items"].as_array().cloned().unwrap_or_default())
+            .unwrap_or_default()
+    };
+    assert!(
+        lab::wait_until(Duration::from_secs(20), || sessions(&c)
+            .iter()
+            .any(|s| s["status"]["bgpStatus"] == "Established" && s["metadata"]["labels"]["frrk8s.metallb.io/peer"] == "192.0.2.1")),
+        "{:#?}",
+        sessions(&c)
+    );
     let ns = node_state(&c).unwrap();
     assert_eq!(ns["status"]["lastConversionResult"], "success", "{ns}");
     assert!(ns["status"]["observedGenerations"][format!("{NAMESPACE}/metallb-{NODE_NAME}")].as_i64().is_some(), "{ns}");
 
     // receive-all: the router's route lands in the node's kernel; removing it withdraws it
-    let kernel_has = |c: &Cluster| c.node.routes(false, &["proto", "bgp"]).is_ok_and(|r| r.lines().any(|l| l.starts_with(&format!("{PEER_ROUTE} ")) && l.contains("via 192.0.2.1")));
+    let kernel_has = |c: &Cluster| {
+        c.node.routes(false, &["proto", "bgp"]).is_ok_and(|r| r.lines().any(|l| l.starts_with(&format!("{PEER_ROUTE} ")) && l.contains("via 192.0.2.1")))
+    };
     c.kubectl_stdin(&["apply", "-f", "-"], &receive_all()).unwrap();
     assert!(lab::wait_until(Duration::from_secs(30), || kernel_has(&c)), "{}", diag(&c, "receive-all: no route in the node's kernel"));
     c.kubectl(&["-n", NAMESPACE, "delete", "frrconfiguration", "receive-all"]).unwrap();
@@ -154,9 +176,14 @@ fn scenario(version: FrrVersion) {
     let gone_after = gone_after.unwrap_or_else(|| panic!("{}", diag(&c, "old agent pod still there after 60 s")));
     eprintln!("FIGURE FRR {v}: old agent pod terminated in {:.1} s", gone_after.as_secs_f64());
     assert!(gone_after < Duration::from_secs(3), "FRR {v}: the old agent pod took {gone_after:?} to terminate");
-    c.kubectl(&["-n", NAMESPACE, "rollout", "status", "daemonset/frr-composer", "--timeout=120s"]).unwrap_or_else(|e| panic!("{e}\n{}", diag(&c, "agent rollout")));
+    c.kubectl(&["-n", NAMESPACE, "rollout", "status", "daemonset/frr-composer", "--timeout=120s"])
+        .unwrap_or_else(|e| panic!("{e}\n{}", diag(&c, "agent rollout")));
     eprintln!("FIGURE FRR {v}: rollout restart of the agent: {:.1} s", t.elapsed().as_secs_f64());
-    assert!(lab::wait_until(Duration::from_secs(30), || agent_metric(&c, "frr_composer_applies_total").is_some_and(|n| n >= 1)), "{}", diag(&c, "new agent did not apply"));
+    assert!(
+        lab::wait_until(Duration::from_secs(30), || agent_metric(&c, "frr_composer_applies_total").is_some_and(|n| n >= 1)),
+        "{}",
+        diag(&c, "new agent did not apply")
+    );
     let sent = agent_metric(&c, "frr_composer_commands_sent_total");
     eprintln!("FIGURE FRR {v}: commands sent by the restarted agent's first apply: {sent:?}");
     assert_eq!(sent, Some(0), "{}", diag(&c, "the restarted agent sent commands"));
@@ -208,11 +235,24 @@ fn scenario(version: FrrVersion) {
     let frr_pod = c.pods(FRR).into_iter().find(pod_ready).unwrap();
     let pid = c.container_pid(&frr_pod, "frr").unwrap();
     lab::support::run(lab::support::command("kill").args(["-KILL", &pid.to_string()])).unwrap();
-    assert!(lab::wait_until(Duration::from_secs(60), || c.pods(FRR).first().is_some_and(|p| restarts(p, "frr") == frr_restarts + 1 && pod_ready(p))), "{}", diag(&c, "FRR not restarted"));
-    assert!(lab::wait_until(Duration::from_secs(60), || session(&router).2 == "Established" && router.bgp_prefixes(false).is_ok_and(|p| p.contains(LB_IP))), "{}", diag(&c, "the LB IP did not come back after FRR restarted"));
+    assert!(
+        lab::wait_until(Duration::from_secs(60), || c.pods(FRR).first().is_some_and(|p| restarts(p, "frr") == frr_restarts + 1 && pod_ready(p))),
+        "{}",
+        diag(&c, "FRR not restarted")
+    );
+    assert!(
+        lab::wait_until(Duration::from_secs(60), || session(&router).2 == "Established" && router.bgp_prefixes(false).is_ok_and(|p| p.contains(LB_IP))),
+        "{}",
+        diag(&c, "the LB IP did not come back after FRR restarted")
+    );
     // the agent noticed the restart and re-applied: nothing was missing
     std::thread::sleep(Duration::from_secs(3));
-    assert_eq!(agent_metric(&c, "frr_composer_commands_sent_total"), Some(sent_before), "{}", diag(&c, "FRR did not come back with the persisted configuration"));
+    assert_eq!(
+        agent_metric(&c, "frr_composer_commands_sent_total"),
+        Some(sent_before),
+        "{}",
+        diag(&c, "FRR did not come back with the persisted configuration")
+    );
     assert!(status(&c, "runningConfig").lines().any(|l| l == format!("hostname {NODE_NAME}")));
     drop(router);
     drop(c);

@@ -22,11 +22,8 @@ fn committed_crds_match_the_types() {
             panic!("{file} drifted from the API types; run UPDATE_GOLDEN=1 cargo test --test crds\n{}", diff.unified_diff());
         }
     }
-    let listed: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
-        .filter(|f| f != "kustomization.yaml")
-        .collect();
+    let listed: Vec<_> =
+        std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().to_string()).filter(|f| f != "kustomization.yaml").collect();
     assert_eq!(listed.len(), all_crds().len(), "stray files in crds/: {listed:?}");
     // the kustomization (used by deploy/) lists every CRD
     let k = std::fs::read_to_string(dir.join("kustomization.yaml")).unwrap();

@@ -7,11 +7,7 @@ use std::process::Command;
 
 fn goldens() -> Vec<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/render");
-    let mut v: Vec<PathBuf> = std::fs::read_dir(root)
-        .unwrap()
-        .map(|e| e.unwrap().path().join("expected.conf"))
-        .filter(|p| p.exists())
-        .collect();
+    let mut v: Vec<PathBuf> = std::fs::read_dir(root).unwrap().map(|e| e.unwrap().path().join("expected.conf")).filter(|p| p.exists()).collect();
     v.sort();
     v
 }

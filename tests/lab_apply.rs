@@ -75,7 +75,14 @@ fn lab(version: FrrVersion) -> Option<Lab> {
 fn field_example(version: FrrVersion) {
     let Some(l) = lab(version) else { return };
     let v = version.label();
-    let diag = |what: &str| format!("FRR {v}: {what}\n--- running\n{}\n--- bgp\n{}\n--- kernel\n{}", l.frr.running_config().unwrap_or_default(), l.frr.vtysh(&["show bgp ipv4 unicast"]).unwrap_or_default(), l.node.routes(false, &[]).unwrap_or_default());
+    let diag = |what: &str| {
+        format!(
+            "FRR {v}: {what}\n--- running\n{}\n--- bgp\n{}\n--- kernel\n{}",
+            l.frr.running_config().unwrap_or_default(),
+            l.frr.vtysh(&["show bgp ipv4 unicast"]).unwrap_or_default(),
+            l.node.routes(false, &[]).unwrap_or_default()
+        )
+    };
     let state = l.tmp.path().join("state.json");
     let state_arg = state.display().to_string();
 
@@ -105,9 +112,15 @@ fn field_example(version: FrrVersion) {
     let out = String::from_utf8_lossy(&o.stdout).to_string();
     assert!(out.contains("permit any") && !out.contains("computed from FRR's running"), "{}", text(&o));
     let all: BTreeSet<String> = PEER_ROUTES.iter().chain([&LB_IP]).map(|s| s.to_string()).collect();
-    assert!(lab::wait_until(Duration::from_secs(20), || l.frr.bgp_prefixes(false).is_ok_and(|p| p == all)), "{}", diag("routes not accepted after receive-all"));
     assert!(
-        lab::wait_until(Duration::from_secs(5), || l.node.routes(false, &["proto", "bgp"]).is_ok_and(|r| ["203.0.113.0/24 ", "198.51.100.0/25 ", "default "].iter().all(|p| r.lines().any(|l| l.starts_with(p) && l.contains("via 192.0.2.1"))))),
+        lab::wait_until(Duration::from_secs(20), || l.frr.bgp_prefixes(false).is_ok_and(|p| p == all)),
+        "{}",
+        diag("routes not accepted after receive-all")
+    );
+    assert!(
+        lab::wait_until(Duration::from_secs(5), || l.node.routes(false, &["proto", "bgp"]).is_ok_and(|r| ["203.0.113.0/24 ", "198.51.100.0/25 ", "default "]
+            .iter()
+            .all(|p| r.lines().any(|l| l.starts_with(p) && l.contains("via 192.0.2.1"))))),
         "{}",
         diag("routes not in the kernel")
     );
@@ -117,8 +130,16 @@ fn field_example(version: FrrVersion) {
     // 4. Remove receive-all: back to the first state, still the same session.
     let o = apply(&l.frr, &[&wk3("metallb-wk3.yaml")], &["--state-file", &state_arg]);
     assert!(o.status.success(), "{}", text(&o));
-    assert!(lab::wait_until(Duration::from_secs(20), || l.frr.bgp_prefixes(false).is_ok_and(|p| p == set(&[LB_IP]))), "{}", diag("routes stayed after removing receive-all"));
-    assert!(lab::wait_until(Duration::from_secs(5), || l.node.routes(false, &["proto", "bgp"]).is_ok_and(|r| r.trim().is_empty())), "{}", diag("kernel routes stayed"));
+    assert!(
+        lab::wait_until(Duration::from_secs(20), || l.frr.bgp_prefixes(false).is_ok_and(|p| p == set(&[LB_IP]))),
+        "{}",
+        diag("routes stayed after removing receive-all")
+    );
+    assert!(
+        lab::wait_until(Duration::from_secs(5), || l.node.routes(false, &["proto", "bgp"]).is_ok_and(|r| r.trim().is_empty())),
+        "{}",
+        diag("kernel routes stayed")
+    );
     let (established, up2) = session(&l.frr);
     assert_eq!(established, 1, "{}", diag("the session was reset"));
     assert!(up2 >= up1, "uptime went backwards: {up1} -> {up2}");
@@ -238,7 +259,13 @@ fn field_example_with_frr_router(version: FrrVersion) {
         )
         .unwrap();
     let v = version.label();
-    let diag = |what: &str| format!("FRR {v}: {what}\n--- node bgp\n{}\n--- router bgp\n{}", frr.vtysh(&["show bgp ipv4 unicast"]).unwrap_or_default(), router.vtysh(&["show bgp ipv4 unicast"]).unwrap_or_default());
+    let diag = |what: &str| {
+        format!(
+            "FRR {v}: {what}\n--- node bgp\n{}\n--- router bgp\n{}",
+            frr.vtysh(&["show bgp ipv4 unicast"]).unwrap_or_default(),
+            router.vtysh(&["show bgp ipv4 unicast"]).unwrap_or_default()
+        )
+    };
     let o = apply(&frr, &[&wk3("metallb-wk3.yaml")], &[]);
     assert!(o.status.success(), "{}", text(&o));
     let router_has_lb = || router.bgp_prefixes(false).is_ok_and(|p| p.contains(LB_IP));
@@ -251,7 +278,9 @@ fn field_example_with_frr_router(version: FrrVersion) {
     let all: BTreeSet<String> = PEER_ROUTES.iter().chain([&LB_IP]).map(|s| s.to_string()).collect();
     assert!(lab::wait_until(Duration::from_secs(20), || frr.bgp_prefixes(false).is_ok_and(|p| p == all)), "{}", diag("routes not accepted"));
     assert!(
-        lab::wait_until(Duration::from_secs(5), || node.routes(false, &["proto", "bgp"]).is_ok_and(|r| r.lines().any(|l| l.starts_with("203.0.113.0/24 ") && l.contains("via 192.0.2.1")))),
+        lab::wait_until(Duration::from_secs(5), || node
+            .routes(false, &["proto", "bgp"])
+            .is_ok_and(|r| r.lines().any(|l| l.starts_with("203.0.113.0/24 ") && l.contains("via 192.0.2.1")))),
         "{}",
         diag("route not in the node's kernel")
     );

@@ -23,7 +23,6 @@ const NEIGHBORS: usize = 10;
 const PREFIXES: usize = 500;
 const ROUNDS: usize = 40;
 
-
 /// A MetalLB-like configuration (one router, neighbors advertising every prefix), rendered
 /// by frr-composer, with `extra` prefixes added.
 fn rendered(extra: usize) -> String {
@@ -34,7 +33,11 @@ fn rendered(extra: usize) -> String {
     }
     y.push_str("      neighbors:\n");
     for j in 0..NEIGHBORS {
-        let _ = write!(y, "      - address: 192.0.2.{}\n        asn: 64513\n        toAdvertise:\n          allowed:\n            mode: filtered\n            prefixes:\n", 11 + j);
+        let _ = write!(
+            y,
+            "      - address: 192.0.2.{}\n        asn: 64513\n        toAdvertise:\n          allowed:\n            mode: filtered\n            prefixes:\n",
+            11 + j
+        );
         for p in &prefixes {
             let _ = writeln!(y, "            - {p}");
         }

@@ -50,12 +50,7 @@ fn apply_files(frr: &Frr, inputs: &[&Path], extra: &[&str]) -> Output {
 }
 
 fn text(o: &Output) -> String {
-    format!(
-        "exit {:?}\n--- stdout\n{}--- stderr\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+    format!("exit {:?}\n--- stdout\n{}--- stderr\n{}", o.status.code(), String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
 }
 
 fn applied(o: &Output) {
@@ -78,8 +73,7 @@ fn require(version: FrrVersion, gobgp: bool) -> bool {
 /// once (`bgp route-map delay-timer 0`).
 fn frr_peer(ns: &Netns, conf: &str) -> Frr {
     let f = Frr::start(FrrVersion::V8, ns).unwrap();
-    f.load_config_file(&format!("bgp route-map delay-timer 0\n{conf}"))
-        .unwrap_or_else(|e| panic!("peer configuration refused: {e}"));
+    f.load_config_file(&format!("bgp route-map delay-timer 0\n{conf}")).unwrap_or_else(|e| panic!("peer configuration refused: {e}"));
     f
 }
 
@@ -344,7 +338,11 @@ fn vrf_imports(version: FrrVersion) {
     let kernel_vrf = match node_ns.ip(&["link", "add", "red", "type", "vrf", "table", "10"]) {
         Ok(_) => true,
         Err(e) => {
-            eprintln!("vrf_imports FRR {}: this kernel cannot create a VRF device ({}): red imports from default cannot be checked", version.label(), e.to_string().lines().last().unwrap_or(""));
+            eprintln!(
+                "vrf_imports FRR {}: this kernel cannot create a VRF device ({}): red imports from default cannot be checked",
+                version.label(),
+                e.to_string().lines().last().unwrap_or("")
+            );
             false
         }
     };
@@ -451,7 +449,8 @@ exit
         &node,
         &tmp,
         "bfd.yaml",
-        &format!("apiVersion: frrk8s.metallb.io/v1beta1
+        &format!(
+            "apiVersion: frrk8s.metallb.io/v1beta1
 kind: FRRConfiguration
 metadata:
   name: bfd
@@ -471,17 +470,13 @@ spec:
         receiveInterval: {rx}
         transmitInterval: {tx}
         detectMultiplier: {mult}
-"),
+"
+        ),
         &[],
     );
     applied(&o);
     let bfd_peer = |f: &Frr, addr: &str| -> Option<Value> {
-        f.vtysh_json("show bfd peers json")
-            .ok()?
-            .as_array()?
-            .iter()
-            .find(|p| p["peer"].as_str() == Some(addr))
-            .cloned()
+        f.vtysh_json("show bfd peers json").ok()?.as_array()?.iter().find(|p| p["peer"].as_str() == Some(addr)).cloned()
     };
     let up = |f: &Frr, addr: &str| bfd_peer(f, addr).is_some_and(|p| p["status"].as_str() == Some("up"));
     let all = || {
@@ -599,8 +594,7 @@ exit
     applied(&o);
     no_secret(&o);
     assert!(
-        lab::wait_until(Duration::from_secs(30), || established(&node, "192.0.2.11")
-            && peer.bgp_prefixes(false).is_ok_and(|p| p.contains("198.51.100.0/24"))),
+        lab::wait_until(Duration::from_secs(30), || established(&node, "192.0.2.11") && peer.bgp_prefixes(false).is_ok_and(|p| p.contains("198.51.100.0/24"))),
         "no session with the right password\n{}{}",
         diag("node", &node),
         diag("peer", &peer)
@@ -833,12 +827,8 @@ spec:
     assert_eq!(next_hops("2001:db8::2", "ipv6"), pairs(&[("2001:db8:100::/64", "2001:db8::2")]));
     assert_eq!(next_hops("192.0.2.2", "ipv6"), pairs(&[("2001:db8:101::/64", "2001:db8::2")]));
     assert_eq!(next_hops("192.0.2.2", "ipv4"), pairs(&[("198.51.100.0/24", "192.0.2.2")]));
-    let peers_of = |prefix: &str| -> BTreeSet<String> {
-        frr_paths(&node, None, prefix)
-            .iter()
-            .filter_map(|p| p["peer"]["peerId"].as_str().map(str::to_string))
-            .collect()
-    };
+    let peers_of =
+        |prefix: &str| -> BTreeSet<String> { frr_paths(&node, None, prefix).iter().filter_map(|p| p["peer"]["peerId"].as_str().map(str::to_string)).collect() };
     assert!(
         lab::wait_until(Duration::from_secs(20), || peers_of("2001:db8:300::/64") == set(&["192.0.2.1", "2001:db8::1"])
             && peers_of("203.0.113.0/24") == set(&["192.0.2.1"])),

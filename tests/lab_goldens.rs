@@ -15,7 +15,6 @@ use frr_composer::frr::apply::{managed, Applier};
 use frr_composer::frr::conf;
 use lab::{Frr, FrrVersion, Netns, Req};
 
-
 fn goldens() -> Vec<(String, String)> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/render");
     let mut v: Vec<(String, String)> = std::fs::read_dir(root)

@@ -94,24 +94,10 @@ fn smoke(version: FrrVersion) {
     let tmp = TempDir::new().unwrap();
     let node = Netns::new().unwrap();
     let router = Netns::new().unwrap();
-    lab::veth(
-        &node,
-        "eth0",
-        &["192.0.2.113/24"],
-        &router,
-        "eth0",
-        &["192.0.2.1/24"],
-    )
-    .unwrap();
+    lab::veth(&node, "eth0", &["192.0.2.113/24"], &router, "eth0", &["192.0.2.1/24"]).unwrap();
     step("namespaces ready");
 
-    let gobgp = GoBgp::start(
-        &router,
-        65102,
-        ROUTER_IP,
-        &[GoBgpNeighbor::new(NODE_IP, 65801)],
-    )
-    .unwrap();
+    let gobgp = GoBgp::start(&router, 65102, ROUTER_IP, &[GoBgpNeighbor::new(NODE_IP, 65801)]).unwrap();
     for p in PEER_ROUTES {
         gobgp.add_route(p, ROUTER_IP, &[]).unwrap();
     }
@@ -146,79 +132,34 @@ fn smoke(version: FrrVersion) {
     step("metallb-wk3 config applied");
 
     let established = lab::wait_until(Duration::from_secs(20), || {
-        gobgp
-            .neighbor_state(NODE_IP)
-            .is_ok_and(|s| s == "established")
-            && frr
-                .bgp_neighbor_state(ROUTER_IP)
-                .is_ok_and(|s| s == "Established")
+        gobgp.neighbor_state(NODE_IP).is_ok_and(|s| s == "established") && frr.bgp_neighbor_state(ROUTER_IP).is_ok_and(|s| s == "Established")
     });
-    assert!(
-        established,
-        "{}",
-        diag("BGP session not established on both sides")
-    );
+    assert!(established, "{}", diag("BGP session not established on both sides"));
     step("session established");
 
-    let got_lb = lab::wait_until(Duration::from_secs(10), || {
-        gobgp
-            .received_prefixes(NODE_IP)
-            .is_ok_and(|p| p.contains(LB_IP))
-    });
+    let got_lb = lab::wait_until(Duration::from_secs(10), || gobgp.received_prefixes(NODE_IP).is_ok_and(|p| p.contains(LB_IP)));
     assert!(got_lb, "{}", diag("gobgp did not receive the LB IP"));
-    assert_eq!(
-        gobgp.received_prefixes(NODE_IP).unwrap(),
-        set(&[LB_IP]),
-        "{}",
-        diag("gobgp received more than the LB IP")
-    );
+    assert_eq!(gobgp.received_prefixes(NODE_IP).unwrap(), set(&[LB_IP]), "{}", diag("gobgp received more than the LB IP"));
     step("gobgp received 198.51.100.181/32");
 
     // The peer did send its routes (its adj-out) and FRR got the UPDATE, then dropped them.
     let sent = lab::wait_until(Duration::from_secs(10), || {
-        gobgp
-            .adj_out(NODE_IP)
-            .is_ok_and(|r| r.len() == PEER_ROUTES.len())
+        gobgp.adj_out(NODE_IP).is_ok_and(|r| r.len() == PEER_ROUTES.len())
             && frr
                 .vtysh_json(&format!("show bgp neighbors {ROUTER_IP} json"))
-                .is_ok_and(|j| {
-                    j[ROUTER_IP]["messageStats"]["updatesRecv"]
-                        .as_u64()
-                        .unwrap_or(0)
-                        >= 1
-                })
+                .is_ok_and(|j| j[ROUTER_IP]["messageStats"]["updatesRecv"].as_u64().unwrap_or(0) >= 1)
     });
     assert!(sent, "{}", diag("the peer's routes never reached FRR"));
-    assert_eq!(
-        frr.bgp_prefixes(false).unwrap(),
-        set(&[LB_IP]),
-        "{}",
-        diag("node accepted routes while toReceive is filtered (deny any)")
-    );
-    let nbr = frr
-        .vtysh_json(&format!("show bgp neighbors {ROUTER_IP} json"))
-        .unwrap();
-    assert_eq!(
-        nbr[ROUTER_IP]["addressFamilyInfo"]["ipv4Unicast"]["acceptedPrefixCounter"].as_u64(),
-        Some(0),
-        "{}",
-        diag("accepted prefix counter is not 0")
-    );
-    assert_eq!(
-        node.routes(false, &["proto", "bgp"]).unwrap().trim(),
-        "",
-        "{}",
-        diag("kernel has BGP routes")
-    );
+    assert_eq!(frr.bgp_prefixes(false).unwrap(), set(&[LB_IP]), "{}", diag("node accepted routes while toReceive is filtered (deny any)"));
+    let nbr = frr.vtysh_json(&format!("show bgp neighbors {ROUTER_IP} json")).unwrap();
+    assert_eq!(nbr[ROUTER_IP]["addressFamilyInfo"]["ipv4Unicast"]["acceptedPrefixCounter"].as_u64(), Some(0), "{}", diag("accepted prefix counter is not 0"));
+    assert_eq!(node.routes(false, &["proto", "bgp"]).unwrap().trim(), "", "{}", diag("kernel has BGP routes"));
     step("node accepted nothing");
 
     // --- 2. add receive-all: the incoming policy widens to permit any.
     let receive_all = tmp.write("receive-all.yaml", RECEIVE_ALL).unwrap();
     let conf2 = lab::render(&[&metallb, &receive_all, &node_yaml], &args).unwrap();
-    assert_ne!(
-        conf1, conf2,
-        "receive-all does not change the rendered config"
-    );
+    assert_ne!(conf1, conf2, "receive-all does not change the rendered config");
     if let Err(e) = frr.load_config_file(&conf2) {
         panic!("FRR {v} rejects the rendered metallb-wk3 + receive-all config: {e}\n--- config\n{conf2}");
     }
@@ -226,33 +167,15 @@ fn smoke(version: FrrVersion) {
 
     let mut want: BTreeSet<String> = set(&PEER_ROUTES);
     want.insert(LB_IP.to_string());
-    let widened = lab::wait_until(Duration::from_secs(20), || {
-        frr.bgp_prefixes(false).is_ok_and(|p| p == want)
-    });
-    assert!(
-        widened,
-        "{}",
-        diag("node's BGP table did not get the peer's three routes")
-    );
+    let widened = lab::wait_until(Duration::from_secs(20), || frr.bgp_prefixes(false).is_ok_and(|p| p == want));
+    assert!(widened, "{}", diag("node's BGP table did not get the peer's three routes"));
     step("node BGP table has the peer's routes");
 
     let in_kernel = lab::wait_until(Duration::from_secs(10), || {
-        node.routes(false, &["proto", "bgp"]).is_ok_and(|r| {
-            r.lines()
-                .any(|l| l.starts_with("203.0.113.0/24 ") && l.contains("via 192.0.2.1 "))
-        })
+        node.routes(false, &["proto", "bgp"]).is_ok_and(|r| r.lines().any(|l| l.starts_with("203.0.113.0/24 ") && l.contains("via 192.0.2.1 ")))
     });
-    assert!(
-        in_kernel,
-        "{}",
-        diag("kernel has no 203.0.113.0/24 via 192.0.2.1")
-    );
-    assert_eq!(
-        frr.bgp_neighbor_state(ROUTER_IP).unwrap(),
-        "Established",
-        "{}",
-        diag("session dropped while widening")
-    );
+    assert!(in_kernel, "{}", diag("kernel has no 203.0.113.0/24 via 192.0.2.1"));
+    assert_eq!(frr.bgp_neighbor_state(ROUTER_IP).unwrap(), "Established", "{}", diag("session dropped while widening"));
     step("kernel has 203.0.113.0/24 via 192.0.2.1");
 
     // What Drop does anyway on failure, in order and timed.
@@ -281,41 +204,25 @@ fn harness_selftest(version: FrrVersion) {
     }
     let ns = Netns::new().unwrap();
     let mut frr = lab::Frr::start(version, &ns).unwrap();
-    frr.load_config_file("router bgp 65000\n bgp router-id 192.0.2.9\nexit\n")
-        .unwrap();
+    frr.load_config_file("router bgp 65000\n bgp router-id 192.0.2.9\nexit\n").unwrap();
     let err = frr
         .load_config_file("router bgp 65000\n bgp bogus-command\nexit\nip prefix-list lab-selftest seq 5 permit 192.0.2.0/24\n")
         .expect_err("a bad line must be reported");
     let err = format!("{err:#}");
-    assert!(
-        err.contains("line 2") && err.contains("bogus-command"),
-        "{err}"
-    );
-    assert_eq!(
-        err.matches("bogus-command").count(),
-        1,
-        "repeated messages not folded: {err}"
-    );
+    assert!(err.contains("line 2") && err.contains("bogus-command"), "{err}");
+    assert_eq!(err.matches("bogus-command").count(), 1, "repeated messages not folded: {err}");
     let running = frr.running_config().unwrap();
     assert!(running.contains("bgp router-id 192.0.2.9"), "{running}");
-    assert!(
-        running.contains("ip prefix-list lab-selftest seq 5 permit 192.0.2.0/24"),
-        "{running}"
-    );
+    assert!(running.contains("ip prefix-list lab-selftest seq 5 permit 192.0.2.0/24"), "{running}");
 
     let old = frr.pid("bgpd").unwrap();
     frr.kill_daemon("bgpd").unwrap();
     assert!(!frr.daemon_running("bgpd"));
     let down = frr.vtysh(&["show bgp summary"]).expect_err("bgpd is down");
-    assert!(
-        format!("{down:#}").contains("bgpd is not running"),
-        "{down:#}"
-    );
+    assert!(format!("{down:#}").contains("bgpd is not running"), "{down:#}");
     frr.start_daemon("bgpd").unwrap();
     assert_ne!(frr.pid("bgpd"), Some(old));
-    assert!(lab::wait_until(Duration::from_secs(5), || frr
-        .vtysh(&["show bgp summary"])
-        .is_ok()));
+    assert!(lab::wait_until(Duration::from_secs(5), || frr.vtysh(&["show bgp summary"]).is_ok()));
 }
 
 #[test]
@@ -337,33 +244,12 @@ fn lab_bridge_connects_namespaces() {
     let mut br = lab::Bridge::new().unwrap();
     let nss: Vec<Netns> = (0..3).map(|_| Netns::new().unwrap()).collect();
     for (i, ns) in nss.iter().enumerate() {
-        br.attach(
-            ns,
-            "eth0",
-            &[
-                &format!("192.0.2.{}/24", 10 + i),
-                &format!("2001:db8::{}/64", 10 + i),
-            ],
-        )
-        .unwrap();
+        br.attach(ns, "eth0", &[&format!("192.0.2.{}/24", 10 + i), &format!("2001:db8::{}/64", 10 + i)]).unwrap();
     }
     for ns in &nss {
-        for peer in [
-            "192.0.2.10",
-            "192.0.2.11",
-            "192.0.2.12",
-            "2001:db8::10",
-            "2001:db8::12",
-        ] {
-            assert!(
-                lab::wait_until(Duration::from_secs(5), || ns.reachable(peer)),
-                "{} cannot reach {peer}",
-                ns.name()
-            );
+        for peer in ["192.0.2.10", "192.0.2.11", "192.0.2.12", "2001:db8::10", "2001:db8::12"] {
+            assert!(lab::wait_until(Duration::from_secs(5), || ns.reachable(peer)), "{} cannot reach {peer}", ns.name());
         }
     }
-    assert!(
-        !nss[0].reachable("192.0.2.99"),
-        "reaches an address nobody has"
-    );
+    assert!(!nss[0].reachable("192.0.2.99"), "reaches an address nobody has");
 }

@@ -31,12 +31,7 @@ fn apply(frr: &Frr, inputs: &[&Path], node: &str, extra: &[&str]) -> Output {
 }
 
 fn text(o: &Output) -> String {
-    format!(
-        "exit {:?}\n--- stdout\n{}--- stderr\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+    format!("exit {:?}\n--- stdout\n{}--- stderr\n{}", o.status.code(), String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
 }
 
 fn must_apply(frr: &Frr, inputs: &[&Path], node: &str, extra: &[&str]) -> String {
@@ -49,9 +44,7 @@ fn must_apply(frr: &Frr, inputs: &[&Path], node: &str, extra: &[&str]) -> String
 fn nodes_yaml(nodes: &[(&str, &[(&str, &str)])]) -> String {
     let mut s = String::new();
     for (name, labels) in nodes {
-        s.push_str(&format!(
-            "---\napiVersion: v1\nkind: Node\nmetadata:\n  name: {name}\n  labels:\n    kubernetes.io/hostname: {name}\n"
-        ));
+        s.push_str(&format!("---\napiVersion: v1\nkind: Node\nmetadata:\n  name: {name}\n  labels:\n    kubernetes.io/hostname: {name}\n"));
         for (k, v) in *labels {
             s.push_str(&format!("    {k}: {v}\n"));
         }
@@ -61,10 +54,7 @@ fn nodes_yaml(nodes: &[(&str, &[(&str, &str)])]) -> String {
 
 /// Established sessions to `peer` so far (`connectionsEstablished`), 0 if unknown.
 fn connections(frr: &Frr, peer: &str) -> u64 {
-    frr.vtysh_json(&format!("show bgp neighbors {peer} json"))
-        .ok()
-        .and_then(|j| j[peer]["connectionsEstablished"].as_u64())
-        .unwrap_or(0)
+    frr.vtysh_json(&format!("show bgp neighbors {peer} json")).ok().and_then(|j| j[peer]["connectionsEstablished"].as_u64()).unwrap_or(0)
 }
 
 /// Peers of `show bgp summary json` (IPv4 unicast) and their state.
@@ -72,14 +62,7 @@ fn summary_peers(frr: &Frr) -> BTreeMap<String, String> {
     let Ok(j) = frr.vtysh_json("show bgp ipv4 unicast summary json") else {
         return BTreeMap::new();
     };
-    j["peers"]
-        .as_object()
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| (k.clone(), v["state"].as_str().unwrap_or("?").to_string()))
-                .collect()
-        })
-        .unwrap_or_default()
+    j["peers"].as_object().map(|m| m.iter().map(|(k, v)| (k.clone(), v["state"].as_str().unwrap_or("?").to_string())).collect()).unwrap_or_default()
 }
 
 /// Paths in FRR's BGP table: prefix -> sorted (next hop, peer) of every path.
@@ -93,12 +76,7 @@ fn bgp_paths(frr: &Frr) -> BTreeMap<String, Vec<(String, String)>> {
             .as_array()
             .into_iter()
             .flatten()
-            .map(|p| {
-                (
-                    p["nexthops"][0]["ip"].as_str().unwrap_or("?").to_string(),
-                    p["peerId"].as_str().unwrap_or("?").to_string(),
-                )
-            })
+            .map(|p| (p["nexthops"][0]["ip"].as_str().unwrap_or("?").to_string(), p["peerId"].as_str().unwrap_or("?").to_string()))
             .collect();
         v.sort();
         out.insert(prefix.clone(), v);
@@ -265,10 +243,7 @@ fn ecmp(version: FrrVersion) {
     let paths = bgp_paths(&router);
     assert_eq!(
         paths.get(&format!("{VIP}/32")).cloned().unwrap_or_default(),
-        vec![
-            (ECMP_NODES[0].1.to_string(), ECMP_NODES[0].1.to_string()),
-            (ECMP_NODES[1].1.to_string(), ECMP_NODES[1].1.to_string())
-        ],
+        vec![(ECMP_NODES[0].1.to_string(), ECMP_NODES[0].1.to_string()), (ECMP_NODES[1].1.to_string(), ECMP_NODES[1].1.to_string())],
         "{}",
         diag("BGP paths after the withdrawal")
     );
@@ -347,10 +322,7 @@ fn spine_conf() -> String {
          \x20timers bgp 3 9\n",
     );
     for r in &RACKS {
-        s.push_str(&format!(
-            " neighbor {u} remote-as 65001\n neighbor {u} timers connect 1\n neighbor {u} advertisement-interval 0\n",
-            u = r.tor_uplink
-        ));
+        s.push_str(&format!(" neighbor {u} remote-as 65001\n neighbor {u} timers connect 1\n neighbor {u} advertisement-interval 0\n", u = r.tor_uplink));
     }
     s.push_str("exit\n");
     s
@@ -407,8 +379,7 @@ spec:
 
 fn racks_nodes_yaml(rack_of: &[usize; 4]) -> String {
     let labels: Vec<[(&str, &str); 1]> = rack_of.iter().map(|r| [("rack", RACKS[*r].label)]).collect();
-    let list: Vec<(&str, &[(&str, &str)])> =
-        RACK_NODES.iter().zip(&labels).map(|((n, ..), l)| (*n, &l[..])).collect();
+    let list: Vec<(&str, &[(&str, &str)])> = RACK_NODES.iter().zip(&labels).map(|((n, ..), l)| (*n, &l[..])).collect();
     nodes_yaml(&list)
 }
 
@@ -425,15 +396,7 @@ fn racks(version: FrrVersion) {
     let node_ns: Vec<Netns> = RACK_NODES.iter().map(|_| Netns::new().unwrap()).collect();
     for (i, r) in RACKS.iter().enumerate() {
         segments[i].attach(&tor_ns[i], "eth0", &[&format!("{}/26", r.tor)]).unwrap();
-        lab::veth(
-            &spine_ns,
-            &format!("tor{i}"),
-            &[&format!("{}/30", r.spine_end)],
-            &tor_ns[i],
-            "spine",
-            &[&format!("{}/30", r.tor_uplink)],
-        )
-        .unwrap();
+        lab::veth(&spine_ns, &format!("tor{i}"), &[&format!("{}/30", r.spine_end)], &tor_ns[i], "spine", &[&format!("{}/30", r.tor_uplink)]).unwrap();
     }
     for ((_, rack, addr, _), ns) in RACK_NODES.iter().zip(&node_ns) {
         segments[*rack].attach(ns, "eth0", &[&format!("{addr}/26")]).unwrap();
@@ -451,18 +414,12 @@ fn racks(version: FrrVersion) {
         rack_of[i] = *rack;
     }
     let nodes_file = tmp.write("nodes.yaml", &racks_nodes_yaml(&rack_of)).unwrap();
-    let rack_files: Vec<PathBuf> =
-        RACKS.iter().map(|r| tmp.write(&format!("{}.yaml", r.label), &rack_yaml(r)).unwrap()).collect();
-    let pod_files: Vec<PathBuf> = RACK_NODES
-        .iter()
-        .map(|(n, rack, _, cidr)| tmp.write(&format!("pods-{n}.yaml"), &pods_yaml(n, cidr, &RACKS[*rack])).unwrap())
-        .collect();
+    let rack_files: Vec<PathBuf> = RACKS.iter().map(|r| tmp.write(&format!("{}.yaml", r.label), &rack_yaml(r)).unwrap()).collect();
+    let pod_files: Vec<PathBuf> =
+        RACK_NODES.iter().map(|(n, rack, _, cidr)| tmp.write(&format!("pods-{n}.yaml"), &pods_yaml(n, cidr, &RACKS[*rack])).unwrap()).collect();
 
     let diag = |what: &str| {
-        let mut s = format!(
-            "FRR {v}: {what}\n--- spine bgp\n{}",
-            spine.vtysh(&["show bgp ipv4 unicast"]).unwrap_or_default()
-        );
+        let mut s = format!("FRR {v}: {what}\n--- spine bgp\n{}", spine.vtysh(&["show bgp ipv4 unicast"]).unwrap_or_default());
         for (r, t) in RACKS.iter().zip(&tors) {
             s.push_str(&format!("--- {} summary\n{}", r.label, t.vtysh(&["show bgp summary"]).unwrap_or_default()));
         }
@@ -504,13 +461,8 @@ fn racks(version: FrrVersion) {
     eprintln!("FRR {v}: spine learned all pod CIDRs after {:.1} s", start.elapsed().as_secs_f64());
     for (r, tor) in RACKS.iter().zip(&tors) {
         let peers = summary_peers(tor);
-        let mine: BTreeSet<String> = RACK_NODES
-            .iter()
-            .filter(|(_, rack, ..)| RACKS[*rack].label == r.label)
-            .map(|(_, _, a, _)| a.to_string())
-            .collect();
-        let established: BTreeSet<String> =
-            peers.iter().filter(|(k, s)| *k != r.spine_end && s.as_str() == "Established").map(|(k, _)| k.clone()).collect();
+        let mine: BTreeSet<String> = RACK_NODES.iter().filter(|(_, rack, ..)| RACKS[*rack].label == r.label).map(|(_, _, a, _)| a.to_string()).collect();
+        let established: BTreeSet<String> = peers.iter().filter(|(k, s)| *k != r.spine_end && s.as_str() == "Established").map(|(k, _)| k.clone()).collect();
         assert_eq!(established, mine, "{}", diag(&format!("{} sessions", r.label)));
     }
 
@@ -531,14 +483,12 @@ fn racks(version: FrrVersion) {
         "{}\n--- apply\n{out}",
         diag("n1 still has the rack0 ToR in its configuration")
     );
-    let ok = lab::wait_until(Duration::from_secs(30), || {
-        summary_peers(&nodes[1]) == [("192.0.2.65".to_string(), "Established".to_string())].into_iter().collect()
-    });
+    let ok =
+        lab::wait_until(Duration::from_secs(30), || summary_peers(&nodes[1]) == [("192.0.2.65".to_string(), "Established".to_string())].into_iter().collect());
     assert!(ok, "{}", diag("n1 does not peer with rack1's ToR only"));
     // rack1's ToR sees n1 at its new address; rack0's ToR lost it (hold time: 9 s).
     let ok = lab::wait_until(Duration::from_secs(20), || {
-        summary_peers(&tors[1]).get(MOVED_ADDR).map(String::as_str) == Some("Established")
-            && !summary_peers(&tors[0]).contains_key(RACK_NODES[1].2)
+        summary_peers(&tors[1]).get(MOVED_ADDR).map(String::as_str) == Some("Established") && !summary_peers(&tors[0]).contains_key(RACK_NODES[1].2)
     });
     assert!(ok, "{}", diag("the ToRs did not see n1 move"));
     let want = expected(&rack_of);

@@ -31,13 +31,22 @@ fn pool_config(i: usize, seed: &[u8]) -> FRRConfiguration {
         hold_time: (pick(7, 5) == 0).then(|| "90s".to_string()),
         keepalive_time: (pick(7, 5) == 0).then(|| "30s".to_string()),
         to_advertise: Advertise {
-            allowed: AllowedOutPrefixes { prefixes: prefixes.iter().take(1 + pick(8, 2)).cloned().collect(), mode: if pick(9, 4) == 0 { AllowMode::All } else { AllowMode::Filtered } },
-            with_community: if pick(10, 3) == 0 { vec![CommunityPrefixes { prefixes: vec![prefixes[0].clone()], community: format!("65000:{}", pick(11, 3)) }] } else { vec![] },
+            allowed: AllowedOutPrefixes {
+                prefixes: prefixes.iter().take(1 + pick(8, 2)).cloned().collect(),
+                mode: if pick(9, 4) == 0 { AllowMode::All } else { AllowMode::Filtered },
+            },
+            with_community: if pick(10, 3) == 0 {
+                vec![CommunityPrefixes { prefixes: vec![prefixes[0].clone()], community: format!("65000:{}", pick(11, 3)) }]
+            } else {
+                vec![]
+            },
             ..Default::default()
         },
         to_receive: Receive {
             allowed: AllowedInPrefixes {
-                prefixes: (0..pick(12, 3)).map(|k| PrefixSelector { prefix: format!("172.{}.0.0/16", 16 + k), le: if pick(13, 2) == 0 { 0 } else { 24 }, ge: 0 }).collect(),
+                prefixes: (0..pick(12, 3))
+                    .map(|k| PrefixSelector { prefix: format!("172.{}.0.0/16", 16 + k), le: if pick(13, 2) == 0 { 0 } else { 24 }, ge: 0 })
+                    .collect(),
                 mode: if pick(14, 5) == 0 { AllowMode::All } else { AllowMode::Filtered },
             },
         },
@@ -164,8 +173,22 @@ fn hostile() -> impl Strategy<Value = String> {
 /// Which string field of the object gets the hostile value, and a valid value for it.
 const FIELDS: usize = 16;
 const BENIGN: [&str; FIELDS] = [
-    "192.0.2.1", "pw", "192.0.2.2", "prof", "65000:1", "198.51.100.0/24", "198.51.100.0/24", "192.0.2.10",
-    "red", "eth0", "203.0.113.0/24", "192.0.2.3", "node1", "65000:1", "90s", "10s",
+    "192.0.2.1",
+    "pw",
+    "192.0.2.2",
+    "prof",
+    "65000:1",
+    "198.51.100.0/24",
+    "198.51.100.0/24",
+    "192.0.2.10",
+    "red",
+    "eth0",
+    "203.0.113.0/24",
+    "192.0.2.3",
+    "node1",
+    "65000:1",
+    "90s",
+    "10s",
 ];
 
 fn object_with(field: usize, v: &str) -> (Vec<FRRConfiguration>, BTreeMap<String, SecretEntry>, Settings) {
@@ -183,7 +206,9 @@ fn object_with(field: usize, v: &str) -> (Vec<FRRConfiguration>, BTreeMap<String
             next_hop: Some(NextHop { ipv4: Some("192.0.2.3".into()), ipv6: None }),
             ..Default::default()
         },
-        to_receive: Receive { allowed: AllowedInPrefixes { prefixes: vec![PrefixSelector { prefix: "203.0.113.0/24".into(), le: 32, ge: 0 }], mode: AllowMode::Filtered } },
+        to_receive: Receive {
+            allowed: AllowedInPrefixes { prefixes: vec![PrefixSelector { prefix: "203.0.113.0/24".into(), le: 32, ge: 0 }], mode: AllowMode::Filtered },
+        },
         ..Default::default()
     };
     let mut router = Router { asn: 65000, id: Some("192.0.2.10".into()), prefixes: vec!["198.51.100.0/24".into()], ..Default::default() };
@@ -221,7 +246,11 @@ fn object_with(field: usize, v: &str) -> (Vec<FRRConfiguration>, BTreeMap<String
         router.neighbors.push(Neighbor { interface: Some(i), dynamic_asn: Some(DynamicAsn::External), ..Default::default() });
     }
     red.neighbors = vec![Neighbor { asn: 65000, address: Some("192.0.2.20".into()), address_families: vec![AddressFamily::Evpn], ..Default::default() }];
-    red.evpn = Some(EvpnConfig { advertise_vnis: Some(AdvertiseVnis::All), l2vnis: vec![L2Vni { vni: 100, rd: Some(evpn_rd), ..Default::default() }], ..Default::default() });
+    red.evpn = Some(EvpnConfig {
+        advertise_vnis: Some(AdvertiseVnis::All),
+        l2vnis: vec![L2Vni { vni: 100, rd: Some(evpn_rd), ..Default::default() }],
+        ..Default::default()
+    });
     let c = cfg("hostile", FRRConfigurationSpec { bgp: BgpConfig { routers: vec![router, red], bfd_profiles: vec![profile] }, ..Default::default() });
     (vec![c], secrets, settings)
 }

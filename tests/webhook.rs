@@ -87,11 +87,24 @@ fn webhook_refuses_conflicts_at_kubectl_apply() {
 
     // a valid configuration is admitted (retried while the webhook starts)
     let a = config("a", 65001, &rack("a"), "");
-    assert!(wait_until(Duration::from_secs(30), || api.kubectl_stdin(&["apply", "-f", "-"], &a).is_ok()), "valid config refused: {}\n{}", api.kubectl_stdin(&["apply", "-f", "-"], &a).unwrap_err(), webhook_log());
+    assert!(
+        wait_until(Duration::from_secs(30), || api.kubectl_stdin(&["apply", "-f", "-"], &a).is_ok()),
+        "valid config refused: {}\n{}",
+        api.kubectl_stdin(&["apply", "-f", "-"], &a).unwrap_err(),
+        webhook_log()
+    );
 
     // a conflicting one is refused, naming both objects, the field and the values
     let err = api.kubectl_stdin(&["apply", "-f", "-"], &config("b", 65002, "", "")).unwrap_err().to_string();
-    assert!(err.contains("denied the request") && err.contains("frr-k8s-system/a") && err.contains("frr-k8s-system/b") && err.contains("65001") && err.contains("65002") && err.contains("node(s) n1"), "{err}");
+    assert!(
+        err.contains("denied the request")
+            && err.contains("frr-k8s-system/a")
+            && err.contains("frr-k8s-system/b")
+            && err.contains("65001")
+            && err.contains("65002")
+            && err.contains("node(s) n1"),
+        "{err}"
+    );
     // no common node: admitted
     api.kubectl_stdin(&["apply", "-f", "-"], &config("b", 65002, &rack("b"), "")).unwrap();
     // an update that introduces the conflict is refused
@@ -176,7 +189,17 @@ fn webhook_generates_and_shares_its_certificate() {
     let start = |port: u16, log: &str| {
         Proc(
             Command::new(env!("CARGO_BIN_EXE_frr-composer"))
-                .args(["webhook", "--address", &format!("127.0.0.1:{port}"), "--cert-secret", "frr-composer-webhook-cert", "--namespace", NS, "--cert-host", "127.0.0.1"])
+                .args([
+                    "webhook",
+                    "--address",
+                    &format!("127.0.0.1:{port}"),
+                    "--cert-secret",
+                    "frr-composer-webhook-cert",
+                    "--namespace",
+                    NS,
+                    "--cert-host",
+                    "127.0.0.1",
+                ])
                 .env("KUBECONFIG", &kubeconfig)
                 .stdout(Stdio::null())
                 .stderr(std::fs::File::create(api.dir().join(log)).unwrap())
@@ -184,18 +207,33 @@ fn webhook_generates_and_shares_its_certificate() {
                 .unwrap(),
         )
     };
-    let logs = || ["webhook-1.log", "webhook-2.log", "webhook-3.log"].iter().map(|l| std::fs::read_to_string(api.dir().join(l)).unwrap_or_default()).collect::<Vec<_>>().join("\n");
+    let logs = || {
+        ["webhook-1.log", "webhook-2.log", "webhook-3.log"]
+            .iter()
+            .map(|l| std::fs::read_to_string(api.dir().join(l)).unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
     let w1 = start(p1, "webhook-1.log");
     let w2 = start(p2, "webhook-2.log");
     // registered after the replicas started (they retry until they can fill its caBundle)
     std::thread::sleep(Duration::from_secs(1));
     api.kubectl_stdin(&["apply", "-f", "-"], &registration).unwrap();
-    let ca_bundle = || api.kubectl_json(&["get", "validatingwebhookconfiguration", "frr-composer-validating-webhook", "-o", "json"]).ok().and_then(|v| v["webhooks"][0]["clientConfig"]["caBundle"].as_str().map(String::from));
+    let ca_bundle = || {
+        api.kubectl_json(&["get", "validatingwebhookconfiguration", "frr-composer-validating-webhook", "-o", "json"])
+            .ok()
+            .and_then(|v| v["webhooks"][0]["clientConfig"]["caBundle"].as_str().map(String::from))
+    };
     assert!(wait_until(Duration::from_secs(20), || ca_bundle().is_some()), "no caBundle\n{}", logs());
 
     // the API server trusts replica 1 once the CA is in the caBundle
     let a = config("a", 65001, &rack("a"), "");
-    assert!(wait_until(Duration::from_secs(30), || api.kubectl_stdin(&["apply", "-f", "-"], &a).is_ok()), "valid config refused: {}\n{}", api.kubectl_stdin(&["apply", "-f", "-"], &a).unwrap_err(), logs());
+    assert!(
+        wait_until(Duration::from_secs(30), || api.kubectl_stdin(&["apply", "-f", "-"], &a).is_ok()),
+        "valid config refused: {}\n{}",
+        api.kubectl_stdin(&["apply", "-f", "-"], &a).unwrap_err(),
+        logs()
+    );
     let err = api.kubectl_stdin(&["apply", "-f", "-"], &config("b", 65002, "", "")).unwrap_err().to_string();
     assert!(err.contains("denied the request") && err.contains("65001") && err.contains("65002"), "{err}");
 
@@ -213,7 +251,12 @@ fn webhook_generates_and_shares_its_certificate() {
     // the certificate chains to the CA and names the host
     let ca_file = api.dir().join("generated-ca.crt");
     std::fs::write(&ca_file, data("ca.crt")).unwrap();
-    let out = Command::new("openssl").args(["s_client", "-connect", &format!("127.0.0.1:{p2}"), "-verify_return_error", "-verify_ip", "127.0.0.1", "-CAfile"]).arg(&ca_file).stdin(Stdio::null()).output().unwrap();
+    let out = Command::new("openssl")
+        .args(["s_client", "-connect", &format!("127.0.0.1:{p2}"), "-verify_return_error", "-verify_ip", "127.0.0.1", "-CAfile"])
+        .arg(&ca_file)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains("Verify return code: 0 (ok)"), "{}", String::from_utf8_lossy(&out.stdout));
 
     // a restarted replica keeps the stored certificate; writes keep working
@@ -244,7 +287,11 @@ fn webhook_generates_and_shares_its_certificate() {
             .unwrap(),
     );
     let user = fingerprint(&std::fs::read_to_string(&cert).unwrap());
-    assert!(wait_until(Duration::from_secs(20), || served(p3).contains("BEGIN CERTIFICATE") && fingerprint(&served(p3)) == user), "{}", std::fs::read_to_string(api.dir().join("webhook-4.log")).unwrap_or_default());
+    assert!(
+        wait_until(Duration::from_secs(20), || served(p3).contains("BEGIN CERTIFICATE") && fingerprint(&served(p3)) == user),
+        "{}",
+        std::fs::read_to_string(api.dir().join("webhook-4.log")).unwrap_or_default()
+    );
     let after = api.kubectl_json(&["get", "secret", "-n", NS, "user-cert", "-o", "json"]).unwrap();
     assert_eq!(after["metadata"]["resourceVersion"], before["metadata"]["resourceVersion"], "the user's Secret was rewritten");
     assert_eq!(ca_bundle().map(|b| base64_decode(&b)), Some(data("ca.crt")), "the caBundle was changed");

@@ -92,12 +92,17 @@ impl prometheus_client::collector::Collector for FrrCollector {
         }
         let up: Vec<_> = s.bfd.iter().map(|p| (labels(&p.peer, &p.vrf), i64::from(p.status == "up"))).collect();
         gauge(&mut encoder, "frrk8s_bfd_session_up", "BFD session state (1 is up, 0 is down)", &up)?;
-        for key in ["control_packet_input", "control_packet_output", "echo_packet_input", "echo_packet_output", "session_up_events", "session_down_events", "zebra_notifications"] {
-            let rows: Vec<_> = s
-                .bfd_counters
-                .iter()
-                .filter_map(|c| c.values.iter().find(|(k, _)| *k == key).map(|(_, v)| (labels(&c.peer, &c.vrf), *v as i64)))
-                .collect();
+        for key in [
+            "control_packet_input",
+            "control_packet_output",
+            "echo_packet_input",
+            "echo_packet_output",
+            "session_up_events",
+            "session_down_events",
+            "zebra_notifications",
+        ] {
+            let rows: Vec<_> =
+                s.bfd_counters.iter().filter_map(|c| c.values.iter().find(|(k, _)| *k == key).map(|(_, v)| (labels(&c.peer, &c.vrf), *v as i64))).collect();
             gauge(&mut encoder, &format!("frrk8s_bfd_{key}"), &format!("BFD {}", key.replace('_', " ")), &rows)?;
         }
         Ok(())
@@ -140,10 +145,26 @@ impl Metrics {
         r.register("frr_composer_apply_errors", "Applies that FRR refused or that did not verify", apply_errors.clone());
         r.register("frr_composer_drift_repairs", "Times FRR's running configuration had drifted and was repaired", drift_repairs.clone());
         r.register("frr_composer_applies", "Successful applies (also those that found FRR already at the configuration)", applies.clone());
-        r.register("frr_composer_commands_sent", "Configuration commands sent to FRR by successful applies (0 when FRR already ran the configuration)", commands_sent.clone());
+        r.register(
+            "frr_composer_commands_sent",
+            "Configuration commands sent to FRR by successful applies (0 when FRR already ran the configuration)",
+            commands_sent.clone(),
+        );
         let frr = FrrCollector::default();
         r.register_collector(Box::new(frr.clone()));
-        Metrics { updates, update_errors, config_loaded, config_stale, apply_duration, apply_errors, drift_repairs, applies, commands_sent, frr, registry: Arc::new(r) }
+        Metrics {
+            updates,
+            update_errors,
+            config_loaded,
+            config_stale,
+            apply_duration,
+            apply_errors,
+            drift_repairs,
+            applies,
+            commands_sent,
+            frr,
+            registry: Arc::new(r),
+        }
     }
 
     pub fn encode(&self) -> String {

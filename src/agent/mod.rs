@@ -20,7 +20,7 @@ use tokio::sync::Notify;
 use crate::api::{FRRNodeStateStatus, LogLevel};
 use crate::cli::apply::FrrArgs;
 use crate::core::{self, Errors, ObjRef, Settings, Snapshot};
-use crate::frr::apply::{ApplyError, Applier};
+use crate::frr::apply::{Applier, ApplyError};
 use crate::frr::{redact, state};
 use crate::shutdown::Shutdown;
 use metrics::Metrics;
@@ -130,7 +130,9 @@ fn host_has_ipv4() -> bool {
     std::fs::read_to_string("/proc/net/fib_trie")
         .map(|t| {
             let lines: Vec<&str> = t.lines().collect();
-            lines.windows(2).any(|w| w[1].contains("/32 host LOCAL") && w[0].trim().trim_start_matches("|-- ").parse::<std::net::Ipv4Addr>().is_ok_and(|a| !a.is_loopback()))
+            lines.windows(2).any(|w| {
+                w[1].contains("/32 host LOCAL") && w[0].trim().trim_start_matches("|-- ").parse::<std::net::Ipv4Addr>().is_ok_and(|a| !a.is_loopback())
+            })
         })
         .unwrap_or(true)
 }
@@ -299,13 +301,8 @@ pub async fn run(args: ControllerArgs, stop: Shutdown) -> anyhow::Result<()> {
             tracing::info!(level = ?level, "log level");
             log_level = Some(level);
         }
-        let settings = Settings {
-            namespace: args.namespace.clone(),
-            hostname: hostname.clone(),
-            log_level: level,
-            always_block: always_block.clone(),
-            node_has_ipv4,
-        };
+        let settings =
+            Settings { namespace: args.namespace.clone(), hostname: hostname.clone(), log_level: level, always_block: always_block.clone(), node_has_ipv4 };
         for (name, e) in &malformed {
             tracing::error!(object = %format!("{}/{name}", args.namespace), error = %e, "malformed FRRConfiguration left out");
         }
@@ -345,7 +342,14 @@ pub async fn run(args: ControllerArgs, stop: Shutdown) -> anyhow::Result<()> {
                         // the first apply is always logged: after a restart it should send nothing
                         let first = metrics.applies.get() == 0;
                         if r.commands > 0 || first {
-                            tracing::info!(commands = r.commands, added = r.added.len(), removed = r.removed.len(), ms = r.total.as_millis() as u64, first, "applied");
+                            tracing::info!(
+                                commands = r.commands,
+                                added = r.added.len(),
+                                removed = r.removed.len(),
+                                ms = r.total.as_millis() as u64,
+                                first,
+                                "applied"
+                            );
                         }
                         metrics.applies.inc();
                         metrics.commands_sent.inc_by(r.commands as u64);
@@ -364,11 +368,20 @@ pub async fn run(args: ControllerArgs, stop: Shutdown) -> anyhow::Result<()> {
                                 let lines: Vec<String> = r
                                     .iter()
                                     .map(|r| {
-                                        let from = crate::render::sources_for_line(&model, &r.line).iter().map(|o| o.to_string()).collect::<Vec<_>>().join(", ");
+                                        let from =
+                                            crate::render::sources_for_line(&model, &r.line).iter().map(|o| o.to_string()).collect::<Vec<_>>().join(", ");
                                         format!("{}: {} (from FRRConfiguration {from})", r.line, r.message)
                                     })
                                     .collect();
-                                format!("{}: {}", if matches!(e, ApplyError::Refused(_)) { "FRR refuses the configuration" } else { "FRR refused commands; previous configuration restored" }, lines.join("; "))
+                                format!(
+                                    "{}: {}",
+                                    if matches!(e, ApplyError::Refused(_)) {
+                                        "FRR refuses the configuration"
+                                    } else {
+                                        "FRR refused commands; previous configuration restored"
+                                    },
+                                    lines.join("; ")
+                                )
                             }
                             other => other.to_string(),
                         };
@@ -419,7 +432,12 @@ fn stopped() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn node_status(o: &Outcome, running: Option<String>, previous: &mut Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>, last_reload: &mut Option<String>) -> FRRNodeStateStatus {
+fn node_status(
+    o: &Outcome,
+    running: Option<String>,
+    previous: &mut Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>,
+    last_reload: &mut Option<String>,
+) -> FRRNodeStateStatus {
     let conversion = match &o.conversion {
         Ok(_) if o.malformed.is_empty() => "success".to_string(),
         Ok(_) => format!("success, malformed objects left out: {}", o.malformed.iter().map(|(n, e)| format!("{n}: {e}")).collect::<Vec<_>>().join("; ")),
@@ -461,12 +479,14 @@ fn config_entries(o: &Outcome) -> BTreeMap<String, Option<String>> {
             for e in &errors.0 {
                 for obj in e.objects() {
                     let msg = redact(&e.to_string());
-                    out.entry(obj.name.to_string()).and_modify(|m: &mut Option<String>| {
-                        if let Some(m) = m {
-                            m.push_str("; ");
-                            m.push_str(&msg);
-                        }
-                    }).or_insert(Some(msg));
+                    out.entry(obj.name.to_string())
+                        .and_modify(|m: &mut Option<String>| {
+                            if let Some(m) = m {
+                                m.push_str("; ");
+                                m.push_str(&msg);
+                            }
+                        })
+                        .or_insert(Some(msg));
                 }
             }
         }

@@ -22,12 +22,15 @@ pub const LABEL_VRF: &str = "frrk8s.metallb.io/vrf";
 pub fn conditions(previous: &[Condition], ok: bool, reason: &str, message: &str, generation: Option<i64>, now: jiff::Timestamp) -> Vec<Condition> {
     let make = |type_: &str, status: bool| {
         let status = if status { "True" } else { "False" }.to_string();
-        let since = previous
-            .iter()
-            .find(|c| c.type_ == type_ && c.status == status)
-            .map(|c| c.last_transition_time.clone())
-            .unwrap_or(Time(now));
-        Condition { type_: type_.to_string(), status, reason: reason.to_string(), message: message.to_string(), last_transition_time: since, observed_generation: generation }
+        let since = previous.iter().find(|c| c.type_ == type_ && c.status == status).map(|c| c.last_transition_time.clone()).unwrap_or(Time(now));
+        Condition {
+            type_: type_.to_string(),
+            status,
+            reason: reason.to_string(),
+            message: message.to_string(),
+            last_transition_time: since,
+            observed_generation: generation,
+        }
     };
     vec![make("Ready", ok), make("Degraded", !ok)]
 }
@@ -102,7 +105,6 @@ impl StatusWriter {
     fn owner(&self, node_uid: &str) -> serde_json::Value {
         json!([{"apiVersion": "v1", "kind": "Node", "name": self.node, "uid": node_uid}])
     }
-
 
     /// FRRNodeState/<node>, owned by the Node.
     pub async fn node_state(&mut self, node_uid: &str, status: FRRNodeStateStatus) -> Result<bool, kube::Error> {

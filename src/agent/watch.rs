@@ -74,7 +74,13 @@ fn secret_entry(s: &Secret) -> SecretEntry {
 
 /// Applies one watch event to a map kept by key; `Init`...`InitDone` replaces it atomically.
 /// Returns whether the map changed.
-pub fn fold<O, K: Ord, V: PartialEq>(map: &mut BTreeMap<K, V>, buffer: &mut Option<BTreeMap<K, V>>, ev: Event<O>, key: impl Fn(&O) -> K, value: impl Fn(&O) -> V) -> bool {
+pub fn fold<O, K: Ord, V: PartialEq>(
+    map: &mut BTreeMap<K, V>,
+    buffer: &mut Option<BTreeMap<K, V>>,
+    ev: Event<O>,
+    key: impl Fn(&O) -> K,
+    value: impl Fn(&O) -> V,
+) -> bool {
     match ev {
         Event::Apply(o) => {
             let (k, v) = (key(&o), value(&o));
@@ -167,9 +173,25 @@ pub fn spawn(client: Client, namespace: &str, node_name: &str, shared: Shared) {
     // FRRConfigurations are read untyped, so that one malformed object cannot stop the watch.
     let configs: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &ApiResource::erase::<FRRConfiguration>(&()));
     spawn_watch("FRRConfiguration", 0, configs, watcher::Config::default(), shared.clone(), |s| &mut s.configs, typed_config);
-    spawn_watch("Secret", 1, Api::<Secret>::namespaced(client.clone(), namespace), watcher::Config::default(), shared.clone(), |s| &mut s.secrets, secret_entry);
+    spawn_watch(
+        "Secret",
+        1,
+        Api::<Secret>::namespaced(client.clone(), namespace),
+        watcher::Config::default(),
+        shared.clone(),
+        |s| &mut s.secrets,
+        secret_entry,
+    );
     let node_cfg = watcher::Config::default().fields(&format!("metadata.name={node_name}"));
-    spawn_watch("Node", 2, Api::<Node>::all(client.clone()), node_cfg, shared.clone(), |s| &mut s.nodes, |n: &Node| NodeInfo { labels: n.labels().clone(), uid: n.metadata.uid.clone() });
+    spawn_watch(
+        "Node",
+        2,
+        Api::<Node>::all(client.clone()),
+        node_cfg,
+        shared.clone(),
+        |s| &mut s.nodes,
+        |n: &Node| NodeInfo { labels: n.labels().clone(), uid: n.metadata.uid.clone() },
+    );
     let settings_cfg = watcher::Config::default().fields("metadata.name=config");
     spawn_watch("FRRK8sConfiguration", 3, Api::<FRRK8sConfiguration>::namespaced(client, namespace), settings_cfg, shared, |s| &mut s.settings, |c| c.clone());
 }

@@ -1,8 +1,8 @@
 //! Hand-written schema pieces: integer bounds, formats and CEL rules that the derive cannot express,
 //! and the list of every CRD this project serves.
 
-use kube::core::CustomResourceExt;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::core::CustomResourceExt;
 use schemars::{json_schema, Schema, SchemaGenerator};
 
 pub fn router_asn(_: &mut SchemaGenerator) -> Schema {

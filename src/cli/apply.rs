@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::core::Model;
-use crate::frr::apply::{ApplyError, Applier, Applied, Report};
+use crate::frr::apply::{Applied, Applier, ApplyError, Report};
 use crate::frr::vtysh::{FrrLocation, Rejected};
 use crate::frr::{redact, state};
 
@@ -87,7 +87,12 @@ fn describe_rejected(model: &Model, r: &[Rejected]) -> String {
 
 fn print_report(out: &mut dyn Write, r: &Report) {
     if r.commands == 0 {
-        let _ = writeln!(out, "frr-composer: FRR already runs the desired configuration ({}; {})", if r.read_running { "verified" } else { "no FRR command" }, ms(r.total));
+        let _ = writeln!(
+            out,
+            "frr-composer: FRR already runs the desired configuration ({}; {})",
+            if r.read_running { "verified" } else { "no FRR command" },
+            ms(r.total)
+        );
         return;
     }
     for a in &r.added {
@@ -113,11 +118,8 @@ fn print_report(out: &mut dyn Write, r: &Report) {
 fn desired(args: &ApplyArgs, err: &mut dyn Write) -> Option<(Model, String)> {
     let (objects, load_errors) = super::load_inputs(&args.inputs);
     let mut notices = Vec::new();
-    let composed = if load_errors.is_empty() {
-        super::render::compose_objects(&args.node, &objects, &mut notices)
-    } else {
-        Err(crate::core::Errors::new(load_errors))
-    };
+    let composed =
+        if load_errors.is_empty() { super::render::compose_objects(&args.node, &objects, &mut notices) } else { Err(crate::core::Errors::new(load_errors)) };
     for n in &notices {
         let _ = writeln!(err, "frr-composer: {n}");
     }
@@ -295,7 +297,11 @@ pub fn status(args: &StatusArgs, out: &mut dyn Write, err: &mut dyn Write) -> i3
         let _ = writeln!(out, "{}", serde_json::to_string_pretty(&v).unwrap_or_default());
         return 0;
     }
-    let _ = writeln!(out, "{:<10} {:<28} {:>10} {:<12} {:>9} {:>6} {:>6} {:>6} {:<5} LAST RESET", "VRF", "PEER", "AS", "STATE", "UPTIME", "RCVD", "ACCPT", "SENT", "BFD");
+    let _ = writeln!(
+        out,
+        "{:<10} {:<28} {:>10} {:<12} {:>9} {:>6} {:>6} {:>6} {:<5} LAST RESET",
+        "VRF", "PEER", "AS", "STATE", "UPTIME", "RCVD", "ACCPT", "SENT", "BFD"
+    );
     for n in &neighbors {
         let _ = writeln!(
             out,

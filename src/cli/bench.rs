@@ -68,10 +68,7 @@ pub fn generate(configs: usize, neighbors: usize, prefixes: usize, shape: Shape)
             let mut c = FRRConfiguration::new(
                 &format!("bench-{i:04}"),
                 api::FRRConfigurationSpec {
-                    bgp: api::BgpConfig {
-                        routers: vec![api::Router { asn: 64512, neighbors, prefixes: mine, ..Default::default() }],
-                        bfd_profiles: vec![],
-                    },
+                    bgp: api::BgpConfig { routers: vec![api::Router { asn: 64512, neighbors, prefixes: mine, ..Default::default() }], bfd_profiles: vec![] },
                     ..Default::default()
                 },
             );
@@ -110,13 +107,8 @@ pub fn run(args: &BenchArgs, out: &mut dyn Write) -> i32 {
     let prefixes = args.prefixes[0];
     let configs = generate(args.configs, args.neighbors, prefixes, args.shape);
     let input_rss = status_kib("VmRSS:");
-    let settings = Settings {
-        namespace: "bench".into(),
-        hostname: "bench-node".into(),
-        log_level: api::LogLevel::Info,
-        always_block: vec![],
-        node_has_ipv4: true,
-    };
+    let settings =
+        Settings { namespace: "bench".into(), hostname: "bench-node".into(), log_level: api::LogLevel::Info, always_block: vec![], node_has_ipv4: true };
     let labels = Default::default();
     let secrets = Default::default();
     let mut times = Vec::new();

@@ -69,9 +69,5 @@ pub fn load_inputs(paths: &[PathBuf]) -> (Objects, Vec<Error>) {
 
 /// All CRDs as one multi-document YAML stream (what `frr-composer crds` prints).
 pub fn crds_yaml() -> String {
-    crate::api::all_crds()
-        .iter()
-        .map(|(_, crd)| serde_yaml::to_string(crd).expect("CRDs serialise"))
-        .collect::<Vec<_>>()
-        .join("---\n")
+    crate::api::all_crds().iter().map(|(_, crd)| serde_yaml::to_string(crd).expect("CRDs serialise")).collect::<Vec<_>>().join("---\n")
 }

@@ -90,7 +90,13 @@ pub fn settings_for(args: &NodeArgs, objects: &Objects, notices: &mut Vec<String
                 0 => String::new(),
                 1 => namespaces.into_iter().next().unwrap_or_default().to_string(),
                 _ => {
-                    errors.push(setting("--namespace", format!("the inputs hold FRRConfigurations of several namespaces ({}); choose one", namespaces.into_iter().collect::<Vec<_>>().join(", "))));
+                    errors.push(setting(
+                        "--namespace",
+                        format!(
+                            "the inputs hold FRRConfigurations of several namespaces ({}); choose one",
+                            namespaces.into_iter().collect::<Vec<_>>().join(", ")
+                        ),
+                    ));
                     String::new()
                 }
             }

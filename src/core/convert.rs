@@ -57,7 +57,6 @@ pub struct EvpnContrib {
     pub l3vni: Option<(u32, VniProperties, bool)>,
 }
 
-
 #[derive(Clone, Debug)]
 pub struct NeighborContrib {
     pub obj: ObjRef,
@@ -118,11 +117,7 @@ pub fn canonical_vrf(vrf: Option<&str>) -> &str {
     }
 }
 
-pub fn convert(
-    obj: &ObjRef,
-    spec: &api::FRRConfigurationSpec,
-    secrets: &BTreeMap<String, SecretEntry>,
-) -> Result<ConfigContrib, Vec<Error>> {
+pub fn convert(obj: &ObjRef, spec: &api::FRRConfigurationSpec, secrets: &BTreeMap<String, SecretEntry>) -> Result<ConfigContrib, Vec<Error>> {
     let mut cx = Ctx { obj, errors: Vec::new() };
     let mut warnings = Vec::new();
 
@@ -188,7 +183,10 @@ pub fn convert(
             let _ = cx.check(&format!("{path}.vrf"), values::check_ifname(&vrf, "VRF name"));
         }
         if let Some(prev) = seen_vrfs.insert(vrf.clone(), i) {
-            cx.err(format!("{path}.vrf"), format!("spec.bgp.routers[{prev}] is already in vrf {:?}; one router per VRF", if vrf.is_empty() { "default" } else { &vrf }));
+            cx.err(
+                format!("{path}.vrf"),
+                format!("spec.bgp.routers[{prev}] is already in vrf {:?}; one router per VRF", if vrf.is_empty() { "default" } else { &vrf }),
+            );
         }
         let router_id = match non_empty(&r.id) {
             Some(id) => cx.check(&format!("{path}.id"), values::parse_ipv4(id).map_err(|e| format!("{e}: a BGP router-id is an IPv4 address"))),
@@ -214,7 +212,13 @@ pub fn convert(
             match prefixes_for_vrf.get(&key) {
                 Some(p) => all_prefixes.extend(p.iter().copied()),
                 None => {
-                    cx.err(field, format!("imports vrf {:?}, but this FRRConfiguration has no router in that VRF (imports must refer to routers of the same object)", imp.vrf));
+                    cx.err(
+                        field,
+                        format!(
+                            "imports vrf {:?}, but this FRRConfiguration has no router in that VRF (imports must refer to routers of the same object)",
+                            imp.vrf
+                        ),
+                    );
                     continue;
                 }
             }
@@ -231,16 +235,7 @@ pub fn convert(
                 neighbors.push(nc);
             }
         }
-        routers.push(RouterContrib {
-            obj: obj.clone(),
-            asn: r.asn,
-            vrf,
-            router_id,
-            prefixes: router_prefixes[i].clone(),
-            imports,
-            evpn,
-            neighbors,
-        });
+        routers.push(RouterContrib { obj: obj.clone(), asn: r.asn, vrf, router_id, prefixes: router_prefixes[i].clone(), imports, evpn, neighbors });
     }
 
     let raw = if spec.raw.raw_config.is_empty() { None } else { Some((spec.raw.priority, spec.raw.raw_config.clone())) };
@@ -412,7 +407,9 @@ fn convert_neighbor(
             cx.err(format!("{path}.password"), "password and passwordSecret are both set; use one");
             None
         }
-        (Some(p), None) => cx.check(&format!("{path}.password"), values::check_password(p)).map(|_| Password { value: p.to_string(), origin: "inline password".into() }),
+        (Some(p), None) => {
+            cx.check(&format!("{path}.password"), values::check_password(p)).map(|_| Password { value: p.to_string(), origin: "inline password".into() })
+        }
         (None, Some(name)) => resolve_secret(cx, path, name, secrets),
         (None, None) => None,
     };
@@ -420,7 +417,10 @@ fn convert_neighbor(
         None => None,
         Some(s) => match values::parse_ip(s) {
             Ok(ip) => Some(ip.to_string()),
-            Err(_) => cx.check(&format!("{path}.sourceaddress"), values::check_ifname(s, "source address").map(|_| s.to_string()).map_err(|e| format!("{e}; expected an IP address or an interface name"))),
+            Err(_) => cx.check(
+                &format!("{path}.sourceaddress"),
+                values::check_ifname(s, "source address").map(|_| s.to_string()).map_err(|e| format!("{e}; expected an IP address or an interface name")),
+            ),
         },
     };
     let bfd_profile = match non_empty(&n.bfd_profile) {
@@ -493,7 +493,9 @@ fn convert_neighbor(
                 continue;
             }
             match local_pref.insert(net, lp.local_pref) {
-                Some(prev) if prev != lp.local_pref => cx.err(field, format!("prefix {net} is configured with both local preference {prev} and {}", lp.local_pref)),
+                Some(prev) if prev != lp.local_pref => {
+                    cx.err(field, format!("prefix {net} is configured with both local preference {prev} and {}", lp.local_pref))
+                }
                 _ => {}
             }
         }

@@ -58,14 +58,7 @@ pub enum Error {
     Secret { object: ObjRef, field: String, reason: String },
     /// Two objects ask for different values of a field that can only have one.
     #[error("conflict between FRRConfiguration {first} and {second}: {scope}: {field}: {first_value} in {first} but {second_value} in {second}")]
-    Conflict {
-        first: ObjRef,
-        second: ObjRef,
-        scope: Scope,
-        field: String,
-        first_value: String,
-        second_value: String,
-    },
+    Conflict { first: ObjRef, second: ObjRef, scope: Scope, field: String, first_value: String, second_value: String },
     /// A rule on the merged result (EVPN, unique VNIs) is broken; `objects` contributed to it.
     #[error("{scope}: {reason} (from FRRConfiguration {})", join(.objects))]
     Merged { objects: Vec<ObjRef>, scope: Scope, reason: String },

@@ -182,17 +182,15 @@ fn merge_neighbor(errors: &mut Vec<Error>, scope: &Scope, vrf: &str, ns: Vec<&Ne
     let ebgp_multihop = agree(errors, scope, "ebgpMultiHop", ns.iter().map(|n| (&n.obj, n.ebgp_multihop)), disp);
     let local_asn = agree(errors, scope, "localASN", ns.iter().filter_map(|n| n.local_asn.map(|a| (&n.obj, a))), disp);
     let hold = agree(errors, scope, "holdTime", ns.iter().filter_map(|n| n.hold.map(|v| (&n.obj, v))), |v| format!("{v}s")).unwrap_or(DEFAULT_HOLD);
-    let keepalive = agree(errors, scope, "keepaliveTime", ns.iter().filter_map(|n| n.keepalive.map(|v| (&n.obj, v))), |v| format!("{v}s")).unwrap_or(DEFAULT_KEEPALIVE);
+    let keepalive =
+        agree(errors, scope, "keepaliveTime", ns.iter().filter_map(|n| n.keepalive.map(|v| (&n.obj, v))), |v| format!("{v}s")).unwrap_or(DEFAULT_KEEPALIVE);
     let connect = agree(errors, scope, "connectTime", ns.iter().filter_map(|n| n.connect.map(|v| (&n.obj, v))), |v| format!("{v}s"));
     // Passwords are compared by value but shown only by origin.
     let before_pw = errors.len();
-    let password = agree(
-        errors,
-        scope,
-        "password",
-        ns.iter().filter_map(|n| n.password.as_ref().map(|p| (&n.obj, PwCmp(p.value.clone(), p.origin.clone())))),
-        |p| format!("a password ({})", p.1),
-    );
+    let password =
+        agree(errors, scope, "password", ns.iter().filter_map(|n| n.password.as_ref().map(|p| (&n.obj, PwCmp(p.value.clone(), p.origin.clone())))), |p| {
+            format!("a password ({})", p.1)
+        });
     if let Some(Error::Conflict { second_value, first_value, .. }) = errors.get_mut(before_pw) {
         if first_value.starts_with("a password") && second_value.starts_with("a password") {
             *second_value = second_value.replacen("a password", "a different password", 1);
@@ -287,10 +285,16 @@ impl PartialEq for PwCmp {
 fn merge_vni_props(errors: &mut Vec<Error>, scope: &Scope, what: &str, items: &[(&ObjRef, &VniProperties)]) -> VniProperties {
     let rd = agree(errors, scope, &format!("{what}.rd"), items.iter().filter_map(|(o, v)| v.rd.clone().map(|rd| (*o, rd))), disp);
     let mut props = VniProperties { rd, ..Default::default() };
-    for (name, get) in [("importRTs", (|v: &VniProperties| &v.import_rts) as fn(&VniProperties) -> &BTreeSet<String>), ("exportRTs", |v: &VniProperties| &v.export_rts)] {
+    for (name, get) in
+        [("importRTs", (|v: &VniProperties| &v.import_rts) as fn(&VniProperties) -> &BTreeSet<String>), ("exportRTs", |v: &VniProperties| &v.export_rts)]
+    {
         // implicit (none listed) and explicit route targets cannot be mixed
         agree(errors, scope, &format!("{what}.{name}"), items.iter().map(|(o, v)| (*o, get(v).is_empty())), |empty| {
-            if *empty { "implicit route targets (none listed)".to_string() } else { "explicit route targets".to_string() }
+            if *empty {
+                "implicit route targets (none listed)".to_string()
+            } else {
+                "explicit route targets".to_string()
+            }
         });
         let union: BTreeSet<String> = items.iter().flat_map(|(_, v)| get(v).iter().cloned()).collect();
         if name == "importRTs" {
@@ -334,12 +338,7 @@ fn merge_evpn(errors: &mut Vec<Error>, scope: &Scope, parts: &[(&ObjRef, &EvpnCo
     if errors.len() > before {
         return None;
     }
-    Some(Evpn {
-        advertise_all_vni: vnis == Some(crate::api::AdvertiseVnis::All),
-        advertise_svi: parts.iter().any(|(_, e)| e.advertise_svi),
-        l2vnis,
-        l3vni,
-    })
+    Some(Evpn { advertise_all_vni: vnis == Some(crate::api::AdvertiseVnis::All), advertise_svi: parts.iter().any(|(_, e)| e.advertise_svi), l2vnis, l3vni })
 }
 
 fn validate_evpn(errors: &mut Vec<Error>, routers: &[Router]) {
@@ -363,14 +362,18 @@ fn validate_evpn(errors: &mut Vec<Error>, routers: &[Router]) {
                     errors.push(Error::Merged {
                         objects: objects.clone(),
                         scope: scope.clone(),
-                        reason: "invalid EVPN configuration: advertiseVNIs=All, advertiseSVI and l2vnis require at least one neighbor with the evpn address family".into(),
+                        reason:
+                            "invalid EVPN configuration: advertiseVNIs=All, advertiseSVI and l2vnis require at least one neighbor with the evpn address family"
+                                .into(),
                     });
                 }
                 if (e.advertise_svi || !e.l2vnis.is_empty()) && !e.advertise_all_vni {
                     errors.push(Error::Merged {
                         objects: objects.clone(),
                         scope: scope.clone(),
-                        reason: "invalid EVPN configuration: advertiseSVI and l2vnis take effect in FRR only with advertiseVNIs: All (FRR ignores them otherwise)".into(),
+                        reason:
+                            "invalid EVPN configuration: advertiseSVI and l2vnis take effect in FRR only with advertiseVNIs: All (FRR ignores them otherwise)"
+                                .into(),
                     });
                 }
                 if e.l3vni.is_some() && !r.neighbors.is_empty() {

@@ -142,8 +142,6 @@ impl Family {
     }
 }
 
-
-
 /// A BGP community as frr-k8s accepts it: `A:B` (16-bit parts) or `large:A:B:C` (32-bit parts).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub enum Community {
@@ -221,7 +219,11 @@ pub fn parse_rd_rt(s: &str, what: &str, wildcard: bool) -> Result<String, String
         return Ok(s.to_string());
     }
     let global: u64 = decimal::<u64>(g).ok_or_else(|| {
-        bad(if wildcard { "the global administrator must be '*', an IPv4 address or a number" } else { "the global administrator must be an IPv4 address or a number" })
+        bad(if wildcard {
+            "the global administrator must be '*', an IPv4 address or a number"
+        } else {
+            "the global administrator must be an IPv4 address or a number"
+        })
     })?;
     if global > u64::from(u32::MAX) {
         return Err(bad("the global administrator must be at most 4294967295"));
@@ -278,10 +280,7 @@ pub fn check_name(s: &str, what: &str, max: usize) -> Result<(), String> {
 pub fn check_hostname(s: &str) -> Result<(), String> {
     check_word(s, "hostname", 253)?;
     let ok = s.split('.').all(|label| {
-        !label.is_empty()
-            && label.len() <= 63
-            && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-            && !label.starts_with('-')
+        !label.is_empty() && label.len() <= 63 && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') && !label.starts_with('-')
     });
     if !ok {
         return Err(format!("hostname {s:?} is not a valid host name"));

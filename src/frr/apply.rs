@@ -11,26 +11,19 @@ use super::vtysh::{FrrError, FrrLocation, Rejected};
 /// Top-level lines frr-composer manages. Other lines in FRR's running configuration
 /// (`frr version`, `hostname`, `no ip forwarding`, interfaces, `line vty`...) are left alone.
 pub fn managed(line: &str) -> bool {
-    const KINDS: &[&str] = &[
-        "ip prefix-list ",
-        "ipv6 prefix-list ",
-        "route-map ",
-        "router bgp ",
-        "bfd",
-        "vrf ",
-        "debug ",
-        "log stdout",
-        "log timestamp",
-        "ip nht ",
-        "ipv6 nht ",
-    ];
+    const KINDS: &[&str] =
+        &["ip prefix-list ", "ipv6 prefix-list ", "route-map ", "router bgp ", "bfd", "vrf ", "debug ", "log stdout", "log timestamp", "ip nht ", "ipv6 nht "];
     KINDS.iter().any(|k| line.starts_with(k))
 }
 
 /// Lines that FRR applies but does not show in `show running-config`, or shows differently:
 /// they are not counted as drift.
 fn invisible(path: &str) -> bool {
-    path == "ip nht resolve-via-default" || path == "ipv6 nht resolve-via-default" || path.starts_with("hostname ") || path == "log stdout informational" || auto_route_target(path)
+    path == "ip nht resolve-via-default"
+        || path == "ipv6 nht resolve-via-default"
+        || path.starts_with("hostname ")
+        || path == "log stdout informational"
+        || auto_route_target(path)
 }
 
 /// FRR does not show an L2VNI's route target when it equals the automatic one (`ASN:VNI`).
@@ -127,10 +120,7 @@ pub fn drift(desired: &str, running: &str) -> Drift {
     let want = without_hostname(conf::parse(desired));
     let have = managed_part(conf::parse(running), &want);
     let (w, h) = (conf::flatten(&want), conf::flatten(&have));
-    Drift {
-        missing: w.difference(&h).filter(|p| !invisible(p)).cloned().collect(),
-        unexpected: h.difference(&w).filter(|p| !invisible(p)).cloned().collect(),
-    }
+    Drift { missing: w.difference(&h).filter(|p| !invisible(p)).cloned().collect(), unexpected: h.difference(&w).filter(|p| !invisible(p)).cloned().collect() }
 }
 
 #[derive(Clone, Debug, Default)]
@@ -308,7 +298,6 @@ pub fn persist(path: &std::path::Path, text: &str) -> std::io::Result<()> {
     std::fs::write(&tmp, text)?;
     std::fs::rename(&tmp, path)
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -409,10 +409,15 @@ mod tests {
 
     #[test]
     fn one_prefix_touches_one_entry_and_one_network() {
-        let b = A.replace("ip prefix-list L seq 5 permit 10.0.0.0/24\n", "ip prefix-list L seq 5 permit 10.0.0.0/24\nip prefix-list L seq 9 permit 10.0.1.0/24\n").replace("  network 10.0.0.0/24\n", "  network 10.0.0.0/24\n  network 10.0.1.0/24\n");
+        let b = A
+            .replace("ip prefix-list L seq 5 permit 10.0.0.0/24\n", "ip prefix-list L seq 5 permit 10.0.0.0/24\nip prefix-list L seq 9 permit 10.0.1.0/24\n")
+            .replace("  network 10.0.0.0/24\n", "  network 10.0.0.0/24\n  network 10.0.1.0/24\n");
         let d = diff(&parse(A), &parse(&b));
         assert_eq!(d.changes, 2, "{}", d.text);
-        assert_eq!(d.text, "ip prefix-list L seq 9 permit 10.0.1.0/24\nrouter bgp 65000\n address-family ipv4 unicast\n  network 10.0.1.0/24\n exit-address-family\nexit\n");
+        assert_eq!(
+            d.text,
+            "ip prefix-list L seq 9 permit 10.0.1.0/24\nrouter bgp 65000\n address-family ipv4 unicast\n  network 10.0.1.0/24\n exit-address-family\nexit\n"
+        );
         let back = diff(&parse(&b), &parse(A));
         assert_eq!(back.text, "router bgp 65000\n address-family ipv4 unicast\n  no network 10.0.1.0/24\n exit-address-family\nexit\nno ip prefix-list L seq 9 permit 10.0.1.0/24\n");
     }
@@ -434,7 +439,9 @@ mod tests {
 
     #[test]
     fn vrf_and_bfd_blocks_lose_only_their_contents() {
-        let old = parse("vrf red\n vni 3000\nexit-vrf\nbfd\n profile p\n  receive-interval 100\n exit\nexit\nrouter bgp 65000\nexit\nrouter bgp 65000 vrf red\nexit\n");
+        let old = parse(
+            "vrf red\n vni 3000\nexit-vrf\nbfd\n profile p\n  receive-interval 100\n exit\nexit\nrouter bgp 65000\nexit\nrouter bgp 65000 vrf red\nexit\n",
+        );
         let d = diff(&old, &[]);
         assert_eq!(d.text, "no router bgp 65000 vrf red\nno router bgp 65000\nvrf red\n no vni 3000\nexit-vrf\nbfd\n no profile p\nexit\n");
     }

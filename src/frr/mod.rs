@@ -1,10 +1,10 @@
 //! The FRR side: configuration trees and their differences, vtysh, and applying a desired
 //! configuration to a running FRR.
 
-pub mod conf;
-pub mod vtysh;
 pub mod apply;
+pub mod conf;
 pub mod state;
+pub mod vtysh;
 
 /// Replaces every password in configuration text (`... password SECRET`) with `<retracted>`,
 /// as frr-k8s does, so the text can be logged, printed or stored in a status.

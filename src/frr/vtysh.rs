@@ -108,7 +108,9 @@ impl FrrLocation {
     /// The daemons whose vty socket accepts a connection, without running vtysh (so that a
     /// liveness check never waits behind a long configuration batch).
     pub fn listening_daemons(&self) -> Result<Vec<String>, FrrError> {
-        let sockets = self.vty_sockets().map_err(|e| FrrError::Unreachable { pathspace: self.pathspace.clone(), output: format!("{}: {e}", self.run_dir_on_host().display()) })?;
+        let sockets = self
+            .vty_sockets()
+            .map_err(|e| FrrError::Unreachable { pathspace: self.pathspace.clone(), output: format!("{}: {e}", self.run_dir_on_host().display()) })?;
         Ok(sockets.into_iter().filter(|(_, path)| std::os::unix::net::UnixStream::connect(path).is_ok()).map(|(daemon, _)| daemon).collect())
     }
 
@@ -119,12 +121,8 @@ impl FrrLocation {
         use wait_timeout::ChildExt;
         let turn = self.turn();
         let _turn = turn.lock().unwrap_or_else(|e| e.into_inner());
-        let mut child = c
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| FrrError::Spawn { program: self.program(), source: e })?;
+        let mut child =
+            c.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().map_err(|e| FrrError::Spawn { program: self.program(), source: e })?;
         let mut pipes = (child.stdout.take(), child.stderr.take());
         let out_reader = std::thread::spawn(move || {
             let mut b = Vec::new();
@@ -157,7 +155,10 @@ impl FrrLocation {
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
         if !out.status.success() {
             let output = format!("{stdout}{stderr}").trim().to_string();
-            if output.contains("Exiting: failed to connect") || output.contains("failed to connect to any daemons") || output.contains("No such file or directory") {
+            if output.contains("Exiting: failed to connect")
+                || output.contains("failed to connect to any daemons")
+                || output.contains("No such file or directory")
+            {
                 return Err(FrrError::Unreachable { pathspace: self.pathspace.clone(), output });
             }
             return Err(FrrError::Command { command: what.to_string(), output });
@@ -174,7 +175,8 @@ impl FrrLocation {
 
     pub fn show_json(&self, cmd: &str) -> Result<serde_json::Value, FrrError> {
         let text = self.show(cmd)?;
-        serde_json::from_str(&text).map_err(|e| FrrError::Json { command: cmd.to_string(), reason: format!("{e}: {}", text.chars().take(200).collect::<String>()) })
+        serde_json::from_str(&text)
+            .map_err(|e| FrrError::Json { command: cmd.to_string(), reason: format!("{e}: {}", text.chars().take(200).collect::<String>()) })
     }
 
     pub fn running_config(&self) -> Result<String, FrrError> {
@@ -195,7 +197,13 @@ impl FrrLocation {
         let (Some(full), Some(bgpd)) = (parts.next(), parts.next()) else {
             return Err(FrrError::Command { command: "show running-config bgpd".into(), output: out.chars().take(300).collect() });
         };
-        let bgp_owned = |line: &str| line.starts_with("ip prefix-list") || line.starts_with("ipv6 prefix-list") || line.starts_with("route-map ") || line.starts_with("router bgp") || line.starts_with("debug bgp");
+        let bgp_owned = |line: &str| {
+            line.starts_with("ip prefix-list")
+                || line.starts_with("ipv6 prefix-list")
+                || line.starts_with("route-map ")
+                || line.starts_with("router bgp")
+                || line.starts_with("debug bgp")
+        };
         let mut owned = String::new();
         for (text, from_bgpd) in [(full, false), (bgpd, true)] {
             let mut keep = false;

@@ -227,7 +227,13 @@ pub async fn ensure_secret(client: &Client, m: &Managed) -> anyhow::Result<Bundl
             // goes into the caBundle)
             let get = |k: &str| secret_text(&secret, k);
             let (Some(cert), Some(key)) = (get(TLS_CERT), get(TLS_KEY)) else {
-                return Err(anyhow!("Secret {}/{} is not frr-composer's (no label {}={}) and lacks {TLS_CERT} or {TLS_KEY}", m.namespace, m.secret, MANAGED_BY.0, MANAGED_BY.1));
+                return Err(anyhow!(
+                    "Secret {}/{} is not frr-composer's (no label {}={}) and lacks {TLS_CERT} or {TLS_KEY}",
+                    m.namespace,
+                    m.secret,
+                    MANAGED_BY.0,
+                    MANAGED_BY.1
+                ));
             };
             return Ok(Bundle { ca_cert: get(CA_CERT).unwrap_or_default(), ca_key: String::new(), cert, key });
         }
@@ -311,7 +317,8 @@ impl rustls::server::ResolvesServerCert for Resolver {
 fn certified_key(cert_pem: &str, key_pem: &str) -> anyhow::Result<rustls::sign::CertifiedKey> {
     use rustls_pki_types::pem::PemObject;
     use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem.as_bytes()).collect::<Result<_, _>>().map_err(|e| anyhow!("serving certificate: {e}"))?;
+    let certs: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_slice_iter(cert_pem.as_bytes()).collect::<Result<_, _>>().map_err(|e| anyhow!("serving certificate: {e}"))?;
     if certs.is_empty() {
         return Err(anyhow!("serving certificate: no certificate in the PEM text"));
     }

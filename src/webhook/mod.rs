@@ -110,7 +110,8 @@ pub fn review(cache: &Cache, body: AdmissionReview<DynamicObject>) -> AdmissionR
     let old = req.old_object.as_ref().and_then(|o| typed_config(o).ok());
     let ns = new.namespace().or(req.namespace.clone()).unwrap_or_default();
     // malformed ones cannot be merged (the agents report them)
-    let others: Vec<FRRConfiguration> = cache.configs.iter().filter(|((n, name), _)| *n == ns && *name != new.name_any()).filter_map(|(_, c)| c.as_ref().ok().cloned()).collect();
+    let others: Vec<FRRConfiguration> =
+        cache.configs.iter().filter(|((n, name), _)| *n == ns && *name != new.name_any()).filter_map(|(_, c)| c.as_ref().ok().cloned()).collect();
     match validate::validate(&ns, &new, old.as_ref(), &others, &cache.nodes) {
         Ok(warnings) => {
             let mut resp = resp;

@@ -42,7 +42,8 @@ pub fn validate(
         }
     };
     // 2. Merged with what each selected node would read.
-    let settings = Settings { namespace: namespace.to_string(), hostname: "webhook".into(), log_level: LogLevel::Info, always_block: vec![], node_has_ipv4: true };
+    let settings =
+        Settings { namespace: namespace.to_string(), hostname: "webhook".into(), log_level: LogLevel::Info, always_block: vec![], node_has_ipv4: true };
     let mut configs: Vec<FRRConfiguration> = others.to_vec();
     configs.push(new.clone());
     let mut refusals: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -70,7 +71,11 @@ pub fn validate(
                 .bgp
                 .routers
                 .iter()
-                .flat_map(|r| r.neighbors.iter().map(move |n| ((r.vrf.clone().unwrap_or_default(), n.address.clone().or(n.interface.clone()).unwrap_or_default()), n.enable_graceful_restart)))
+                .flat_map(|r| {
+                    r.neighbors.iter().map(move |n| {
+                        ((r.vrf.clone().unwrap_or_default(), n.address.clone().or(n.interface.clone()).unwrap_or_default()), n.enable_graceful_restart)
+                    })
+                })
                 .collect()
         };
         let (a, b) = (gr(old), gr(new));
@@ -91,8 +96,18 @@ mod tests {
         let mut c = FRRConfiguration::new(
             name,
             FRRConfigurationSpec {
-                bgp: BgpConfig { routers: vec![Router { asn: 65000, neighbors: vec![Neighbor { asn, address: Some("192.0.2.1".into()), ..Default::default() }], ..Default::default() }], bfd_profiles: vec![] },
-                node_selector: sel.map(|(k, v)| k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector { match_labels: Some([(k.to_string(), v.to_string())].into()), ..Default::default() }),
+                bgp: BgpConfig {
+                    routers: vec![Router {
+                        asn: 65000,
+                        neighbors: vec![Neighbor { asn, address: Some("192.0.2.1".into()), ..Default::default() }],
+                        ..Default::default()
+                    }],
+                    bfd_profiles: vec![],
+                },
+                node_selector: sel.map(|(k, v)| k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector {
+                    match_labels: Some([(k.to_string(), v.to_string())].into()),
+                    ..Default::default()
+                }),
                 ..Default::default()
             },
         );

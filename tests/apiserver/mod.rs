@@ -59,17 +59,12 @@ static SEQ: AtomicUsize = AtomicUsize::new(0);
 
 /// `${FRR_COMPOSER_CACHE:-/var/cache/frr-composer}/apiserver/bin`.
 pub fn bin_dir() -> PathBuf {
-    std::env::var_os("FRR_COMPOSER_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/var/cache/frr-composer"))
-        .join("apiserver/bin")
+    std::env::var_os("FRR_COMPOSER_CACHE").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/var/cache/frr-composer")).join("apiserver/bin")
 }
 
 fn is_executable(p: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
-    fs::metadata(p)
-        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        .unwrap_or(false)
+    fs::metadata(p).map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
 }
 
 /// None when a real API server can run here, else why not.
@@ -110,8 +105,6 @@ pub fn require() -> bool {
 
 // ------------------------------------------------------------------------------ helpers
 
-
-
 /// Poll `f` (20 ms, growing to 250 ms) until it returns Ok(true), an error, or `timeout`.
 fn wait_until(timeout: Duration, mut f: impl FnMut() -> Result<bool>) -> Result<bool> {
     let deadline = Instant::now() + timeout;
@@ -131,34 +124,18 @@ fn wait_until(timeout: Duration, mut f: impl FnMut() -> Result<bool>) -> Result<
 
 /// `n` distinct free TCP ports on 127.0.0.1 (held together while probing).
 fn free_ports(n: usize) -> Result<Vec<u16>> {
-    let listeners = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0"))
-        .collect::<std::io::Result<Vec<_>>>()
-        .context("cannot bind a free port on 127.0.0.1")?;
-    listeners
-        .iter()
-        .map(|l| Ok(l.local_addr()?.port()))
-        .collect()
+    let listeners = (0..n).map(|_| TcpListener::bind("127.0.0.1:0")).collect::<std::io::Result<Vec<_>>>().context("cannot bind a free port on 127.0.0.1")?;
+    listeners.iter().map(|l| Ok(l.local_addr()?.port())).collect()
 }
 
 /// Plain-HTTP GET on loopback (etcd's /health); Ok((status, body)).
 fn http_get(port: u16, path: &str) -> Result<(u16, String)> {
-    let mut s = TcpStream::connect_timeout(
-        &std::net::SocketAddr::from(([127, 0, 0, 1], port)),
-        Duration::from_secs(2),
-    )?;
+    let mut s = TcpStream::connect_timeout(&std::net::SocketAddr::from(([127, 0, 0, 1], port)), Duration::from_secs(2))?;
     s.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
-    )?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n")?;
     let mut resp = String::new();
     s.read_to_string(&mut resp)?;
-    let status = resp
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .ok_or_else(|| anyhow!("bad HTTP response: {resp:?}"))?;
+    let status = resp.split_whitespace().nth(1).and_then(|c| c.parse().ok()).ok_or_else(|| anyhow!("bad HTTP response: {resp:?}"))?;
     let body = resp.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
     Ok((status, body))
 }
@@ -166,13 +143,7 @@ fn http_get(port: u16, path: &str) -> Result<(u16, String)> {
 /// True when the host has an IPv4 default route (kube-apiserver derives its advertise
 /// address from it and refuses to start without one).
 fn has_default_route() -> bool {
-    fs::read_to_string("/proc/net/route")
-        .map(|t| {
-            t.lines()
-                .skip(1)
-                .any(|l| l.split_whitespace().nth(1) == Some("00000000"))
-        })
-        .unwrap_or(true)
+    fs::read_to_string("/proc/net/route").map(|t| t.lines().skip(1).any(|l| l.split_whitespace().nth(1) == Some("00000000"))).unwrap_or(true)
 }
 
 /// Base directory for instance directories: tmpfs when there is one.
@@ -218,11 +189,7 @@ fn clean_stale() {
             };
             let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
             let ours = cmdline.contains("kube-apiserver") || cmdline.contains("etcd");
-            if ours
-                && stale
-                    .iter()
-                    .any(|d| cmdline.contains(&format!("{}/", d.display())))
-            {
+            if ours && stale.iter().any(|d| cmdline.contains(&format!("{}/", d.display()))) {
                 signal(pid, "KILL");
             }
         }
@@ -249,9 +216,7 @@ impl Pki {
     }
 
     fn create(dir: &Path) -> Result<Pki> {
-        let pki = Pki {
-            dir: dir.to_path_buf(),
-        };
+        let pki = Pki { dir: dir.to_path_buf() };
         fs::create_dir_all(dir)?;
         pki.openssl(&[
             "req",
@@ -290,32 +255,9 @@ impl Pki {
              extendedKeyUsage={eku}\n{extra}\n"
         );
         fs::write(self.p(&format!("{name}.ext")), ext)?;
-        let (key, csr, crt, extf) = (
-            format!("{name}.key"),
-            format!("{name}.csr"),
-            format!("{name}.crt"),
-            format!("{name}.ext"),
-        );
-        self.openssl(&[
-            "req", "-newkey", "rsa:2048", "-nodes", "-keyout", &key, "-out", &csr, "-subj", subject,
-        ])?;
-        self.openssl(&[
-            "x509",
-            "-req",
-            "-in",
-            &csr,
-            "-CA",
-            "ca.crt",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-days",
-            "3650",
-            "-extfile",
-            &extf,
-            "-out",
-            &crt,
-        ])?;
+        let (key, csr, crt, extf) = (format!("{name}.key"), format!("{name}.csr"), format!("{name}.crt"), format!("{name}.ext"));
+        self.openssl(&["req", "-newkey", "rsa:2048", "-nodes", "-keyout", &key, "-out", &csr, "-subj", subject])?;
+        self.openssl(&["x509", "-req", "-in", &csr, "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-days", "3650", "-extfile", &extf, "-out", &crt])?;
         Ok(())
     }
 }
@@ -360,11 +302,7 @@ impl ApiServer {
     }
 
     fn start_once() -> Result<ApiServer> {
-        let dir = base_dir().join(format!(
-            "{DIR_PREFIX}{}-{}",
-            std::process::id(),
-            SEQ.fetch_add(1, Ordering::SeqCst)
-        ));
+        let dir = base_dir().join(format!("{DIR_PREFIX}{}-{}", std::process::id(), SEQ.fetch_add(1, Ordering::SeqCst)));
         let ports = free_ports(3)?;
         let token = random_token()?;
         if dir.exists() {
@@ -373,9 +311,7 @@ impl ApiServer {
         fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
         // From here on, Drop cleans up whatever was started.
         let mut s = ApiServer {
-            pki: Pki {
-                dir: dir.join("pki"),
-            },
+            pki: Pki { dir: dir.join("pki") },
             kubeconfig: dir.join("kubeconfig"),
             dir,
             etcd_port: ports[0],
@@ -388,10 +324,7 @@ impl ApiServer {
             stopped: false,
         };
         s.pki = Pki::create(&s.dir.join("pki")).context("cannot create certificates")?;
-        fs::write(
-            s.pki.p("tokens.csv"),
-            format!("{},admin,admin-uid,\"system:masters\"\n", s.token),
-        )?;
+        fs::write(s.pki.p("tokens.csv"), format!("{},admin,admin-uid,\"system:masters\"\n", s.token))?;
         s.write_kubeconfig()?;
         s.start_etcd()?;
         s.start_apiserver()?;
@@ -452,25 +385,18 @@ impl ApiServer {
         let port = self.etcd_port;
         let ok = wait_until(ETCD_READY_TIMEOUT, || {
             if let Some(status) = self.etcd.as_mut().unwrap().try_wait()? {
-                bail!(
-                    "etcd exited ({status}):\n{}",
-                    tail(&self.dir.join("etcd.stderr.log"), 30)
-                );
+                bail!("etcd exited ({status}):\n{}", tail(&self.dir.join("etcd.stderr.log"), 30));
             }
             Ok(matches!(http_get(port, "/health"), Ok((200, body)) if body.contains("true")))
         })?;
         if !ok {
-            bail!(
-                "etcd not healthy after {ETCD_READY_TIMEOUT:?}:\n{}",
-                tail(&self.dir.join("etcd.stderr.log"), 30)
-            );
+            bail!("etcd not healthy after {ETCD_READY_TIMEOUT:?}:\n{}", tail(&self.dir.join("etcd.stderr.log"), 30));
         }
         Ok(())
     }
 
     fn apiserver_log(&self) -> PathBuf {
-        self.dir
-            .join(format!("kube-apiserver.{}.log", self.apiserver_starts))
+        self.dir.join(format!("kube-apiserver.{}.log", self.apiserver_starts))
     }
 
     fn start_apiserver(&mut self) -> Result<()> {
@@ -517,10 +443,7 @@ impl ApiServer {
         let mut last = String::new();
         let ok = wait_until(APISERVER_READY_TIMEOUT, || {
             if let Some(status) = self.apiserver.as_mut().unwrap().try_wait()? {
-                bail!(
-                    "kube-apiserver exited ({status}):\n{}",
-                    tail(&self.apiserver_log(), 40)
-                );
+                bail!("kube-apiserver exited ({status}):\n{}", tail(&self.apiserver_log(), 40));
             }
             match self.kubectl(&["get", "--raw", "/readyz", "--request-timeout=5s"]) {
                 Ok(out) if out.trim() == "ok" => Ok(true),
@@ -535,24 +458,13 @@ impl ApiServer {
             }
         })?;
         if !ok {
-            bail!(
-                "kube-apiserver not ready after {APISERVER_READY_TIMEOUT:?}; last answer: {last}\nlog:\n{}",
-                tail(&self.apiserver_log(), 40)
-            );
+            bail!("kube-apiserver not ready after {APISERVER_READY_TIMEOUT:?}; last answer: {last}\nlog:\n{}", tail(&self.apiserver_log(), 40));
         }
-        let ok = wait_until(Duration::from_secs(30), || {
-            Ok(self
-                .kubectl(&["get", "namespace", "default", "-o", "name"])
-                .is_ok())
-        })?;
+        let ok = wait_until(Duration::from_secs(30), || Ok(self.kubectl(&["get", "namespace", "default", "-o", "name"]).is_ok()))?;
         if !ok {
             bail!("namespace default not there 30 s after /readyz");
         }
-        eprintln!(
-            "apiserver harness: kube-apiserver ready at {} after {:.1}s",
-            self.url(),
-            start.elapsed().as_secs_f64()
-        );
+        eprintln!("apiserver harness: kube-apiserver ready at {} after {:.1}s", self.url(), start.elapsed().as_secs_f64());
         Ok(())
     }
 
@@ -612,20 +524,14 @@ impl ApiServer {
             "serverAuth",
             &format!("subjectAltName={}", sans.join(",")),
         )?;
-        Ok((
-            self.pki.p(&format!("{name}.crt")),
-            self.pki.p(&format!("{name}.key")),
-        ))
+        Ok((self.pki.p(&format!("{name}.crt")), self.pki.p(&format!("{name}.key"))))
     }
 
     fn kubectl_command(&self, args: &[&str]) -> Command {
         let mut c = command(KUBECTL);
         c.env("HOME", &self.dir)
             .arg(format!("--kubeconfig={}", self.kubeconfig.display()))
-            .arg(format!(
-                "--cache-dir={}",
-                self.dir.join("kube-cache").display()
-            ))
+            .arg(format!("--cache-dir={}", self.dir.join("kube-cache").display()))
             .args(args);
         c
     }
@@ -639,9 +545,7 @@ impl ApiServer {
     /// Like [`kubectl`](Self::kubectl) with `stdin` as standard input (`apply -f -`).
     pub fn kubectl_stdin(&self, args: &[&str], stdin: &str) -> Result<String> {
         let mut cmd = self.kubectl_command(args);
-        cmd.stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = cmd.spawn().with_context(|| format!("cannot run {cmd:?}"))?;
         let input = stdin.as_bytes().to_vec();
         let mut pipe = child.stdin.take().unwrap();
@@ -652,12 +556,7 @@ impl ApiServer {
         let _ = writer.join();
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         if !out.status.success() {
-            bail!(
-                "{cmd:?} failed ({}):\n{}{}",
-                out.status,
-                stdout,
-                String::from_utf8_lossy(&out.stderr)
-            );
+            bail!("{cmd:?} failed ({}):\n{}{}", out.status, stdout, String::from_utf8_lossy(&out.stderr));
         }
         Ok(stdout)
     }

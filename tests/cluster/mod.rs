@@ -95,7 +95,17 @@ pub fn available() -> Option<String> {
             missing.push(apiserver_bin(b).display().to_string());
         }
     }
-    for b in ["/usr/bin/containerd", "/usr/bin/ctr", "/usr/sbin/runc", "/usr/bin/umoci", "/usr/bin/skopeo", "/usr/lib/cni/bridge", "/usr/bin/kubectl", "/usr/bin/openssl", "/usr/bin/strip"] {
+    for b in [
+        "/usr/bin/containerd",
+        "/usr/bin/ctr",
+        "/usr/sbin/runc",
+        "/usr/bin/umoci",
+        "/usr/bin/skopeo",
+        "/usr/lib/cni/bridge",
+        "/usr/bin/kubectl",
+        "/usr/bin/openssl",
+        "/usr/bin/strip",
+    ] {
         if !Path::new(b).exists() {
             missing.push(b.to_string());
         }
@@ -179,7 +189,8 @@ fn kubepods_pids() -> Vec<u32> {
 fn remove_kubepods_cgroups() {
     let Ok(roots) = fs::read_dir("/sys/fs/cgroup") else { return };
     let mut dirs = Vec::new();
-    let mut stack: Vec<PathBuf> = roots.flatten().map(|e| e.path().join("kubepods")).chain(std::iter::once(PathBuf::from("/sys/fs/cgroup/kubepods"))).filter(|p| p.is_dir()).collect();
+    let mut stack: Vec<PathBuf> =
+        roots.flatten().map(|e| e.path().join("kubepods")).chain(std::iter::once(PathBuf::from("/sys/fs/cgroup/kubepods"))).filter(|p| p.is_dir()).collect();
     while let Some(d) = stack.pop() {
         if let Ok(rd) = fs::read_dir(&d) {
             for e in rd.flatten() {
@@ -284,7 +295,8 @@ impl Cluster {
     pub fn start(version: FrrVersion) -> Result<Cluster> {
         let lock_path = cache().join("cluster.lock");
         fs::create_dir_all(cache())?;
-        let lock = fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path).with_context(|| format!("opening {}", lock_path.display()))?;
+        let lock =
+            fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path).with_context(|| format!("opening {}", lock_path.display()))?;
         let waited = Instant::now();
         lock.lock().with_context(|| format!("locking {}", lock_path.display()))?;
         if waited.elapsed() > Duration::from_secs(1) {
@@ -323,23 +335,29 @@ impl Cluster {
         self.node.sysctl("net.ipv4.ip_forward", "1")?;
         let pki = self.pki();
         run(command("bash").args(["-c", CERTS_SH, "certs"]).arg(&pki).arg(NODE_NAME))?;
-        for (file, user) in [("admin", "admin"), ("kubelet", "kubelet"), ("controller-manager", "controller-manager"), ("scheduler", "scheduler"), ("proxy", "proxy")] {
+        for (file, user) in
+            [("admin", "admin"), ("kubelet", "kubelet"), ("controller-manager", "controller-manager"), ("scheduler", "scheduler"), ("proxy", "proxy")]
+        {
             fs::write(self.dir.join(format!("{file}.kubeconfig")), kubeconfig(&pki, user))?;
         }
         self.write_configs()?;
         let d = self.dir.display().to_string();
         let p = pki.display().to_string();
 
-        self.spawn("etcd", &apiserver_bin("etcd").display().to_string(), &[
-            &format!("--data-dir={d}/etcd"),
-            "--listen-client-urls=http://127.0.0.1:2379",
-            "--advertise-client-urls=http://127.0.0.1:2379",
-            "--listen-peer-urls=http://127.0.0.1:2380",
-            "--initial-advertise-peer-urls=http://127.0.0.1:2380",
-            "--initial-cluster=default=http://127.0.0.1:2380",
-            "--unsafe-no-fsync=true",
-            "--log-level=warn",
-        ])?;
+        self.spawn(
+            "etcd",
+            &apiserver_bin("etcd").display().to_string(),
+            &[
+                &format!("--data-dir={d}/etcd"),
+                "--listen-client-urls=http://127.0.0.1:2379",
+                "--advertise-client-urls=http://127.0.0.1:2379",
+                "--listen-peer-urls=http://127.0.0.1:2380",
+                "--initial-advertise-peer-urls=http://127.0.0.1:2380",
+                "--initial-cluster=default=http://127.0.0.1:2380",
+                "--unsafe-no-fsync=true",
+                "--log-level=warn",
+            ],
+        )?;
         self.start_apiserver()?;
         self.spawn("containerd", "/usr/bin/containerd", &["--config", &format!("{d}/containerd.toml")])?;
         let sock = self.dir.join("containerd/containerd.sock");
@@ -347,30 +365,43 @@ impl Cluster {
             bail!("containerd did not start");
         }
         self.import_images()?;
-        self.spawn("kube-controller-manager", &cluster_bin("kube-controller-manager").display().to_string(), &[
-            &format!("--kubeconfig={d}/controller-manager.kubeconfig"),
-            &format!("--service-account-private-key-file={p}/sa.key"),
-            &format!("--root-ca-file={p}/ca.crt"),
-            "--use-service-account-credentials=true",
-            "--leader-elect=false",
-            "--bind-address=127.0.0.1",
-            &format!("--flex-volume-plugin-dir={d}/flex"),
-            &format!("--service-cluster-ip-range={SERVICE_CIDR}"),
-            "--v=1",
-        ])?;
-        self.spawn("kube-scheduler", &cluster_bin("kube-scheduler").display().to_string(), &[&format!("--kubeconfig={d}/scheduler.kubeconfig"), "--leader-elect=false", "--bind-address=127.0.0.1", "--v=1"])?;
+        self.spawn(
+            "kube-controller-manager",
+            &cluster_bin("kube-controller-manager").display().to_string(),
+            &[
+                &format!("--kubeconfig={d}/controller-manager.kubeconfig"),
+                &format!("--service-account-private-key-file={p}/sa.key"),
+                &format!("--root-ca-file={p}/ca.crt"),
+                "--use-service-account-credentials=true",
+                "--leader-elect=false",
+                "--bind-address=127.0.0.1",
+                &format!("--flex-volume-plugin-dir={d}/flex"),
+                &format!("--service-cluster-ip-range={SERVICE_CIDR}"),
+                "--v=1",
+            ],
+        )?;
+        self.spawn(
+            "kube-scheduler",
+            &cluster_bin("kube-scheduler").display().to_string(),
+            &[&format!("--kubeconfig={d}/scheduler.kubeconfig"), "--leader-elect=false", "--bind-address=127.0.0.1", "--v=1"],
+        )?;
         self.spawn("kube-proxy", &cluster_bin("kube-proxy").display().to_string(), &[&format!("--config={d}/kube-proxy.yaml"), "--v=1"])?;
-        self.spawn("kubelet", &cluster_bin("kubelet").display().to_string(), &[
-            &format!("--config={d}/kubelet.yaml"),
-            &format!("--kubeconfig={d}/kubelet.kubeconfig"),
-            &format!("--hostname-override={NODE_NAME}"),
-            &format!("--node-ip={NODE_IP}"),
-            &format!("--root-dir={d}/kubelet"),
-            &format!("--cert-dir={d}/kubelet-pki"),
-            "--v=1",
-        ])?;
+        self.spawn(
+            "kubelet",
+            &cluster_bin("kubelet").display().to_string(),
+            &[
+                &format!("--config={d}/kubelet.yaml"),
+                &format!("--kubeconfig={d}/kubelet.kubeconfig"),
+                &format!("--hostname-override={NODE_NAME}"),
+                &format!("--node-ip={NODE_IP}"),
+                &format!("--root-dir={d}/kubelet"),
+                &format!("--cert-dir={d}/kubelet-pki"),
+                "--v=1",
+            ],
+        )?;
         let ready = lab::wait_until(Duration::from_secs(120), || {
-            self.kubectl_json(&["get", "node", NODE_NAME]).is_ok_and(|n| n["status"]["conditions"].as_array().is_some_and(|c| c.iter().any(|c| c["type"] == "Ready" && c["status"] == "True")))
+            self.kubectl_json(&["get", "node", NODE_NAME])
+                .is_ok_and(|n| n["status"]["conditions"].as_array().is_some_and(|c| c.iter().any(|c| c["type"] == "Ready" && c["status"] == "True")))
         });
         if !ready {
             bail!("node {NODE_NAME} not Ready after 120 s");
@@ -386,27 +417,31 @@ impl Cluster {
     fn start_apiserver(&mut self) -> Result<()> {
         let d = self.dir.display().to_string();
         let p = self.pki().display().to_string();
-        self.spawn("kube-apiserver", &apiserver_bin("kube-apiserver").display().to_string(), &[
-            &format!("--advertise-address={NODE_IP}"),
-            "--bind-address=0.0.0.0",
-            "--secure-port=6443",
-            "--etcd-servers=http://127.0.0.1:2379",
-            &format!("--service-cluster-ip-range={SERVICE_CIDR}"),
-            &format!("--client-ca-file={p}/ca.crt"),
-            &format!("--tls-cert-file={p}/apiserver.crt"),
-            &format!("--tls-private-key-file={p}/apiserver.key"),
-            "--service-account-issuer=https://kubernetes.default.svc",
-            &format!("--service-account-key-file={p}/sa.pub"),
-            &format!("--service-account-signing-key-file={p}/sa.key"),
-            "--authorization-mode=Node,RBAC",
-            "--enable-admission-plugins=NodeRestriction",
-            "--allow-privileged=true",
-            &format!("--kubelet-client-certificate={p}/apiserver-kubelet-client.crt"),
-            &format!("--kubelet-client-key={p}/apiserver-kubelet-client.key"),
-            "--kubelet-preferred-address-types=InternalIP",
-            &format!("--cert-dir={d}/apiserver-certs"),
-            "--profiling=false",
-        ])?;
+        self.spawn(
+            "kube-apiserver",
+            &apiserver_bin("kube-apiserver").display().to_string(),
+            &[
+                &format!("--advertise-address={NODE_IP}"),
+                "--bind-address=0.0.0.0",
+                "--secure-port=6443",
+                "--etcd-servers=http://127.0.0.1:2379",
+                &format!("--service-cluster-ip-range={SERVICE_CIDR}"),
+                &format!("--client-ca-file={p}/ca.crt"),
+                &format!("--tls-cert-file={p}/apiserver.crt"),
+                &format!("--tls-private-key-file={p}/apiserver.key"),
+                "--service-account-issuer=https://kubernetes.default.svc",
+                &format!("--service-account-key-file={p}/sa.pub"),
+                &format!("--service-account-signing-key-file={p}/sa.key"),
+                "--authorization-mode=Node,RBAC",
+                "--enable-admission-plugins=NodeRestriction",
+                "--allow-privileged=true",
+                &format!("--kubelet-client-certificate={p}/apiserver-kubelet-client.crt"),
+                &format!("--kubelet-client-key={p}/apiserver-kubelet-client.key"),
+                "--kubelet-preferred-address-types=InternalIP",
+                &format!("--cert-dir={d}/apiserver-certs"),
+                "--profiling=false",
+            ],
+        )?;
         if !lab::wait_until(Duration::from_secs(120), || self.kubectl(&["get", "--raw", "/readyz"]).is_ok()) {
             bail!("kube-apiserver not ready after 120 s");
         }
@@ -540,8 +575,21 @@ state = "{d}/containerd/state"
         let img = |t: &str| format!("{}:{t}", oci.display());
         let _ = run(command("umoci").args(["rm", "--image", &img(&tag)]));
         run(command("umoci").args(["raw", "add-layer", "--image", &img(&format!("frr-{}", frr_tag(v))), "--tag", &tag]).arg(&tar))?;
-        run(command("umoci").args(["config", "--image", &img(&tag), "--config.user", "frr", "--config.env", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "--clear=config.entrypoint", "--clear=config.cmd", "--config.entrypoint", "/usr/bin/frr-composer"]))?;
-        for (oci_tag, name) in [("pause".to_string(), PAUSE_IMAGE.to_string()), (format!("frr-{}", frr_tag(v)), frr_image(v)), (tag.clone(), composer_image(v))] {
+        run(command("umoci").args([
+            "config",
+            "--image",
+            &img(&tag),
+            "--config.user",
+            "frr",
+            "--config.env",
+            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "--clear=config.entrypoint",
+            "--clear=config.cmd",
+            "--config.entrypoint",
+            "/usr/bin/frr-composer",
+        ]))?;
+        for (oci_tag, name) in [("pause".to_string(), PAUSE_IMAGE.to_string()), (format!("frr-{}", frr_tag(v)), frr_image(v)), (tag.clone(), composer_image(v))]
+        {
             let file = self.dir.join(format!("images/{oci_tag}.tar"));
             run(command("skopeo").args(["copy", "--quiet", &format!("oci:{}", img(&oci_tag)), &format!("docker-archive:{}:{name}", file.display())]))?;
             self.ctr(&["images", "import", &file.display().to_string()])?;
@@ -581,7 +629,10 @@ state = "{d}/containerd/state"
 
     /// The host pid of a container (by name) of a pod, through containerd.
     pub fn container_pid(&self, pod: &serde_json::Value, container: &str) -> Option<u32> {
-        let id = pod["status"]["containerStatuses"].as_array()?.iter().find(|c| c["name"] == container)?["containerID"].as_str()?.strip_prefix("containerd://")?.to_string();
+        let id = pod["status"]["containerStatuses"].as_array()?.iter().find(|c| c["name"] == container)?["containerID"]
+            .as_str()?
+            .strip_prefix("containerd://")?
+            .to_string();
         let tasks = self.ctr(&["tasks", "ls"]).ok()?;
         // TASK PID STATUS: only a running task's pid (a stopped one may have been reused)
         let line = tasks.lines().find(|l| l.starts_with(&id))?;

@@ -63,18 +63,13 @@ pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     }
 }
 
-
-
-
 fn ip(args: &[&str]) -> Result<String> {
     run(command("ip").args(args))
 }
 
 /// The FRR 10 chroot built by `.ci/install-frr.sh`.
 pub fn frr10_root() -> PathBuf {
-    let cache = std::env::var_os("FRR_COMPOSER_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/var/cache/frr-composer"));
+    let cache = std::env::var_os("FRR_COMPOSER_CACHE").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/var/cache/frr-composer"));
     cache.join("trixie")
 }
 
@@ -107,33 +102,21 @@ fn process_matches(pid: u32, comm: &str, marker: Option<&str>) -> bool {
     }
     match marker {
         None => true,
-        Some(m) => fs::read(format!("/proc/{pid}/cmdline"))
-            .map(|c| String::from_utf8_lossy(&c).replace('\0', " ").contains(m))
-            .unwrap_or(false),
+        Some(m) => fs::read(format!("/proc/{pid}/cmdline")).map(|c| String::from_utf8_lossy(&c).replace('\0', " ").contains(m)).unwrap_or(false),
     }
 }
 
 fn signal(pid: u32, sig: &str) {
-    let _ = command("kill")
-        .args(["-s", sig, &pid.to_string()])
-        .stderr(Stdio::null())
-        .status();
+    let _ = command("kill").args(["-s", sig, &pid.to_string()]).stderr(Stdio::null()).status();
 }
-
 
 /// SIGTERM every process, wait up to `grace`, SIGKILL the rest. `procs`: (pid, comm, marker).
 fn stop_processes(procs: &[(u32, String, Option<String>)], grace: Duration) {
-    let ours: Vec<&(u32, String, Option<String>)> = procs
-        .iter()
-        .filter(|(pid, comm, m)| process_matches(*pid, comm, m.as_deref()))
-        .collect();
+    let ours: Vec<&(u32, String, Option<String>)> = procs.iter().filter(|(pid, comm, m)| process_matches(*pid, comm, m.as_deref())).collect();
     for (pid, _, _) in &ours {
         signal(*pid, "TERM");
     }
-    let all_gone = || {
-        ours.iter()
-            .all(|(pid, comm, m)| !process_matches(*pid, comm, m.as_deref()))
-    };
+    let all_gone = || ours.iter().all(|(pid, comm, m)| !process_matches(*pid, comm, m.as_deref()));
     if !wait_until(grace, all_gone) {
         for (pid, comm, m) in &ours {
             if process_matches(*pid, comm, m.as_deref()) {
@@ -157,11 +140,7 @@ pub enum Req {
 fn is_root() -> bool {
     fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(2).map(|euid| euid == "0"))
-        })
+        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).and_then(|l| l.split_whitespace().nth(2).map(|euid| euid == "0")))
         .unwrap_or(false)
 }
 
@@ -198,18 +177,9 @@ pub fn unavailable(reqs: &[Req]) -> Option<String> {
         match r {
             Req::Frr(v) => {
                 let root = v.root();
-                for bin in v
-                    .daemons()
-                    .iter()
-                    .map(|d| format!("usr/lib/frr/{d}"))
-                    .chain(["usr/bin/vtysh".into()])
-                {
+                for bin in v.daemons().iter().map(|d| format!("usr/lib/frr/{d}")).chain(["usr/bin/vtysh".into()]) {
                     if !root.join(&bin).is_file() {
-                        return Some(format!(
-                            "FRR {} is not installed ({} missing)",
-                            v.label(),
-                            root.join(&bin).display()
-                        ));
+                        return Some(format!("FRR {} is not installed ({} missing)", v.label(), root.join(&bin).display()));
                     }
                 }
                 if *v == FrrVersion::V10 && !root.join(".frr-composer-ready").is_file() {
@@ -264,10 +234,7 @@ fn cleanup_stale() {
                 continue;
             }
             if let Ok(pids) = ip(&["netns", "pids", name]) {
-                for pid in pids
-                    .split_whitespace()
-                    .filter_map(|p| p.parse::<u32>().ok())
-                {
+                for pid in pids.split_whitespace().filter_map(|p| p.parse::<u32>().ok()) {
                     eprintln!("lab: killing leftover pid {pid} in stale namespace {name}");
                     signal(pid, "KILL");
                 }
@@ -336,20 +303,13 @@ pub struct Netns {
 
 impl Netns {
     pub fn new() -> Result<Netns> {
-        lab_init()
-            .as_ref()
-            .map_err(|e| anyhow!("lab unavailable: {e}"))?;
+        lab_init().as_ref().map_err(|e| anyhow!("lab unavailable: {e}"))?;
         let name = unique_name();
         ip(&["netns", "add", &name])?;
         let ns = Netns { name };
         ns.ip(&["link", "set", "lo", "up"])?;
         // No duplicate address detection: IPv6 addresses (link-local too) usable at once.
-        let _ = ns.exec(&[
-            "sysctl",
-            "-qw",
-            "net.ipv6.conf.all.accept_dad=0",
-            "net.ipv6.conf.default.accept_dad=0",
-        ]);
+        let _ = ns.exec(&["sysctl", "-qw", "net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0"]);
         Ok(ns)
     }
 
@@ -377,8 +337,7 @@ impl Netns {
 
     /// `sysctl -w KEY=VALUE` inside the namespace (e.g. net.ipv4.ip_forward=1).
     pub fn sysctl(&self, key: &str, value: &str) -> Result<()> {
-        self.exec(&["sysctl", "-qw", &format!("{key}={value}")])
-            .map(|_| ())
+        self.exec(&["sysctl", "-qw", &format!("{key}={value}")]).map(|_| ())
     }
 
     /// Add an address (IPv6 without DAD) to `ifname`.
@@ -405,28 +364,16 @@ impl Netns {
     /// L3 reachability without ping (not installed everywhere): a TCP connect to port 9 from
     /// the namespace that succeeds or is refused (a RST came back) within 2 s.
     pub fn reachable(&self, addr: &str) -> bool {
-        let out = self
-            .command("timeout")
-            .args(["2", "bash", "-c", &format!(": </dev/tcp/{addr}/9")])
-            .output();
+        let out = self.command("timeout").args(["2", "bash", "-c", &format!(": </dev/tcp/{addr}/9")]).output();
         match out {
-            Ok(o) => {
-                o.status.success()
-                    || String::from_utf8_lossy(&o.stderr).contains("Connection refused")
-            }
+            Ok(o) => o.status.success() || String::from_utf8_lossy(&o.stderr).contains("Connection refused"),
             Err(_) => false,
         }
     }
 
     /// Processes whose network namespace is this one.
     pub fn pids(&self) -> Vec<u32> {
-        ip(&["netns", "pids", &self.name])
-            .map(|s| {
-                s.split_whitespace()
-                    .filter_map(|p| p.parse().ok())
-                    .collect()
-            })
-            .unwrap_or_default()
+        ip(&["netns", "pids", &self.name]).map(|s| s.split_whitespace().filter_map(|p| p.parse().ok()).collect()).unwrap_or_default()
     }
 }
 
@@ -453,26 +400,8 @@ fn add_addrs(ns: &Netns, ifname: &str, addrs: &[&str]) -> Result<()> {
 
 /// Connect two namespaces with a veth pair: `a_if` in `a`, `b_if` in `b`, with addresses
 /// (CIDR, IPv4 or IPv6) and both ends up. Interface names: at most 15 characters.
-pub fn veth(
-    a: &Netns,
-    a_if: &str,
-    a_addrs: &[&str],
-    b: &Netns,
-    b_if: &str,
-    b_addrs: &[&str],
-) -> Result<()> {
-    a.ip(&[
-        "link",
-        "add",
-        a_if,
-        "type",
-        "veth",
-        "peer",
-        "name",
-        b_if,
-        "netns",
-        b.name(),
-    ])?;
+pub fn veth(a: &Netns, a_if: &str, a_addrs: &[&str], b: &Netns, b_if: &str, b_addrs: &[&str]) -> Result<()> {
+    a.ip(&["link", "add", a_if, "type", "veth", "peer", "name", b_if, "netns", b.name()])?;
     add_addrs(a, a_if, a_addrs)?;
     add_addrs(b, b_if, b_addrs)
 }
@@ -486,17 +415,7 @@ pub struct Bridge {
 impl Bridge {
     pub fn new() -> Result<Bridge> {
         let ns = Netns::new()?;
-        ns.ip(&[
-            "link",
-            "add",
-            "br0",
-            "type",
-            "bridge",
-            "stp_state",
-            "0",
-            "forward_delay",
-            "0",
-        ])?;
+        ns.ip(&["link", "add", "br0", "type", "bridge", "stp_state", "0", "forward_delay", "0"])?;
         ns.link_up("br0")?;
         Ok(Bridge { ns, ports: 0 })
     }
@@ -506,18 +425,7 @@ impl Bridge {
     pub fn attach(&mut self, ns: &Netns, ifname: &str, addrs: &[&str]) -> Result<()> {
         let port = format!("p{}", self.ports);
         self.ports += 1;
-        self.ns.ip(&[
-            "link",
-            "add",
-            &port,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            ifname,
-            "netns",
-            ns.name(),
-        ])?;
+        self.ns.ip(&["link", "add", &port, "type", "veth", "peer", "name", ifname, "netns", ns.name()])?;
         self.ns.ip(&["link", "set", &port, "master", "br0"])?;
         self.ns.link_up(&port)?;
         add_addrs(ns, ifname, addrs)
@@ -615,17 +523,7 @@ impl Frr {
         let dir = PathBuf::from("/tmp").join(&name);
         let run_dir = PathBuf::from("/run/frr").join(&name);
         let ids = frr_ids(&root)?;
-        let mut frr = Frr {
-            version,
-            name,
-            ns: ns.name().to_string(),
-            root,
-            dir,
-            run_dir,
-            ids,
-            pids: Vec::new(),
-            loads: AtomicUsize::new(0),
-        };
+        let mut frr = Frr { version, name, ns: ns.name().to_string(), root, dir, run_dir, ids, pids: Vec::new(), loads: AtomicUsize::new(0) };
         // From here on, Drop cleans up whatever exists.
         let conf_dir = frr.host(&frr.dir.join("etc").join(&frr.name));
         fs::create_dir_all(&conf_dir)?;
@@ -641,49 +539,35 @@ impl Frr {
         }
         let want: Vec<&str> = version.daemons().to_vec();
         let mut last = String::new();
-        let ok = wait_until(Duration::from_secs(10), || {
-            match frr.vtysh(&["show daemons"]) {
-                Ok(out) => {
-                    let have: BTreeSet<&str> = out.split_whitespace().collect();
-                    last = out.clone();
-                    want.iter().all(|d| have.contains(d))
-                }
-                Err(e) => {
-                    last = e.to_string();
-                    false
-                }
+        let ok = wait_until(Duration::from_secs(10), || match frr.vtysh(&["show daemons"]) {
+            Ok(out) => {
+                let have: BTreeSet<&str> = out.split_whitespace().collect();
+                last = out.clone();
+                want.iter().all(|d| have.contains(d))
+            }
+            Err(e) => {
+                last = e.to_string();
+                false
             }
         });
         if !ok {
-            bail!(
-                "FRR {} in {}: vtysh does not reach all daemons: {last}\n{}",
-                version.label(),
-                frr.ns,
-                frr.logs()
-            );
+            bail!("FRR {} in {}: vtysh does not reach all daemons: {last}\n{}", version.label(), frr.ns, frr.logs());
         }
         // FRR 10: right after start, mgmtd may hold the running datastore while its back
         // ends (zebra, staticd) connect: "% Can't enter config; running datastore locked by
         // another session". Wait until a configuration session can start.
-        let ok = wait_until(Duration::from_secs(10), || {
-            match frr.vtysh(&["configure terminal", "end"]) {
-                Ok(out) => {
-                    last = out.clone();
-                    !out.contains('%')
-                }
-                Err(e) => {
-                    last = e.to_string();
-                    false
-                }
+        let ok = wait_until(Duration::from_secs(10), || match frr.vtysh(&["configure terminal", "end"]) {
+            Ok(out) => {
+                last = out.clone();
+                !out.contains('%')
+            }
+            Err(e) => {
+                last = e.to_string();
+                false
             }
         });
         if !ok {
-            bail!(
-                "FRR {} in {}: cannot enter configuration mode: {last}\n{}",
-                version.label(),
-                frr.ns,
-                frr.logs()
-            );
+            bail!("FRR {} in {}: cannot enter configuration mode: {last}\n{}", version.label(), frr.ns, frr.logs());
         }
         Ok(frr)
     }
@@ -763,39 +647,25 @@ impl Frr {
             .arg("-i")
             .arg(&pidfile)
             .arg("--log")
-            .arg(format!(
-                "file:{}",
-                self.dir.join(format!("{daemon}.log")).display()
-            ));
+            .arg(format!("file:{}", self.dir.join(format!("{daemon}.log")).display()));
         if self.version.takes_config_file(daemon) {
-            c.arg("-f")
-                .arg(self.dir.join("etc").join(&self.name).join("frr.conf"));
+            c.arg("-f").arg(self.dir.join("etc").join(&self.name).join("frr.conf"));
         }
         c.stdout(Stdio::null()).stderr(stderr);
         // With -d the parent returns once the daemon is up (or failed).
         let status = c.status().with_context(|| format!("cannot run {c:?}"))?;
         if !status.success() {
-            bail!(
-                "{daemon} ({}) failed to start ({status}): {}",
-                self.version.label(),
-                fs::read_to_string(&stderr_path).unwrap_or_default()
-            );
+            bail!("{daemon} ({}) failed to start ({status}): {}", self.version.label(), fs::read_to_string(&stderr_path).unwrap_or_default());
         }
         let host_pidfile = self.host(&pidfile);
         let mut pid = None;
         wait_until(Duration::from_secs(5), || {
-            pid = fs::read_to_string(&host_pidfile)
-                .ok()
-                .and_then(|s| s.trim().parse::<u32>().ok());
+            pid = fs::read_to_string(&host_pidfile).ok().and_then(|s| s.trim().parse::<u32>().ok());
             pid.is_some()
         });
         let pid = pid.ok_or_else(|| anyhow!("{daemon}: no pid file {}", host_pidfile.display()))?;
         if !process_matches(pid, daemon, Some(&self.name)) {
-            bail!(
-                "{daemon}: pid {pid} from {} is not running\n{}",
-                host_pidfile.display(),
-                self.logs()
-            );
+            bail!("{daemon}: pid {pid} from {} is not running\n{}", host_pidfile.display(), self.logs());
         }
         self.pids.push((daemon.to_string(), pid));
         Ok(())
@@ -803,28 +673,20 @@ impl Frr {
 
     /// Stop one daemon (SIGTERM, then SIGKILL after 3 s).
     pub fn kill_daemon(&mut self, daemon: &str) -> Result<()> {
-        let pid = self
-            .pid(daemon)
-            .ok_or_else(|| anyhow!("{daemon} was not started"))?;
-        stop_processes(
-            &[(pid, daemon.to_string(), Some(self.name.clone()))],
-            Duration::from_secs(3),
-        );
+        let pid = self.pid(daemon).ok_or_else(|| anyhow!("{daemon} was not started"))?;
+        stop_processes(&[(pid, daemon.to_string(), Some(self.name.clone()))], Duration::from_secs(3));
         self.pids.retain(|(d, _)| d != daemon);
         Ok(())
     }
 
     /// True while the daemon started by this instance runs.
     pub fn daemon_running(&self, daemon: &str) -> bool {
-        self.pid(daemon)
-            .is_some_and(|p| process_matches(p, daemon, Some(&self.name)))
+        self.pid(daemon).is_some_and(|p| process_matches(p, daemon, Some(&self.name)))
     }
 
     fn vtysh_command(&self) -> Command {
         let mut c = self.in_root("vtysh");
-        c.args(["-N", &self.name, "-H", "/dev/null", "--config_dir"])
-            .arg(self.dir.join("etc"))
-            .env_remove("VTYSH_PAGER");
+        c.args(["-N", &self.name, "-H", "/dev/null", "--config_dir"]).arg(self.dir.join("etc")).env_remove("VTYSH_PAGER");
         c
     }
 
@@ -860,10 +722,7 @@ impl Frr {
             let mut raw = String::from_utf8_lossy(&out.stdout).into_owned();
             raw.push_str(&String::from_utf8_lossy(&out.stderr));
             if raw.contains("datastore locked by another session") && Instant::now() < deadline {
-                eprintln!(
-                    "lab: FRR {}: running datastore locked, retrying vtysh -f",
-                    self.version.label()
-                );
+                eprintln!("lab: FRR {}: running datastore locked, retrying vtysh -f", self.version.label());
                 std::thread::sleep(Duration::from_millis(100));
                 continue;
             }
@@ -878,8 +737,7 @@ impl Frr {
             let t = l.trim();
             let progress = t.is_empty()
                 || t.starts_with("Waiting for children")
-                || (t.starts_with('[')
-                    && (t.ends_with("] sending configuration") || t.ends_with("] done")));
+                || (t.starts_with('[') && (t.ends_with("] sending configuration") || t.ends_with("] done")));
             if progress || !seen.insert(t.to_string()) {
                 continue;
             }
@@ -888,12 +746,7 @@ impl Frr {
             msg.push('\n');
         }
         if !out.status.success() || complaint {
-            bail!(
-                "FRR {} rejected lines of {} (vtysh -f: {}):\n{msg}",
-                self.version.label(),
-                host.display(),
-                out.status
-            );
+            bail!("FRR {} rejected lines of {} (vtysh -f: {}):\n{msg}", self.version.label(), host.display(), out.status);
         }
         Ok(msg)
     }
@@ -905,21 +758,14 @@ impl Frr {
     /// `bgpState` of a neighbor ("Established", "Active", ...), from `show bgp neighbors X json`.
     pub fn bgp_neighbor_state(&self, addr: &str) -> Result<String> {
         let v = self.vtysh_json(&format!("show bgp neighbors {addr} json"))?;
-        v.get(addr)
-            .and_then(|n| n.get("bgpState"))
-            .and_then(|s| s.as_str())
-            .map(str::to_string)
-            .ok_or_else(|| anyhow!("no bgpState for {addr} in {v}"))
+        v.get(addr).and_then(|n| n.get("bgpState")).and_then(|s| s.as_str()).map(str::to_string).ok_or_else(|| anyhow!("no bgpState for {addr} in {v}"))
     }
 
     /// Prefixes in the BGP table (`show bgp ipv4|ipv6 unicast json`).
     pub fn bgp_prefixes(&self, v6: bool) -> Result<BTreeSet<String>> {
         let fam = if v6 { "ipv6" } else { "ipv4" };
         let v = self.vtysh_json(&format!("show bgp {fam} unicast json"))?;
-        Ok(v.get("routes")
-            .and_then(|r| r.as_object())
-            .map(|m| m.keys().cloned().collect())
-            .unwrap_or_default())
+        Ok(v.get("routes").and_then(|r| r.as_object()).map(|m| m.keys().cloned().collect()).unwrap_or_default())
     }
 
     /// Every daemon's log file and startup stderr, for failure messages.
@@ -946,12 +792,7 @@ fn tail(text: &str, lines: usize) -> String {
 
 impl Drop for Frr {
     fn drop(&mut self) {
-        let procs: Vec<(u32, String, Option<String>)> = self
-            .pids
-            .iter()
-            .rev()
-            .map(|(d, p)| (*p, d.clone(), Some(self.name.clone())))
-            .collect();
+        let procs: Vec<(u32, String, Option<String>)> = self.pids.iter().rev().map(|(d, p)| (*p, d.clone(), Some(self.name.clone()))).collect();
         stop_processes(&procs, Duration::from_secs(3));
         if std::env::var_os("FRR_COMPOSER_LAB_KEEP").is_some() {
             eprintln!("lab: keeping {}", self.host(&self.dir).display());
@@ -977,12 +818,7 @@ pub struct GoBgpNeighbor {
 
 impl GoBgpNeighbor {
     pub fn new(address: &str, asn: u32) -> GoBgpNeighbor {
-        GoBgpNeighbor {
-            address: address.into(),
-            asn,
-            families: Vec::new(),
-            extra_toml: String::new(),
-        }
+        GoBgpNeighbor { address: address.into(), asn, families: Vec::new(), extra_toml: String::new() }
     }
     pub fn families(mut self, fams: &[&str]) -> GoBgpNeighbor {
         self.families = fams.iter().map(|s| s.to_string()).collect();
@@ -1012,14 +848,8 @@ pub struct GoBgp {
 }
 
 impl GoBgp {
-    pub fn start(
-        ns: &Netns,
-        asn: u32,
-        router_id: &str,
-        neighbors: &[GoBgpNeighbor],
-    ) -> Result<GoBgp> {
-        let mut toml =
-            format!("[global.config]\n  as = {asn}\n  router-id = \"{router_id}\"\n  port = 179\n");
+    pub fn start(ns: &Netns, asn: u32, router_id: &str, neighbors: &[GoBgpNeighbor]) -> Result<GoBgp> {
+        let mut toml = format!("[global.config]\n  as = {asn}\n  router-id = \"{router_id}\"\n  port = 179\n");
         for n in neighbors {
             toml.push_str(&format!(
                 "\n[[neighbors]]\n  [neighbors.config]\n    neighbor-address = \"{}\"\n    peer-as = {}\n  \
@@ -1027,9 +857,7 @@ impl GoBgp {
                 n.address, n.asn
             ));
             for f in &n.families {
-                toml.push_str(&format!(
-                    "  [[neighbors.afi-safis]]\n    [neighbors.afi-safis.config]\n      afi-safi-name = \"{f}\"\n"
-                ));
+                toml.push_str(&format!("  [[neighbors.afi-safis]]\n    [neighbors.afi-safis.config]\n      afi-safi-name = \"{f}\"\n"));
             }
             if !n.extra_toml.is_empty() {
                 toml.push_str(&n.extra_toml);
@@ -1049,23 +877,11 @@ impl GoBgp {
             .command("gobgpd")
             .arg("-f")
             .arg(&conf)
-            .args([
-                "-t",
-                "toml",
-                "-p",
-                "--pprof-disable",
-                "--api-hosts",
-                &format!("127.0.0.1:{port}"),
-            ])
+            .args(["-t", "toml", "-p", "--pprof-disable", "--api-hosts", &format!("127.0.0.1:{port}")])
             .stdout(log.try_clone()?)
             .stderr(log)
             .spawn()?;
-        let mut g = GoBgp {
-            ns: ns.name().into(),
-            port,
-            dir,
-            child: Some(child),
-        };
+        let mut g = GoBgp { ns: ns.name().into(), port, dir, child: Some(child) };
         let mut err = String::new();
         let ready = wait_until(Duration::from_secs(10), || {
             if let Some(Ok(Some(st))) = g.child.as_mut().map(|c| c.try_wait()) {
@@ -1080,11 +896,7 @@ impl GoBgp {
                 }
             }
         });
-        if !ready
-            || g.child
-                .as_mut()
-                .is_some_and(|c| matches!(c.try_wait(), Ok(Some(_))))
-        {
+        if !ready || g.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(Some(_)))) {
             bail!("gobgpd did not start: {err}\n{}", g.log());
         }
         Ok(g)
@@ -1097,17 +909,7 @@ impl GoBgp {
     /// `gobgp -u 127.0.0.1 -p PORT ARGS...` inside the namespace.
     pub fn cli(&self, args: &[&str]) -> Result<String> {
         let mut c = command("ip");
-        c.args([
-            "netns",
-            "exec",
-            &self.ns,
-            "gobgp",
-            "-u",
-            "127.0.0.1",
-            "-p",
-            &self.port.to_string(),
-        ])
-        .args(args);
+        c.args(["netns", "exec", &self.ns, "gobgp", "-u", "127.0.0.1", "-p", &self.port.to_string()]).args(args);
         run(&mut c)
     }
 
@@ -1133,8 +935,7 @@ impl GoBgp {
 
     pub fn del_route(&self, prefix: &str) -> Result<()> {
         let fam = if prefix.contains(':') { "ipv6" } else { "ipv4" };
-        self.cli(&["global", "rib", "del", prefix, "-a", fam])
-            .map(|_| ())
+        self.cli(&["global", "rib", "del", prefix, "-a", fam]).map(|_| ())
     }
 
     /// Session state of a neighbor, lower case: "idle", "connect", "active", "opensent",
@@ -1153,10 +954,7 @@ impl GoBgp {
                 _ => "unknown",
             }
             .to_string(),
-            serde_json::Value::String(s) => s
-                .to_lowercase()
-                .trim_start_matches("session_state_")
-                .to_string(),
+            serde_json::Value::String(s) => s.to_lowercase().trim_start_matches("session_state_").to_string(),
             _ => bail!("no session_state for {addr}: {v}"),
         };
         Ok(s)
@@ -1171,54 +969,26 @@ impl GoBgp {
                     prefix: prefix.clone(),
                     nexthop: None,
                     as_path: Vec::new(),
-                    neighbor: p
-                        .get("neighbor-ip")
-                        .and_then(|n| n.as_str())
-                        .map(str::to_string),
+                    neighbor: p.get("neighbor-ip").and_then(|n| n.as_str()).map(str::to_string),
                     best: p.get("best").and_then(|b| b.as_bool()).unwrap_or(false),
                 };
-                for a in p
-                    .get("attrs")
-                    .and_then(|a| a.as_array())
-                    .into_iter()
-                    .flatten()
-                {
+                for a in p.get("attrs").and_then(|a| a.as_array()).into_iter().flatten() {
                     match a.get("type").and_then(|t| t.as_u64()) {
                         Some(2) => {
-                            for seg in a
-                                .get("as_paths")
-                                .and_then(|s| s.as_array())
-                                .into_iter()
-                                .flatten()
-                            {
-                                for asn in seg
-                                    .get("asns")
-                                    .and_then(|s| s.as_array())
-                                    .into_iter()
-                                    .flatten()
-                                {
+                            for seg in a.get("as_paths").and_then(|s| s.as_array()).into_iter().flatten() {
+                                for asn in seg.get("asns").and_then(|s| s.as_array()).into_iter().flatten() {
                                     r.as_path.extend(asn.as_u64().map(|x| x as u32));
                                 }
                             }
                         }
-                        Some(3) => {
-                            r.nexthop = a
-                                .get("nexthop")
-                                .and_then(|n| n.as_str())
-                                .map(str::to_string)
-                        }
+                        Some(3) => r.nexthop = a.get("nexthop").and_then(|n| n.as_str()).map(str::to_string),
                         // MP_REACH_NLRI (IPv6)
                         Some(14) => {
                             // gobgp 3.10 prints `nexthop`, other versions a `nexthops` list
                             r.nexthop = a
                                 .get("nexthop")
                                 .and_then(|n| n.as_str())
-                                .or_else(|| {
-                                    a.get("nexthops")
-                                        .and_then(|n| n.as_array())
-                                        .and_then(|n| n.first())
-                                        .and_then(|n| n.as_str())
-                                })
+                                .or_else(|| a.get("nexthops").and_then(|n| n.as_array()).and_then(|n| n.first()).and_then(|n| n.as_str()))
                                 .map(str::to_string)
                         }
                         _ => {}
@@ -1261,10 +1031,7 @@ impl GoBgp {
     }
 
     pub fn log(&self) -> String {
-        tail(
-            &fs::read_to_string(self.dir.path().join("gobgpd.log")).unwrap_or_default(),
-            40,
-        )
+        tail(&fs::read_to_string(self.dir.path().join("gobgpd.log")).unwrap_or_default(), 40)
     }
 }
 
@@ -1275,9 +1042,7 @@ impl Drop for GoBgp {
             // `ip netns exec` execs gobgpd: the child is gobgpd itself.
             if process_matches(pid, "gobgpd", None) {
                 signal(pid, "TERM");
-                let exited = wait_until(Duration::from_secs(3), || {
-                    matches!(child.try_wait(), Ok(Some(_)))
-                });
+                let exited = wait_until(Duration::from_secs(3), || matches!(child.try_wait(), Ok(Some(_))));
                 if !exited {
                     let _ = child.kill();
                 }
