@@ -14,7 +14,7 @@ go_env() {
     export GOFLAGS="-mod=mod -buildvcs=false"
     export GOPROXY="${GOPROXY:-https://proxy.golang.org,direct}"
     unset GOWORK GOOS GOARCH || true
-    mkdir -p "$GOMODCACHE" "$GOCACHE" "$GOTMPDIR"
+    mkdir -p "$1/build" "$GOMODCACHE" "$GOCACHE" "$GOTMPDIR"
 }
 
 # go_wrapper_module DIR NAME MODULE@VERSION: a fresh wrapper module in DIR with the `go` line

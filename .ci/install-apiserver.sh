@@ -64,21 +64,9 @@ if complete; then
 fi
 
 # ---------------------------------------------------------------- Go environment
-GO="$(command -v go || true)"
-[ -n "$GO" ] || GO=/usr/local/go/bin/go
-[ -x "$GO" ] || die "go not found (PATH or /usr/local/go/bin/go)"
-
-export GOPATH="$CACHE/gopath"
-export GOMODCACHE="$CACHE/gopath/pkg/mod"
-export GOCACHE="$CACHE/gocache"
-export GOTMPDIR="$CACHE/tmp"      # go build's scratch directories
-export GOTOOLCHAIN=local          # a too-new `go` line fails loudly instead of fetching a toolchain
-export CGO_ENABLED=0              # static binaries, as upstream builds them
-export GOFLAGS="-mod=mod -buildvcs=false"
-export GOPROXY="${GOPROXY:-https://proxy.golang.org,direct}"
-unset GOWORK GOOS GOARCH || true
-mkdir -p "$BIN" "$CACHE/build" "$GOMODCACHE" "$GOCACHE" "$GOTMPDIR"
-log "using $("$GO" version) with GOPROXY=$GOPROXY, cache $CACHE"
+. "$(dirname "$0")/go-env.sh"
+go_env "$CACHE"
+mkdir -p "$BIN"
 
 rm -f "$MARKER"
 START=$SECONDS

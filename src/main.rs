@@ -3,6 +3,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use frr_composer::cli;
+use frr_composer::shutdown::Shutdown;
 
 /// Share one FRR per node between many actors: merge FRRConfigurations (frrk8s.metallb.io/v1beta1)
 /// into one frr.conf.
@@ -40,11 +41,11 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Controller(args) => {
             frr_composer::agent::init_logging(args.log_level.into());
-            serve(frr_composer::agent::run(args))
+            serve(|stop| frr_composer::agent::run(args, stop))
         }
         Command::Webhook(args) => {
             frr_composer::agent::init_logging(args.log_level.into());
-            serve(frr_composer::webhook::run(args))
+            serve(|stop| frr_composer::webhook::run(args, stop))
         }
         // prints from its signal handler too: holds no lock on stdout/stderr
         Command::Lab(args) => ExitCode::from(cli::lab::main(&args) as u8),
@@ -69,8 +70,13 @@ fn one_malloc_arena() {
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn one_malloc_arena() {}
 
-/// Runs a server on a two-thread runtime; errors are printed once, with their causes.
-fn serve(server: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode {
+/// Runs a server on a two-thread runtime until it returns; SIGTERM and SIGINT ask it to stop
+/// (also as PID 1). Errors are printed once, with their causes.
+fn serve<F, Fut>(server: F) -> ExitCode
+where
+    F: FnOnce(Shutdown) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
     // the agent's working files (FRR syntax checks, batches) go when it returns
     let _cleanup = frr_composer::workdir::Cleanup;
     one_malloc_arena();
@@ -81,7 +87,11 @@ fn serve(server: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitC
             return ExitCode::from(1);
         }
     };
-    match rt.block_on(server) {
+    let result = rt.block_on(async { server(Shutdown::on_signals()?).await });
+    // the watches, HTTP servers and pollers are dropped here; a vtysh read still running gets
+    // one second
+    rt.shutdown_timeout(std::time::Duration::from_secs(1));
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");

@@ -123,6 +123,8 @@ pub struct Metrics {
     pub objects_held: Gauge,
     /// FRRConfigurations whose current generation is refused and that have nothing in effect.
     pub objects_left_out: Gauge,
+    pub applies: Counter,
+    pub commands_sent: Counter,
     pub frr: FrrCollector,
     pub registry: Arc<Registry>,
 }
@@ -137,6 +139,8 @@ impl Metrics {
         let apply_duration = Histogram::new([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]);
         let apply_errors = Counter::default();
         let drift_repairs = Counter::default();
+        let applies = Counter::default();
+        let commands_sent = Counter::default();
         r.register("frrk8s_k8s_client_updates", "Number of configuration updates (reconciles)", updates.clone());
         r.register("frrk8s_k8s_client_update_errors", "Number of failed configuration updates", update_errors.clone());
         r.register("frrk8s_k8s_client_config_loaded_bool", "1 once a configuration was applied", config_loaded.clone());
@@ -156,6 +160,12 @@ impl Metrics {
             "FRRConfigurations whose current generation is refused on this node and that have no earlier generation in effect",
             objects_left_out.clone(),
         );
+        r.register("frr_composer_applies", "Successful applies (also those that found FRR already at the configuration)", applies.clone());
+        r.register(
+            "frr_composer_commands_sent",
+            "Configuration commands sent to FRR by successful applies (0 when FRR already ran the configuration)",
+            commands_sent.clone(),
+        );
         let frr = FrrCollector::default();
         r.register_collector(Box::new(frr.clone()));
         Metrics {
@@ -168,6 +178,8 @@ impl Metrics {
             drift_repairs,
             objects_held,
             objects_left_out,
+            applies,
+            commands_sent,
             frr,
             registry: Arc::new(r),
         }

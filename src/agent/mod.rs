@@ -25,6 +25,7 @@ use crate::cli::apply::FrrArgs;
 use crate::core::{self, Errors, ObjRef, Settings, Snapshot};
 use crate::frr::apply::{Applier, ApplyError};
 use crate::frr::{redact, state};
+use crate::shutdown::Shutdown;
 use metrics::Metrics;
 use status::StatusWriter;
 
@@ -189,7 +190,9 @@ struct Outcome {
     held: Vec<(String, bool, jiff::Timestamp)>,
 }
 
-pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
+/// Runs until `stop` is set: a stop is taken only between reconciles, so a batch that is being
+/// applied finishes (or is rolled back by the applier) and its status is written first.
+pub async fn run(args: ControllerArgs, stop: Shutdown) -> anyhow::Result<()> {
     let client = Client::try_default().await.context("connecting to the Kubernetes API server")?;
     let shared = watch::Shared { snapshot: Arc::new(Mutex::new(watch::Snapshot::default())), changed: Arc::new(Notify::new()) };
     watch::spawn(client.clone(), &args.namespace, &args.node_name, shared.clone());
@@ -218,7 +221,10 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
         if shared.snapshot.lock().expect("snapshot").synced() {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::select! {
+            _ = stop.wait() => return stopped(),
+            _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+        }
     }
     tracing::info!(node = %args.node_name, namespace = %args.namespace, "caches synced");
     health.lock().expect("health").synced = true;
@@ -236,6 +242,7 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
     let mut hold = holddown::HoldDown::new(args.deletion_hold_down, |c: &watch::ConfigEntry| {
         c.as_ref().is_ok_and(|c| c.spec.bgp.routers.iter().any(|r| !r.prefixes.is_empty()))
     });
+    let mut restart_seen: Option<Instant> = None;
     loop {
         // wait for a change, a retry, or the periodic self-healing check
         let woke_by_change = if first {
@@ -243,6 +250,7 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
             true
         } else {
             tokio::select! {
+                _ = stop.wait() => return stopped(),
                 _ = shared.changed.notified() => true,
                 _ = tokio::time::sleep(hold.next_wake().map_or(Duration::from_millis(500), |t| t.saturating_duration_since(Instant::now()).min(Duration::from_millis(500)))) => false,
             }
@@ -252,6 +260,7 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
             let start = Instant::now();
             while start.elapsed() < Duration::from_secs(2) {
                 tokio::select! {
+                    _ = stop.wait() => return stopped(),
                     _ = shared.changed.notified() => continue,
                     _ = tokio::time::sleep(debounce) => break,
                 }
@@ -263,6 +272,20 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
             let restarted = desired_text.is_some() && {
                 let a = applier.lock().expect("applier");
                 a.state.is_some() && !a.state_is_current()
+            };
+            // With --persist, a restarted FRR loads the last applied configuration itself: give it
+            // that time, so that the re-apply finds everything in place and sends nothing.
+            let restarted = match (restarted, restart_seen) {
+                (false, _) => {
+                    restart_seen = None;
+                    false
+                }
+                (true, None) if args.persist.is_some() => {
+                    restart_seen = Some(Instant::now());
+                    false
+                }
+                (true, Some(seen)) => seen.elapsed() >= RESTART_SETTLE,
+                (true, None) => true,
             };
             let drift_due = last_drift_check.elapsed() >= Duration::from_secs(args.drift_interval);
             let hold_due = hold.next_wake().is_some_and(|t| Instant::now() >= t);
@@ -395,9 +418,20 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
                 metrics.apply_duration.observe(started.elapsed().as_secs_f64());
                 match result {
                     Ok(r) => {
-                        if r.commands > 0 {
-                            tracing::info!(commands = r.commands, added = r.added.len(), removed = r.removed.len(), ms = r.total.as_millis() as u64, "applied");
+                        // the first apply is always logged: after a restart it should send nothing
+                        let first = metrics.applies.get() == 0;
+                        if r.commands > 0 || first {
+                            tracing::info!(
+                                commands = r.commands,
+                                added = r.added.len(),
+                                removed = r.removed.len(),
+                                ms = r.total.as_millis() as u64,
+                                first,
+                                "applied"
+                            );
                         }
+                        metrics.applies.inc();
+                        metrics.commands_sent.inc_by(r.commands as u64);
                         metrics.config_loaded.set(1);
                         metrics.config_stale.set(0);
                         retry_at = None;
@@ -476,6 +510,12 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
             Err(_) => tracing::warn!("writing FRRConfiguration status timed out"),
         }
     }
+}
+
+/// Every status write is awaited right after its apply, so nothing is left to flush.
+fn stopped() -> anyhow::Result<()> {
+    tracing::info!("stopped");
+    Ok(())
 }
 
 fn node_status(
@@ -572,6 +612,8 @@ fn log_hold_down<V>(namespace: &str, step: &holddown::Step<V>, hold: Duration) {
 }
 
 const API_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a restarted FRR gets to load its persisted configuration before the agent checks it.
+const RESTART_SETTLE: Duration = Duration::from_secs(5);
 
 fn spawn_session_poller(args: &ControllerArgs, mut writer: StatusWriter, shared: watch::Shared, metrics: Metrics) {
     let interval = Duration::from_secs(args.poll_interval.max(1));

@@ -105,6 +105,27 @@ pub fn fold<O, K: Ord, V: PartialEq>(
     }
 }
 
+/// Watch retry delays: 0.5 s doubling to 10 s, back to 0.5 s after every successful event.
+/// kube's default goes up to 30 s, which kept the agent a minute behind an API server that
+/// came back (two waits: the reconnect, then the re-list after "resource version too old").
+#[derive(Default)]
+pub struct RetryDelay(u32);
+
+impl Iterator for RetryDelay {
+    type Item = std::time::Duration;
+    fn next(&mut self) -> Option<Self::Item> {
+        let d = std::time::Duration::from_millis(500) * 2u32.pow(self.0.min(5));
+        self.0 += 1;
+        Some(d.min(std::time::Duration::from_secs(10)))
+    }
+}
+
+impl kube::runtime::utils::Backoff for RetryDelay {
+    fn reset(&mut self) {
+        self.0 = 0;
+    }
+}
+
 /// One watch: keeps `slot` of the snapshot equal to the listed objects and wakes the
 /// reconciler when it changes.
 fn spawn_watch<K, V>(
@@ -121,7 +142,7 @@ fn spawn_watch<K, V>(
 {
     tokio::spawn(async move {
         let mut buffer = None;
-        let mut stream = watcher(api, config).default_backoff().boxed();
+        let mut stream = watcher(api, config).backoff(RetryDelay::default()).boxed();
         while let Some(ev) = stream.next().await {
             let mut s = shared.snapshot.lock().expect("snapshot lock");
             match ev {
@@ -173,4 +194,20 @@ pub fn spawn(client: Client, namespace: &str, node_name: &str, shared: Shared) {
     );
     let settings_cfg = watcher::Config::default().fields("metadata.name=config");
     spawn_watch("FRRK8sConfiguration", 3, Api::<FRRK8sConfiguration>::namespaced(client, namespace), settings_cfg, shared, |s| &mut s.settings, |c| c.clone());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RetryDelay;
+    use kube::runtime::utils::Backoff;
+    use std::time::Duration;
+
+    #[test]
+    fn retry_delay_doubles_to_ten_seconds_and_resets() {
+        let mut d = RetryDelay::default();
+        let ms: Vec<u128> = (0..8).map(|_| d.next().unwrap().as_millis()).collect();
+        assert_eq!(ms, [500, 1000, 2000, 4000, 8000, 10000, 10000, 10000]);
+        d.reset();
+        assert_eq!(d.next(), Some(Duration::from_millis(500)));
+    }
 }

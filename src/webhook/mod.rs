@@ -24,6 +24,7 @@ use kube::{Client, ResourceExt};
 
 use crate::agent::watch::{self, typed_config, ConfigEntry};
 use crate::api::FRRConfiguration;
+use crate::shutdown::Shutdown;
 
 pub const PATH: &str = "/validate-frrk8s-metallb-io-v1beta1-frrconfiguration";
 
@@ -72,7 +73,7 @@ fn spawn_watches(client: Client, cache: Arc<Mutex<Cache>>) {
         let api: Api<Node> = Api::all(client.clone());
         tokio::spawn(async move {
             let mut buffer = None;
-            let mut stream = watcher(api, watcher::Config::default()).default_backoff().boxed();
+            let mut stream = watcher(api, watcher::Config::default()).backoff(watch::RetryDelay::default()).boxed();
             while let Some(ev) = stream.next().await {
                 let Ok(ev) = ev else { continue };
                 let mut c = cache.lock().expect("cache");
@@ -85,7 +86,7 @@ fn spawn_watches(client: Client, cache: Arc<Mutex<Cache>>) {
     let api: Api<DynamicObject> = Api::all_with(client, &ApiResource::erase::<FRRConfiguration>(&()));
     tokio::spawn(async move {
         let mut buffer = None;
-        let mut stream = watcher(api, watcher::Config::default()).default_backoff().boxed();
+        let mut stream = watcher(api, watcher::Config::default()).backoff(watch::RetryDelay::default()).boxed();
         while let Some(ev) = stream.next().await {
             let Ok(ev) = ev else { continue };
             let mut c = cache.lock().expect("cache");
@@ -230,9 +231,14 @@ pub fn app(cache: Arc<Mutex<Cache>>, bodies: server::Bodies) -> axum::Router {
         )
 }
 
-pub async fn run(args: WebhookArgs) -> anyhow::Result<()> {
+/// Serves until `stop` is set; then it accepts no more connections and returns (connections
+/// in progress get the runtime's shutdown time).
+pub async fn run(args: WebhookArgs, stop: Shutdown) -> anyhow::Result<()> {
     let client = Client::try_default().await.context("connecting to the Kubernetes API server")?;
-    let resolver = serving_certificate(&client, &args).await?;
+    let resolver = tokio::select! {
+        r = serving_certificate(&client, &args) => r?,
+        _ = stop.wait() => return Ok(()),
+    };
     let cache = Arc::new(Mutex::new(Cache::default()));
     spawn_watches(client, cache.clone());
     let tls = tokio_rustls::TlsAcceptor::from(Arc::new(tls_config(resolver)?));
@@ -241,6 +247,9 @@ pub async fn run(args: WebhookArgs) -> anyhow::Result<()> {
     let app = app(cache, server::Bodies::new(&limits, stats.clone()));
     let listener = tokio::net::TcpListener::bind(args.address).await.with_context(|| format!("listening on {}", args.address))?;
     tracing::info!(address = %args.address, "admission webhook listening");
-    server::serve(listener, tls, app, limits, stats).await;
+    tokio::select! {
+        _ = server::serve(listener, tls, app, limits, stats) => {}
+        _ = stop.wait() => tracing::info!("stopped"),
+    }
     Ok(())
 }

@@ -41,7 +41,7 @@ use anyhow::{anyhow, bail, Context, Result};
 
 #[path = "../support/mod.rs"]
 pub mod support;
-use support::{command, pid_alive, run};
+use support::{command, pid_alive, run, signal, stop_child, tail_file as tail};
 
 pub const KUBECTL: &str = "/usr/bin/kubectl";
 const OPENSSL: &str = "/usr/bin/openssl";
@@ -126,34 +126,6 @@ fn wait_until(timeout: Duration, mut f: impl FnMut() -> Result<bool>) -> Result<
 fn free_ports(n: usize) -> Result<Vec<u16>> {
     let listeners = (0..n).map(|_| TcpListener::bind("127.0.0.1:0")).collect::<std::io::Result<Vec<_>>>().context("cannot bind a free port on 127.0.0.1")?;
     listeners.iter().map(|l| Ok(l.local_addr()?.port())).collect()
-}
-
-/// The last `n` lines of a log file, for error messages.
-fn tail(path: &Path, n: usize) -> String {
-    let text = fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
-}
-
-fn signal(pid: u32, sig: &str) {
-    let _ = command("kill").args(["-s", sig, &pid.to_string()]).stderr(Stdio::null()).status();
-}
-
-/// SIGTERM, wait up to `STOP_TIMEOUT`, then SIGKILL; reaps the child.
-fn terminate(child: &mut Child) {
-    if let Ok(Some(_)) = child.try_wait() {
-        return;
-    }
-    signal(child.id(), "TERM");
-    let deadline = Instant::now() + STOP_TIMEOUT;
-    while Instant::now() < deadline {
-        if let Ok(Some(_)) = child.try_wait() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
 }
 
 /// Plain-HTTP GET on loopback (etcd's /health); Ok((status, body)).
@@ -601,7 +573,7 @@ impl ApiServer {
     /// brings it back.
     pub fn stop_apiserver(&mut self) {
         if let Some(mut c) = self.apiserver.take() {
-            terminate(&mut c);
+            stop_child(&mut c, STOP_TIMEOUT);
         }
     }
 
@@ -640,7 +612,7 @@ impl ApiServer {
         self.stopped = true;
         self.stop_apiserver();
         if let Some(mut c) = self.etcd.take() {
-            terminate(&mut c);
+            stop_child(&mut c, STOP_TIMEOUT);
         }
         if std::env::var("FRR_COMPOSER_KEEP_APISERVER").as_deref() == Ok("1") {
             eprintln!("apiserver harness: keeping {}", self.dir.display());

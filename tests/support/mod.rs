@@ -5,6 +5,10 @@
 /// The lab's clean-environment command runner, shared with the library.
 pub use frr_composer::lab::{command, pid_alive, run, PATH};
 
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
 /// A child process that is killed and reaped when the guard goes (also when a test fails).
 pub struct KillOnDrop(pub std::process::Child);
 
@@ -27,4 +31,33 @@ pub fn skip(why: &str) {
         use std::io::Write;
         let _ = writeln!(f, "{binary}::{test}");
     }
+}
+
+/// `kill -s SIG PID` (errors ignored: the process may be gone).
+pub fn signal(pid: u32, sig: &str) {
+    let _ = command("kill").args(["-s", sig, &pid.to_string()]).stderr(Stdio::null()).status();
+}
+
+/// SIGTERM, up to `grace`, then SIGKILL; reaps the child.
+pub fn stop_child(child: &mut Child, grace: Duration) {
+    if let Ok(Some(_)) = child.try_wait() {
+        return;
+    }
+    signal(child.id(), "TERM");
+    let deadline = Instant::now() + grace;
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// The last `n` lines of a file, for error messages.
+pub fn tail_file(path: &Path, n: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
 }
