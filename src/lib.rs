@@ -9,7 +9,6 @@ pub mod frr;
 pub mod input;
 pub mod lab;
 pub mod render;
-pub mod shutdown;
 pub mod signals;
 pub mod webhook;
 pub mod workdir;

@@ -3,7 +3,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use frr_composer::cli;
-use frr_composer::shutdown::Shutdown;
+use frr_composer::signals::Shutdown;
 
 /// Share one FRR per node between many actors: merge FRRConfigurations (frrk8s.metallb.io/v1beta1)
 /// into one frr.conf.

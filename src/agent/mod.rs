@@ -25,7 +25,7 @@ use crate::cli::apply::FrrArgs;
 use crate::core::{self, Errors, ObjRef, Settings, Snapshot};
 use crate::frr::apply::{Applier, ApplyError};
 use crate::frr::{redact, state};
-use crate::shutdown::Shutdown;
+use crate::signals::Shutdown;
 use metrics::Metrics;
 use status::StatusWriter;
 

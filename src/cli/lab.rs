@@ -115,36 +115,11 @@ pub fn main(args: &LabArgs) -> i32 {
 
 /// On SIGINT or SIGTERM: `also()`, remove everything the lab made, exit 130 or 143.
 fn cleanup_on_signals(also: impl FnOnce() + Send + 'static) -> std::io::Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-            Ok(rt) => rt,
-            Err(e) => {
-                let _ = tx.send(Err(e));
-                return;
-            }
-        };
-        rt.block_on(async move {
-            let (mut int, mut term) = match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
-                (Ok(i), Ok(t)) => (i, t),
-                (Err(e), _) | (_, Err(e)) => {
-                    let _ = tx.send(Err(e));
-                    return;
-                }
-            };
-            let _ = tx.send(Ok(()));
-            let code = tokio::select! {
-                _ = int.recv() => 130,
-                _ = term.recv() => 143,
-            };
-            eprintln!("frr-composer lab: interrupted; removing the lab");
-            also();
-            crate::lab::cleanup_all();
-            std::process::exit(code);
-        });
-    });
-    rx.recv().unwrap_or_else(|_| Err(std::io::Error::other("signal thread ended")))
+    crate::signals::exit_on_signal(move || {
+        eprintln!("frr-composer lab: interrupted; removing the lab");
+        also();
+        crate::lab::cleanup_all();
+    })
 }
 
 /// How long sessions must have been up, and the routers' tables unchanged, for convergence.

@@ -24,7 +24,7 @@ use kube::{Client, ResourceExt};
 
 use crate::agent::watch::{self, typed_config, ConfigEntry};
 use crate::api::FRRConfiguration;
-use crate::shutdown::Shutdown;
+use crate::signals::Shutdown;
 
 pub const PATH: &str = "/validate-frrk8s-metallb-io-v1beta1-frrconfiguration";
 
