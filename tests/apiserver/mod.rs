@@ -91,16 +91,7 @@ pub fn available() -> Option<String> {
 /// True when a real API server can run. Otherwise: panics under `CI=true` (it is mandatory
 /// there), else prints a SKIPPED message and returns false.
 pub fn require() -> bool {
-    match available() {
-        None => true,
-        Some(why) => {
-            if std::env::var("CI").as_deref() == Ok("true") {
-                panic!("real API server cannot run under CI=true: {why} (run .ci/install-apiserver.sh)");
-            }
-            support::skip(&format!("real API server cannot run: {why} (run .ci/install-apiserver.sh)"));
-            false
-        }
-    }
+    support::prerequisite("a real API server", available(), "run .ci/install-apiserver.sh")
 }
 
 // ------------------------------------------------------------------------------ helpers

@@ -125,16 +125,7 @@ pub fn available() -> Option<String> {
 /// True when a cluster can run. Otherwise: panics under `CI=true`, else prints SKIPPED and
 /// returns false.
 pub fn require() -> bool {
-    match available() {
-        None => true,
-        Some(why) => {
-            if std::env::var("CI").as_deref() == Ok("true") {
-                panic!("a real cluster cannot run under CI=true: {why} (run .ci/install-cluster.sh)");
-            }
-            eprintln!("SKIPPED: a real cluster cannot run: {why} (run .ci/install-cluster.sh)");
-            false
-        }
-    }
+    crate::lab::support::prerequisite("a real cluster", available(), "run .ci/install-cluster.sh")
 }
 
 // ------------------------------------------------------------------------------ processes

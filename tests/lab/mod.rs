@@ -21,16 +21,7 @@ pub use frr_composer::lab::*;
 /// True when the lab can run `reqs`. Otherwise: panics under `CI=true` (the lab is
 /// mandatory there), else prints a SKIPPED message and returns false.
 pub fn require(reqs: &[Req]) -> bool {
-    match unavailable(reqs) {
-        None => true,
-        Some(why) => {
-            if std::env::var("CI").as_deref() == Ok("true") {
-                panic!("live lab cannot run under CI=true: {why} (run .ci/install-frr.sh as root)");
-            }
-            support::skip(&format!("live lab cannot run: {why} (needs root, `ip netns` and .ci/install-frr.sh)"));
-            false
-        }
-    }
+    support::prerequisite("the live lab", unavailable(reqs), "needs root, `ip netns` and .ci/install-frr.sh")
 }
 
 /// Run the crate's binary: `frr-composer render INPUTS... EXTRA...`; Ok(frr.conf) or an error

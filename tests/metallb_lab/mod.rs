@@ -77,16 +77,7 @@ pub fn require() -> bool {
     if !lab::require(&[Req::Frr(FrrVersion::V8)]) || !apiserver::require() {
         return false;
     }
-    match available() {
-        None => true,
-        Some(why) => {
-            if std::env::var("CI").as_deref() == Ok("true") {
-                panic!("MetalLB cannot run under CI=true: {why} (run .ci/install-metallb.sh)");
-            }
-            eprintln!("SKIPPED: MetalLB cannot run: {why} (run .ci/install-metallb.sh)");
-            false
-        }
-    }
+    lab::support::prerequisite("MetalLB", available(), "run .ci/install-metallb.sh")
 }
 
 // ------------------------------------------------------------------------------ processes

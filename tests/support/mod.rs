@@ -19,6 +19,17 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// True when `what` can run (`missing` is None). Otherwise: panics under `CI=true` (every
+/// prerequisite is mandatory there), else reports the test as skipped and returns false.
+pub fn prerequisite(what: &str, missing: Option<String>, hint: &str) -> bool {
+    let Some(why) = missing else { return true };
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("{what} cannot run under CI=true: {why} ({hint})");
+    }
+    skip(&format!("{what} cannot run: {why} ({hint})"));
+    false
+}
+
 /// Reports the running test as skipped (a prerequisite is missing outside CI): a SKIPPED line
 /// on stderr, and the test's name appended to the file named by FRR_COMPOSER_SKIPPED (set by
 /// .ci/test, which counts these tests as skipped instead of passed).
