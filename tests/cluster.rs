@@ -79,7 +79,7 @@ fn scenario(version: FrrVersion) {
             eprintln!("FRR {v}: {what}; holding the cluster for {secs} s (node namespace {})", c.node.name());
             std::thread::sleep(Duration::from_secs(secs));
         }
-        let logs = c.kubectl(&["-n", NAMESPACE, "logs", "-l", AGENT, "--tail=20"]).unwrap_or_default();
+        let logs = c.kubectl(&["-n", NAMESPACE, "logs", "-l", AGENT, "--tail=40"]).unwrap_or_default();
         format!(
             "FRR {v}: {what}\n--- FRRNodeState\n{}\n--- agent log\n{logs}\n{}",
             node_state(c).map(|s| serde_json::to_string_pretty(&s["status"]).unwrap()).unwrap_or_default(),
@@ -222,7 +222,9 @@ fn scenario(version: FrrVersion) {
     let t = Instant::now();
     let caught_up = lab::wait_until(Duration::from_secs(90), || c.kubectl_stdin(&["apply", "-f", "-"], &receive_all()).is_ok());
     assert!(caught_up, "{}", diag(&c, "cannot write after the API server came back"));
-    assert!(lab::wait_until(Duration::from_secs(60), || kernel_has(&c)), "{}", diag(&c, "the agent did not catch up after the API server outage"));
+    // (the kubelet, kube-proxy and the agent all reconnect on their own backoff; kube-proxy restores
+    // the `kubernetes` Service, which the stopped API server took out of its endpoints)
+    assert!(lab::wait_until(Duration::from_secs(180), || kernel_has(&c)), "{}", diag(&c, "the agent did not catch up after the API server outage"));
     eprintln!("FRR {v}: agent caught up {:.1} s after the API server returned", t.elapsed().as_secs_f64());
     c.kubectl(&["-n", NAMESPACE, "delete", "frrconfiguration", "receive-all"]).unwrap();
     assert!(lab::wait_until(Duration::from_secs(30), || !kernel_has(&c)), "{}", diag(&c, "route stayed"));
