@@ -412,9 +412,7 @@ fn has_network(v: &Value, prefix: &str) -> bool {
 
 fn setup_api() -> Result<ApiServer> {
     let api = ApiServer::start().context("starting kube-apiserver")?;
-    let crds = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("crds");
-    api.kubectl(&["apply", "-k", crds.to_str().unwrap()]).context("installing the CRDs")?;
-    api.kubectl(&["wait", "--for=condition=Established", "crd", "--all", "--timeout=60s"]).context("CRDs not established")?;
+    api.install_crds()?;
     Ok(api)
 }
 

@@ -80,9 +80,7 @@ fn scenario(version: FrrVersion) {
     }
     let mut frr = Frr::start(version, &node).unwrap();
     let mut api = ApiServer::start().unwrap();
-    let crds = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("crds");
-    api.kubectl(&["apply", "-k", crds.to_str().unwrap()]).unwrap();
-    api.kubectl(&["wait", "--for=condition=Established", "crd", "--all", "--timeout=60s"]).unwrap();
+    api.install_crds().unwrap();
     api.kubectl(&["create", "namespace", NS]).unwrap();
     api.kubectl_stdin(&["apply", "-f", "-"], NODE).unwrap();
 

@@ -11,7 +11,6 @@ mod apiserver;
 #[allow(clippy::duplicate_mod)]
 mod lab;
 
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
@@ -57,9 +56,7 @@ fn deletion_hold_down_keeps_a_recreated_config_and_withdraws_a_removed_one() {
     let gobgp = GoBgp::start(&router, 64500, ROUTER_IP, &[GoBgpNeighbor::new(NODE_IP, 64512)]).unwrap();
     let frr = Frr::start(FrrVersion::V8, &node).unwrap();
     let api = ApiServer::start().unwrap();
-    let crds = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("crds");
-    api.kubectl(&["apply", "-k", crds.to_str().unwrap()]).unwrap();
-    api.kubectl(&["wait", "--for=condition=Established", "crd", "--all", "--timeout=60s"]).unwrap();
+    api.install_crds().unwrap();
     api.kubectl(&["create", "namespace", NS]).unwrap();
     api.kubectl_stdin(&["apply", "-f", "-"], NODE).unwrap();
 

@@ -130,9 +130,7 @@ fn scenario(version: FrrVersion) {
     gobgp.add_route("203.0.113.0/24", ROUTER_IP, &[]).unwrap();
     let frr = Frr::start(version, &node).unwrap();
     let api = ApiServer::start().unwrap();
-    let crds = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("crds");
-    api.kubectl(&["apply", "-k", crds.to_str().unwrap()]).unwrap();
-    api.kubectl(&["wait", "--for=condition=Established", "crd", "--all", "--timeout=60s"]).unwrap();
+    api.install_crds().unwrap();
     api.kubectl(&["create", "namespace", NS]).unwrap();
     api.kubectl_stdin(&["apply", "-f", "-"], NODE).unwrap();
     let mut agent = start_agent(&api, &frr, tmp.path(), &state, 1);

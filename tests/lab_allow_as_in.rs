@@ -29,14 +29,7 @@ const ORIGIN_V6: &str = "2001:db8:300::/64";
 fn config(allow_as_in: Option<&str>) -> String {
     let line = allow_as_in.map(|v| format!("\n            allowAsIn: \"{v}\"")).unwrap_or_default();
     format!(
-        "apiVersion: v1
-kind: Node
-metadata:
-  name: lab-node
-  labels:
-    kubernetes.io/hostname: lab-node
----
-apiVersion: frrk8s.metallb.io/v1beta1
+        "{}apiVersion: frrk8s.metallb.io/v1beta1
 kind: FRRConfiguration
 metadata:
   name: allow-as-in
@@ -53,7 +46,8 @@ spec:
             toReceive:
               allowed:
                 mode: all
-"
+",
+        lab::NODE_DOC
     )
 }
 

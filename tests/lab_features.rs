@@ -23,15 +23,6 @@ use std::time::{Duration, Instant};
 use lab::{Bridge, Frr, FrrVersion, GoBgp, GoBgpNeighbor, Netns, Req, TempDir};
 use serde_json::Value;
 
-const NODE_DOC: &str = "apiVersion: v1
-kind: Node
-metadata:
-  name: lab-node
-  labels:
-    kubernetes.io/hostname: lab-node
----
-";
-
 fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_frr-composer")
 }
@@ -39,7 +30,7 @@ fn bin() -> &'static str {
 /// `frr-composer apply FILE --node lab-node <frr args> EXTRA...` with FILE = the Node object
 /// followed by `docs`.
 fn apply(frr: &Frr, tmp: &TempDir, file: &str, docs: &str, extra: &[&str]) -> Output {
-    let p = tmp.write(file, &format!("{NODE_DOC}{docs}")).unwrap();
+    let p = tmp.write(file, &format!("{}{docs}", lab::NODE_DOC)).unwrap();
     apply_files(frr, &[&p], extra)
 }
 

@@ -44,9 +44,7 @@ fn cluster(nodes: &[(&str, &str)]) -> Option<ApiServer> {
         return None;
     }
     let api = ApiServer::start().unwrap();
-    let crds = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("crds");
-    api.kubectl(&["apply", "-k", crds.to_str().unwrap()]).unwrap();
-    api.kubectl(&["wait", "--for=condition=Established", "crd", "--all", "--timeout=60s"]).unwrap();
+    api.install_crds().unwrap();
     api.kubectl(&["create", "namespace", NS]).unwrap();
     for (n, r) in nodes {
         api.kubectl_stdin(&["apply", "-f", "-"], &format!("apiVersion: v1\nkind: Node\nmetadata:\n  name: {n}\n  labels:\n    rack: {r}\n")).unwrap();

@@ -553,6 +553,14 @@ impl ApiServer {
     }
 
     /// `kubectl ... -o json`, parsed.
+    /// Installs this repository's CRDs (crds/) and waits until they are established.
+    pub fn install_crds(&self) -> Result<()> {
+        let crds = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("crds");
+        self.kubectl(&["apply", "-k", &crds.to_string_lossy()]).context("installing the CRDs")?;
+        self.kubectl(&["wait", "--for=condition=Established", "crd", "--all", "--timeout=60s"]).context("CRDs not established")?;
+        Ok(())
+    }
+
     pub fn kubectl_json(&self, args: &[&str]) -> Result<serde_json::Value> {
         let mut a = args.to_vec();
         a.extend(["-o", "json"]);

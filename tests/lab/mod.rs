@@ -31,3 +31,13 @@ pub fn render(inputs: &[&Path], extra: &[&str]) -> Result<String> {
     c.arg("render").args(inputs).args(extra);
     run(&mut c)
 }
+
+/// The Node `lab-node` (label kubernetes.io/hostname), as the first document of a test's input.
+pub const NODE_DOC: &str = "apiVersion: v1
+kind: Node
+metadata:
+  name: lab-node
+  labels:
+    kubernetes.io/hostname: lab-node
+---
+";
