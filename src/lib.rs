@@ -9,6 +9,8 @@ pub mod frr;
 pub mod input;
 pub mod lab;
 pub mod render;
+pub mod settings;
 pub mod signals;
+pub mod watch;
 pub mod webhook;
 pub mod workdir;

@@ -40,11 +40,11 @@ fn main() -> ExitCode {
     // stdout/stderr.
     match cli.command {
         Command::Controller(args) => {
-            frr_composer::agent::init_logging(args.log_level.into());
+            frr_composer::settings::init_logging(args.log_level.into());
             serve(|stop| frr_composer::agent::run(args, stop))
         }
         Command::Webhook(args) => {
-            frr_composer::agent::init_logging(args.log_level.into());
+            frr_composer::settings::init_logging(args.log_level.into());
             serve(|stop| frr_composer::webhook::run(args, stop))
         }
         // prints from its signal handler too: holds no lock on stdout/stderr

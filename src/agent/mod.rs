@@ -20,11 +20,11 @@ use anyhow::Context;
 use kube::Client;
 use tokio::sync::Notify;
 
-use crate::api::{FRRNodeStateStatus, LogLevel};
-use crate::cli::apply::FrrArgs;
+use crate::api::FRRNodeStateStatus;
 use crate::core::{self, Errors, ObjRef, Settings, Snapshot};
 use crate::frr::apply::{Applier, ApplyError};
 use crate::frr::{redact, state};
+use crate::settings::{set_log_level, FrrArgs, LogLevelArg};
 use crate::signals::Shutdown;
 use metrics::Metrics;
 use status::StatusWriter;
@@ -53,7 +53,7 @@ pub struct ControllerArgs {
     pub deletion_hold_down: Duration,
     /// Log level of the agent and default FRR log level (FRRK8sConfiguration `config` overrides).
     #[arg(long, value_enum, default_value = "info")]
-    pub log_level: crate::cli::render::LogLevelArg,
+    pub log_level: LogLevelArg,
     /// Prometheus metrics address.
     #[arg(long, default_value = "0.0.0.0:9140")]
     pub metrics_address: SocketAddr,
@@ -116,68 +116,6 @@ impl Health {
     }
 }
 
-/// The agent's log level, changeable at runtime (FRRK8sConfiguration `config`). A plain
-/// atomic read by a filter function: no lock is taken while logging.
-static LEVEL: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(2);
-
-fn level_code(level: LogLevel) -> u8 {
-    match level {
-        LogLevel::All | LogLevel::Debug => 4,
-        LogLevel::Info => 3,
-        LogLevel::Warn => 2,
-        LogLevel::Error => 1,
-        LogLevel::None => 0,
-    }
-}
-
-fn enabled(meta: &tracing::Metadata<'_>) -> bool {
-    use tracing::Level;
-    let ours = meta.target().starts_with("frr_composer");
-    let max = if ours { LEVEL.load(std::sync::atomic::Ordering::Relaxed) } else { 2.min(LEVEL.load(std::sync::atomic::Ordering::Relaxed)) };
-    let code = match *meta.level() {
-        Level::ERROR => 1,
-        Level::WARN => 2,
-        Level::INFO => 3,
-        Level::DEBUG => 4,
-        Level::TRACE => 5,
-    };
-    code <= max
-}
-
-pub fn set_log_level(level: LogLevel) {
-    let old = LEVEL.swap(level_code(level), std::sync::atomic::Ordering::Relaxed);
-    if old != level_code(level) {
-        // the filter's answers are cached per call site
-        tracing::callsite::rebuild_interest_cache();
-    }
-}
-
-/// JSON logs on stderr; the level can change at runtime (`set_log_level`). Other crates log
-/// warnings and errors only.
-pub fn init_logging(level: LogLevel) {
-    use tracing_subscriber::prelude::*;
-    set_log_level(level);
-    let filter = tracing_subscriber::filter::filter_fn(enabled);
-    tracing_subscriber::registry().with(tracing_subscriber::fmt::layer().json().with_writer(std::io::stderr).with_filter(filter)).init();
-}
-
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_else(|_| "localhost".into())
-}
-
-/// Whether this host has a non-loopback IPv4 address (for the router-id fallback).
-fn host_has_ipv4() -> bool {
-    // /proc/net/fib_trie lists local addresses; loopback ones are 127/8
-    std::fs::read_to_string("/proc/net/fib_trie")
-        .map(|t| {
-            let lines: Vec<&str> = t.lines().collect();
-            lines.windows(2).any(|w| {
-                w[1].contains("/32 host LOCAL") && w[0].trim().trim_start_matches("|-- ").parse::<std::net::Ipv4Addr>().is_ok_and(|a| !a.is_loopback())
-            })
-        })
-        .unwrap_or(true)
-}
-
 /// The outcome of one reconcile, for status.
 struct Outcome {
     conversion: Result<Vec<ObjRef>, Errors>,
@@ -204,8 +142,8 @@ pub async fn run(args: ControllerArgs, stop: Shutdown) -> anyhow::Result<()> {
     for c in args.always_block.iter().map(|c| c.trim()).filter(|c| !c.is_empty()) {
         always_block.push(core::values::parse_prefix(c).map_err(|e| anyhow::anyhow!("--always-block: {e}"))?);
     }
-    let hostname = args.hostname.clone().unwrap_or_else(hostname);
-    let node_has_ipv4 = host_has_ipv4();
+    let hostname = args.hostname.clone().unwrap_or_else(crate::settings::hostname_of_this_machine);
+    let node_has_ipv4 = crate::settings::host_has_ipv4();
     let applier = Arc::new(Mutex::new({
         let mut a = Applier::new(args.frr.location());
         a.persist = args.persist.clone();

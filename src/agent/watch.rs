@@ -17,8 +17,7 @@ use tokio::sync::Notify;
 use crate::api::{FRRConfiguration, FRRK8sConfiguration};
 use crate::core::SecretEntry;
 
-/// A FRRConfiguration as read from the API server: typed, or why it could not be read.
-pub type ConfigEntry = Result<FRRConfiguration, String>;
+pub use crate::watch::{typed_config, ConfigEntry, RetryDelay};
 
 /// Labels and uid of the agent's Node: only these matter (heartbeats change nothing).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -58,16 +57,6 @@ pub struct Shared {
     pub changed: Arc<Notify>,
 }
 
-/// Converts a FRRConfiguration that the API server holds into the typed object; a malformed one
-/// becomes an error naming the field (it is reported, and left out).
-pub fn typed_config(o: &DynamicObject) -> ConfigEntry {
-    let value = serde_json::to_value(o).map_err(|e| e.to_string())?;
-    serde_path_to_error::deserialize::<_, FRRConfiguration>(value).map_err(|e| {
-        let path = e.path().to_string();
-        format!("{path}: {}", e.into_inner())
-    })
-}
-
 fn secret_entry(s: &Secret) -> SecretEntry {
     crate::input::secret_entries(std::iter::once(s)).into_values().next().unwrap_or(SecretEntry { type_: String::new(), password: None })
 }
@@ -102,27 +91,6 @@ pub fn fold<O, K: Ord, V: PartialEq>(
             *map = buffer.take().unwrap_or_default();
             true
         }
-    }
-}
-
-/// Watch retry delays: 0.5 s doubling to 10 s, back to 0.5 s after every successful event.
-/// kube's default goes up to 30 s, which kept the agent a minute behind an API server that
-/// came back (two waits: the reconnect, then the re-list after "resource version too old").
-#[derive(Default)]
-pub struct RetryDelay(u32);
-
-impl Iterator for RetryDelay {
-    type Item = std::time::Duration;
-    fn next(&mut self) -> Option<Self::Item> {
-        let d = std::time::Duration::from_millis(500) * 2u32.pow(self.0.min(5));
-        self.0 += 1;
-        Some(d.min(std::time::Duration::from_secs(10)))
-    }
-}
-
-impl kube::runtime::utils::Backoff for RetryDelay {
-    fn reset(&mut self) {
-        self.0 = 0;
     }
 }
 
@@ -194,20 +162,4 @@ pub fn spawn(client: Client, namespace: &str, node_name: &str, shared: Shared) {
     );
     let settings_cfg = watcher::Config::default().fields("metadata.name=config");
     spawn_watch("FRRK8sConfiguration", 3, Api::<FRRK8sConfiguration>::namespaced(client, namespace), settings_cfg, shared, |s| &mut s.settings, |c| c.clone());
-}
-
-#[cfg(test)]
-mod tests {
-    use super::RetryDelay;
-    use kube::runtime::utils::Backoff;
-    use std::time::Duration;
-
-    #[test]
-    fn retry_delay_doubles_to_ten_seconds_and_resets() {
-        let mut d = RetryDelay::default();
-        let ms: Vec<u128> = (0..8).map(|_| d.next().unwrap().as_millis()).collect();
-        assert_eq!(ms, [500, 1000, 2000, 4000, 8000, 10000, 10000, 10000]);
-        d.reset();
-        assert_eq!(d.next(), Some(Duration::from_millis(500)));
-    }
 }

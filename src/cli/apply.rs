@@ -7,37 +7,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::core::Model;
 use crate::frr::apply::{Applied, Applier, ApplyError, Report};
-use crate::frr::vtysh::{FrrLocation, Rejected};
+use crate::frr::vtysh::Rejected;
 use crate::frr::{redact, state};
-
-/// Where FRR is.
-#[derive(clap::Args, Clone, Debug, Default)]
-pub struct FrrArgs {
-    /// FRR pathspace (FRR's `-N`); default: FRR's default paths.
-    #[arg(long)]
-    pub pathspace: Option<String>,
-    /// The vtysh program.
-    #[arg(long, value_name = "PATH")]
-    pub vtysh: Option<PathBuf>,
-    /// FRR is installed under this root (a chroot): vtysh runs as `chroot ROOT vtysh`.
-    #[arg(long, value_name = "DIR")]
-    pub frr_root: Option<PathBuf>,
-    /// vtysh's configuration folder (vtysh's `--config_dir`).
-    #[arg(long, value_name = "DIR")]
-    pub vtysh_config_dir: Option<PathBuf>,
-}
-
-impl FrrArgs {
-    pub fn location(&self) -> FrrLocation {
-        FrrLocation {
-            vtysh: self.vtysh.clone(),
-            pathspace: self.pathspace.clone(),
-            root: self.frr_root.clone(),
-            config_dir: self.vtysh_config_dir.clone(),
-            run_dir: None,
-        }
-    }
-}
+pub use crate::settings::FrrArgs;
 
 #[derive(clap::Args, Clone, Debug, Default)]
 pub struct ApplyArgs {

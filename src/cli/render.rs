@@ -7,9 +7,9 @@ use std::path::PathBuf;
 
 use ipnet::IpNet;
 
-use crate::api::LogLevel;
 use crate::core::{self, Composition, Error, Errors, Settings, Snapshot};
 use crate::input::Objects;
+pub use crate::settings::LogLevelArg;
 
 /// How the node is described and what the agent's settings are; shared by `render` and `apply`.
 #[derive(clap::Args, Clone, Debug, Default)]
@@ -35,29 +35,6 @@ pub struct NodeArgs {
     /// The node has no IPv4 address: routers without an id get one derived from the hostname.
     #[arg(long)]
     pub ipv6_only: bool,
-}
-
-#[derive(clap::ValueEnum, Clone, Copy, Debug)]
-pub enum LogLevelArg {
-    All,
-    Debug,
-    Info,
-    Warn,
-    Error,
-    None,
-}
-
-impl From<LogLevelArg> for LogLevel {
-    fn from(l: LogLevelArg) -> LogLevel {
-        match l {
-            LogLevelArg::All => LogLevel::All,
-            LogLevelArg::Debug => LogLevel::Debug,
-            LogLevelArg::Info => LogLevel::Info,
-            LogLevelArg::Warn => LogLevel::Warn,
-            LogLevelArg::Error => LogLevel::Error,
-            LogLevelArg::None => LogLevel::None,
-        }
-    }
 }
 
 #[derive(clap::Args, Clone, Debug, Default)]

@@ -55,7 +55,7 @@ pub struct WebhookArgs {
     #[arg(long = "cert-host", value_name = "NAME")]
     pub cert_hosts: Vec<String>,
     #[arg(long, value_enum, default_value = "info")]
-    pub log_level: crate::cli::render::LogLevelArg,
+    pub log_level: crate::settings::LogLevelArg,
 }
 
 /// Nodes (labels) and FRRConfigurations (by namespace/name), kept by watches.

@@ -1,0 +1,272 @@
+//! The watch layer of the agent and the webhook. Each watched kind is kept in a kube-runtime
+//! reflector store, not of the objects themselves but of what this process derives from each
+//! one (a typed FRRConfiguration or the reason it is malformed, a Secret's password entry, a
+//! Node's labels): the API objects are dropped as soon as they are read. A store is replaced
+//! atomically on every (re)list and is ready after its first complete list; readers take a
+//! consistent snapshot without holding a lock while they work.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::{Stream, StreamExt};
+use kube::api::DynamicObject;
+use kube::runtime::reflector::{store::Writer, Lookup, Store};
+use kube::runtime::watcher::{self, Event};
+use kube::runtime::WatchStreamExt;
+use kube::Resource;
+use tokio::sync::Notify;
+
+use crate::api::FRRConfiguration;
+
+/// One object as kept: its identity and the value derived from it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Entry<T> {
+    pub namespace: Option<String>,
+    pub name: String,
+    pub resource_version: Option<String>,
+    pub uid: Option<String>,
+    pub value: T,
+}
+
+impl<T> Lookup for Entry<T> {
+    type DynamicType = ();
+
+    fn kind(_: &()) -> Cow<'_, str> {
+        "Entry".into()
+    }
+    fn group(_: &()) -> Cow<'_, str> {
+        "".into()
+    }
+    fn version(_: &()) -> Cow<'_, str> {
+        "v1".into()
+    }
+    fn plural(_: &()) -> Cow<'_, str> {
+        "entries".into()
+    }
+    fn name(&self) -> Option<Cow<'_, str>> {
+        Some(Cow::Borrowed(&self.name))
+    }
+    fn namespace(&self) -> Option<Cow<'_, str>> {
+        self.namespace.as_deref().map(Cow::Borrowed)
+    }
+    fn resource_version(&self) -> Option<Cow<'_, str>> {
+        self.resource_version.as_deref().map(Cow::Borrowed)
+    }
+    fn uid(&self) -> Option<Cow<'_, str>> {
+        self.uid.as_deref().map(Cow::Borrowed)
+    }
+}
+
+/// A read handle on one watched kind.
+pub type Reader<T> = Store<Entry<T>>;
+
+/// The values of a store by name, in name order (for a store of one namespace).
+pub fn by_name<T: Clone>(r: &Reader<T>) -> BTreeMap<String, T> {
+    r.state().iter().map(|e| (e.name.clone(), e.value.clone())).collect()
+}
+
+/// The values of a store by (namespace, name).
+pub fn by_key<T: Clone>(r: &Reader<T>) -> BTreeMap<(String, String), T> {
+    r.state().iter().map(|e| ((e.namespace.clone().unwrap_or_default(), e.name.clone()), e.value.clone())).collect()
+}
+
+/// Wakes whoever waits for a change in any of the watches, and counts the changes (a reader
+/// that remembers the count knows whether anything changed since).
+#[derive(Clone, Default)]
+pub struct Changes {
+    notify: Arc<Notify>,
+    count: Arc<AtomicU64>,
+}
+
+impl Changes {
+    pub fn changed(&self) {
+        self.count.fetch_add(1, Ordering::SeqCst);
+        self.notify.notify_one();
+    }
+    /// Returns after the next change (or at once if one happened since the last wait).
+    pub async fn wait(&self) {
+        self.notify.notified().await
+    }
+    pub fn count(&self) -> u64 {
+        self.count.load(Ordering::SeqCst)
+    }
+}
+
+/// The last error of each watch that is failing now (for logs and readiness).
+#[derive(Clone, Default)]
+pub struct WatchErrors(Arc<Mutex<BTreeMap<&'static str, String>>>);
+
+impl WatchErrors {
+    pub fn get(&self) -> BTreeMap<&'static str, String> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+    fn set(&self, name: &'static str, error: Option<String>) {
+        let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        match error {
+            Some(e) => m.insert(name, e),
+            None => m.remove(name),
+        };
+    }
+}
+
+/// Watch retry delays: 0.5 s doubling to 10 s, back to 0.5 s after every successful event.
+/// kube's default goes up to 30 s, which kept the agent a minute behind an API server that
+/// came back (two waits: the reconnect, then the re-list after "resource version too old").
+#[derive(Default)]
+pub struct RetryDelay(u32);
+
+impl Iterator for RetryDelay {
+    type Item = Duration;
+    fn next(&mut self) -> Option<Duration> {
+        let d = Duration::from_millis(500) * 2u32.pow(self.0.min(5));
+        self.0 += 1;
+        Some(d.min(Duration::from_secs(10)))
+    }
+}
+
+impl kube::runtime::utils::Backoff for RetryDelay {
+    fn reset(&mut self) {
+        self.0 = 0;
+    }
+}
+
+fn entry<K: Resource, T>(o: &K, value: T) -> Entry<T> {
+    let m = o.meta();
+    Entry { namespace: m.namespace.clone(), name: m.name.clone().unwrap_or_default(), resource_version: m.resource_version.clone(), uid: m.uid.clone(), value }
+}
+
+/// Applies one watch event to a store (through its writer), deriving each object's value.
+/// Returns whether what readers see changed: an object added, changed or removed, or a
+/// complete (re)list.
+pub fn apply_event<K: Resource, T: Clone + PartialEq>(writer: &mut Writer<Entry<T>>, event: Event<K>, derive: &impl Fn(&K) -> T) -> bool {
+    let reader = writer.as_reader();
+    let (event, changed) = match event {
+        Event::Apply(o) => {
+            let e = entry(&o, derive(&o));
+            let changed = reader.get(&e.to_object_ref(())).is_none_or(|old| old.value != e.value);
+            (Event::Apply(e), changed)
+        }
+        Event::Delete(o) => {
+            let e = entry(&o, derive(&o));
+            let changed = reader.get(&e.to_object_ref(())).is_some();
+            (Event::Delete(e), changed)
+        }
+        Event::Init => (Event::Init, false),
+        Event::InitApply(o) => (Event::InitApply(entry(&o, derive(&o))), false),
+        Event::InitDone => (Event::InitDone, true),
+    };
+    writer.apply_watcher_event(&event);
+    changed
+}
+
+/// Starts one watch: `stream` is kube-runtime's watcher (or metadata watcher) of one kind;
+/// every object is kept as `derive(&object)`. Failures are retried with `RetryDelay` and
+/// recorded in `errors` until the watch works again. Changes wake `changes`.
+pub fn reflect<K, T, S>(name: &'static str, stream: S, derive: impl Fn(&K) -> T + Send + 'static, changes: Changes, errors: WatchErrors) -> Reader<T>
+where
+    K: Resource + Send + 'static,
+    T: Clone + PartialEq + Send + Sync + 'static,
+    S: Stream<Item = Result<Event<K>, watcher::Error>> + Send + 'static,
+{
+    let mut writer: Writer<Entry<T>> = Writer::new(());
+    let reader = writer.as_reader();
+    tokio::spawn(async move {
+        let mut stream = stream.backoff(RetryDelay::default()).boxed();
+        while let Some(ev) = stream.next().await {
+            match ev {
+                Ok(ev) => {
+                    let changed = apply_event(&mut writer, ev, &derive);
+                    errors.set(name, None);
+                    if changed {
+                        tracing::debug!(watch = name, "changed");
+                        changes.changed();
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(watch = name, error = %e, "watch failed; retrying");
+                    errors.set(name, Some(e.to_string()));
+                }
+            }
+        }
+    });
+    reader
+}
+
+/// A FRRConfiguration as read from the API server: typed, or why it could not be read.
+pub type ConfigEntry = Result<FRRConfiguration, String>;
+
+/// Converts a FRRConfiguration that the API server holds into the typed object; a malformed one
+/// becomes an error naming the field (it is reported, and left out). FRRConfigurations are
+/// watched untyped, so that one malformed object cannot stop the watch.
+pub fn typed_config(o: &DynamicObject) -> ConfigEntry {
+    let value = serde_json::to_value(o).map_err(|e| e.to_string())?;
+    serde_path_to_error::deserialize::<_, FRRConfiguration>(value).map_err(|e| {
+        let path = e.path().to_string();
+        format!("{path}: {}", e.into_inner())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::runtime::utils::Backoff;
+
+    fn cm(name: &str, v: &str) -> ConfigMap {
+        let mut c = ConfigMap::default();
+        c.metadata.name = Some(name.into());
+        c.metadata.namespace = Some("ns".into());
+        c.data = Some([("k".to_string(), v.to_string())].into());
+        c
+    }
+
+    fn value(c: &ConfigMap) -> String {
+        c.data.as_ref().and_then(|d| d.get("k").cloned()).unwrap_or_default()
+    }
+
+    #[test]
+    fn store_follows_events_and_reports_changes() {
+        let mut w: Writer<Entry<String>> = Writer::new(());
+        let r = w.as_reader();
+        assert!(!apply_event(&mut w, Event::Init, &value));
+        assert!(!apply_event(&mut w, Event::InitApply(cm("a", "1")), &value));
+        assert!(r.is_empty(), "a list in progress is not visible");
+        assert!(apply_event(&mut w, Event::<ConfigMap>::InitDone, &value));
+        assert_eq!(by_name(&r), [("a".to_string(), "1".to_string())].into());
+        assert!(!apply_event(&mut w, Event::Apply(cm("a", "1")), &value), "same value: no change");
+        assert!(apply_event(&mut w, Event::Apply(cm("a", "2")), &value));
+        assert!(apply_event(&mut w, Event::Apply(cm("b", "1")), &value));
+        assert!(apply_event(&mut w, Event::Delete(cm("a", "2")), &value));
+        assert!(!apply_event(&mut w, Event::Delete(cm("a", "2")), &value), "already gone");
+        assert_eq!(by_key(&r), [(("ns".to_string(), "b".to_string()), "1".to_string())].into());
+        // a re-list replaces everything at once
+        apply_event(&mut w, Event::Init, &value);
+        apply_event(&mut w, Event::InitApply(cm("c", "3")), &value);
+        assert_eq!(by_name(&r).len(), 1, "old contents stay until the list is complete");
+        apply_event(&mut w, Event::<ConfigMap>::InitDone, &value);
+        assert_eq!(by_name(&r), [("c".to_string(), "3".to_string())].into());
+    }
+
+    #[tokio::test]
+    async fn readiness_comes_from_the_store() {
+        let mut w: Writer<Entry<String>> = Writer::new(());
+        let r = w.as_reader();
+        let ready = tokio::time::timeout(Duration::from_millis(50), r.wait_until_ready()).await;
+        assert!(ready.is_err(), "not ready before the first complete list");
+        apply_event(&mut w, Event::<ConfigMap>::Init, &value);
+        apply_event(&mut w, Event::<ConfigMap>::InitDone, &value);
+        assert!(tokio::time::timeout(Duration::from_millis(50), r.wait_until_ready()).await.is_ok());
+    }
+
+    #[test]
+    fn retry_delay_doubles_to_ten_seconds_and_resets() {
+        let mut d = RetryDelay::default();
+        let ms: Vec<u128> = (0..8).map(|_| d.next().unwrap().as_millis()).collect();
+        assert_eq!(ms, [500, 1000, 2000, 4000, 8000, 10000, 10000, 10000]);
+        d.reset();
+        assert_eq!(d.next(), Some(Duration::from_millis(500)));
+    }
+}
