@@ -29,7 +29,8 @@
 //!    /healthz 200; --reviews sequential AdmissionReviews (default 200, at most
 //!    --review-budget seconds, default 120) of a new object selecting every node, POSTed over
 //!    HTTPS on one connection: p50/p99; --burst concurrent reviews (default 50, one connection
-//!    each) with /healthz sampled on another connection meanwhile; whether the reviews
+//!    each; at most --burst-budget seconds, default 300) with /healthz sampled on another
+//!    connection meanwhile; whether the reviews
 //!    overlapped (burst x sequential p50 over the burst's wall time: 1 means one at a time,
 //!    about 2 both cores busy); peak RSS.
 //!
@@ -49,6 +50,7 @@ mod fixture;
 #[path = "scale/tools.rs"]
 mod tools;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -100,6 +102,9 @@ struct Opts {
     review_budget: u64,
     #[arg(long, default_value_t = 50)]
     burst: usize,
+    /// Seconds the burst may take; reviews not answered by then are counted as such.
+    #[arg(long, default_value_t = 300)]
+    burst_budget: u64,
     #[arg(long = "skip-agent", action = clap::ArgAction::SetFalse)]
     agent: bool,
     #[arg(long = "skip-steady", action = clap::ArgAction::SetFalse)]
@@ -169,9 +174,15 @@ impl Proc {
         let t: jiff::Timestamp = line["timestamp"].as_str()?.parse().ok()?;
         Some((t.as_millisecond() - self.started_at.as_millisecond()) as f64 / 1e3)
     }
-    /// Warning and error lines of the log.
-    fn problems(&self) -> usize {
-        std::fs::read_to_string(&self.log).unwrap_or_default().lines().filter(|l| l.contains("\"level\":\"WARN\"") || l.contains("\"level\":\"ERROR\"")).count()
+    /// Warning and error lines of the log, counted by level and message.
+    fn problems(&self, into: &mut BTreeMap<String, usize>) {
+        for l in std::fs::read_to_string(&self.log).unwrap_or_default().lines() {
+            let Ok(v) = serde_json::from_str::<Value>(l) else { continue };
+            let level = v["level"].as_str().unwrap_or("?");
+            if matches!(level, "WARN" | "ERROR") {
+                *into.entry(format!("{level} \"{}\"", v["fields"]["message"].as_str().unwrap_or("?"))).or_default() += 1;
+            }
+        }
     }
 }
 
@@ -389,9 +400,10 @@ fn part_agent(cx: &Ctx, r: &mut Report) -> Result<Site> {
         format!("{:.1} MiB (VmRSS now {:.1} MiB); CPU so far {:.2} s", vm_mib(pid, "VmHWM:")?, vm_mib(pid, "VmRSS:")?, tools::cpu_seconds(pid)?),
         "< 40 MB (aim 25)",
     );
-    let warn = site.agent.problems();
-    if warn > 0 {
-        r.note(format!("agent {name}: {warn} warning/error log lines (log: {})", site.agent.log.display()));
+    let mut warn = BTreeMap::new();
+    site.agent.problems(&mut warn);
+    if !warn.is_empty() {
+        r.note(format!("agent {name} logged (log: {}): {warn:?}", site.agent.log.display()));
     }
     Ok(site)
 }
@@ -482,9 +494,12 @@ fn part_steady(cx: &Ctx, r: &mut Report, first: Option<Site>, baseline: &(Reques
     );
     let hwm: Vec<f64> = pids.iter().filter_map(|p| vm_mib(*p, "VmHWM:").ok()).collect();
     r.row(format!("{} agents: peak RSS (VmHWM) each", sites.len()), format!("median {:.1} MiB, max {:.1} MiB", pct(&hwm, 50.0), max(&hwm)), "< 40 MB");
-    let warn: usize = sites.iter().map(|s| s.agent.problems()).sum();
-    if warn > 0 {
-        r.note(format!("the {} agents logged {warn} warning/error lines (logs in {})", sites.len(), cx.tmp.display()));
+    let mut warn = BTreeMap::new();
+    for s in &sites {
+        s.agent.problems(&mut warn);
+    }
+    if !warn.is_empty() {
+        r.note(format!("the {} agents logged, from their start to the end of the window: {warn:?}", sites.len()));
     }
     let t = Instant::now();
     drop(sites);
@@ -533,8 +548,8 @@ fn part_webhook(cx: &Ctx, r: &mut Report) -> Result<()> {
 
     // sequential reviews on one connection
     let budget = Duration::from_secs(cx.o.review_budget);
-    let (seq, first) = cx.rt.block_on(async {
-        let mut times = Vec::new();
+    let (seq, first, seq_failures) = cx.rt.block_on(async {
+        let (mut times, mut failures) = (Vec::new(), Vec::new());
         let mut first = None;
         let mut conn = https.connect().await?;
         let t0 = Instant::now();
@@ -542,7 +557,8 @@ fn part_webhook(cx: &Ctx, r: &mut Report) -> Result<()> {
             let t = Instant::now();
             let res = match tools::request(&mut conn, path, Some(&body)).await {
                 Ok(x) => x,
-                Err(_) => {
+                Err(e) => {
+                    failures.push(format!("{e:#} after {:.0} ms", ms(t.elapsed())));
                     conn = https.connect().await?;
                     continue;
                 }
@@ -550,44 +566,52 @@ fn part_webhook(cx: &Ctx, r: &mut Report) -> Result<()> {
             times.push(ms(t.elapsed()));
             first.get_or_insert(res);
         }
-        anyhow::Ok((times, first))
+        anyhow::Ok((times, first, failures))
     })?;
     let (status, resp) = first.unwrap_or_default();
     let resp: Value = serde_json::from_slice(&resp).unwrap_or_default();
     if status != 200 || resp["response"]["allowed"] != true {
         bail!("the review was not allowed (HTTP {status}): {}", resp["response"]["status"]);
     }
-    let capped = if seq.len() < cx.o.reviews { format!(" (stopped at the {} s budget)", cx.o.review_budget) } else { String::new() };
+    let mut capped = if seq.len() < cx.o.reviews { format!(", stopped at the {} s budget", cx.o.review_budget) } else { String::new() };
+    if let Some(f) = seq_failures.first() {
+        capped.push_str(&format!(", {} failed (first: {f})", seq_failures.len()));
+    }
     r.row(
         format!("webhook: review of an object selecting all {} nodes, sequential", cx.shape.nodes),
         format!("p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms (n={}{capped})", pct(&seq, 50.0), pct(&seq, 99.0), max(&seq), seq.len()),
         "p99 < 100 ms",
     );
 
-    // a burst of concurrent reviews, /healthz sampled meanwhile
+    // a burst of concurrent reviews, /healthz sampled meanwhile on its own connection; the
+    // burst ends after --burst-budget seconds (reviews not answered by then are counted)
     let burst = cx.o.burst;
-    let (lat, wall, health) = cx.rt.block_on(async {
+    let budget = Duration::from_secs(cx.o.burst_budget);
+    let (lat, unanswered, failed, wall, health, health_waiting) = cx.rt.block_on(async {
         let mut conns = Vec::new();
         for _ in 0..burst {
             conns.push(https.connect().await?);
         }
         let mut hc = https.connect().await?;
-        let done = Arc::new(AtomicBool::new(false));
-        let d2 = done.clone();
+        let samples = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let in_flight = Arc::new(std::sync::Mutex::new(None::<Instant>));
+        let (s2, f2) = (samples.clone(), in_flight.clone());
         let sampler = tokio::spawn(async move {
-            let mut v = Vec::new();
-            while !d2.load(Ordering::Relaxed) {
+            loop {
                 let t = Instant::now();
-                match tokio::time::timeout(Duration::from_secs(600), tools::request(&mut hc, "/healthz", None)).await {
-                    Ok(Ok((200, _))) => v.push(ms(t.elapsed())),
-                    _ => break,
+                *f2.lock().unwrap_or_else(|e| e.into_inner()) = Some(t);
+                let res = tools::request(&mut hc, "/healthz", None).await;
+                *f2.lock().unwrap_or_else(|e| e.into_inner()) = None;
+                match res {
+                    Ok((200, _)) => s2.lock().unwrap_or_else(|e| e.into_inner()).push(ms(t.elapsed())),
+                    _ => return,
                 }
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
-            v
         });
         tokio::time::sleep(Duration::from_millis(50)).await;
         let t0 = Instant::now();
+        let deadline = tokio::time::Instant::now() + budget;
         let tasks: Vec<_> = conns
             .into_iter()
             .map(|mut c| {
@@ -595,39 +619,52 @@ fn part_webhook(cx: &Ctx, r: &mut Report) -> Result<()> {
                 tokio::spawn(async move {
                     let t = Instant::now();
                     let res = tools::request(&mut c, path, Some(&body)).await;
-                    res.map(|(s, _)| (s, ms(t.elapsed())))
+                    (res.map(|(s, _)| s).map_err(|e| format!("{e:#}")), ms(t.elapsed()))
                 })
             })
             .collect();
-        let mut lat = Vec::new();
-        for t in tasks {
-            let (s, l) = t.await??;
-            if s != 200 {
-                bail!("a concurrent review got HTTP {s}");
+        let (mut lat, mut unanswered, mut failed) = (Vec::new(), 0usize, Vec::new());
+        for mut t in tasks {
+            match tokio::time::timeout_at(deadline, &mut t).await {
+                Ok(done) => match done? {
+                    (Ok(200), l) => lat.push(l),
+                    (Ok(s), l) => failed.push(format!("HTTP {s} after {l:.0} ms")),
+                    (Err(e), l) => failed.push(format!("{e} after {l:.0} ms")),
+                },
+                Err(_) => {
+                    t.abort();
+                    unanswered += 1;
+                }
             }
-            lat.push(l);
         }
         let wall = t0.elapsed();
-        done.store(true, Ordering::Relaxed);
-        let health = sampler.await?;
-        anyhow::Ok((lat, wall, health))
+        sampler.abort();
+        let waiting = in_flight.lock().unwrap_or_else(|e| e.into_inner()).map(|t| ms(t.elapsed()));
+        let health = samples.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        anyhow::Ok((lat, unanswered, failed, wall, health, waiting))
     })?;
     // one at a time, the burst takes `burst` sequential reviews; concurrently, CPU-bound
     // reviews on 2 cores take about half that
-    let overlap = burst as f64 * pct(&seq, 50.0) / ms(wall);
+    let overlap = if unanswered == 0 && failed.is_empty() {
+        format!("{burst} x sequential p50 / wall = {:.2} (1 = one at a time, about 2 = both cores busy)", burst as f64 * pct(&seq, 50.0) / ms(wall))
+    } else {
+        format!(
+            "{} answered within the {} s budget, {unanswered} unanswered, {} failed{}",
+            lat.len(),
+            cx.o.burst_budget,
+            failed.len(),
+            failed.first().map(|f| format!(" (first: {f})")).unwrap_or_default()
+        )
+    };
     r.row(
         format!("webhook: {burst} concurrent reviews"),
-        format!(
-            "wall {:.0} ms; latency p50 {:.0} ms, max {:.0} ms; {burst} x sequential p50 / wall = {overlap:.2} (1 = one at a time, about 2 = both cores busy)",
-            ms(wall),
-            pct(&lat, 50.0),
-            max(&lat)
-        ),
+        format!("wall {:.0} ms; latency p50 {:.0} ms, max {:.0} ms; {overlap}", ms(wall), pct(&lat, 50.0), max(&lat)),
         "concurrent, no lock held",
     );
+    let waiting = health_waiting.map(|w| format!("; one more still unanswered after {w:.0} ms")).unwrap_or_default();
     r.row(
-        "webhook: /healthz during the burst",
-        format!("p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms (n={})", pct(&health, 50.0), pct(&health, 99.0), max(&health), health.len()),
+        "webhook: /healthz during the burst (one connection, every 10 ms)",
+        format!("p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms (n={}){waiting}", pct(&health, 50.0), pct(&health, 99.0), max(&health), health.len()),
         "< 10 ms",
     );
     wh.alive()?;
@@ -700,7 +737,8 @@ fn run(o: &Opts) -> Result<bool> {
     std::thread::sleep(Duration::from_secs(2));
     let m1 = metrics(&api)?;
     let tb = Instant::now();
-    std::thread::sleep(Duration::from_secs(o.baseline));
+    // the baseline is only needed for the steady state
+    std::thread::sleep(Duration::from_secs(if o.steady { o.baseline } else { 0 }));
     let baseline = (tools::delta(&m1, &metrics(&api)?), tb.elapsed().as_secs_f64(), open_watches(&api)?);
     let cx = Ctx { o, shape, bin: &bin, api: &api, client, rt: &rt, states, tmp: tmp.path() };
 
@@ -752,15 +790,15 @@ fn run(o: &Opts) -> Result<bool> {
     Ok(!r.failed)
 }
 
-fn main() {
+fn main() -> std::process::ExitCode {
     let o = <Opts as clap::Parser>::parse();
-    let code = match run(&o) {
-        Ok(true) => 0,
-        Ok(false) => 1,
-        Err(e) => {
-            eprintln!("FAILED: {e:#}");
-            1
-        }
-    };
-    std::process::exit(code);
+    let outcome = run(&o).unwrap_or_else(|e| {
+        eprintln!("FAILED: {e:#}");
+        false
+    });
+    if outcome {
+        std::process::ExitCode::SUCCESS
+    } else {
+        std::process::ExitCode::FAILURE
+    }
 }
