@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use kube::core::{Selector, SelectorExt};
 
-use super::convert::{self, ConfigContrib, RouterContrib};
+use super::convert::{self, ConfigContrib, NeighborContrib, RouterContrib};
 use super::error::{Error, ObjRef};
 use super::model::Peer;
 use super::{merge, obj_ref, parse_selector, values};
@@ -227,9 +227,42 @@ fn has_evpn(c: &ConfigContrib) -> bool {
     c.routers.iter().any(|r| r.evpn.is_some() || r.neighbors.iter().any(|n| n.evpn))
 }
 
+/// A neighbor's contribution without what merges without errors (prefixes to advertise and
+/// filters to receive: sets with their sources); local preferences and communities stay (they
+/// must agree, and count against the neighbor's limit).
+fn neighbor_values(n: &NeighborContrib) -> NeighborContrib {
+    NeighborContrib {
+        obj: n.obj.clone(),
+        peer: n.peer.clone(),
+        remote_as: n.remote_as,
+        family: n.family,
+        port: n.port,
+        hold: n.hold,
+        keepalive: n.keepalive,
+        connect: n.connect,
+        password: n.password.clone(),
+        source_address: n.source_address.clone(),
+        ebgp_multihop: n.ebgp_multihop,
+        local_asn: n.local_asn,
+        bfd_profile: n.bfd_profile.clone(),
+        graceful_restart: n.graceful_restart,
+        allow_as_in: n.allow_as_in,
+        unicast: n.unicast,
+        evpn: n.evpn,
+        advertise: BTreeSet::new(),
+        next_hop_v4: n.next_hop_v4,
+        next_hop_v6: n.next_hop_v6,
+        local_pref: n.local_pref.clone(),
+        communities: n.communities.clone(),
+        receive_all: false,
+        receive: BTreeSet::new(),
+    }
+}
+
 /// The part of `c` that can take part in an error naming `mine` when both are merged, or None
 /// when nothing can: BFD profiles of the names `mine` defines; routers in the VRFs `mine` has,
-/// with their router-level values and their neighbors at the peers `mine` has there. Errors
+/// with their router-level values and their neighbors at the peers `mine` has there (see
+/// `neighbor_values`). Errors
 /// arise per BFD profile name, per router's single values and per neighbor, and only among
 /// the objects that contribute there; routers merge without errors in their prefixes and
 /// imports. The rest merges independently of `mine`, except through the EVPN checks on the
@@ -251,7 +284,7 @@ fn meeting_part(c: &ConfigContrib, mine: &ConfigContrib) -> Option<ConfigContrib
                 prefixes: BTreeSet::new(),
                 imports: BTreeSet::new(),
                 evpn: None,
-                neighbors: r.neighbors.iter().filter(|n| peers.contains(&&n.peer)).cloned().collect(),
+                neighbors: r.neighbors.iter().filter(|n| peers.contains(&&n.peer)).map(neighbor_values).collect(),
             })
         })
         .collect();

@@ -267,6 +267,14 @@ mod tests {
                 password_secret: (odd == 1).then(|| k8s_openapi::api::core::v1::SecretReference { name: Some("pw".into()), namespace: None }),
                 bfd_profile: (odd == 2).then(|| "bfd".to_string()),
                 address_families: if odd == 3 { vec![AddressFamily::Unicast, AddressFamily::Evpn] } else { vec![] },
+                to_advertise: Advertise {
+                    allowed: AllowedOutPrefixes { prefixes: vec!["203.0.113.0/24".into()], ..Default::default() },
+                    with_local_pref: (odd == 4 || odd == 5)
+                        .then(|| LocalPrefPrefixes { prefixes: vec!["203.0.113.0/24".into()], local_pref: 100 * odd as u32 })
+                        .into_iter()
+                        .collect(),
+                    ..Default::default()
+                },
                 ..Default::default()
             },
         )
