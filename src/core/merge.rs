@@ -6,6 +6,7 @@
 //! must agree (where the anchor treats "unset" as compatible, so do we), and a disagreement is a
 //! conflict naming both objects, the field and both values.
 
+use std::borrow::Borrow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Display;
 use std::sync::Arc;
@@ -65,15 +66,18 @@ fn opt<T: Display>(v: &Option<T>) -> String {
     }
 }
 
-pub fn merge(contribs: &[ConfigContrib], always_block: &[IpNet]) -> Result<Merged, Vec<Error>> {
+/// Merges contributions given in object order; they may be owned or borrowed (the webhook
+/// merges the same cached contributions in many combinations).
+pub fn merge<C: Borrow<ConfigContrib>>(contribs: &[C], always_block: &[IpNet]) -> Result<Merged, Vec<Error>> {
     let mut errors = Vec::new();
-    let mut warnings: Vec<String> = contribs.iter().flat_map(|c| c.warnings.iter().cloned()).collect();
+    let contribs = || contribs.iter().map(|c| c.borrow());
+    let mut warnings: Vec<String> = contribs().flat_map(|c| c.warnings.iter().cloned()).collect();
     warnings.sort();
     warnings.dedup();
 
     // BFD profiles are global by name: every definition of a name must be identical.
     let mut profiles: BTreeMap<String, Vec<&BfdProfile>> = BTreeMap::new();
-    for c in contribs {
+    for c in contribs() {
         for p in &c.bfd_profiles {
             profiles.entry(p.name.clone()).or_default().push(p);
         }
@@ -103,7 +107,7 @@ pub fn merge(contribs: &[ConfigContrib], always_block: &[IpNet]) -> Result<Merge
 
     // Routers: one per VRF.
     let mut by_vrf: BTreeMap<&str, Vec<&RouterContrib>> = BTreeMap::new();
-    for c in contribs {
+    for c in contribs() {
         for r in &c.routers {
             by_vrf.entry(r.vrf.as_str()).or_default().push(r);
         }
@@ -116,8 +120,7 @@ pub fn merge(contribs: &[ConfigContrib], always_block: &[IpNet]) -> Result<Merge
     }
     validate_evpn(&mut errors, &routers);
 
-    let mut raw: Vec<RawSnippet> = contribs
-        .iter()
+    let mut raw: Vec<RawSnippet> = contribs()
         .filter_map(|c| c.raw.as_ref().map(|(priority, text)| RawSnippet { priority: *priority, source: c.obj.clone(), text: text.clone() }))
         .collect();
     raw.sort_by(|a, b| (a.priority, &a.source).cmp(&(b.priority, &b.source)));

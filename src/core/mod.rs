@@ -6,6 +6,7 @@ pub mod error;
 pub mod isolation;
 pub mod merge;
 pub mod model;
+pub mod selection;
 pub mod values;
 
 use std::collections::BTreeMap;
@@ -61,6 +62,11 @@ pub fn obj_ref(c: &FRRConfiguration) -> ObjRef {
 
 /// Whether a LabelSelector matches the labels; errors name the problem with the selector.
 pub fn selector_matches(sel: &k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector, labels: &BTreeMap<String, String>) -> Result<bool, String> {
+    Ok(parse_selector(sel)?.matches(labels))
+}
+
+/// A LabelSelector checked and parsed once (its errors do not depend on any node's labels).
+pub fn parse_selector(sel: &k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector) -> Result<Selector, String> {
     for (i, req) in sel.match_expressions.iter().flatten().enumerate() {
         let n = req.values.as_ref().map_or(0, |v| v.len());
         match req.operator.as_str() {
@@ -73,8 +79,7 @@ pub fn selector_matches(sel: &k8s_openapi::apimachinery::pkg::apis::meta::v1::La
             return Err(format!("matchExpressions[{i}]: the key is empty"));
         }
     }
-    let selector = Selector::try_from(sel.clone()).map_err(|e| e.to_string())?;
-    Ok(selector.matches(labels))
+    Selector::try_from(sel.clone()).map_err(|e| e.to_string())
 }
 
 /// The router-id used on nodes without IPv4: CRC32 (IEEE) of the hostname, little-endian, as an

@@ -1,7 +1,8 @@
 //! `frr-composer webhook`: validating admission for FRRConfiguration CREATE and UPDATE. It runs
 //! the same core as the agent: per-object checks always, then, for every node the object
 //! selects, the merge with the other configurations of the same namespace that select that
-//! node. A conflict is refused at `kubectl apply` with both objects, the field and both values.
+//! node (one merge per group of nodes that read the same configurations). A conflict is refused
+//! at `kubectl apply` with both objects, the field and both values.
 
 pub mod certs;
 pub mod server;
@@ -10,21 +11,22 @@ pub mod validate;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
 use axum::response::IntoResponse;
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, ApiResource, DynamicObject};
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview};
-use kube::runtime::watcher::{self, watcher, Event};
-use kube::runtime::WatchStreamExt;
+use kube::core::PartialObjectMeta;
+use kube::runtime::watcher::{self, watcher};
 use kube::{Client, ResourceExt};
 
-use crate::agent::watch::{self, typed_config, ConfigEntry};
 use crate::api::FRRConfiguration;
+use crate::core::selection::{NodeIndex, Prepared};
 use crate::signals::Shutdown;
+use crate::watch::{self, typed_config, Changes, Entry, Reader, WatchErrors};
 
 pub const PATH: &str = "/validate-frrk8s-metallb-io-v1beta1-frrconfiguration";
 
@@ -58,47 +60,101 @@ pub struct WebhookArgs {
     pub log_level: crate::settings::LogLevelArg,
 }
 
-/// Nodes (labels) and FRRConfigurations (by namespace/name), kept by watches.
-#[derive(Default)]
-pub struct Cache {
-    pub nodes: BTreeMap<String, BTreeMap<String, String>>,
-    /// Typed, or why not (a malformed one is left out of merges).
-    pub configs: BTreeMap<(String, String), ConfigEntry>,
-    pub synced: [bool; 2],
+/// A FRRConfiguration as the webhook keeps it: prepared for validation once per change of the
+/// object (its selector parsed, its contribution converted), or why it could not be read (a
+/// malformed one is left out of merges; the agents report it).
+#[derive(Clone, Debug)]
+pub struct Kept(pub Result<Arc<Prepared>, String>);
+
+impl Kept {
+    pub fn of(o: &DynamicObject) -> Kept {
+        Kept(typed_config(o).map(|c| Arc::new(Prepared::new(&c))))
+    }
 }
 
-fn spawn_watches(client: Client, cache: Arc<Mutex<Cache>>) {
-    {
-        let cache = cache.clone();
-        let api: Api<Node> = Api::all(client.clone());
+/// Every event derives the value anew: an object counts as changed unless it is the same one.
+impl PartialEq for Kept {
+    fn eq(&self, other: &Kept) -> bool {
+        match (&self.0, &other.0) {
+            (Ok(a), Ok(b)) => Arc::ptr_eq(a, b),
+            (Err(a), Err(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+/// What the webhook reads: the Nodes' labels and the FRRConfigurations of all namespaces, each
+/// kept by a watch in a reflector store. Reviews take snapshots (no lock held while they work).
+#[derive(Clone)]
+pub struct State {
+    pub nodes: Reader<BTreeMap<String, String>>,
+    pub configs: Reader<Kept>,
+    /// Counts node changes: the label index is rebuilt when it moved.
+    node_changes: Changes,
+    index: Arc<Mutex<(u64, Arc<NodeIndex>)>>,
+    ready: Arc<AtomicBool>,
+}
+
+/// One review's consistent view of the cluster.
+pub struct View {
+    pub nodes: Arc<NodeIndex>,
+    pub configs: Vec<Arc<Entry<Kept>>>,
+}
+
+impl State {
+    /// Starts the watches: Nodes as metadata only (kube's metadata watch: labels, no Node
+    /// object is read or kept), and
+    /// FRRConfigurations untyped (one malformed object cannot stop the watch).
+    pub fn watch(client: Client, errors: WatchErrors) -> State {
+        let node_changes = Changes::default();
+        let nodes = watch::reflect(
+            "nodes",
+            watcher(Api::<PartialObjectMeta<Node>>::all(client.clone()), watcher::Config::default()),
+            |n: &PartialObjectMeta<Node>| n.labels().clone(),
+            node_changes.clone(),
+            errors.clone(),
+        );
+        let api: Api<DynamicObject> = Api::all_with(client, &ApiResource::erase::<FRRConfiguration>(&()));
+        let configs = watch::reflect("frrconfigurations", watcher(api, watcher::Config::default()), Kept::of, Changes::default(), errors);
+        State::new(nodes, configs, node_changes)
+    }
+
+    /// A state on stores fed by someone else (`node_changes` must be told of every node change).
+    pub fn new(nodes: Reader<BTreeMap<String, String>>, configs: Reader<Kept>, node_changes: Changes) -> State {
+        let ready = Arc::new(AtomicBool::new(false));
+        let (n, c, r) = (nodes.clone(), configs.clone(), ready.clone());
         tokio::spawn(async move {
-            let mut buffer = None;
-            let mut stream = watcher(api, watcher::Config::default()).backoff(watch::RetryDelay::default()).boxed();
-            while let Some(ev) = stream.next().await {
-                let Ok(ev) = ev else { continue };
-                let mut c = cache.lock().expect("cache");
-                let done = matches!(ev, Event::InitDone);
-                watch::fold(&mut c.nodes, &mut buffer, ev, |n: &Node| n.name_any(), |n| n.labels().clone());
-                c.synced[0] |= done;
+            if n.wait_until_ready().await.is_ok() && c.wait_until_ready().await.is_ok() {
+                r.store(true, Ordering::SeqCst);
             }
         });
+        State { nodes, configs, node_changes, index: Arc::new(Mutex::new((u64::MAX, Arc::default()))), ready }
     }
-    let api: Api<DynamicObject> = Api::all_with(client, &ApiResource::erase::<FRRConfiguration>(&()));
-    tokio::spawn(async move {
-        let mut buffer = None;
-        let mut stream = watcher(api, watcher::Config::default()).backoff(watch::RetryDelay::default()).boxed();
-        while let Some(ev) = stream.next().await {
-            let Ok(ev) = ev else { continue };
-            let mut c = cache.lock().expect("cache");
-            let done = matches!(ev, Event::InitDone);
-            watch::fold(&mut c.configs, &mut buffer, ev, |o: &DynamicObject| (o.namespace().unwrap_or_default(), o.name_any()), typed_config);
-            c.synced[1] |= done;
-        }
-    });
+
+    /// Whether both stores hold a complete list.
+    pub fn ready(&self) -> bool {
+        self.ready.load(Ordering::SeqCst)
+    }
+
+    /// Snapshots of both stores; the node index is built once per change of the nodes (by the
+    /// first review that needs it, outside the lock).
+    pub fn view(&self) -> View {
+        let generation = self.node_changes.count();
+        let cached = {
+            let index = self.index.lock().unwrap_or_else(|e| e.into_inner());
+            (index.0 == generation).then(|| index.1.clone())
+        };
+        let nodes = cached.unwrap_or_else(|| {
+            let built = Arc::new(NodeIndex::new(self.nodes.state().iter().map(|e| (e.name.clone(), e.value.clone()))));
+            *self.index.lock().unwrap_or_else(|e| e.into_inner()) = (generation, built.clone());
+            built
+        });
+        View { nodes, configs: self.configs.state() }
+    }
 }
 
 /// Answers one AdmissionReview.
-pub fn review(cache: &Cache, body: AdmissionReview<DynamicObject>) -> AdmissionReview<DynamicObject> {
+pub fn review(view: &View, body: AdmissionReview<DynamicObject>) -> AdmissionReview<DynamicObject> {
     let req: AdmissionRequest<DynamicObject> = match body.try_into() {
         Ok(r) => r,
         Err(e) => return AdmissionResponse::invalid(format!("not an admission request: {e}")).into_review(),
@@ -111,10 +167,11 @@ pub fn review(cache: &Cache, body: AdmissionReview<DynamicObject>) -> AdmissionR
     };
     let old = req.old_object.as_ref().and_then(|o| typed_config(o).ok());
     let ns = new.namespace().or(req.namespace.clone()).unwrap_or_default();
+    let name = new.name_any();
     // malformed ones cannot be merged (the agents report them)
-    let others: Vec<FRRConfiguration> =
-        cache.configs.iter().filter(|((n, name), _)| *n == ns && *name != new.name_any()).filter_map(|(_, c)| c.as_ref().ok().cloned()).collect();
-    match validate::validate(&ns, &new, old.as_ref(), &others, &cache.nodes) {
+    let others: Vec<&Prepared> =
+        view.configs.iter().filter(|e| e.namespace.as_deref().unwrap_or_default() == ns && e.name != name).filter_map(|e| e.value.0.as_deref().ok()).collect();
+    match validate::validate(&ns, &new, old.as_ref(), &others, &view.nodes) {
         Ok(warnings) => {
             let mut resp = resp;
             if !warnings.is_empty() {
@@ -182,15 +239,20 @@ async fn serving_certificate(client: &Client, args: &WebhookArgs) -> anyhow::Res
     Ok(resolver)
 }
 
-/// The webhook's routes: the admission review (bodies read within `bodies`' limits) and
-/// `/healthz` (200 once both watches have synced).
-pub fn app(cache: Arc<Mutex<Cache>>, bodies: server::Bodies) -> axum::Router {
-    let c2 = cache.clone();
+/// The webhook's routes: the admission review (bodies read within `bodies`' limits, reviewed
+/// on a blocking thread, concurrently) and `/healthz` (200 once both stores are ready; it reads
+/// one flag, so reviews never hold it up).
+pub fn app(state: State, bodies: server::Bodies) -> axum::Router {
+    let ready = state.ready.clone();
+    // As many reviews work at once as there are cores; the others wait their turn, so that the
+    // runtime's threads (and /healthz) keep getting the CPU during a burst.
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let turns = Arc::new(tokio::sync::Semaphore::new(cores));
     axum::Router::new()
         .route(
             PATH,
             axum::routing::post(move |req: axum::extract::Request| {
-                let (cache, bodies) = (cache.clone(), bodies.clone());
+                let (state, bodies, turns) = (state.clone(), bodies.clone(), turns.clone());
                 async move {
                     bodies
                         .with_body(req, move |body| {
@@ -205,8 +267,10 @@ pub fn app(cache: Arc<Mutex<Cache>>, bodies: server::Bodies) -> axum::Router {
                                 }
                             };
                             drop(body);
+                            // on a blocking thread: waiting here holds no runtime thread
+                            let _turn = tokio::runtime::Handle::current().block_on(turns.acquire());
                             let started = std::time::Instant::now();
-                            let out = review(&cache.lock().unwrap_or_else(|e| e.into_inner()), review_in);
+                            let out = review(&state.view(), review_in);
                             let allowed = out.response.as_ref().is_some_and(|r| r.allowed);
                             tracing::info!(allowed, us = started.elapsed().as_micros() as u64, "admission review");
                             axum::Json(out).into_response()
@@ -218,10 +282,9 @@ pub fn app(cache: Arc<Mutex<Cache>>, bodies: server::Bodies) -> axum::Router {
         .route(
             "/healthz",
             axum::routing::get(move || {
-                let cache = c2.clone();
+                let ready = ready.load(Ordering::SeqCst);
                 async move {
-                    let synced = cache.lock().unwrap_or_else(|e| e.into_inner()).synced.iter().all(|s| *s);
-                    if synced {
+                    if ready {
                         (axum::http::StatusCode::OK, r#"{"status": "ok"}"#)
                     } else {
                         (axum::http::StatusCode::SERVICE_UNAVAILABLE, r#"{"status": "syncing"}"#)
@@ -239,12 +302,11 @@ pub async fn run(args: WebhookArgs, stop: Shutdown) -> anyhow::Result<()> {
         r = serving_certificate(&client, &args) => r?,
         _ = stop.wait() => return Ok(()),
     };
-    let cache = Arc::new(Mutex::new(Cache::default()));
-    spawn_watches(client, cache.clone());
+    let state = State::watch(client, WatchErrors::default());
     let tls = tokio_rustls::TlsAcceptor::from(Arc::new(tls_config(resolver)?));
     let limits = server::Limits::default();
     let stats = Arc::new(server::Stats::default());
-    let app = app(cache, server::Bodies::new(&limits, stats.clone()));
+    let app = app(state, server::Bodies::new(&limits, stats.clone()));
     let listener = tokio::net::TcpListener::bind(args.address).await.with_context(|| format!("listening on {}", args.address))?;
     tracing::info!(address = %args.address, "admission webhook listening");
     tokio::select! {

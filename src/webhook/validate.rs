@@ -3,61 +3,39 @@
 
 use std::collections::BTreeMap;
 
-use kube::ResourceExt;
+use crate::api::FRRConfiguration;
+use crate::core::selection::{self, NodeIndex, Prepared};
+use crate::core::Error;
 
-use crate::api::{FRRConfiguration, LogLevel};
-use crate::core::{self, convert, obj_ref, selector_matches, Error, Settings, Snapshot};
-
-/// Ok(warnings) to admit, Err(message) to refuse.
+/// Ok(warnings) to admit, Err(message) to refuse. `others` are the prepared configurations
+/// of the cluster other than `new` (those of other namespaces are left out here).
 pub fn validate(
     namespace: &str,
     new: &FRRConfiguration,
     old: Option<&FRRConfiguration>,
-    others: &[FRRConfiguration],
-    nodes: &BTreeMap<String, BTreeMap<String, String>>,
+    others: &[&Prepared],
+    nodes: &NodeIndex,
 ) -> Result<Vec<String>, String> {
-    let me = obj_ref(new);
+    let prepared = Prepared::new(new);
+    let me = &prepared.obj;
     // Secrets are the agent's business (the webhook cannot read them, and a Secret may be
     // created after the configuration): their errors are left out here.
     let relevant = |e: &Error| !e.is_transient();
     // 1. The object on its own, whether or not it selects a node today.
-    if let Err(errors) = convert::convert(&me, &new.spec, &BTreeMap::new()) {
+    if let Err(errors) = &prepared.converted {
         let errors: Vec<String> = errors.iter().filter(|e| relevant(e)).map(|e| e.to_string()).collect();
         if !errors.is_empty() {
             return Err(errors.join("\n"));
         }
     }
-    let selected_nodes: Vec<&String> = match &new.spec.node_selector {
-        None => nodes.keys().collect(),
-        Some(sel) => {
-            let mut v = Vec::new();
-            for (name, labels) in nodes {
-                match selector_matches(sel, labels) {
-                    Ok(true) => v.push(name),
-                    Ok(false) => {}
-                    Err(e) => return Err(format!("FRRConfiguration {me}: spec.nodeSelector: invalid nodeSelector: {e}")),
-                }
-            }
-            v
-        }
+    let selected = match &prepared.selector {
+        _ if nodes.is_empty() => vec![],
+        Ok(sel) => nodes.select(sel.as_ref()),
+        Err(e) => return Err(format!("FRRConfiguration {me}: spec.nodeSelector: invalid nodeSelector: {e}")),
     };
-    // 2. Merged with what each selected node would read.
-    let settings =
-        Settings { namespace: namespace.to_string(), hostname: "webhook".into(), log_level: LogLevel::Info, always_block: vec![], node_has_ipv4: true };
-    let mut configs: Vec<FRRConfiguration> = others.to_vec();
-    configs.push(new.clone());
-    let mut refusals: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for node in selected_nodes {
-        let labels = &nodes[node];
-        if let Err(errors) = core::compose(&settings, Snapshot { node_labels: labels, configs: &configs, secrets: &BTreeMap::new() }) {
-            // only what this object causes: an existing problem between others is theirs
-            let mine: Vec<String> = errors.0.iter().filter(|e| relevant(e) && e.objects().contains(&&me)).map(|e| e.to_string()).collect();
-            if !mine.is_empty() {
-                refusals.entry(mine.join("\n")).or_default().push(node.clone());
-            }
-        }
-    }
-    if let Some((message, on)) = refusals.into_iter().next() {
+    // 2. Merged with what each selected node would read (only what this object causes: an
+    // existing problem between others is theirs).
+    if let Some((message, on)) = selection::first_refusal(namespace, &prepared, &selected, others, nodes) {
         return Err(format!("{message}\nresource is invalid for node(s) {}", on.join(", ")));
     }
     // 3. Warnings.
@@ -83,7 +61,6 @@ pub fn validate(
             warnings.push("Graceful restart configuration changed, it will be available on the next restart of the session".to_string());
         }
     }
-    let _ = new.name_any();
     Ok(warnings)
 }
 
@@ -91,6 +68,79 @@ pub fn validate(
 mod tests {
     use super::*;
     use crate::api::*;
+    use crate::core::{self, obj_ref, selector_matches, Settings, Snapshot};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
+    use kube::ResourceExt;
+    use proptest::prelude::*;
+
+    type Nodes = BTreeMap<String, BTreeMap<String, String>>;
+
+    /// The decision as it was first written: one composition per selected node, each filtering
+    /// every configuration's selector. The oracle of the grouped one.
+    fn naive(
+        namespace: &str,
+        new: &FRRConfiguration,
+        old: Option<&FRRConfiguration>,
+        others: &[FRRConfiguration],
+        nodes: &Nodes,
+    ) -> Result<Vec<String>, String> {
+        let me = obj_ref(new);
+        let relevant = |e: &Error| !e.is_transient();
+        if let Err(errors) = crate::core::convert::convert(&me, &new.spec, &BTreeMap::new()) {
+            let errors: Vec<String> = errors.iter().filter(|e| relevant(e)).map(|e| e.to_string()).collect();
+            if !errors.is_empty() {
+                return Err(errors.join("\n"));
+            }
+        }
+        let selected_nodes: Vec<&String> = match &new.spec.node_selector {
+            None => nodes.keys().collect(),
+            Some(sel) => {
+                let mut v = Vec::new();
+                for (name, labels) in nodes {
+                    match selector_matches(sel, labels) {
+                        Ok(true) => v.push(name),
+                        Ok(false) => {}
+                        Err(e) => return Err(format!("FRRConfiguration {me}: spec.nodeSelector: invalid nodeSelector: {e}")),
+                    }
+                }
+                v
+            }
+        };
+        let settings =
+            Settings { namespace: namespace.to_string(), hostname: "webhook".into(), log_level: LogLevel::Info, always_block: vec![], node_has_ipv4: true };
+        let mut configs: Vec<FRRConfiguration> = others.to_vec();
+        configs.push(new.clone());
+        let mut refusals: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for node in selected_nodes {
+            if let Err(errors) = core::compose(&settings, Snapshot { node_labels: &nodes[node], configs: &configs, secrets: &BTreeMap::new() }) {
+                let mine: Vec<String> = errors.0.iter().filter(|e| relevant(e) && e.objects().contains(&&me)).map(|e| e.to_string()).collect();
+                if !mine.is_empty() {
+                    refusals.entry(mine.join("\n")).or_default().push(node.clone());
+                }
+            }
+        }
+        if let Some((message, on)) = refusals.into_iter().next() {
+            return Err(format!("{message}\nresource is invalid for node(s) {}", on.join(", ")));
+        }
+        // the warnings are computed by the same code in both
+        validate(namespace, new, old, &[], &NodeIndex::default()).or(Ok(vec![]))
+    }
+
+    /// The grouped decision, fed as the webhook feeds it, checked against the oracle.
+    fn check(
+        namespace: &str,
+        new: &FRRConfiguration,
+        old: Option<&FRRConfiguration>,
+        others: &[FRRConfiguration],
+        nodes: &Nodes,
+    ) -> Result<Vec<String>, String> {
+        let prepared: Vec<Prepared> = others.iter().map(Prepared::new).collect();
+        let refs: Vec<&Prepared> = prepared.iter().collect();
+        let index = NodeIndex::new(nodes.clone());
+        let fast = validate(namespace, new, old, &refs, &index);
+        assert_eq!(fast, naive(namespace, new, old, others, nodes));
+        fast
+    }
 
     fn cfg(name: &str, asn: u32, sel: Option<(&str, &str)>) -> FRRConfiguration {
         let mut c = FRRConfiguration::new(
@@ -104,10 +154,7 @@ mod tests {
                     }],
                     bfd_profiles: vec![],
                 },
-                node_selector: sel.map(|(k, v)| k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector {
-                    match_labels: Some([(k.to_string(), v.to_string())].into()),
-                    ..Default::default()
-                }),
+                node_selector: sel.map(|(k, v)| LabelSelector { match_labels: Some([(k.to_string(), v.to_string())].into()), ..Default::default() }),
                 ..Default::default()
             },
         );
@@ -115,23 +162,34 @@ mod tests {
         c
     }
 
-    fn nodes() -> BTreeMap<String, BTreeMap<String, String>> {
+    fn nodes() -> Nodes {
         [("n1".to_string(), [("rack".to_string(), "a".to_string())].into()), ("n2".to_string(), [("rack".to_string(), "b".to_string())].into())].into()
     }
 
     #[test]
     fn conflicts_on_a_selected_node_are_refused() {
-        let err = validate("ns", &cfg("new", 65002, Some(("rack", "a"))), None, &[cfg("old", 65001, None)], &nodes()).unwrap_err();
+        let err = check("ns", &cfg("new", 65002, Some(("rack", "a"))), None, &[cfg("old", 65001, None)], &nodes()).unwrap_err();
         assert!(err.contains("ns/new") && err.contains("ns/old") && err.contains("65002") && err.contains("node(s) n1"), "{err}");
         // no common node: no conflict
-        assert!(validate("ns", &cfg("new", 65002, Some(("rack", "a"))), None, &[cfg("old", 65001, Some(("rack", "b")))], &nodes()).is_ok());
+        assert!(check("ns", &cfg("new", 65002, Some(("rack", "a"))), None, &[cfg("old", 65001, Some(("rack", "b")))], &nodes()).is_ok());
+    }
+
+    #[test]
+    fn the_first_refusal_names_every_node_it_applies_to() {
+        let others = [cfg("old-a", 65001, Some(("rack", "a"))), cfg("old-b", 65003, Some(("rack", "b")))];
+        let err = check("ns", &cfg("new", 65002, None), None, &others, &nodes()).unwrap_err();
+        assert!(err.contains("ns/old-a") && !err.contains("ns/old-b") && err.ends_with("node(s) n1"), "{err}");
+        let mut both = nodes();
+        both.insert("n3".into(), [("rack".to_string(), "a".to_string())].into());
+        let err = check("ns", &cfg("new", 65002, None), None, &others, &both).unwrap_err();
+        assert!(err.ends_with("node(s) n1, n3"), "{err}");
     }
 
     #[test]
     fn per_object_checks_run_without_any_node() {
         let mut c = cfg("new", 65002, Some(("rack", "none")));
         c.spec.bgp.routers[0].neighbors[0].address = Some("not-an-ip".into());
-        assert!(validate("ns", &c, None, &[], &nodes()).unwrap_err().contains("not an IP address"));
+        assert!(check("ns", &c, None, &[], &nodes()).unwrap_err().contains("not an IP address"));
     }
 
     #[test]
@@ -139,7 +197,139 @@ mod tests {
         let mut c = cfg("new", 65002, None);
         c.spec.bgp.routers[0].neighbors[0].disable_mp = true;
         c.spec.bgp.routers[0].neighbors[0].enable_graceful_restart = true;
-        let w = validate("ns", &c, Some(&cfg("new", 65002, None)), &[], &nodes()).unwrap();
+        let w = check("ns", &c, Some(&cfg("new", 65002, None)), &[], &nodes()).unwrap();
         assert_eq!(w.len(), 2, "{w:?}");
+    }
+
+    /// Enough groups of nodes for the merges to be shared by two threads.
+    #[test]
+    fn many_groups_decide_as_node_by_node() {
+        let nodes: Nodes = (0..300).map(|i| (format!("n{i:03}"), [("kubernetes.io/hostname".to_string(), format!("n{i:03}"))].into())).collect();
+        // every node has its own object; those of every 7th node disagree with the new one
+        let others: Vec<FRRConfiguration> = (0..300)
+            .map(|i| cfg(&format!("node-{i:03}"), if i % 7 == 3 { 65009 } else { 65002 }, Some(("kubernetes.io/hostname", &format!("n{i:03}")))))
+            .collect();
+        let err = check("ns", &cfg("new", 65002, None), None, &others, &nodes).unwrap_err();
+        assert!(err.contains("ns/node-003") && err.ends_with("node(s) n003"), "{err}");
+        let agreeing: Vec<FRRConfiguration> = others.into_iter().filter(|c| c.spec.bgp.routers[0].neighbors[0].asn == 65002).collect();
+        assert!(check("ns", &cfg("new", 65002, None), None, &agreeing, &nodes).is_ok());
+        // each node's own object is named: the first message is about the first node
+        let err = check("ns", &cfg("new", 65001, None), None, &agreeing, &nodes).unwrap_err();
+        assert!(err.contains("ns/node-000") && err.ends_with("node(s) n000"), "{err}");
+        // an object on every node that the new one contradicts: one message for all nodes
+        let mut with_admin = agreeing.clone();
+        with_admin.push(cfg("admin", 65002, None));
+        let err = check("ns", &cfg("new", 65001, None), None, &with_admin, &nodes).unwrap_err();
+        assert!(err.starts_with("conflict between FRRConfiguration ns/admin and ns/new"), "{err}");
+        let named: Vec<&str> = err.rsplit_once("node(s) ").unwrap().1.split(", ").collect();
+        assert_eq!(named, nodes.keys().map(String::as_str).collect::<Vec<_>>(), "every node refused, each named once: {err}");
+    }
+
+    /// EVPN checks read the merged routers whole: there, what the new object does not share
+    /// still counts. Here a conflict between two others at a peer the new object does not have
+    /// leaves the router unmerged, so its EVPN problem is not reported against the new object.
+    #[test]
+    fn evpn_checks_see_the_whole_router() {
+        let mut a = cfg("a", 64601, None);
+        a.spec.bgp.routers[0].neighbors[0].address = Some("192.0.2.9".into());
+        a.spec.bgp.routers[0].evpn =
+            Some(EvpnConfig { advertise_vnis: Some(AdvertiseVnis::All), l2vnis: vec![L2Vni { vni: 100, ..Default::default() }], ..Default::default() });
+        let mut b = cfg("b", 64602, None);
+        b.spec.bgp.routers[0].neighbors[0].address = Some("192.0.2.9".into());
+        assert!(check("ns", &cfg("new", 65002, None), None, &[a.clone(), b], &nodes()).is_ok());
+        let err = check("ns", &cfg("new", 65002, None), None, &[a], &nodes()).unwrap_err();
+        assert!(err.contains("evpn address family") && err.contains("ns/new"), "{err}");
+    }
+
+    fn selector() -> impl Strategy<Value = Option<LabelSelector>> {
+        let req = |key: &str, op: &str, values: Option<Vec<String>>| LabelSelectorRequirement { key: key.into(), operator: op.into(), values };
+        prop_oneof![
+            2 => Just(None),
+            3 => (0..3u8).prop_map(|r| Some(LabelSelector { match_labels: Some([("rack".to_string(), format!("r{r}"))].into()), ..Default::default() })),
+            3 => (0..6u8).prop_map(|n| Some(LabelSelector { match_labels: Some([("kubernetes.io/hostname".to_string(), format!("n{n}"))].into()), ..Default::default() })),
+            1 => proptest::collection::vec(0..3u8, 1..3).prop_map(move |v| Some(LabelSelector {
+                match_expressions: Some(vec![req("rack", "In", Some(v.iter().map(|r| format!("r{r}")).collect()))]),
+                ..Default::default()
+            })),
+            1 => (0..2u8).prop_map(move |z| Some(LabelSelector { match_expressions: Some(vec![req("zone", "NotIn", Some(vec![format!("z{z}")]))]), ..Default::default() })),
+            1 => any::<bool>().prop_map(move |b| Some(LabelSelector { match_expressions: Some(vec![req("zone", if b { "Exists" } else { "DoesNotExist" }, None)]), ..Default::default() })),
+            1 => Just(Some(LabelSelector { match_expressions: Some(vec![req("rack", "In", None)]), ..Default::default() })),
+        ]
+    }
+
+    fn neighbor() -> impl Strategy<Value = Neighbor> {
+        (0..3u8, 0..3u32, proptest::option::of(prop_oneof![Just(179u32), Just(1179)]), proptest::option::of(Just("90s".to_string())), 0..12u8).prop_map(
+            |(peer, asn, port, hold_time, odd)| Neighbor {
+                asn: 64600 + asn,
+                address: Some(if odd == 0 { "not-an-ip".to_string() } else { format!("192.0.2.{}", 1 + peer) }),
+                port,
+                hold_time,
+                password_secret: (odd == 1).then(|| k8s_openapi::api::core::v1::SecretReference { name: Some("pw".into()), namespace: None }),
+                bfd_profile: (odd == 2).then(|| "bfd".to_string()),
+                address_families: if odd == 3 { vec![AddressFamily::Unicast, AddressFamily::Evpn] } else { vec![] },
+                to_advertise: Advertise {
+                    allowed: AllowedOutPrefixes { prefixes: vec!["203.0.113.0/24".into()], ..Default::default() },
+                    with_local_pref: (odd == 4 || odd == 5)
+                        .then(|| LocalPrefPrefixes { prefixes: vec!["203.0.113.0/24".into()], local_pref: 100 * odd as u32 })
+                        .into_iter()
+                        .collect(),
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+        )
+    }
+
+    fn config(name: String) -> impl Strategy<Value = FRRConfiguration> {
+        let router =
+            (0..2u32, any::<bool>(), proptest::option::of(0..2u8), proptest::collection::vec(neighbor(), 0..3)).prop_map(|(asn, red, id, neighbors)| Router {
+                asn: 65000 + asn,
+                vrf: red.then(|| "red".to_string()),
+                id: id.map(|i| format!("198.51.100.{}", 1 + i)),
+                neighbors,
+                ..Default::default()
+            });
+        let bfd = (100..102u32).prop_map(|ri| BfdProfile { name: "bfd".into(), receive_interval: Some(ri), ..Default::default() });
+        (proptest::collection::vec(router, 1..3), proptest::option::of(bfd), selector(), 0..20u8).prop_map(move |(routers, bfd, node_selector, odd)| {
+            let mut c = FRRConfiguration::new(
+                &name,
+                FRRConfigurationSpec { bgp: BgpConfig { routers, bfd_profiles: bfd.into_iter().collect() }, node_selector, ..Default::default() },
+            );
+            c.metadata.namespace = Some(if odd == 0 { "elsewhere".into() } else { "ns".into() });
+            c
+        })
+    }
+
+    fn cluster() -> impl Strategy<Value = (Nodes, FRRConfiguration, Vec<FRRConfiguration>)> {
+        let node = (0..3u8, proptest::option::of(0..2u8));
+        let nodes = proptest::collection::vec(node, 0..6).prop_map(|ls| {
+            ls.into_iter()
+                .enumerate()
+                .map(|(i, (rack, zone))| {
+                    let mut l: BTreeMap<String, String> =
+                        [("kubernetes.io/hostname".to_string(), format!("n{i}")), ("rack".to_string(), format!("r{rack}"))].into();
+                    if let Some(z) = zone {
+                        l.insert("zone".into(), format!("z{z}"));
+                    }
+                    (format!("n{i}"), l)
+                })
+                .collect::<Nodes>()
+        });
+        let others = (0..8usize).prop_flat_map(|n| (0..n).map(|i| config(format!("c{i}"))).collect::<Vec<_>>());
+        (nodes, config("new".into()), others)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+        /// The grouped decision is the node-by-node one, message for message.
+        #[test]
+        fn grouped_decision_is_the_node_by_node_one((nodes, new, others) in cluster()) {
+            check("ns", &new, None, &others, &nodes).ok();
+            // also under another name that sorts among the others
+            let mut renamed = new.clone();
+            renamed.metadata.name = Some("c3".into());
+            let others: Vec<FRRConfiguration> = others.into_iter().filter(|c| c.name_any() != "c3").collect();
+            check("ns", &renamed, None, &others, &nodes).ok();
+        }
     }
 }

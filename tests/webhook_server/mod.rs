@@ -3,10 +3,12 @@
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use frr_composer::webhook::{app, certs, server, tls_config, Cache, PATH};
+use frr_composer::watch::{Changes, Entry};
+use frr_composer::webhook::{app, certs, server, tls_config, State, PATH};
+use kube::runtime::reflector::store::Writer;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_rustls::rustls;
 
@@ -23,14 +25,21 @@ impl Drop for Server {
     }
 }
 
-/// Starts the server on 127.0.0.1 with `limits` (call inside a tokio runtime).
+/// Starts the server on 127.0.0.1 with `limits` (call inside a tokio runtime), on stores that
+/// never fill: these tests are about the server, not the decision.
 pub async fn start(limits: server::Limits) -> Server {
+    let nodes = Writer::<Entry<_>>::new(()).as_reader();
+    let configs = Writer::<Entry<_>>::new(()).as_reader();
+    start_with(limits, State::new(nodes, configs, Changes::default())).await
+}
+
+/// Starts the server on 127.0.0.1 with `limits`, reviewing against `state`.
+pub async fn start_with(limits: server::Limits, state: State) -> Server {
     let bundle = certs::new_bundle(&["localhost".to_string()], time::OffsetDateTime::now_utc()).unwrap();
     let resolver = Arc::new(certs::Resolver::new(&bundle.cert, &bundle.key).unwrap());
     let tls = tokio_rustls::TlsAcceptor::from(Arc::new(tls_config(resolver).unwrap()));
     let stats = Arc::new(server::Stats::default());
-    let cache = Arc::new(Mutex::new(Cache::default()));
-    let router = app(cache, server::Bodies::new(&limits, stats.clone()));
+    let router = app(state, server::Bodies::new(&limits, stats.clone()));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let task = tokio::spawn(server::serve(listener, tls, router, limits, stats.clone()));
