@@ -178,8 +178,9 @@ fn scenario(version: FrrVersion) {
         lab::wait_until(Duration::from_secs(10), || sessions(&api)
             .iter()
             .any(|s| s["status"]["bgpStatus"] == "Established" && s["metadata"]["labels"]["frrk8s.metallb.io/peer"] == ROUTER_IP)),
-        "{:#?}",
-        sessions(&api)
+        "{:#?}\n{}",
+        sessions(&api),
+        diag!(&api, "no Established BGPSessionState")
     );
     // metrics with the anchor's names
     assert!(
