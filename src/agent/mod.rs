@@ -320,7 +320,17 @@ impl Reconciler {
                 // the first apply is always logged: after a restart it should send nothing
                 let first = m.applies.get() == 0;
                 if r.commands > 0 || first {
-                    tracing::info!(commands = r.commands, added = r.added.len(), removed = r.removed.len(), ms = r.total.as_millis() as u64, first, "applied");
+                    tracing::info!(
+                        commands = r.commands,
+                        added = r.added.len(),
+                        removed = r.removed.len(),
+                        ms = r.total.as_millis() as u64,
+                        check_ms = r.check.as_millis() as u64,
+                        apply_ms = r.apply.as_millis() as u64,
+                        verify_ms = r.verify.as_millis() as u64,
+                        first,
+                        "applied"
+                    );
                 }
                 m.applies.inc();
                 m.commands_sent.inc_by(r.commands as u64);

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::Client;
@@ -15,6 +16,8 @@ use crate::frr::state::BgpNeighbor;
 use crate::watch::Reader;
 
 pub const MANAGER: &str = "frr-composer";
+/// FRRConfiguration status writes in flight at once.
+const STATUS_WRITES_AT_ONCE: usize = 8;
 pub const LABEL_NODE: &str = "frrk8s.metallb.io/node";
 pub const LABEL_PEER: &str = "frrk8s.metallb.io/peer";
 pub const LABEL_VRF: &str = "frrk8s.metallb.io/vrf";
@@ -135,6 +138,7 @@ impl StatusWriter {
         for name in self.config_entries_written.keys() {
             all.entry(name.clone()).or_insert(None);
         }
+        let mut writes = Vec::new();
         for (name, entry) in all {
             let mut status = match entry {
                 None if entries.contains_key(&name) => json!({"appliedOn": [self.node]}),
@@ -144,22 +148,44 @@ impl StatusWriter {
             if let Some(c) = conditions.get(&name) {
                 status["conditions"] = json!([c]);
             }
-            if self.config_entries_written.get(&name) == Some(&status) {
-                continue;
-            }
-            let obj = json!({"apiVersion": API_VERSION, "kind": "FRRConfiguration", "status": status});
-            match api.patch_status(&name, &self.pp(), &Patch::Apply(&obj)).await {
-                Ok(_) => {}
-                Err(kube::Error::Api(e)) if e.code == 404 => {}
-                Err(e) => return Err(e),
-            }
-            if status == json!({}) {
-                self.config_entries_written.remove(&name);
-            } else {
-                self.config_entries_written.insert(name, status);
+            if self.config_entries_written.get(&name) != Some(&status) {
+                writes.push((name, status));
             }
         }
-        Ok(())
+        // several at once: after a burst of new objects, one write after the other would hold
+        // the next apply for as many round trips
+        let pp = self.pp();
+        let results: Vec<(String, serde_json::Value, Result<(), kube::Error>)> = futures::stream::iter(writes)
+            .map(|(name, status)| {
+                let (api, pp) = (&api, &pp);
+                async move {
+                    let obj = json!({"apiVersion": API_VERSION, "kind": "FRRConfiguration", "status": status});
+                    let r = match api.patch_status(&name, pp, &Patch::Apply(&obj)).await {
+                        Ok(_) => Ok(()),
+                        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+                        Err(e) => Err(e),
+                    };
+                    (name, status, r)
+                }
+            })
+            .buffer_unordered(STATUS_WRITES_AT_ONCE)
+            .collect()
+            .await;
+        let mut first_error = None;
+        for (name, status, r) in results {
+            match r {
+                Ok(()) if status == json!({}) => {
+                    self.config_entries_written.remove(&name);
+                }
+                Ok(()) => {
+                    self.config_entries_written.insert(name, status);
+                }
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        first_error.map_or(Ok(()), Err)
     }
 
     /// One BGPSessionState per session of this node, written only when its status differs
