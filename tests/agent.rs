@@ -178,8 +178,9 @@ fn scenario(version: FrrVersion) {
         lab::wait_until(Duration::from_secs(10), || sessions(&api)
             .iter()
             .any(|s| s["status"]["bgpStatus"] == "Established" && s["metadata"]["labels"]["frrk8s.metallb.io/peer"] == ROUTER_IP)),
-        "{:#?}",
-        sessions(&api)
+        "{:#?}\n{}",
+        sessions(&api),
+        diag!(&api, "no Established BGPSessionState")
     );
     // metrics with the anchor's names
     assert!(
@@ -310,6 +311,102 @@ fn agent_against_real_apiserver_frr10() {
 #[test]
 fn agent_against_real_apiserver_frr8() {
     scenario(FrrVersion::V8);
+}
+
+/// 100 changes within a second: 100 FRRConfigurations sent one every 10 ms (each one more
+/// /32 for the same router; sent concurrently with a kube client, so that the API server's
+/// pace does not stretch the burst). The agent applies the first at once and coalesces the
+/// rest: at most 5 applies in all (its `frr_composer_applies` counter), and FRR ends with
+/// exactly the 100 prefixes.
+#[test]
+fn burst_of_100_changes_coalesces_frr10() {
+    if !lab::require(&[Req::Frr(FrrVersion::V10)]) || !apiserver::require() {
+        return;
+    }
+    let tmp = TempDir::new().unwrap();
+    let netns = Netns::new().unwrap();
+    let frr = Frr::start(FrrVersion::V10, &netns).unwrap();
+    let api = ApiServer::start().unwrap();
+    api.install_crds().unwrap();
+    api.kubectl(&["create", "namespace", NS]).unwrap();
+    api.kubectl_stdin(&["apply", "-f", "-"], NODE).unwrap();
+    let config = |name: &str, prefixes: &[String]| {
+        serde_json::json!({"apiVersion": "frrk8s.metallb.io/v1beta1", "kind": "FRRConfiguration", "metadata": {"name": name, "namespace": NS},
+            "spec": {"bgp": {"routers": [{"asn": 65801, "prefixes": prefixes,
+            "neighbors": [{"address": ROUTER_IP, "asn": 65102, "toAdvertise": {"allowed": {"mode": "all"}}}]}]}}})
+    };
+    let prefix = |i: usize| format!("198.51.100.{i}/32");
+    api.kubectl_stdin(&["apply", "-f", "-"], &config("base", &[]).to_string()).unwrap();
+
+    let metrics_port = free_port();
+    let log = tmp.path().join("agent.log");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_frr-composer"));
+    cmd.arg("controller")
+        .args(["--node-name", "wk3", "--namespace", NS, "--hostname", "wk3", "--log-level", "info"])
+        .args(["--metrics-address", &format!("127.0.0.1:{metrics_port}"), "--health-address", &format!("127.0.0.1:{}", free_port())])
+        .args(frr.cli_args())
+        .env("KUBECONFIG", api.kubeconfig())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap());
+    let agent = Agent { _process: apiserver::support::KillOnDrop(cmd.spawn().unwrap()), log };
+    let applies = || {
+        let m = http_get(metrics_port, "/metrics").1;
+        m.lines().find_map(|l| l.strip_prefix("frr_composer_applies_total ").and_then(|v| v.trim().parse::<u64>().ok()))
+    };
+    let networks = || -> BTreeSet<String> {
+        frr.running_config().unwrap_or_default().lines().filter_map(|l| l.trim().strip_prefix("network ").map(String::from)).collect()
+    };
+    assert!(
+        lab::wait_until(Duration::from_secs(30), || applies().is_some_and(|n| n >= 1) && frr.running_config().is_ok_and(|r| r.contains("router bgp 65801"))),
+        "the first apply did not happen\n{}",
+        agent.log()
+    );
+    // quiet: nothing pending
+    std::thread::sleep(Duration::from_secs(2));
+    let before = applies().unwrap();
+    let applied_lines = |t: &str| t.lines().filter(|l| l.contains(r#""message":"applied""#)).count();
+    let lines_before = applied_lines(&agent.log());
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let took = rt.block_on(async {
+        let kubeconfig = kube::config::Kubeconfig::read_from(api.kubeconfig()).unwrap();
+        let config_ = kube::Config::from_custom_kubeconfig(kubeconfig, &kube::config::KubeConfigOptions::default()).await.unwrap();
+        let client = kube::Client::try_from(config_).unwrap();
+        let configs: kube::Api<frr_composer::api::FRRConfiguration> = kube::Api::namespaced(client, NS);
+        let start = Instant::now();
+        let mut sends = Vec::new();
+        for i in 1..=100 {
+            let (configs, doc) = (configs.clone(), config(&format!("burst-{i:03}"), &[prefix(i)]));
+            sends.push(tokio::spawn(async move {
+                tokio::time::sleep_until((start + Duration::from_millis(10 * (i as u64 - 1))).into()).await;
+                let c: frr_composer::api::FRRConfiguration = serde_json::from_value(doc).unwrap();
+                configs.create(&kube::api::PostParams::default(), &c).await.unwrap();
+            }));
+        }
+        for s in sends {
+            s.await.unwrap();
+        }
+        start.elapsed()
+    });
+    let sent = Instant::now();
+    let want: BTreeSet<String> = (1..=100).map(prefix).collect();
+    assert!(lab::wait_until(Duration::from_secs(20), || networks() == want), "FRR does not run the 100 prefixes: {:?}\n{}", networks().len(), agent.log());
+    let settled = sent.elapsed();
+    // anything still pending would show within a second or two
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(networks(), want, "the final state is not exact");
+    let n = applies().unwrap() - before;
+    let logged = applied_lines(&agent.log()) - lines_before;
+    eprintln!(
+        "100 changes sent in {:.0} ms: {n} applies ({logged} that changed FRR); FRR at the final state {:.0} ms after the last change was accepted",
+        took.as_secs_f64() * 1e3,
+        settled.as_secs_f64() * 1e3
+    );
+    // (a loaded API server may take longer than the second the changes are spread over: more
+    // time between the changes can only mean more applies, so the bound below still holds)
+    assert!(n <= 5, "{n} applies for 100 changes within a second (at most 5)\n{}", agent.log());
+    assert!(n >= 2, "{n} applies: the first change after the quiet period applies at once, the rest after it");
+    assert!(!agent.log().contains("panicked"));
 }
 
 /// The whole of deploy/ is accepted by the real API server (server-side dry run).

@@ -1,6 +1,8 @@
 //! `frr-composer controller`: the node agent. It watches its namespace's FRRConfigurations,
 //! Secrets and FRRK8sConfiguration and its own Node, and keeps the local FRR at the merged
-//! configuration: debounced, never from an unsynced cache, retried with backoff, self-healing.
+//! configuration: at once after a quiet period, bursts coalesced, never from an unsynced cache,
+//! retried with backoff, self-healing (the FRR keeper, `crate::frr::keeper`). The steps of a
+//! reconcile are in `reconcile`.
 //! It reports FRRNodeState, BGPSessionState and per-configuration status, and serves health
 //! and metrics.
 
@@ -8,6 +10,7 @@ pub mod holddown;
 pub mod isolation;
 pub mod lastgood;
 pub mod metrics;
+pub mod reconcile;
 pub mod status;
 pub mod watch;
 
@@ -18,16 +21,18 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use kube::Client;
-use tokio::sync::Notify;
 
-use crate::api::FRRNodeStateStatus;
-use crate::core::{self, Errors, ObjRef, Settings, Snapshot};
-use crate::frr::apply::{Applier, ApplyError};
+use crate::api::LogLevel;
+use crate::core::{self, Snapshot};
+use crate::frr::apply::Applier;
+use crate::frr::keeper::{Check, Keeper, Reason};
 use crate::frr::{redact, state};
-use crate::settings::{set_log_level, FrrArgs, LogLevelArg};
+use crate::settings::{set_log_level, FrrArgs, LogLevelArg, NodeSettings};
 use crate::signals::Shutdown;
 use metrics::Metrics;
+use reconcile::{config_entries, gather, node_status, Coalescer, Gathered, Outcome, ReconcileError};
 use status::StatusWriter;
+use watch::{ConfigEntry, View, Watches};
 
 #[derive(clap::Args, Clone, Debug)]
 pub struct ControllerArgs {
@@ -42,8 +47,9 @@ pub struct ControllerArgs {
     /// CIDRs refused from every neighbor, comma-separated.
     #[arg(long, value_delimiter = ',', env = "FRR_COMPOSER_ALWAYS_BLOCK")]
     pub always_block: Vec<String>,
-    /// Quiet time after the last change before applying (a burst becomes one apply).
-    #[arg(long, default_value_t = 200, env = "FRR_COMPOSER_DEBOUNCE_MS")]
+    /// Coalescing window: a change after a quiet period applies at once; changes during an
+    /// apply or within this time after it wait for the end of the window and apply together.
+    #[arg(long, default_value_t = reconcile::DEFAULT_WINDOW_MS, env = "FRR_COMPOSER_DEBOUNCE_MS")]
     pub debounce_ms: u64,
     /// How long the configuration of a deleted FRRConfiguration, or of one that stops
     /// advertising anything, stays in FRR (0: withdraw at once). Advertising again within this
@@ -116,337 +122,270 @@ impl Health {
     }
 }
 
-/// The outcome of one reconcile, for status.
-struct Outcome {
-    conversion: Result<Vec<ObjRef>, Errors>,
-    reload: Option<Result<(), String>>,
-    generations: BTreeMap<String, i64>,
-    malformed: BTreeMap<String, String>,
-    /// Per selected object: which generation is in effect (per-object isolation).
-    decisions: Vec<core::isolation::ObjectDecision>,
-    /// Deleted FRRConfigurations still in effect, with the end of their hold-down.
-    held: Vec<(String, bool, jiff::Timestamp)>,
-}
-
 /// Runs until `stop` is set: a stop is taken only between reconciles, so a batch that is being
 /// applied finishes (or is rolled back by the applier) and its status is written first.
+///
+/// The loop: wait for a change in the watches (applied at once after a quiet period, coalesced
+/// within `--debounce-ms` after an apply), the end of a deletion hold-down, or the FRR keeper
+/// (a restart, a drift, the retry of a failed apply); then one reconcile.
 pub async fn run(args: ControllerArgs, stop: Shutdown) -> anyhow::Result<()> {
     let client = Client::try_default().await.context("connecting to the Kubernetes API server")?;
-    let shared = watch::Shared { snapshot: Arc::new(Mutex::new(watch::Snapshot::default())), changed: Arc::new(Notify::new()) };
-    watch::spawn(client.clone(), &args.namespace, &args.node_name, shared.clone());
+    let node = NodeSettings::new(&args.namespace, args.hostname.as_deref(), &args.always_block).map_err(anyhow::Error::msg)?;
+    let watches = Watches::start(client.clone(), &args.namespace, &args.node_name);
     let metrics = Metrics::new();
     let health = Arc::new(Mutex::new(Health::default()));
     serve(&args, metrics.clone(), health.clone());
-
-    let mut always_block = Vec::new();
-    for c in args.always_block.iter().map(|c| c.trim()).filter(|c| !c.is_empty()) {
-        always_block.push(core::values::parse_prefix(c).map_err(|e| anyhow::anyhow!("--always-block: {e}"))?);
+    let mut applier = Applier::new(args.frr.location());
+    applier.persist = args.persist.clone();
+    let keeper = Arc::new(Mutex::new(Keeper::new(applier, Duration::from_secs(args.drift_interval))));
+    tokio::select! {
+        _ = stop.wait() => return stopped(),
+        _ = watches.ready() => {}
     }
-    let hostname = args.hostname.clone().unwrap_or_else(crate::settings::hostname_of_this_machine);
-    let node_has_ipv4 = crate::settings::host_has_ipv4();
-    let applier = Arc::new(Mutex::new({
-        let mut a = Applier::new(args.frr.location());
-        a.persist = args.persist.clone();
-        a
-    }));
-    // separate writers: a slow session write never holds up the status of an apply
-    let mut writer = StatusWriter::new(client.clone(), &args.node_name, &args.namespace);
-    let mut iso = isolation::Isolation::open(client.clone(), &args.node_name, args.state_dir.as_deref());
-    spawn_session_poller(&args, StatusWriter::new(client.clone(), &args.node_name, &args.namespace), shared.clone(), metrics.clone());
+    // a separate writer: a slow session write never holds up the status of an apply
+    spawn_session_poller(&args, StatusWriter::new(client.clone(), &args.node_name, &args.namespace), watches.clone(), metrics.clone());
+    tracing::info!(node = %args.node_name, namespace = %args.namespace, "caches synced");
+    health.lock().unwrap_or_else(|e| e.into_inner()).synced = true;
 
-    // Never render from an unsynced cache: an empty cache would wipe FRR.
+    let mut r = Reconciler {
+        node_name: args.node_name.clone(),
+        default_level: args.log_level.into(),
+        iso: isolation::Isolation::open(client.clone(), &args.node_name, args.state_dir.as_deref()),
+        writer: StatusWriter::new(client, &args.node_name, &args.namespace),
+        hold: holddown::HoldDown::new(args.deletion_hold_down, |c: &ConfigEntry| {
+            c.as_ref().is_ok_and(|c| c.spec.bgp.routers.iter().any(|r| !r.prefixes.is_empty()))
+        }),
+        node,
+        keeper: keeper.clone(),
+        metrics,
+        health,
+        previous_conditions: Vec::new(),
+        last_reload: None,
+        log_level: None,
+    };
+    let mut coalescer = Coalescer::new(Duration::from_millis(args.debounce_ms));
+    coalescer.changed(Instant::now());
     loop {
-        if shared.snapshot.lock().expect("snapshot").synced() {
-            break;
-        }
+        let now = Instant::now();
+        let keeper_at = keeper.lock().unwrap_or_else(|e| e.into_inner()).next_check(now);
+        let wake = [coalescer.due_at(), r.hold.next_wake(), Some(keeper_at)].into_iter().flatten().min().unwrap_or(keeper_at);
         tokio::select! {
             _ = stop.wait() => return stopped(),
-            _ = tokio::time::sleep(Duration::from_millis(50)) => {}
-        }
-    }
-    tracing::info!(node = %args.node_name, namespace = %args.namespace, "caches synced");
-    health.lock().expect("health").synced = true;
-
-    let debounce = Duration::from_millis(args.debounce_ms);
-    let mut backoff = Duration::from_secs(1);
-    let mut retry_at: Option<Instant> = None;
-    let mut last_drift_check = Instant::now();
-    let mut log_level = None;
-    let mut previous_conditions = Vec::new();
-    // a refused conversion applies nothing: the status keeps the last reload's result
-    let mut last_reload: Option<String> = None;
-    let mut desired_text: Option<String> = None;
-    let mut first = true;
-    let mut hold = holddown::HoldDown::new(args.deletion_hold_down, |c: &watch::ConfigEntry| {
-        c.as_ref().is_ok_and(|c| c.spec.bgp.routers.iter().any(|r| !r.prefixes.is_empty()))
-    });
-    let mut restart_seen: Option<Instant> = None;
-    loop {
-        // wait for a change, a retry, or the periodic self-healing check
-        let woke_by_change = if first {
-            first = false;
-            true
-        } else {
-            tokio::select! {
-                _ = stop.wait() => return stopped(),
-                _ = shared.changed.notified() => true,
-                _ = tokio::time::sleep(hold.next_wake().map_or(Duration::from_millis(500), |t| t.saturating_duration_since(Instant::now()).min(Duration::from_millis(500)))) => false,
-            }
-        };
-        if woke_by_change {
-            // coalesce a burst: wait until nothing changed for `debounce` (at most 2 s)
-            let start = Instant::now();
-            while start.elapsed() < Duration::from_secs(2) {
-                tokio::select! {
-                    _ = stop.wait() => return stopped(),
-                    _ = shared.changed.notified() => continue,
-                    _ = tokio::time::sleep(debounce) => break,
-                }
-            }
-        } else {
-            let due_retry = retry_at.is_some_and(|t| Instant::now() >= t);
-            // a restart is a verified state whose daemons changed; a failed apply has no state
-            // and waits for its backoff instead of retrying on every tick
-            let restarted = desired_text.is_some() && {
-                let a = applier.lock().expect("applier");
-                a.state.is_some() && !a.state_is_current()
-            };
-            // With --persist, a restarted FRR loads the last applied configuration itself: give it
-            // that time, so that the re-apply finds everything in place and sends nothing.
-            let restarted = match (restarted, restart_seen) {
-                (false, _) => {
-                    restart_seen = None;
-                    false
-                }
-                (true, None) if args.persist.is_some() => {
-                    restart_seen = Some(Instant::now());
-                    false
-                }
-                (true, Some(seen)) => seen.elapsed() >= RESTART_SETTLE,
-                (true, None) => true,
-            };
-            let drift_due = last_drift_check.elapsed() >= Duration::from_secs(args.drift_interval);
-            let hold_due = hold.next_wake().is_some_and(|t| Instant::now() >= t);
-            if !(due_retry || restarted || drift_due || hold_due) {
+            _ = watches.changes.wait() => {
+                coalescer.changed(Instant::now());
                 continue;
             }
-            if drift_due {
-                last_drift_check = Instant::now();
-                let a = applier.clone();
-                let drift = tokio::task::spawn_blocking(move || a.lock().expect("applier").check_drift()).await?;
-                match drift {
-                    Ok(Some(d)) => {
-                        metrics.drift_repairs.inc();
-                        tracing::warn!(drift = %redact(&d.to_string()), "FRR's running configuration drifted; repairing");
-                        applier.lock().expect("applier").invalidate();
-                    }
-                    Ok(None) if !due_retry && !restarted && !hold_due => continue,
-                    Ok(None) => {}
-                    Err(e) => {
-                        tracing::warn!(error = %e, "drift check");
-                        continue;
-                    }
+            _ = tokio::time::sleep_until(wake.into()) => {}
+        }
+        let now = Instant::now();
+        let hold_due = r.hold.next_wake().is_some_and(|t| now >= t);
+        if !coalescer.take(now) && !hold_due {
+            // nothing changed in the API: ask the keeper whether FRR still runs what it should
+            let k = keeper.clone();
+            match tokio::task::spawn_blocking(move || k.lock().unwrap_or_else(|e| e.into_inner()).check(now)).await? {
+                Check::Fine => continue,
+                Check::Unreadable(e) => {
+                    tracing::warn!(error = %e, "drift check");
+                    continue;
+                }
+                Check::Reapply(Reason::Restarted) => tracing::warn!("FRR daemons restarted; re-applying"),
+                Check::Reapply(Reason::Retry) => tracing::info!("retrying the failed apply"),
+                Check::Reapply(Reason::Drift(d)) => {
+                    r.metrics.drift_repairs.inc();
+                    tracing::warn!(drift = %redact(&d.to_string()), "FRR's running configuration drifted; repairing");
                 }
             }
-            if restarted {
-                tracing::warn!("FRR daemons restarted; re-applying");
-            }
         }
-        metrics.updates.inc();
+        r.reconcile(&watches.view()).await?;
+        coalescer.applied(Instant::now());
+    }
+}
 
-        // snapshot -> core
-        let (configs, malformed, secrets, labels, node_uid, settings_level, generations, step) = {
-            let s = shared.snapshot.lock().expect("snapshot");
-            // deleted objects stay for their hold-down
-            let step = hold.advance(&s.configs, Instant::now());
-            let mut configs = Vec::new();
-            let mut malformed = BTreeMap::new();
-            let mut generations = BTreeMap::new();
-            let node_labels = s.node().map(|n| n.labels.clone()).unwrap_or_default();
-            for (name, c) in &step.effective {
-                match c {
-                    // only the configurations this node may merge are copied out (an invalid
-                    // selector is kept, so that its error is reported)
-                    Ok(c) if c.spec.node_selector.as_ref().is_none_or(|sel| core::selector_matches(sel, &node_labels) != Ok(false)) => {
-                        generations.insert(name.clone(), c.metadata.generation.unwrap_or(0));
-                        configs.push(c.clone());
-                    }
-                    Ok(_) => {}
-                    Err(e) => {
-                        malformed.insert(name.clone(), e.clone());
-                    }
-                }
+/// What the reconcile keeps from one run to the next.
+struct Reconciler {
+    node_name: String,
+    node: NodeSettings,
+    default_level: LogLevel,
+    keeper: Arc<Mutex<Keeper>>,
+    iso: isolation::Isolation,
+    hold: holddown::HoldDown<ConfigEntry>,
+    writer: StatusWriter,
+    metrics: Metrics,
+    health: Arc<Mutex<Health>>,
+    previous_conditions: Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>,
+    /// A refused conversion applies nothing: the status keeps the last reload's result.
+    last_reload: Option<String>,
+    log_level: Option<LogLevel>,
+}
+
+impl Reconciler {
+    /// One reconcile: gather → compose → render → apply → status. Errors are reported in the
+    /// status and the log; only a failure of the runtime itself (a panicked task) is returned.
+    async fn reconcile(&mut self, view: &View) -> anyhow::Result<()> {
+        self.metrics.updates.inc();
+        // deleted objects stay for their hold-down
+        let step = self.hold.advance(&view.configs, Instant::now());
+        log_hold_down(&self.node.namespace, &step, self.hold.hold);
+        // 1. gather
+        let g = match gather(&self.node_name, view, &step.effective, self.default_level) {
+            Ok(g) => g,
+            Err(e) => {
+                tracing::warn!(category = e.category(), error = %e, "waiting");
+                return Ok(());
             }
-            let uid = s.node().and_then(|n| n.uid.clone());
-            let level = s.settings().and_then(|c| c.spec.log_level);
-            (configs, malformed, s.secrets.clone(), node_labels, uid, level, generations, step)
         };
-        log_hold_down(&args.namespace, &step, hold.hold);
-        let Some(node_uid) = node_uid else {
-            tracing::warn!(node = %args.node_name, "the Node does not exist; waiting");
-            continue;
-        };
-        let level = settings_level.unwrap_or(args.log_level.into());
-        if log_level != Some(level) {
-            set_log_level(level);
-            tracing::info!(level = ?level, "log level");
-            log_level = Some(level);
+        if self.log_level != Some(g.log_level) {
+            set_log_level(g.log_level);
+            tracing::info!(level = ?g.log_level, "log level");
+            self.log_level = Some(g.log_level);
         }
-        let settings =
-            Settings { namespace: args.namespace.clone(), hostname: hostname.clone(), log_level: level, always_block: always_block.clone(), node_has_ipv4 };
-        for (name, e) in &malformed {
-            tracing::error!(object = %format!("{}/{name}", args.namespace), error = %e, "malformed FRRConfiguration left out");
+        for (name, e) in &g.malformed {
+            tracing::error!(object = %format!("{}/{name}", self.node.namespace), category = "conversion", error = %e, "malformed FRRConfiguration left out");
         }
-        Health::begin(&health, "compose and render", COMPOSE_LIMIT);
-        // per-object isolation: every valid object applies; refused ones keep their last good
-        // generation or are left out (core::isolation)
-        let isolated = iso.decide(&settings, Snapshot { node_labels: &labels, configs: &configs, secrets: &secrets });
-        let composed = isolated.as_ref().map(|i| i.composition.clone()).map_err(|e| e.clone());
-        tracing::debug!(configs = configs.len(), selected = composed.as_ref().map(|c| c.selected.len()).unwrap_or(0), ok = composed.is_ok(), "composed");
+        // 2. compose: every valid object applies; refused ones keep their last good generation
+        //    or are left out (core::isolation)
+        Health::begin(&self.health, "compose and render", COMPOSE_LIMIT);
+        let settings = self.node.core(g.log_level);
+        let isolated = self.iso.decide(&settings, Snapshot { node_labels: &g.labels, configs: &g.configs, secrets: &g.secrets });
         let decisions = isolated.as_ref().map(|i| i.decisions.clone()).unwrap_or_default();
         for d in decisions.iter().filter(|d| !matches!(d.decision, core::isolation::Decision::Applied)) {
             tracing::error!(object = %d.obj, reason = d.reason(), error = %redact(&d.message()), "configuration refused");
         }
         if let Ok(i) = &isolated {
-            metrics.objects_held.set(i.held() as i64);
-            metrics.objects_left_out.set(i.left_out() as i64);
+            self.metrics.objects_held.set(i.held() as i64);
+            self.metrics.objects_left_out.set(i.left_out() as i64);
+            tracing::debug!(configs = g.configs.len(), selected = i.composition.selected.len(), "composed");
         }
-        // the generations reported are those in effect (from the ledger, after the apply)
-        let _ = generations;
-        let mut outcome = Outcome {
-            conversion: composed.as_ref().map(|c| c.selected.clone()).map_err(|e| e.clone()),
-            reload: None,
-            generations: BTreeMap::new(),
-            malformed,
-            decisions,
-            held: Vec::new(),
-        };
-        let rendered = composed.as_ref().ok().map(|c| crate::render::render(&c.model));
-        Health::end(&health);
-        if let Ok(c) = &composed {
-            hold.merged(&step.effective, c.selected.iter().map(|o| &*o.name));
+        // 3. render
+        let rendered = isolated.as_ref().ok().map(|i| crate::render::render(&i.composition.model).map_err(|e| ReconcileError::Render(e.to_string())));
+        Health::end(&self.health);
+        if let Ok(i) = &isolated {
+            self.hold.merged(&step.effective, i.composition.selected.iter().map(|o| &*o.name));
         }
         let (now, now_ts) = (Instant::now(), jiff::Timestamp::now());
-        outcome.held =
-            hold.held().into_iter().map(|(n, deleted, t)| (format!("{}/{n}", args.namespace), deleted, now_ts + t.saturating_duration_since(now))).collect();
-        match composed {
-            Err(errors) => {
-                metrics.update_errors.inc();
-                metrics.config_stale.set(1);
+        let mut outcome = Outcome {
+            conversion: isolated.as_ref().map(|i| i.composition.selected.clone()).map_err(|e| e.clone()),
+            reload: None,
+            generations: BTreeMap::new(),
+            malformed: g.malformed.clone(),
+            decisions,
+            held: self
+                .hold
+                .held()
+                .into_iter()
+                .map(|(n, deleted, t)| (format!("{}/{n}", self.node.namespace), deleted, now_ts + t.saturating_duration_since(now)))
+                .collect(),
+        };
+        // 4. apply
+        match (&isolated, rendered) {
+            (Err(errors), _) => {
+                self.metrics.update_errors.inc();
+                self.metrics.config_stale.set(1);
                 // (a missing Secret may still appear: the Secret watch triggers the next try)
                 for e in &errors.0 {
-                    tracing::error!(error = %e, "configuration refused; FRR keeps its current configuration");
+                    tracing::error!(category = "conversion", error = %e, "configuration refused; FRR keeps its current configuration");
                 }
             }
-            Ok(c) => {
-                let text = match rendered.expect("rendered when composed") {
-                    Ok(t) => t,
-                    Err(e) => {
-                        tracing::error!(error = %e, "render");
-                        continue;
-                    }
-                };
-                desired_text = Some(text.clone());
-                let a = applier.clone();
-                let started = Instant::now();
-                let model = c.model.clone();
-                Health::begin(&health, "apply", APPLY_LIMIT);
-                let result = tokio::task::spawn_blocking(move || a.lock().expect("applier").apply(&text)).await?;
-                Health::end(&health);
-                metrics.apply_duration.observe(started.elapsed().as_secs_f64());
-                match result {
-                    Ok(r) => {
-                        // the first apply is always logged: after a restart it should send nothing
-                        let first = metrics.applies.get() == 0;
-                        if r.commands > 0 || first {
-                            tracing::info!(
-                                commands = r.commands,
-                                added = r.added.len(),
-                                removed = r.removed.len(),
-                                ms = r.total.as_millis() as u64,
-                                first,
-                                "applied"
-                            );
-                        }
-                        metrics.applies.inc();
-                        metrics.commands_sent.inc_by(r.commands as u64);
-                        metrics.config_loaded.set(1);
-                        metrics.config_stale.set(0);
-                        retry_at = None;
-                        backoff = Duration::from_secs(1);
-                        outcome.reload = Some(Ok(()));
-                        if let Ok(i) = &isolated {
-                            iso.commit(i);
-                        }
-                    }
-                    Err(e) => {
-                        metrics.apply_errors.inc();
-                        metrics.update_errors.inc();
-                        metrics.config_stale.set(1);
-                        let msg = match &e {
-                            ApplyError::Refused(r) | ApplyError::Failed(r) => {
-                                let lines: Vec<String> = r
-                                    .iter()
-                                    .map(|r| {
-                                        let from =
-                                            crate::render::sources_for_line(&model, &r.line).iter().map(|o| o.to_string()).collect::<Vec<_>>().join(", ");
-                                        format!("{}: {} (from FRRConfiguration {from})", r.line, r.message)
-                                    })
-                                    .collect();
-                                format!(
-                                    "{}: {}",
-                                    if matches!(e, ApplyError::Refused(_)) {
-                                        "FRR refuses the configuration"
-                                    } else {
-                                        "FRR refused commands; previous configuration restored"
-                                    },
-                                    lines.join("; ")
-                                )
-                            }
-                            other => other.to_string(),
-                        };
-                        let msg = redact(&msg);
-                        tracing::error!(error = %msg, retry_in_s = backoff.as_secs(), "apply failed; FRR keeps its last good configuration");
-                        retry_at = Some(Instant::now() + backoff);
-                        backoff = (backoff * 2).min(Duration::from_secs(30));
-                        outcome.reload = Some(Err(msg));
-                    }
-                }
+            (Ok(_), Some(Err(e))) => {
+                self.metrics.update_errors.inc();
+                self.metrics.config_stale.set(1);
+                tracing::error!(category = e.category(), error = %e, "FRR keeps its current configuration");
+                outcome.reload = Some(Err(e));
             }
+            (Ok(i), Some(Ok(text))) => {
+                let result = self.apply(text, &i.composition.model).await?;
+                if result.is_ok() {
+                    self.iso.commit(i);
+                }
+                outcome.reload = Some(result);
+            }
+            (Ok(_), None) => unreachable!("rendered whenever composed"),
         }
-        {
-            let mut h = health.lock().expect("health");
-            h.last_apply_ok = matches!((&outcome.conversion, &outcome.reload), (Ok(_), Some(Ok(()))));
-        }
-        // status, right after the apply
+        self.health.lock().unwrap_or_else(|e| e.into_inner()).last_apply_ok = outcome.ok();
+        // 5. status (computed by pure functions) and 6. its writes
+        self.write_status(outcome, &g).await
+    }
+
+    /// Step 4: FRR brought to `text` by the keeper (on a blocking thread).
+    async fn apply(&mut self, text: String, model: &core::Model) -> anyhow::Result<Result<(), ReconcileError>> {
+        let k = self.keeper.clone();
+        let started = Instant::now();
+        Health::begin(&self.health, "apply", APPLY_LIMIT);
+        let result = tokio::task::spawn_blocking(move || k.lock().unwrap_or_else(|e| e.into_inner()).apply(&text)).await?;
+        Health::end(&self.health);
+        let m = &self.metrics;
+        m.apply_duration.observe(started.elapsed().as_secs_f64());
+        Ok(match result {
+            Ok(r) => {
+                // the first apply is always logged: after a restart it should send nothing
+                let first = m.applies.get() == 0;
+                if r.commands > 0 || first {
+                    tracing::info!(
+                        commands = r.commands,
+                        added = r.added.len(),
+                        removed = r.removed.len(),
+                        ms = r.total.as_millis() as u64,
+                        check_ms = r.check.as_millis() as u64,
+                        apply_ms = r.apply.as_millis() as u64,
+                        verify_ms = r.verify.as_millis() as u64,
+                        first,
+                        "applied"
+                    );
+                }
+                m.applies.inc();
+                m.commands_sent.inc_by(r.commands as u64);
+                m.config_loaded.set(1);
+                m.config_stale.set(0);
+                Ok(())
+            }
+            Err(e) => {
+                m.apply_errors.inc();
+                m.update_errors.inc();
+                m.config_stale.set(1);
+                let e = ReconcileError::from_apply(&e, model);
+                let retry_in = self.keeper.lock().unwrap_or_else(|e| e.into_inner()).retry_in(Instant::now()).unwrap_or_default();
+                tracing::error!(category = e.category(), error = %e, retry_in_s = retry_in.as_secs(), "apply failed; FRR keeps its last good configuration");
+                Err(e)
+            }
+        })
+    }
+
+    /// Steps 5 and 6: the status values, then the writes (each only when it changed).
+    async fn write_status(&mut self, mut outcome: Outcome, g: &Gathered) -> anyhow::Result<()> {
         // the running configuration read back by the apply (or, when nothing was applied, now)
-        let a = applier.clone();
+        let k = self.keeper.clone();
         let running = tokio::task::spawn_blocking(move || {
-            let a = a.lock().expect("applier");
-            match &a.last_running {
+            let k = k.lock().unwrap_or_else(|e| e.into_inner());
+            match &k.applier.last_running {
                 Some(r) => Ok(r.clone()),
-                None => a.location.running_config(),
+                None => k.applier.location.running_config(),
             }
         })
         .await?;
         // observed generations: those in effect in FRR
-        outcome.generations = iso.ledger.objects.iter().map(|(o, e)| (o.clone(), e.generation)).collect();
-        let status = node_status(&outcome, running.ok().map(|r| redact(&r)), &mut previous_conditions, &mut last_reload);
-        let object_conditions = iso.object_conditions(&outcome.decisions, jiff::Timestamp::now());
-        iso.publish_events(&outcome.decisions, &configs).await;
-        let config_entries = config_entries(&outcome);
+        outcome.generations = self.iso.ledger.objects.iter().map(|(o, e)| (o.clone(), e.generation)).collect();
+        let now = jiff::Timestamp::now();
+        let status = node_status(&outcome, running.ok().map(|r| redact(&r)), &mut self.previous_conditions, &mut self.last_reload, now);
+        let object_conditions = self.iso.object_conditions(&outcome.decisions, now);
+        self.iso.publish_events(&outcome.decisions, &g.configs).await;
+        let entries = config_entries(&outcome);
         // an API server that is away must not hold the agent: writes time out and are retried
         // with the next status change
-        match tokio::time::timeout(API_TIMEOUT, writer.node_state(&node_uid, status)).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => tracing::warn!(error = %e, "writing FRRNodeState"),
-            Err(_) => tracing::warn!("writing FRRNodeState timed out"),
+        let results = [
+            ("writing FRRNodeState", tokio::time::timeout(API_TIMEOUT, self.writer.node_state(&g.node_uid, status)).await.map(|r| r.map(|_| ()))),
+            ("writing FRRConfiguration status", tokio::time::timeout(API_TIMEOUT, self.writer.config_entries(entries, &object_conditions)).await),
+        ];
+        for (what, r) in results {
+            match r {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    let e = ReconcileError::api(what, &e);
+                    tracing::warn!(category = e.category(), error = %e, "status not written");
+                }
+                Err(_) => tracing::warn!(category = "api", "{what} timed out"),
+            }
         }
-        match tokio::time::timeout(API_TIMEOUT, writer.config_entries(config_entries, &object_conditions)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::warn!(error = %e, "writing FRRConfiguration status"),
-            Err(_) => tracing::warn!("writing FRRConfiguration status timed out"),
-        }
+        Ok(())
     }
 }
 
@@ -454,81 +393,6 @@ pub async fn run(args: ControllerArgs, stop: Shutdown) -> anyhow::Result<()> {
 fn stopped() -> anyhow::Result<()> {
     tracing::info!("stopped");
     Ok(())
-}
-
-fn node_status(
-    o: &Outcome,
-    running: Option<String>,
-    previous: &mut Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>,
-    last_reload: &mut Option<String>,
-) -> FRRNodeStateStatus {
-    let refused: Vec<String> =
-        o.decisions.iter().filter(|d| !matches!(d.decision, core::isolation::Decision::Applied)).map(|d| format!("{}: {}", d.obj, d.message())).collect();
-    let conversion = match &o.conversion {
-        Ok(_) if !refused.is_empty() => format!("failed: {}", redact(&refused.join("; "))),
-        Ok(_) if o.malformed.is_empty() => "success".to_string(),
-        Ok(_) => format!("success, malformed objects left out: {}", o.malformed.iter().map(|(n, e)| format!("{n}: {e}")).collect::<Vec<_>>().join("; ")),
-        Err(e) => format!("failed: {}", redact(&e.to_string()).replace('\n', "; ")),
-    };
-    let reload = match &o.reload {
-        Some(Ok(())) => Some("success".to_string()),
-        Some(Err(e)) => Some(format!("failed: {e}")),
-        None => last_reload.clone(),
-    };
-    last_reload.clone_from(&reload);
-    let ok = o.conversion.is_ok() && matches!(o.reload, Some(Ok(())));
-    let (reason, message) = match (&o.conversion, &o.reload) {
-        (Err(_), _) => ("ConversionFailed", conversion.clone()),
-        (Ok(_), Some(Err(e))) => ("ReloadFailed", e.clone()),
-        _ => ("Applied", "FRR runs the merged configuration".to_string()),
-    };
-    let now = jiff::Timestamp::now();
-    let mut conditions = status::conditions(previous, ok, reason, &message, None, now);
-    conditions.push(isolation::node_condition(&o.decisions, previous, now));
-    conditions.push(holddown::condition(previous, &o.held, now));
-    *previous = conditions.clone();
-    FRRNodeStateStatus {
-        running_config: running,
-        last_reload_result: reload,
-        last_conversion_result: Some(conversion),
-        observed_generations: o.generations.clone(),
-        conditions,
-    }
-}
-
-/// Per FRRConfiguration: applied here (None) or the reason it is not.
-fn config_entries(o: &Outcome) -> BTreeMap<String, Option<String>> {
-    let mut out = BTreeMap::new();
-    match &o.conversion {
-        Ok(_) => {
-            for d in &o.decisions {
-                let entry = match &d.decision {
-                    core::isolation::Decision::Applied => o.reload.as_ref().and_then(|r| r.as_ref().err().cloned()),
-                    _ => Some(redact(&d.message())),
-                };
-                out.insert(d.obj.name.to_string(), entry);
-            }
-        }
-        Err(errors) => {
-            for e in &errors.0 {
-                for obj in e.objects() {
-                    let msg = redact(&e.to_string());
-                    out.entry(obj.name.to_string())
-                        .and_modify(|m: &mut Option<String>| {
-                            if let Some(m) = m {
-                                m.push_str("; ");
-                                m.push_str(&msg);
-                            }
-                        })
-                        .or_insert(Some(msg));
-                }
-            }
-        }
-    }
-    for (name, e) in &o.malformed {
-        out.insert(name.clone(), Some(format!("malformed: {e}")));
-    }
-    out
 }
 
 fn log_hold_down<V>(namespace: &str, step: &holddown::Step<V>, hold: Duration) {
@@ -550,10 +414,11 @@ fn log_hold_down<V>(namespace: &str, step: &holddown::Step<V>, hold: Duration) {
 }
 
 const API_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long a restarted FRR gets to load its persisted configuration before the agent checks it.
-const RESTART_SETTLE: Duration = Duration::from_secs(5);
 
-fn spawn_session_poller(args: &ControllerArgs, mut writer: StatusWriter, shared: watch::Shared, metrics: Metrics) {
+/// Reads BGP and BFD state from FRR every poll interval (local vtysh) for the metrics and the
+/// BGPSessionStates, which are written only when a session changed. Started once the stores
+/// are ready.
+fn spawn_session_poller(args: &ControllerArgs, mut writer: StatusWriter, watches: Watches, metrics: Metrics) {
     let interval = Duration::from_secs(args.poll_interval.max(1));
     let loc = args.frr.location();
     tokio::spawn(async move {
@@ -569,17 +434,16 @@ fn spawn_session_poller(args: &ControllerArgs, mut writer: StatusWriter, shared:
             .await;
             let Ok(Ok((neighbors, bfd, counters))) = read else { continue };
             {
-                let mut s = metrics.frr.0.lock().expect("metrics");
+                let mut s = metrics.frr.0.lock().unwrap_or_else(|e| e.into_inner());
                 s.neighbors = neighbors.clone();
                 s.bfd = bfd;
                 s.bfd_counters = counters;
             }
-            let uid = shared.snapshot.lock().expect("snapshot").node().and_then(|n| n.uid.clone());
-            let Some(uid) = uid else { continue };
-            match tokio::time::timeout(API_TIMEOUT, writer.sessions(&uid, &neighbors, jiff::Timestamp::now())).await {
+            let Some(uid) = watches.node_uid() else { continue };
+            match tokio::time::timeout(API_TIMEOUT, writer.sessions(&uid, &neighbors, &watches.sessions, jiff::Timestamp::now())).await {
                 Ok(Ok(_)) => {}
-                Ok(Err(e)) => tracing::warn!(error = %e, "writing BGPSessionStates"),
-                Err(_) => tracing::warn!("writing BGPSessionStates timed out"),
+                Ok(Err(e)) => tracing::warn!(category = "api", error = %e, "writing BGPSessionStates"),
+                Err(_) => tracing::warn!(category = "api", "writing BGPSessionStates timed out"),
             }
         }
     });

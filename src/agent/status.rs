@@ -4,15 +4,20 @@
 
 use std::collections::BTreeMap;
 
+use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
-use kube::{Client, ResourceExt};
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::Client;
 use serde_json::json;
 
+use super::watch::SessionEntry;
 use crate::api::{BGPSessionState, BGPSessionStateStatus, FRRConfiguration, FRRNodeState, FRRNodeStateStatus, API_VERSION};
 use crate::frr::state::BgpNeighbor;
+use crate::watch::Reader;
 
 pub const MANAGER: &str = "frr-composer";
+/// FRRConfiguration status writes in flight at once.
+const STATUS_WRITES_AT_ONCE: usize = 8;
 pub const LABEL_NODE: &str = "frrk8s.metallb.io/node";
 pub const LABEL_PEER: &str = "frrk8s.metallb.io/peer";
 pub const LABEL_VRF: &str = "frrk8s.metallb.io/vrf";
@@ -83,6 +88,7 @@ pub struct StatusWriter {
     namespace: String,
     node_state_written: Option<FRRNodeStateStatus>,
     sessions_written: BTreeMap<String, BGPSessionStateStatus>,
+    sessions_deleted: std::collections::BTreeSet<String>,
     config_entries_written: BTreeMap<String, serde_json::Value>,
 }
 
@@ -94,6 +100,7 @@ impl StatusWriter {
             namespace: namespace.to_string(),
             node_state_written: None,
             sessions_written: BTreeMap::new(),
+            sessions_deleted: Default::default(),
             config_entries_written: BTreeMap::new(),
         }
     }
@@ -131,6 +138,7 @@ impl StatusWriter {
         for name in self.config_entries_written.keys() {
             all.entry(name.clone()).or_insert(None);
         }
+        let mut writes = Vec::new();
         for (name, entry) in all {
             let mut status = match entry {
                 None if entries.contains_key(&name) => json!({"appliedOn": [self.node]}),
@@ -140,47 +148,75 @@ impl StatusWriter {
             if let Some(c) = conditions.get(&name) {
                 status["conditions"] = json!([c]);
             }
-            if self.config_entries_written.get(&name) == Some(&status) {
-                continue;
-            }
-            let obj = json!({"apiVersion": API_VERSION, "kind": "FRRConfiguration", "status": status});
-            match api.patch_status(&name, &self.pp(), &Patch::Apply(&obj)).await {
-                Ok(_) => {}
-                Err(kube::Error::Api(e)) if e.code == 404 => {}
-                Err(e) => return Err(e),
-            }
-            if status == json!({}) {
-                self.config_entries_written.remove(&name);
-            } else {
-                self.config_entries_written.insert(name, status);
+            if self.config_entries_written.get(&name) != Some(&status) {
+                writes.push((name, status));
             }
         }
-        Ok(())
+        // several at once: after a burst of new objects, one write after the other would hold
+        // the next apply for as many round trips
+        let pp = self.pp();
+        let results: Vec<(String, serde_json::Value, Result<(), kube::Error>)> = futures::stream::iter(writes)
+            .map(|(name, status)| {
+                let (api, pp) = (&api, &pp);
+                async move {
+                    let obj = json!({"apiVersion": API_VERSION, "kind": "FRRConfiguration", "status": status});
+                    let r = match api.patch_status(&name, pp, &Patch::Apply(&obj)).await {
+                        Ok(_) => Ok(()),
+                        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+                        Err(e) => Err(e),
+                    };
+                    (name, status, r)
+                }
+            })
+            .buffer_unordered(STATUS_WRITES_AT_ONCE)
+            .collect()
+            .await;
+        let mut first_error = None;
+        for (name, status, r) in results {
+            match r {
+                Ok(()) if status == json!({}) => {
+                    self.config_entries_written.remove(&name);
+                }
+                Ok(()) => {
+                    self.config_entries_written.insert(name, status);
+                }
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        first_error.map_or(Ok(()), Err)
     }
 
-    /// One BGPSessionState per session of this node; stale ones are deleted.
-    pub async fn sessions(&mut self, node_uid: &str, neighbors: &[BgpNeighbor], now: jiff::Timestamp) -> Result<usize, kube::Error> {
+    /// One BGPSessionState per session of this node, written only when its status differs
+    /// from the one the watch of this node's session states (`store`) holds; those in the
+    /// store that FRR no longer has (also from a previous run) are deleted. No LIST, no GET.
+    pub async fn sessions(
+        &mut self,
+        node_uid: &str,
+        neighbors: &[BgpNeighbor],
+        store: &Reader<SessionEntry>,
+        now: jiff::Timestamp,
+    ) -> Result<usize, kube::Error> {
         let api: Api<BGPSessionState> = Api::namespaced(self.client.clone(), &self.namespace);
+        let existing: BTreeMap<String, Option<BGPSessionStateStatus>> = store.state().iter().map(|e| (e.name.clone(), e.value.status.clone())).collect();
         let mut desired: BTreeMap<String, (&BgpNeighbor, BGPSessionStateStatus)> = BTreeMap::new();
         for n in neighbors {
             desired.insert(session_name(&self.node, api_vrf(&n.vrf), &n.peer), (n, session_status(&self.node, n, now)));
         }
         let mut writes = 0;
         for (name, (n, status)) in &desired {
-            let mut status = status.clone();
-            // an uptime read at another moment may round one second off: keep the written one
-            if let Some(old) = self.sessions_written.get(name) {
-                if old.established_since.is_some() && status.established_since.is_some() {
-                    let t = |s: &Option<String>| s.as_deref().and_then(|s| s.parse::<jiff::Timestamp>().ok()).map(|t| t.as_second());
-                    if t(&old.established_since).zip(t(&status.established_since)).is_some_and(|(a, b)| (a - b).abs() <= 2) {
-                        status.established_since = old.established_since.clone();
-                    }
-                }
-            }
-            if self.sessions_written.get(name) == Some(&status) {
+            // what the API server holds, as watched; right after a write the watch may not have
+            // delivered it yet: then what was written
+            let known = match existing.get(name) {
+                Some(s) => s.clone(),
+                None => self.sessions_written.get(name).cloned(),
+            };
+            let status = keep_established_since(known.as_ref(), status.clone());
+            if known.as_ref() == Some(&status) {
                 continue;
             }
-            if !self.sessions_written.contains_key(name) {
+            if !existing.contains_key(name) && !self.sessions_written.contains_key(name) {
                 let obj = json!({"apiVersion": API_VERSION, "kind": "BGPSessionState", "metadata": {"name": name, "labels": {
                     LABEL_NODE: self.node, LABEL_PEER: peer_label(&n.peer), LABEL_VRF: api_vrf(&n.vrf)}, "ownerReferences": self.owner(node_uid)}, "spec": {}});
                 api.patch(name, &self.pp(), &Patch::Apply(&obj)).await?;
@@ -190,18 +226,36 @@ impl StatusWriter {
             self.sessions_written.insert(name.clone(), status);
             writes += 1;
         }
-        // delete sessions of this node that FRR no longer has (also those of a previous run)
-        let existing = api.list(&ListParams::default().labels(&format!("{LABEL_NODE}={}", self.node))).await?;
-        for o in existing {
-            let name = o.name_any();
-            if !desired.contains_key(&name) {
-                let _ = api.delete(&name, &DeleteParams::default()).await;
-                self.sessions_written.remove(&name);
+        self.sessions_written.retain(|name, _| desired.contains_key(name));
+        // sessions of this node that FRR no longer has; each deleted once (until the watch
+        // shows it gone)
+        self.sessions_deleted.retain(|name| existing.contains_key(name));
+        for name in existing.keys() {
+            if !desired.contains_key(name) && self.sessions_deleted.insert(name.clone()) {
+                match api.delete(name, &DeleteParams::default()).await {
+                    Ok(_) => {}
+                    Err(kube::Error::Api(e)) if e.code == 404 => {}
+                    Err(e) => {
+                        self.sessions_deleted.remove(name);
+                        return Err(e);
+                    }
+                }
                 writes += 1;
             }
         }
         Ok(writes)
     }
+}
+
+/// An uptime read at another moment may round a second or two off: keep the time known.
+fn keep_established_since(known: Option<&BGPSessionStateStatus>, mut status: BGPSessionStateStatus) -> BGPSessionStateStatus {
+    let t = |s: &Option<String>| s.as_deref().and_then(|s| s.parse::<jiff::Timestamp>().ok()).map(|t| t.as_second());
+    if let Some(old) = known {
+        if t(&old.established_since).zip(t(&status.established_since)).is_some_and(|(a, b)| (a - b).abs() <= 2) {
+            status.established_since = old.established_since.clone();
+        }
+    }
+    status
 }
 
 #[cfg(test)]
@@ -226,5 +280,14 @@ mod tests {
         let c2 = conditions(&c1, false, "ConversionFailed", "bad", Some(3), t1);
         assert_eq!(c2[0].status, "False");
         assert_eq!(c2[0].last_transition_time.0, t1);
+    }
+
+    #[test]
+    fn an_uptime_a_second_off_is_not_a_change() {
+        let s = |since: &str| BGPSessionStateStatus { established_since: Some(since.into()), ..Default::default() };
+        let known = s("2026-01-01T00:00:10Z");
+        assert_eq!(keep_established_since(Some(&known), s("2026-01-01T00:00:11Z")), known);
+        assert_eq!(keep_established_since(Some(&known), s("2026-01-01T00:01:11Z")), s("2026-01-01T00:01:11Z"), "a new session");
+        assert_eq!(keep_established_since(None, s("2026-01-01T00:00:11Z")), s("2026-01-01T00:00:11Z"));
     }
 }

@@ -1,21 +1,19 @@
-//! What the agent reads from the API server: FRRConfigurations, Secrets and the
-//! FRRK8sConfiguration of its namespace, and its own Node. Each watch keeps a complete snapshot
-//! (rebuilt atomically on every re-list) and marks itself synced after its first full list;
-//! nothing is rendered before every watch is synced.
+//! What the agent reads from the API server, kept in the reflector stores of `crate::watch`:
+//! its namespace's FRRConfigurations and Secrets, the FRRK8sConfiguration named `config`, its
+//! own Node (metadata only: labels and uid) and its own BGPSessionStates (label-selected).
+//! Each store holds only what the agent derives from an object. After the initial lists the
+//! agent sends watches only: no LIST or GET at steady state.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
 
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Node, Secret};
-use kube::api::{Api, ApiResource, DynamicObject};
+use kube::api::{Api, ApiResource, DynamicObject, PartialObjectMeta};
 use kube::runtime::watcher::{self, watcher, Event};
-use kube::runtime::WatchStreamExt;
 use kube::{Client, ResourceExt};
-use tokio::sync::Notify;
 
-use crate::api::{FRRConfiguration, FRRK8sConfiguration};
+use crate::api::{BGPSessionState, BGPSessionStateStatus, FRRConfiguration, FRRK8sConfiguration, LogLevel};
 use crate::core::SecretEntry;
+use crate::watch::{reflect, Changes, Reader, WatchErrors};
 
 pub use crate::watch::{typed_config, ConfigEntry, RetryDelay};
 
@@ -26,43 +24,135 @@ pub struct NodeInfo {
     pub uid: Option<String>,
 }
 
-#[derive(Default)]
-pub struct Snapshot {
+/// A BGPSessionState as the agent keeps it: its status and the node label it carries.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SessionEntry {
+    pub status: Option<BGPSessionStateStatus>,
+}
+
+/// The watched stores. `changes` wakes the reconciler for the stores it merges (not for the
+/// session states, which only the session writer reads).
+#[derive(Clone)]
+pub struct Watches {
+    pub configs: Reader<ConfigEntry>,
+    pub secrets: Reader<SecretEntry>,
+    pub node: Reader<NodeInfo>,
+    pub settings: Reader<Option<LogLevel>>,
+    pub sessions: Reader<SessionEntry>,
+    pub changes: Changes,
+    pub errors: WatchErrors,
+}
+
+/// What the stores hold at one moment, by name.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct View {
     pub configs: BTreeMap<String, ConfigEntry>,
     pub secrets: BTreeMap<String, SecretEntry>,
-    /// At most one: the watch selects the Node by name.
-    pub nodes: BTreeMap<String, NodeInfo>,
-    /// At most one: the watch selects the object named `config`.
-    pub settings: BTreeMap<String, FRRK8sConfiguration>,
-    synced: [bool; 4],
-    /// Watches whose last attempt failed (for logs and readiness).
-    pub watch_errors: BTreeMap<&'static str, String>,
+    pub node: Option<NodeInfo>,
+    /// FRRK8sConfiguration `config`'s log level, when it sets one.
+    pub log_level: Option<LogLevel>,
 }
 
-impl Snapshot {
-    pub fn synced(&self) -> bool {
-        self.synced.iter().all(|s| *s)
+impl Watches {
+    /// Starts the five watches (they run until the process ends).
+    pub fn start(client: Client, namespace: &str, node_name: &str) -> Watches {
+        let changes = Changes::default();
+        let errors = WatchErrors::default();
+        // FRRConfigurations are read untyped, so that one malformed object cannot stop the watch.
+        let configs: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &ApiResource::erase::<FRRConfiguration>(&()));
+        let configs = reflect("FRRConfiguration", watcher(configs, watcher::Config::default()), config_entry, changes.clone(), errors.clone());
+        let secrets = reflect(
+            "Secret",
+            watcher(Api::<Secret>::namespaced(client.clone(), namespace), watcher::Config::default()),
+            secret_entry,
+            changes.clone(),
+            errors.clone(),
+        );
+        let by_name = watcher::Config::default().fields(&format!("metadata.name={node_name}"));
+        let node = reflect(
+            "Node",
+            watcher(Api::<PartialObjectMeta<Node>>::all(client.clone()), by_name),
+            |n: &PartialObjectMeta<Node>| NodeInfo { labels: n.labels().clone(), uid: n.metadata.uid.clone() },
+            changes.clone(),
+            errors.clone(),
+        );
+        let settings = reflect(
+            "FRRK8sConfiguration",
+            watcher(Api::<FRRK8sConfiguration>::namespaced(client.clone(), namespace), watcher::Config::default().fields("metadata.name=config")),
+            |c: &FRRK8sConfiguration| c.spec.log_level,
+            changes.clone(),
+            errors.clone(),
+        );
+        let own = watcher::Config::default().labels(&format!("{}={node_name}", super::status::LABEL_NODE));
+        let sessions = reflect(
+            "BGPSessionState",
+            watcher(Api::<BGPSessionState>::namespaced(client, namespace), own),
+            |s: &BGPSessionState| SessionEntry { status: s.status.clone() },
+            Changes::default(),
+            errors.clone(),
+        );
+        Watches { configs, secrets, node, settings, sessions, changes, errors }
     }
-    pub fn node(&self) -> Option<&NodeInfo> {
-        self.nodes.values().next()
+
+    /// Returns once every store has had its first complete list (never render from an
+    /// unsynced cache: an empty one would wipe FRR). Only ONE task may wait: kube 5's readiness
+    /// signal keeps a single waker, so a second waiter can leave the first asleep forever (seen:
+    /// the agent never started). Start whatever else needs the stores after this returns.
+    pub async fn ready(&self) {
+        use futures::stream::{FuturesUnordered, StreamExt};
+        use futures::FutureExt;
+        let mut waits: FuturesUnordered<_> = [
+            ("FRRConfiguration", self.configs.wait_until_ready().boxed()),
+            ("Secret", self.secrets.wait_until_ready().boxed()),
+            ("Node", self.node.wait_until_ready().boxed()),
+            ("FRRK8sConfiguration", self.settings.wait_until_ready().boxed()),
+            ("BGPSessionState", self.sessions.wait_until_ready().boxed()),
+        ]
+        .into_iter()
+        .map(|(name, f)| f.map(move |_| name))
+        .collect();
+        let mut pending: std::collections::BTreeSet<&str> = ["FRRConfiguration", "Secret", "Node", "FRRK8sConfiguration", "BGPSessionState"].into();
+        while !pending.is_empty() {
+            match tokio::time::timeout(std::time::Duration::from_secs(5), waits.next()).await {
+                Ok(Some(name)) => {
+                    pending.remove(name);
+                }
+                Ok(None) => break,
+                Err(_) => tracing::warn!(waiting_for = ?pending, errors = ?self.errors.get(), "the initial lists are not complete yet"),
+            }
+        }
     }
-    pub fn settings(&self) -> Option<&FRRK8sConfiguration> {
-        self.settings.values().next()
+
+    /// A consistent read of the stores the reconciler merges.
+    pub fn view(&self) -> View {
+        View {
+            configs: crate::watch::by_name(&self.configs),
+            secrets: crate::watch::by_name(&self.secrets),
+            node: self.node.state().first().map(|e| e.value.clone()),
+            log_level: self.settings.state().first().and_then(|e| e.value),
+        }
+    }
+
+    /// The node's uid (for owner references), once its Node is known.
+    pub fn node_uid(&self) -> Option<String> {
+        self.node.state().first().and_then(|e| e.value.uid.clone())
     }
 }
 
-#[derive(Clone)]
-pub struct Shared {
-    pub snapshot: Arc<Mutex<Snapshot>>,
-    pub changed: Arc<Notify>,
+/// A FRRConfiguration as the agent merges it: typed, without what the API server changes on
+/// every write (resourceVersion, managedFields) and without its status, which the agents write:
+/// a status write is not a change to merge.
+pub fn config_entry(o: &DynamicObject) -> ConfigEntry {
+    let mut c = typed_config(o)?;
+    c.status = None;
+    c.metadata.resource_version = None;
+    c.metadata.managed_fields = None;
+    Ok(c)
 }
 
-fn secret_entry(s: &Secret) -> SecretEntry {
-    crate::input::secret_entries(std::iter::once(s)).into_values().next().unwrap_or(SecretEntry { type_: String::new(), password: None })
-}
-
-/// Applies one watch event to a map kept by key; `Init`...`InitDone` replaces it atomically.
-/// Returns whether the map changed.
+/// The webhook's own fold of watch events into a map (until the webhook moves to
+/// `crate::watch`; the agent does not use it). Applies one event to a map kept by key;
+/// `Init`...`InitDone` replaces it atomically. Returns whether the map changed.
 pub fn fold<O, K: Ord, V: PartialEq>(
     map: &mut BTreeMap<K, V>,
     buffer: &mut Option<BTreeMap<K, V>>,
@@ -87,79 +177,39 @@ pub fn fold<O, K: Ord, V: PartialEq>(
             false
         }
         Event::InitDone => {
-            // a full list: the first one unblocks the reconciler, later ones follow reconnects
             *map = buffer.take().unwrap_or_default();
             true
         }
     }
 }
 
-/// One watch: keeps `slot` of the snapshot equal to the listed objects and wakes the
-/// reconciler when it changes.
-fn spawn_watch<K, V>(
-    name: &'static str,
-    index: usize,
-    api: Api<K>,
-    config: watcher::Config,
-    shared: Shared,
-    slot: fn(&mut Snapshot) -> &mut BTreeMap<String, V>,
-    value: fn(&K) -> V,
-) where
-    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
-    V: PartialEq + Send + 'static,
-{
-    tokio::spawn(async move {
-        let mut buffer = None;
-        let mut stream = watcher(api, config).backoff(RetryDelay::default()).boxed();
-        while let Some(ev) = stream.next().await {
-            let mut s = shared.snapshot.lock().expect("snapshot lock");
-            match ev {
-                Ok(ev) => {
-                    let done = matches!(ev, Event::InitDone);
-                    let changed = fold(slot(&mut s), &mut buffer, ev, |o| o.name_any(), value);
-                    if done {
-                        s.synced[index] = true;
-                    }
-                    s.watch_errors.remove(name);
-                    drop(s);
-                    tracing::debug!(watch = name, changed, "watch event");
-                    if changed {
-                        shared.changed.notify_one();
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(watch = name, error = %e, "watch failed; retrying");
-                    s.watch_errors.insert(name, e.to_string());
-                }
-            }
-        }
-    });
+fn secret_entry(s: &Secret) -> SecretEntry {
+    crate::input::secret_entries(std::iter::once(s)).into_values().next().unwrap_or(SecretEntry { type_: String::new(), password: None })
 }
 
-/// Starts the four watches (they run until the process ends).
-pub fn spawn(client: Client, namespace: &str, node_name: &str, shared: Shared) {
-    // FRRConfigurations are read untyped, so that one malformed object cannot stop the watch.
-    let configs: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &ApiResource::erase::<FRRConfiguration>(&()));
-    spawn_watch("FRRConfiguration", 0, configs, watcher::Config::default(), shared.clone(), |s| &mut s.configs, typed_config);
-    spawn_watch(
-        "Secret",
-        1,
-        Api::<Secret>::namespaced(client.clone(), namespace),
-        watcher::Config::default(),
-        shared.clone(),
-        |s| &mut s.secrets,
-        secret_entry,
-    );
-    let node_cfg = watcher::Config::default().fields(&format!("metadata.name={node_name}"));
-    spawn_watch(
-        "Node",
-        2,
-        Api::<Node>::all(client.clone()),
-        node_cfg,
-        shared.clone(),
-        |s| &mut s.nodes,
-        |n: &Node| NodeInfo { labels: n.labels().clone(), uid: n.metadata.uid.clone() },
-    );
-    let settings_cfg = watcher::Config::default().fields("metadata.name=config");
-    spawn_watch("FRRK8sConfiguration", 3, Api::<FRRK8sConfiguration>::namespaced(client, namespace), settings_cfg, shared, |s| &mut s.settings, |c| c.clone());
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_writes_and_resource_versions_are_not_changes() {
+        let doc = |rv: &str, status: serde_json::Value| -> DynamicObject {
+            serde_json::from_value(serde_json::json!({
+                "apiVersion": "frrk8s.metallb.io/v1beta1", "kind": "FRRConfiguration",
+                "metadata": {"name": "a", "namespace": "ns", "resourceVersion": rv, "generation": 2,
+                    "managedFields": [{"manager": "frr-composer/wk3", "operation": "Apply"}]},
+                "spec": {"bgp": {"routers": [{"asn": 65000}]}},
+                "status": status,
+            }))
+            .unwrap()
+        };
+        let a = config_entry(&doc("1", serde_json::json!({})));
+        let b = config_entry(&doc("2", serde_json::json!({"appliedOn": ["wk3"]})));
+        assert_eq!(a, b);
+        assert_eq!(a.unwrap().metadata.generation, Some(2), "the generation is kept (observed generations)");
+        let mut bad = doc("3", serde_json::json!({}));
+        bad.data["spec"]["bgp"]["routers"][0]["asn"] = serde_json::json!("x");
+        let e = config_entry(&bad).unwrap_err();
+        assert!(e.starts_with("spec.bgp.routers[0].asn"), "{e}");
+    }
 }

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::core::Model;
 use crate::frr::apply::{Applied, Applier, ApplyError, Report};
+use crate::frr::keeper::{Check, Keeper, Reason};
 use crate::frr::vtysh::Rejected;
 use crate::frr::{redact, state};
 pub use crate::settings::FrrArgs;
@@ -114,7 +115,12 @@ pub(crate) fn desired(inputs: &[PathBuf], node: &super::render::NodeArgs, err: &
 }
 
 fn apply_once(applier: &mut Applier, model: &Model, text: &str, out: &mut dyn Write, err: &mut dyn Write) -> bool {
-    match applier.apply(text) {
+    report(applier.apply(text), model, out, err)
+}
+
+/// Prints the outcome of an apply; whether FRR runs the configuration.
+fn report(result: Result<Report, ApplyError>, model: &Model, out: &mut dyn Write, err: &mut dyn Write) -> bool {
+    match result {
         Ok(r) => {
             print_report(out, &r);
             true
@@ -181,14 +187,16 @@ pub fn run(args: &ApplyArgs, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
             return 3;
         }
     }
-    let mut ok = apply_once(&mut applier, &model, &text, out, err);
+    let ok = apply_once(&mut applier, &model, &text, out, err);
     save_state(&applier);
     if !args.watch {
         return if ok { 0 } else { 1 };
     }
-    // --watch: keep FRR at the desired configuration.
+    // --watch: keep FRR at the desired configuration (the keeper notices restarts, drift and
+    // failed applies; input changes are looked for here).
+    let mut keeper = Keeper::new(applier, Duration::from_secs(args.drift_interval));
+    keeper.remember(&text, ok);
     let mut stamp = inputs_stamp(&args.inputs);
-    let mut last_drift_check = Instant::now();
     let mut repairs = 0u64;
     loop {
         std::thread::sleep(Duration::from_millis(args.poll_ms));
@@ -200,31 +208,37 @@ pub fn run(args: &ApplyArgs, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
                 Some((m, t)) => {
                     model = m;
                     text = t;
-                    ok = apply_once(&mut applier, &model, &text, out, err);
+                    let r = keeper.apply(&text);
+                    report(r, &model, out, err);
                 }
                 None => continue, // invalid inputs: FRR keeps what it runs
             }
-        } else if !applier.state_is_current() {
-            let _ = writeln!(out, "frr-composer: FRR daemons restarted or were not verified; re-applying");
-            applier.invalidate();
-            ok = apply_once(&mut applier, &model, &text, out, err);
-        } else if last_drift_check.elapsed() >= Duration::from_secs(args.drift_interval) {
-            last_drift_check = Instant::now();
-            match applier.check_drift() {
-                Ok(Some(d)) => {
-                    repairs += 1;
-                    let _ = writeln!(out, "frr-composer: drift #{repairs} in FRR's running configuration; repairing:\n{}", redact(&d.to_string()));
-                    applier.invalidate();
-                    ok = apply_once(&mut applier, &model, &text, out, err);
-                }
-                Ok(None) => {}
-                Err(e) => {
+        } else {
+            match keeper.check(Instant::now()) {
+                Check::Fine => {}
+                Check::Unreadable(e) => {
                     let _ = writeln!(err, "error: {e}");
+                }
+                Check::Reapply(reason) => {
+                    match reason {
+                        Reason::Restarted => {
+                            let _ = writeln!(out, "frr-composer: FRR daemons restarted; re-applying");
+                        }
+                        Reason::Retry => {
+                            let _ = writeln!(out, "frr-composer: the last apply failed; trying again");
+                        }
+                        Reason::Drift(d) => {
+                            repairs += 1;
+                            let _ = writeln!(out, "frr-composer: drift #{repairs} in FRR's running configuration; repairing:\n{}", redact(&d.to_string()));
+                        }
+                    }
+                    if let Some(r) = keeper.reapply() {
+                        report(r, &model, out, err);
+                    }
                 }
             }
         }
-        let _ = ok;
-        save_state(&applier);
+        save_state(&keeper.applier);
         let _ = out.flush();
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod apply;
 pub mod conf;
+pub mod keeper;
 pub mod state;
 pub mod vtysh;
 
