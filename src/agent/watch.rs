@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{Node, Secret};
 use kube::api::{Api, ApiResource, DynamicObject, PartialObjectMeta};
-use kube::runtime::watcher::{self, watcher, Event};
+use kube::runtime::watcher::{self, watcher};
 use kube::{Client, ResourceExt};
 
 use crate::api::{BGPSessionState, BGPSessionStateStatus, FRRConfiguration, FRRK8sConfiguration, LogLevel};
@@ -140,47 +140,19 @@ impl Watches {
 }
 
 /// A FRRConfiguration as the agent merges it: typed, without what the API server changes on
-/// every write (resourceVersion, managedFields) and without its status, which the agents write:
+/// every write (resourceVersion, managedFields), without kubectl's last-applied copy, and
+/// without its status, which the agents write:
 /// a status write is not a change to merge.
 pub fn config_entry(o: &DynamicObject) -> ConfigEntry {
     let mut c = typed_config(o)?;
     c.status = None;
     c.metadata.resource_version = None;
     c.metadata.managed_fields = None;
-    Ok(c)
-}
-
-/// The webhook's own fold of watch events into a map (until the webhook moves to
-/// `crate::watch`; the agent does not use it). Applies one event to a map kept by key;
-/// `Init`...`InitDone` replaces it atomically. Returns whether the map changed.
-pub fn fold<O, K: Ord, V: PartialEq>(
-    map: &mut BTreeMap<K, V>,
-    buffer: &mut Option<BTreeMap<K, V>>,
-    ev: Event<O>,
-    key: impl Fn(&O) -> K,
-    value: impl Fn(&O) -> V,
-) -> bool {
-    match ev {
-        Event::Apply(o) => {
-            let (k, v) = (key(&o), value(&o));
-            let changed = map.get(&k) != Some(&v);
-            map.insert(k, v);
-            changed
-        }
-        Event::Delete(o) => map.remove(&key(&o)).is_some(),
-        Event::Init => {
-            *buffer = Some(BTreeMap::new());
-            false
-        }
-        Event::InitApply(o) => {
-            buffer.get_or_insert_with(BTreeMap::new).insert(key(&o), value(&o));
-            false
-        }
-        Event::InitDone => {
-            *map = buffer.take().unwrap_or_default();
-            true
-        }
+    // kubectl's copy of the whole object: the largest annotation, never read here
+    if let Some(a) = c.metadata.annotations.as_mut() {
+        a.remove("kubectl.kubernetes.io/last-applied-configuration");
     }
+    Ok(c)
 }
 
 fn secret_entry(s: &Secret) -> SecretEntry {
