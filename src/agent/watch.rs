@@ -15,7 +15,11 @@ use crate::api::{BGPSessionState, BGPSessionStateStatus, FRRConfiguration, FRRK8
 use crate::core::SecretEntry;
 use crate::watch::{reflect, Changes, Reader, WatchErrors};
 
-pub use crate::watch::{typed_config, ConfigEntry, RetryDelay};
+pub use crate::watch::{typed_config, RetryDelay};
+
+/// A FRRConfiguration as the agent keeps it: typed and shared (every snapshot, the hold-down
+/// and the isolation record hold the same copy), or why it could not be read.
+pub type ConfigEntry = Result<std::sync::Arc<FRRConfiguration>, String>;
 
 /// Labels and uid of the agent's Node: only these matter (heartbeats change nothing).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -152,7 +156,7 @@ pub fn config_entry(o: &DynamicObject) -> ConfigEntry {
     if let Some(a) = c.metadata.annotations.as_mut() {
         a.remove("kubectl.kubernetes.io/last-applied-configuration");
     }
-    Ok(c)
+    Ok(std::sync::Arc::new(c))
 }
 
 fn secret_entry(s: &Secret) -> SecretEntry {
