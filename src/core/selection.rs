@@ -26,6 +26,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 pub struct NodeSelector {
     selector: Selector,
     narrowing: Vec<(String, Vec<String>)>,
+    /// The selector is exactly its one narrowing requirement: the index answers it alone, with
+    /// no node to check (a MetalLB object's hostname, an admin object's rack or zone).
+    exact: bool,
 }
 
 impl NodeSelector {
@@ -35,7 +38,9 @@ impl NodeSelector {
         for req in sel.match_expressions.iter().flatten().filter(|r| r.operator == "In") {
             narrowing.push((req.key.clone(), req.values.clone().unwrap_or_default()));
         }
-        Ok(NodeSelector { selector, narrowing })
+        let requirements = sel.match_labels.as_ref().map_or(0, |m| m.len()) + sel.match_expressions.as_ref().map_or(0, |e| e.len());
+        let exact = requirements == 1 && narrowing.len() == 1;
+        Ok(NodeSelector { selector, narrowing, exact })
     }
 
     pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
@@ -124,7 +129,9 @@ impl NodeIndex {
         };
         candidates.sort_unstable();
         candidates.dedup();
-        candidates.retain(|&n| sel.matches(&self.labels[n as usize]));
+        if !sel.exact {
+            candidates.retain(|&n| sel.matches(&self.labels[n as usize]));
+        }
         candidates
     }
 }
