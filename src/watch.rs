@@ -142,16 +142,28 @@ fn entry<K: Resource, T>(o: &K, value: T) -> Entry<T> {
 /// Returns whether what readers see changed: an object added, changed or removed, or a
 /// complete (re)list.
 pub fn apply_event<K: Resource, T: Clone + PartialEq>(writer: &mut Writer<Entry<T>>, event: Event<K>, derive: &impl Fn(&K) -> T) -> bool {
+    apply_event_where(writer, event, derive, &|_: Option<&T>, _: Option<&T>| true)
+}
+
+/// As [`apply_event`], but a change of one object counts only when `relevant(old, new)` says
+/// so (`None`: absent before, or deleted); a complete (re)list always counts.
+pub fn apply_event_where<K: Resource, T: Clone + PartialEq>(
+    writer: &mut Writer<Entry<T>>,
+    event: Event<K>,
+    derive: &impl Fn(&K) -> T,
+    relevant: &impl Fn(Option<&T>, Option<&T>) -> bool,
+) -> bool {
     let reader = writer.as_reader();
     let (event, changed) = match event {
         Event::Apply(o) => {
             let e = entry(&o, derive(&o));
-            let changed = reader.get(&e.to_object_ref(())).is_none_or(|old| old.value != e.value);
+            let old = reader.get(&e.to_object_ref(()));
+            let changed = old.as_ref().is_none_or(|old| old.value != e.value) && relevant(old.as_ref().map(|o| &o.value), Some(&e.value));
             (Event::Apply(e), changed)
         }
         Event::Delete(o) => {
             let e = entry(&o, derive(&o));
-            let changed = reader.get(&e.to_object_ref(())).is_some();
+            let changed = reader.get(&e.to_object_ref(())).is_some_and(|old| relevant(Some(&old.value), None));
             (Event::Delete(e), changed)
         }
         Event::Init => (Event::Init, false),
@@ -171,6 +183,24 @@ where
     T: Clone + PartialEq + Send + Sync + 'static,
     S: Stream<Item = Result<Event<K>, watcher::Error>> + Send + 'static,
 {
+    reflect_where(name, stream, derive, |_: Option<&T>, _: Option<&T>| true, changes, errors)
+}
+
+/// As [`reflect`], but only changes for which `relevant(old, new)` holds wake `changes` (the
+/// store keeps every object either way).
+pub fn reflect_where<K, T, S>(
+    name: &'static str,
+    stream: S,
+    derive: impl Fn(&K) -> T + Send + 'static,
+    relevant: impl Fn(Option<&T>, Option<&T>) -> bool + Send + 'static,
+    changes: Changes,
+    errors: WatchErrors,
+) -> Reader<T>
+where
+    K: Resource + Send + 'static,
+    T: Clone + PartialEq + Send + Sync + 'static,
+    S: Stream<Item = Result<Event<K>, watcher::Error>> + Send + 'static,
+{
     let mut writer: Writer<Entry<T>> = Writer::new(());
     let reader = writer.as_reader();
     tokio::spawn(async move {
@@ -178,7 +208,7 @@ where
         while let Some(ev) = stream.next().await {
             match ev {
                 Ok(ev) => {
-                    let changed = apply_event(&mut writer, ev, &derive);
+                    let changed = apply_event_where(&mut writer, ev, &derive, &relevant);
                     errors.set(name, None);
                     if changed {
                         tracing::debug!(watch = name, "changed");
@@ -248,6 +278,25 @@ mod tests {
         assert_eq!(by_name(&r).len(), 1, "old contents stay until the list is complete");
         apply_event(&mut w, Event::<ConfigMap>::InitDone, &value);
         assert_eq!(by_name(&r), [("c".to_string(), "3".to_string())].into());
+    }
+
+    #[test]
+    fn irrelevant_changes_are_kept_but_wake_nobody() {
+        let mut w: Writer<Entry<String>> = Writer::new(());
+        let r = w.as_reader();
+        // relevant: the value starts with "mine" before or after the change
+        let mine = |old: Option<&String>, new: Option<&String>| [old, new].into_iter().flatten().any(|v| v.starts_with("mine"));
+        apply_event_where(&mut w, Event::<ConfigMap>::Init, &value, &mine);
+        assert!(apply_event_where(&mut w, Event::<ConfigMap>::InitDone, &value, &mine), "a list always counts");
+        assert!(!apply_event_where(&mut w, Event::Apply(cm("a", "other-1")), &value, &mine));
+        assert_eq!(by_name(&r)["a"], "other-1", "kept all the same");
+        assert!(apply_event_where(&mut w, Event::Apply(cm("a", "mine-1")), &value, &mine), "becomes relevant");
+        assert!(apply_event_where(&mut w, Event::Apply(cm("a", "other-2")), &value, &mine), "stops being relevant");
+        assert!(!apply_event_where(&mut w, Event::Apply(cm("a", "other-3")), &value, &mine));
+        assert!(!apply_event_where(&mut w, Event::Delete(cm("a", "other-3")), &value, &mine));
+        assert!(r.is_empty());
+        apply_event_where(&mut w, Event::Apply(cm("b", "mine-2")), &value, &mine);
+        assert!(apply_event_where(&mut w, Event::Delete(cm("b", "mine-2")), &value, &mine), "a relevant object deleted");
     }
 
     #[tokio::test]

@@ -100,7 +100,7 @@ pub fn gather(node: &str, view: &View, effective: &BTreeMap<String, ConfigEntry>
     let mut malformed = BTreeMap::new();
     for (name, c) in effective {
         match c {
-            Ok(c) if c.spec.node_selector.as_ref().is_none_or(|sel| core::selector_matches(sel, &info.labels) != Ok(false)) => configs.push((**c).clone()),
+            Ok(o) if super::watch::selects(c, &info.labels) => configs.push((**o).clone()),
             Ok(_) => {}
             Err(e) => {
                 malformed.insert(name.clone(), e.clone());

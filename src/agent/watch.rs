@@ -13,7 +13,7 @@ use kube::{Client, ResourceExt};
 
 use crate::api::{BGPSessionState, BGPSessionStateStatus, FRRConfiguration, FRRK8sConfiguration, LogLevel};
 use crate::core::SecretEntry;
-use crate::watch::{reflect, Changes, Reader, WatchErrors};
+use crate::watch::{reflect, reflect_where, Changes, Reader, WatchErrors};
 
 pub use crate::watch::{typed_config, RetryDelay};
 
@@ -70,7 +70,6 @@ impl Watches {
         // lists in pages of 100 (kube's default is 500): what a page holds while it is read is
         // the agent's peak memory at start
         let paged = || watcher::Config::default().page_size(LIST_PAGE);
-        let configs = reflect("FRRConfiguration", watcher(configs, paged()), config_entry, changes.clone(), errors.clone());
         let secrets = reflect("Secret", watcher(Api::<Secret>::namespaced(client.clone(), namespace), paged()), secret_entry, changes.clone(), errors.clone());
         let by_name = watcher::Config::default().fields(&format!("metadata.name={node_name}"));
         let node = reflect(
@@ -80,6 +79,15 @@ impl Watches {
             changes.clone(),
             errors.clone(),
         );
+        // A change to an object that selects this node neither before nor after it wakes nothing:
+        // 100 changes a second elsewhere in the namespace must not hold up this node's own
+        // (the reconcile re-reads everything, and a change of the node's labels wakes it).
+        let labels = node.clone();
+        let concerns_this_node = move |old: Option<&ConfigEntry>, new: Option<&ConfigEntry>| {
+            let Some(labels) = labels.state().first().map(|n| n.value.labels.clone()) else { return true };
+            [old, new].into_iter().flatten().any(|c| selects(c, &labels))
+        };
+        let configs = reflect_where("FRRConfiguration", watcher(configs, paged()), config_entry, concerns_this_node, changes.clone(), errors.clone());
         let settings = reflect(
             "FRRK8sConfiguration",
             watcher(Api::<FRRK8sConfiguration>::namespaced(client.clone(), namespace), watcher::Config::default().fields("metadata.name=config")),
@@ -160,6 +168,15 @@ pub fn config_entry(o: &DynamicObject) -> ConfigEntry {
     c.metadata.owner_references = None;
     c.metadata.finalizers = None;
     Ok(std::sync::Arc::new(c))
+}
+
+/// Whether a FRRConfiguration may be merged on a node with these labels (a malformed one, or one
+/// with an invalid selector, counts: it is reported).
+pub fn selects(c: &ConfigEntry, labels: &BTreeMap<String, String>) -> bool {
+    match c {
+        Err(_) => true,
+        Ok(c) => c.spec.node_selector.as_ref().is_none_or(|sel| crate::core::selector_matches(sel, labels) != Ok(false)),
+    }
 }
 
 fn secret_entry(s: &Secret) -> SecretEntry {
