@@ -68,11 +68,6 @@ pub fn by_name<T: Clone>(r: &Reader<T>) -> BTreeMap<String, T> {
     r.state().iter().map(|e| (e.name.clone(), e.value.clone())).collect()
 }
 
-/// The values of a store by (namespace, name).
-pub fn by_key<T: Clone>(r: &Reader<T>) -> BTreeMap<(String, String), T> {
-    r.state().iter().map(|e| ((e.namespace.clone().unwrap_or_default(), e.name.clone()), e.value.clone())).collect()
-}
-
 /// Wakes whoever waits for a change in any of the watches, and counts the changes (a reader
 /// that remembers the count knows whether anything changed since).
 #[derive(Clone, Default)]
@@ -225,13 +220,10 @@ where
     reader
 }
 
-/// A FRRConfiguration as read from the API server: typed, or why it could not be read.
-pub type ConfigEntry = Result<FRRConfiguration, String>;
-
 /// Converts a FRRConfiguration that the API server holds into the typed object; a malformed one
 /// becomes an error naming the field (it is reported, and left out). FRRConfigurations are
 /// watched untyped, so that one malformed object cannot stop the watch.
-pub fn typed_config(o: &DynamicObject) -> ConfigEntry {
+pub fn typed_config(o: &DynamicObject) -> Result<FRRConfiguration, String> {
     let value = serde_json::to_value(o).map_err(|e| e.to_string())?;
     serde_path_to_error::deserialize::<_, FRRConfiguration>(value).map_err(|e| {
         let path = e.path().to_string();
@@ -271,7 +263,8 @@ mod tests {
         assert!(apply_event(&mut w, Event::Apply(cm("b", "1")), &value));
         assert!(apply_event(&mut w, Event::Delete(cm("a", "2")), &value));
         assert!(!apply_event(&mut w, Event::Delete(cm("a", "2")), &value), "already gone");
-        assert_eq!(by_key(&r), [(("ns".to_string(), "b".to_string()), "1".to_string())].into());
+        assert_eq!(by_name(&r), [("b".to_string(), "1".to_string())].into());
+        assert_eq!(r.state()[0].namespace.as_deref(), Some("ns"));
         // a re-list replaces everything at once
         apply_event(&mut w, Event::Init, &value);
         apply_event(&mut w, Event::InitApply(cm("c", "3")), &value);

@@ -31,7 +31,7 @@ pub struct NodeInfo {
     pub uid: Option<String>,
 }
 
-/// A BGPSessionState as the agent keeps it: its status and the node label it carries.
+/// A BGPSessionState as the agent keeps it: its status (the watch selects this node's by label).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct SessionEntry {
     pub status: Option<BGPSessionStateStatus>,
