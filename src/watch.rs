@@ -21,13 +21,13 @@ use tokio::sync::Notify;
 
 use crate::api::FRRConfiguration;
 
-/// One object as kept: its identity and the value derived from it.
+/// One object as kept: its name and the value derived from it (no resource version or uid:
+/// nothing reads them, and the store keeps each entry's key beside it, so every string kept
+/// here is kept twice, thousands of times).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Entry<T> {
     pub namespace: Option<String>,
     pub name: String,
-    pub resource_version: Option<String>,
-    pub uid: Option<String>,
     pub value: T,
 }
 
@@ -53,10 +53,10 @@ impl<T> Lookup for Entry<T> {
         self.namespace.as_deref().map(Cow::Borrowed)
     }
     fn resource_version(&self) -> Option<Cow<'_, str>> {
-        self.resource_version.as_deref().map(Cow::Borrowed)
+        None
     }
     fn uid(&self) -> Option<Cow<'_, str>> {
-        self.uid.as_deref().map(Cow::Borrowed)
+        None
     }
 }
 
@@ -130,7 +130,7 @@ impl kube::runtime::utils::Backoff for RetryDelay {
 
 fn entry<K: Resource, T>(o: &K, value: T) -> Entry<T> {
     let m = o.meta();
-    Entry { namespace: m.namespace.clone(), name: m.name.clone().unwrap_or_default(), resource_version: m.resource_version.clone(), uid: m.uid.clone(), value }
+    Entry { namespace: m.namespace.clone(), name: m.name.clone().unwrap_or_default(), value }
 }
 
 /// Applies one watch event to a store (through its writer), deriving each object's value.
@@ -178,16 +178,44 @@ where
     T: Clone + PartialEq + Send + Sync + 'static,
     S: Stream<Item = Result<Event<K>, watcher::Error>> + Send + 'static,
 {
-    reflect_where(name, stream, derive, |_: Option<&T>, _: Option<&T>| true, changes, errors)
+    reflect_where(name, stream, derive, |_: Option<&T>, _: Option<&T>| true, None::<Refresh<T, ()>>, changes, errors)
+}
+
+/// How a store's kept values follow something other than their objects: whenever `trigger`
+/// changes, `with` is offered every kept value, and what it returns replaces that value. (The
+/// agent keeps an FRRConfiguration typed or compact depending on whether it selects the node,
+/// so the node's labels are such a trigger.) A refresh changes the form of what is kept, never
+/// its meaning, so it wakes nobody.
+pub struct Refresh<T, X> {
+    pub trigger: tokio::sync::watch::Receiver<X>,
+    pub with: Box<RefreshFn<T>>,
+}
+
+/// A kept value to its new form (None: keep it as it is).
+pub type RefreshFn<T> = dyn Fn(&T) -> Option<T> + Send;
+
+/// Offers every kept value to `with` and stores what it returns.
+pub fn refresh_store<T: Clone>(writer: &mut Writer<Entry<T>>, with: &RefreshFn<T>) -> usize {
+    let replaced: Vec<Entry<T>> = writer
+        .as_reader()
+        .state()
+        .iter()
+        .filter_map(|e| with(&e.value).map(|value| Entry { namespace: e.namespace.clone(), name: e.name.clone(), value }))
+        .collect();
+    for e in &replaced {
+        writer.apply_watcher_event(&Event::Apply(e.clone()));
+    }
+    replaced.len()
 }
 
 /// As [`reflect`], but only changes for which `relevant(old, new)` holds wake `changes` (the
-/// store keeps every object either way).
-pub fn reflect_where<K, T, S>(
+/// store keeps every object either way), and kept values follow `refresh`, if given.
+pub fn reflect_where<K, T, S, X>(
     name: &'static str,
     stream: S,
     derive: impl Fn(&K) -> T + Send + 'static,
     relevant: impl Fn(Option<&T>, Option<&T>) -> bool + Send + 'static,
+    refresh: Option<Refresh<T, X>>,
     changes: Changes,
     errors: WatchErrors,
 ) -> Reader<T>
@@ -195,12 +223,28 @@ where
     K: Resource + Send + 'static,
     T: Clone + PartialEq + Send + Sync + 'static,
     S: Stream<Item = Result<Event<K>, watcher::Error>> + Send + 'static,
+    X: Send + Sync + 'static,
 {
     let mut writer: Writer<Entry<T>> = Writer::new(());
     let reader = writer.as_reader();
     tokio::spawn(async move {
         let mut stream = stream.backoff(RetryDelay::default()).boxed();
-        while let Some(ev) = stream.next().await {
+        let (mut trigger, with) = match refresh {
+            Some(r) => (Some(r.trigger), Some(r.with)),
+            None => (None, None),
+        };
+        loop {
+            let ev = tokio::select! {
+                ev = stream.next() => ev,
+                Some(Ok(())) = async { match trigger.as_mut() { Some(t) => Some(t.changed().await), None => None } } => {
+                    if let Some(with) = &with {
+                        let n = refresh_store(&mut writer, with.as_ref());
+                        tracing::debug!(watch = name, refreshed = n, "kept values refreshed");
+                    }
+                    continue;
+                }
+            };
+            let Some(ev) = ev else { break };
             match ev {
                 Ok(ev) => {
                     let changed = apply_event_where(&mut writer, ev, &derive, &relevant);
@@ -290,6 +334,22 @@ mod tests {
         assert!(r.is_empty());
         apply_event_where(&mut w, Event::Apply(cm("b", "mine-2")), &value, &mine);
         assert!(apply_event_where(&mut w, Event::Delete(cm("b", "mine-2")), &value, &mine), "a relevant object deleted");
+    }
+
+    #[test]
+    fn a_refresh_replaces_the_values_it_is_given() {
+        let mut w: Writer<Entry<String>> = Writer::new(());
+        let r = w.as_reader();
+        apply_event(&mut w, Event::<ConfigMap>::Init, &value);
+        for (n, v) in [("a", "1"), ("b", "2"), ("c", "1")] {
+            apply_event(&mut w, Event::InitApply(cm(n, v)), &value);
+        }
+        apply_event(&mut w, Event::<ConfigMap>::InitDone, &value);
+        let n = refresh_store(&mut w, &|v: &String| (v == "1").then(|| "one".to_string()));
+        assert_eq!(n, 2);
+        let names = |v: &str| by_name(&r).into_iter().filter(|(_, x)| x == v).map(|(n, _)| n).collect::<Vec<_>>();
+        assert_eq!((names("one"), names("2")), (vec!["a".to_string(), "c".to_string()], vec!["b".to_string()]));
+        assert_eq!(r.state().len(), 3);
     }
 
     #[tokio::test]

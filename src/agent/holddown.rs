@@ -150,6 +150,12 @@ impl<V: Clone> HoldDown<V> {
         self.held.iter().map(|(n, h)| (n.clone(), h.deleted, h.deleted_at + self.hold)).collect()
     }
 
+    /// Whether the hold-down follows this object (the last merge used it, or it is held): its
+    /// step must see whether it still exists, whichever node it selects now.
+    pub fn knows(&self, name: &str) -> bool {
+        self.applied.contains_key(name) || self.held.contains_key(name)
+    }
+
     pub fn next_wake(&self) -> Option<Instant> {
         self.held.values().map(|h| h.deleted_at + self.hold).min()
     }
@@ -218,6 +224,7 @@ mod tests {
         let s = h.advance(&map(&[("a", 1), ("b", 2)]), t0);
         assert_eq!(s.effective, map(&[("a", 1), ("b", 2)]));
         h.merged(&s.effective, ["a", "b"]);
+        assert!(h.knows("a") && h.knows("b") && !h.knows("c"), "it follows what the merge used");
 
         // b deleted: still merged, with its last content, until t0+1s+5s
         let t1 = t0 + Duration::from_secs(1);
@@ -242,6 +249,7 @@ mod tests {
         assert_eq!(s.expired, vec!["b".to_string()]);
         assert_eq!(s.next_wake, None);
         assert!(h.held().is_empty());
+        assert!(!h.knows("b"), "withdrawn: no longer followed");
         // an expired deletion is never held again, even if the next merge fails
         let s = h.advance(&map(&[("a", 7)]), t1 + HOLD + Duration::from_secs(1));
         assert_eq!(s.effective, map(&[("a", 7)]));

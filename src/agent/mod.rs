@@ -152,9 +152,7 @@ pub async fn run(args: ControllerArgs, stop: Shutdown) -> anyhow::Result<()> {
         default_level: args.log_level.into(),
         iso: isolation::Isolation::open(client.clone(), &args.node_name, args.state_dir.as_deref()),
         writer: StatusWriter::new(client, &args.node_name, &args.namespace),
-        hold: holddown::HoldDown::new(args.deletion_hold_down, |c: &ConfigEntry| {
-            c.as_ref().is_ok_and(|c| c.spec.bgp.routers.iter().any(|r| !r.prefixes.is_empty()))
-        }),
+        hold: holddown::HoldDown::new(args.deletion_hold_down, ConfigEntry::advertises),
         node,
         keeper: keeper.clone(),
         metrics,
@@ -196,7 +194,8 @@ pub async fn run(args: ControllerArgs, stop: Shutdown) -> anyhow::Result<()> {
                 }
             }
         }
-        r.reconcile(&watches.view()).await?;
+        let view = watches.view(|name| r.hold.knows(name));
+        r.reconcile(&view).await?;
         coalescer.applied(Instant::now());
     }
 }

@@ -98,12 +98,12 @@ pub fn gather(node: &str, view: &View, effective: &BTreeMap<String, ConfigEntry>
     let node_uid = info.uid.clone().ok_or_else(|| ReconcileError::NoNode(node.to_string()))?;
     let mut configs = Vec::new();
     let mut malformed = BTreeMap::new();
-    for (name, c) in effective {
-        match c {
-            Ok(o) if super::watch::selects(c, &info.labels) => configs.push((**o).clone()),
-            Ok(_) => {}
+    for (name, c) in effective.iter().filter(|(_, c)| c.selects(&info.labels)) {
+        // (a compact one that selects the node since its labels changed is read again here)
+        match c.typed() {
+            Ok(o) => configs.push((*o).clone()),
             Err(e) => {
-                malformed.insert(name.clone(), e.clone());
+                malformed.insert(name.clone(), e);
             }
         }
     }
@@ -343,7 +343,7 @@ mod tests {
             match_labels: Some([(k.to_string(), v.to_string())].into()),
             ..Default::default()
         });
-        Ok(std::sync::Arc::new(c))
+        ConfigEntry::Typed(std::sync::Arc::new(c))
     }
 
     #[test]
@@ -356,12 +356,18 @@ mod tests {
             ("all".to_string(), cfg("all", None)),
             ("rack-a".to_string(), cfg("rack-a", Some(("rack", "a")))),
             ("rack-b".to_string(), cfg("rack-b", Some(("rack", "b")))),
-            ("bad".to_string(), Err("spec.bgp.routers[0].asn: invalid type".to_string())),
+            // kept compact while the node was in rack b; the node has moved to rack a since
+            (
+                "rack-a2".to_string(),
+                ConfigEntry::new((*cfg("rack-a2", Some(("rack", "a"))).typed().unwrap()).clone(), Some(&[("rack".into(), "b".into())].into())),
+            ),
+            ("bad".to_string(), ConfigEntry::Malformed("spec.bgp.routers[0].asn: invalid type".to_string())),
         ]
         .into();
         let g = gather("wk3", &view, &effective, LogLevel::Info).unwrap();
         let names: Vec<_> = g.configs.iter().map(|c| c.metadata.name.clone().unwrap()).collect();
-        assert_eq!(names, ["all", "rack-a"]);
+        assert!(matches!(effective["rack-a2"], ConfigEntry::Compact(_)));
+        assert_eq!(names, ["all", "rack-a", "rack-a2"], "a compact object that selects the node now is read back");
         assert_eq!(g.malformed.get("bad").map(String::as_str), Some("spec.bgp.routers[0].asn: invalid type"));
         assert_eq!(g.node_uid, "u1");
         assert_eq!(g.log_level, LogLevel::Debug);

@@ -5,21 +5,112 @@
 //! agent sends watches only: no LIST or GET at steady state.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Node, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::api::{Api, ApiResource, DynamicObject, PartialObjectMeta};
+use kube::core::SelectorExt;
 use kube::runtime::watcher::{self, watcher};
 use kube::{Client, ResourceExt};
 
 use crate::api::{BGPSessionState, BGPSessionStateStatus, FRRConfiguration, FRRK8sConfiguration, LogLevel};
 use crate::core::SecretEntry;
-use crate::watch::{reflect, reflect_where, Changes, Reader, WatchErrors};
+use crate::watch::{reflect, reflect_where, Changes, Reader, Refresh, WatchErrors};
 
 pub use crate::watch::{typed_config, RetryDelay};
 
-/// A FRRConfiguration as the agent keeps it: typed and shared (every snapshot, the hold-down
-/// and the isolation record hold the same copy), or why it could not be read.
-pub type ConfigEntry = Result<std::sync::Arc<FRRConfiguration>, String>;
+/// A FRRConfiguration as the agent keeps it. Every object of the namespace is kept (a change
+/// of the node's labels can select any of them, and must apply at once), but at 3,000 nodes
+/// nearly all of them select other nodes: those are kept compact, a third of the typed size.
+/// Values are shared (every snapshot, the hold-down and the isolation record hold the same
+/// copy).
+#[derive(Clone, Debug, PartialEq)]
+pub enum ConfigEntry {
+    /// Selected this node's labels when it was read (or they were not known yet): typed.
+    Typed(Arc<FRRConfiguration>),
+    /// Did not select this node's labels when it was read.
+    Compact(Arc<Compact>),
+    /// Could not be read: the field and the reason.
+    Malformed(String),
+}
+
+/// A FRRConfiguration kept without its typed form: what selecting and holding it needs, and
+/// the object as JSON, read again if the node's labels come to match its selector.
+#[derive(Debug, PartialEq)]
+pub struct Compact {
+    /// Its nodeSelector, parsed (valid: an invalid one selects every node, to be reported).
+    selector: kube::core::Selector,
+    advertises: bool,
+    json: Box<str>,
+}
+
+impl ConfigEntry {
+    /// From a typed object: typed if it may select a node with `labels` (or they are not
+    /// known), compact otherwise.
+    pub fn new(c: FRRConfiguration, labels: Option<&BTreeMap<String, String>>) -> ConfigEntry {
+        let selector = match (labels, c.spec.node_selector.as_ref().map(crate::core::parse_selector)) {
+            (Some(labels), Some(Ok(s))) if !s.matches(labels) => s,
+            _ => return ConfigEntry::Typed(Arc::new(c)),
+        };
+        match serde_json::to_string(&c) {
+            Ok(json) => ConfigEntry::Compact(Arc::new(Compact { selector, advertises: advertises(&c), json: json.into() })),
+            Err(_) => ConfigEntry::Typed(Arc::new(c)),
+        }
+    }
+
+    /// Whether it may be merged on a node with these labels (a malformed one, or one with an
+    /// invalid selector, counts: it is reported).
+    pub fn selects(&self, labels: &BTreeMap<String, String>) -> bool {
+        match self {
+            ConfigEntry::Typed(c) => selector_admits(c.spec.node_selector.as_ref(), labels),
+            ConfigEntry::Compact(c) => c.selector.matches(labels),
+            ConfigEntry::Malformed(_) => true,
+        }
+    }
+
+    /// The typed object (a compact one is read again), or why it could not be read.
+    pub fn typed(&self) -> Result<Arc<FRRConfiguration>, String> {
+        match self {
+            ConfigEntry::Typed(c) => Ok(c.clone()),
+            ConfigEntry::Compact(c) => serde_json::from_str(&c.json).map(Arc::new).map_err(|e| format!("reading the kept copy: {e}")),
+            ConfigEntry::Malformed(e) => Err(e.clone()),
+        }
+    }
+
+    /// Whether any of its routers advertises a prefix (for the deletion hold-down).
+    pub fn advertises(&self) -> bool {
+        match self {
+            ConfigEntry::Typed(c) => advertises(c),
+            ConfigEntry::Compact(c) => c.advertises,
+            ConfigEntry::Malformed(_) => false,
+        }
+    }
+
+    /// The form to keep now that the node has these labels: a compact object that selects
+    /// them is typed again, a typed one that does not is made compact (None: keep as it is).
+    pub fn refresh(&self, labels: Option<&BTreeMap<String, String>>) -> Option<ConfigEntry> {
+        match self {
+            ConfigEntry::Compact(_) if labels.is_none_or(|l| self.selects(l)) => Some(match self.typed() {
+                Ok(c) => ConfigEntry::Typed(c),
+                Err(e) => ConfigEntry::Malformed(e),
+            }),
+            ConfigEntry::Typed(c) if labels.is_some_and(|l| !self.selects(l)) => Some(ConfigEntry::new((**c).clone(), labels)),
+            _ => None,
+        }
+    }
+}
+
+fn advertises(c: &FRRConfiguration) -> bool {
+    c.spec.bgp.routers.iter().any(|r| !r.prefixes.is_empty())
+}
+
+fn selector_admits(selector: Option<&LabelSelector>, labels: &BTreeMap<String, String>) -> bool {
+    selector.is_none_or(|sel| crate::core::selector_matches(sel, labels) != Ok(false))
+}
+
+/// The node's labels as last read (None until its Node has been read).
+type Labels = tokio::sync::watch::Receiver<Option<BTreeMap<String, String>>>;
 
 /// Objects per page of the initial lists (and re-lists) of FRRConfigurations and Secrets.
 const LIST_PAGE: u32 = 100;
@@ -53,6 +144,7 @@ pub struct Watches {
 /// What the stores hold at one moment, by name.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct View {
+    /// The FRRConfigurations that may select this node, and those the hold-down follows.
     pub configs: BTreeMap<String, ConfigEntry>,
     pub secrets: BTreeMap<String, SecretEntry>,
     pub node: Option<NodeInfo>,
@@ -72,22 +164,44 @@ impl Watches {
         let paged = || watcher::Config::default().page_size(LIST_PAGE);
         let secrets = reflect("Secret", watcher(Api::<Secret>::namespaced(client.clone(), namespace), paged()), secret_entry, changes.clone(), errors.clone());
         let by_name = watcher::Config::default().fields(&format!("metadata.name={node_name}"));
+        // the node's labels as they are read, for the FRRConfigurations' watch
+        let (labels_tx, labels): (_, Labels) = tokio::sync::watch::channel(None);
         let node = reflect(
             "Node",
             watcher(Api::<PartialObjectMeta<Node>>::all(client.clone()), by_name),
-            |n: &PartialObjectMeta<Node>| NodeInfo { labels: n.labels().clone(), uid: n.metadata.uid.clone() },
+            move |n: &PartialObjectMeta<Node>| {
+                labels_tx.send_if_modified(|l| {
+                    let new = l.as_ref() != Some(n.labels());
+                    if new {
+                        *l = Some(n.labels().clone());
+                    }
+                    new
+                });
+                NodeInfo { labels: n.labels().clone(), uid: n.metadata.uid.clone() }
+            },
             changes.clone(),
             errors.clone(),
         );
         // A change to an object that selects this node neither before nor after it wakes nothing:
         // 100 changes a second elsewhere in the namespace must not hold up this node's own
         // (the reconcile re-reads everything, and a change of the node's labels wakes it).
-        let labels = node.clone();
+        let (l1, l2, l3) = (labels.clone(), labels.clone(), labels.clone());
         let concerns_this_node = move |old: Option<&ConfigEntry>, new: Option<&ConfigEntry>| {
-            let Some(labels) = labels.state().first().map(|n| n.value.labels.clone()) else { return true };
-            [old, new].into_iter().flatten().any(|c| selects(c, &labels))
+            let Some(labels) = l1.borrow().clone() else { return true };
+            [old, new].into_iter().flatten().any(|c| c.selects(&labels))
         };
-        let configs = reflect_where("FRRConfiguration", watcher(configs, paged()), config_entry, concerns_this_node, changes.clone(), errors.clone());
+        // Objects that select other nodes are kept compact; when the labels change, the kept
+        // forms follow (gather reads a compact object that selects the node either way).
+        let refresh = Refresh { trigger: labels, with: Box::new(move |c: &ConfigEntry| c.refresh(l2.borrow().as_ref())) };
+        let configs = reflect_where(
+            "FRRConfiguration",
+            watcher(configs, paged()),
+            move |o: &DynamicObject| config_entry(o, l3.borrow().as_ref()),
+            concerns_this_node,
+            Some(refresh),
+            changes.clone(),
+            errors.clone(),
+        );
         let settings = reflect(
             "FRRK8sConfiguration",
             watcher(Api::<FRRK8sConfiguration>::namespaced(client.clone(), namespace), watcher::Config::default().fields("metadata.name=config")),
@@ -135,12 +249,16 @@ impl Watches {
         }
     }
 
-    /// A consistent read of the stores the reconciler merges.
-    pub fn view(&self) -> View {
+    /// A consistent read of the stores the reconciler merges. Of the FRRConfigurations, those
+    /// that may select this node and those that `keep` names (the hold-down's: whether they
+    /// still exist matters); the thousands that select other nodes are not copied.
+    pub fn view(&self, keep: impl Fn(&str) -> bool) -> View {
+        let node = self.node.state().first().map(|e| e.value.clone());
+        let wanted = |e: &crate::watch::Entry<ConfigEntry>| node.as_ref().is_none_or(|n| e.value.selects(&n.labels)) || keep(&e.name);
         View {
-            configs: crate::watch::by_name(&self.configs),
+            configs: self.configs.state().iter().filter(|e| wanted(e)).map(|e| (e.name.clone(), e.value.clone())).collect(),
             secrets: crate::watch::by_name(&self.secrets),
-            node: self.node.state().first().map(|e| e.value.clone()),
+            node,
             log_level: self.settings.state().first().and_then(|e| e.value),
         }
     }
@@ -154,9 +272,13 @@ impl Watches {
 /// A FRRConfiguration as the agent merges it: typed, without what the API server changes on
 /// every write (resourceVersion, managedFields), without the metadata it never reads, and
 /// without its status, which the agents write:
-/// a status write is not a change to merge.
-pub fn config_entry(o: &DynamicObject) -> ConfigEntry {
-    let mut c = typed_config(o)?;
+/// a status write is not a change to merge. Kept compact if it does not select a node with
+/// `labels` (see [`ConfigEntry`]).
+pub fn config_entry(o: &DynamicObject, labels: Option<&BTreeMap<String, String>>) -> ConfigEntry {
+    let mut c = match typed_config(o) {
+        Ok(c) => c,
+        Err(e) => return ConfigEntry::Malformed(e),
+    };
     c.status = None;
     c.metadata.resource_version = None;
     c.metadata.managed_fields = None;
@@ -167,16 +289,7 @@ pub fn config_entry(o: &DynamicObject) -> ConfigEntry {
     c.metadata.labels = None;
     c.metadata.owner_references = None;
     c.metadata.finalizers = None;
-    Ok(std::sync::Arc::new(c))
-}
-
-/// Whether a FRRConfiguration may be merged on a node with these labels (a malformed one, or one
-/// with an invalid selector, counts: it is reported).
-pub fn selects(c: &ConfigEntry, labels: &BTreeMap<String, String>) -> bool {
-    match c {
-        Err(_) => true,
-        Ok(c) => c.spec.node_selector.as_ref().is_none_or(|sel| crate::core::selector_matches(sel, labels) != Ok(false)),
-    }
+    ConfigEntry::new(c, labels)
 }
 
 fn secret_entry(s: &Secret) -> SecretEntry {
@@ -187,25 +300,65 @@ fn secret_entry(s: &Secret) -> SecretEntry {
 mod tests {
     use super::*;
 
+    fn doc(rv: &str, status: serde_json::Value) -> DynamicObject {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "frrk8s.metallb.io/v1beta1", "kind": "FRRConfiguration",
+            "metadata": {"name": "a", "namespace": "ns", "resourceVersion": rv, "generation": 2, "uid": "u-a",
+                "managedFields": [{"manager": "frr-composer/wk3", "operation": "Apply"}]},
+            "spec": {"nodeSelector": {"matchLabels": {"rack": "r1"}},
+                "bgp": {"routers": [{"asn": 65000, "prefixes": ["192.0.2.0/24"],
+                    "neighbors": [{"address": "192.0.2.1", "asn": 65001, "passwordSecret": {"name": "s"},
+                        "toAdvertise": {"allowed": {"mode": "all"}}}]}]}},
+            "status": status,
+        }))
+        .unwrap()
+    }
+
+    fn labels(rack: &str) -> BTreeMap<String, String> {
+        [("rack".to_string(), rack.to_string())].into()
+    }
+
     #[test]
     fn status_writes_and_resource_versions_are_not_changes() {
-        let doc = |rv: &str, status: serde_json::Value| -> DynamicObject {
-            serde_json::from_value(serde_json::json!({
-                "apiVersion": "frrk8s.metallb.io/v1beta1", "kind": "FRRConfiguration",
-                "metadata": {"name": "a", "namespace": "ns", "resourceVersion": rv, "generation": 2,
-                    "managedFields": [{"manager": "frr-composer/wk3", "operation": "Apply"}]},
-                "spec": {"bgp": {"routers": [{"asn": 65000}]}},
-                "status": status,
-            }))
-            .unwrap()
-        };
-        let a = config_entry(&doc("1", serde_json::json!({})));
-        let b = config_entry(&doc("2", serde_json::json!({"appliedOn": ["wk3"]})));
+        let r1 = labels("r1");
+        let a = config_entry(&doc("1", serde_json::json!({})), Some(&r1));
+        let b = config_entry(&doc("2", serde_json::json!({"appliedOn": ["wk3"]})), Some(&r1));
         assert_eq!(a, b);
-        assert_eq!(a.unwrap().metadata.generation, Some(2), "the generation is kept (observed generations)");
+        assert!(matches!(a, ConfigEntry::Typed(_)), "it selects the node: typed");
+        assert_eq!(a.typed().unwrap().metadata.generation, Some(2), "the generation is kept (observed generations)");
         let mut bad = doc("3", serde_json::json!({}));
         bad.data["spec"]["bgp"]["routers"][0]["asn"] = serde_json::json!("x");
-        let e = config_entry(&bad).unwrap_err();
-        assert!(e.starts_with("spec.bgp.routers[0].asn"), "{e}");
+        let e = config_entry(&bad, Some(&r1));
+        assert!(matches!(&e, ConfigEntry::Malformed(m) if m.starts_with("spec.bgp.routers[0].asn")), "{e:?}");
+        assert!(e.selects(&labels("r2")), "a malformed object is reported on every node");
+        // the same holds for the compact form
+        let r2 = labels("r2");
+        assert_eq!(config_entry(&doc("1", serde_json::json!({})), Some(&r2)), config_entry(&doc("2", serde_json::json!({"appliedOn": ["x"]})), Some(&r2)));
+    }
+
+    #[test]
+    fn objects_for_other_nodes_are_compact_and_read_back_whole() {
+        let (r1, r2) = (labels("r1"), labels("r2"));
+        let typed = config_entry(&doc("1", serde_json::json!({})), Some(&r1));
+        let compact = config_entry(&doc("1", serde_json::json!({})), Some(&r2));
+        let ConfigEntry::Compact(c) = &compact else { panic!("not compact: {compact:?}") };
+        assert!(c.json.len() < 600, "{} bytes", c.json.len());
+        assert_eq!(compact.typed().unwrap(), typed.typed().unwrap(), "read back as it was");
+        assert!(config_entry(&doc("1", serde_json::json!({})), None) == typed, "labels not known yet: typed");
+        // selection and hold-down read either form alike
+        for e in [&typed, &compact] {
+            assert!(e.selects(&r1) && !e.selects(&r2));
+            assert!(e.advertises());
+        }
+        // the kept form follows the labels
+        assert_eq!(compact.refresh(Some(&r1)), Some(typed.clone()));
+        assert_eq!(typed.refresh(Some(&r2)), Some(compact.clone()));
+        assert_eq!(typed.refresh(Some(&r1)), None);
+        assert_eq!(compact.refresh(Some(&r2)), None);
+        assert_eq!(ConfigEntry::Malformed("x".into()).refresh(Some(&r2)), None);
+        // an object that selects every node is never compact
+        let mut all = doc("1", serde_json::json!({}));
+        all.data["spec"].as_object_mut().unwrap().remove("nodeSelector");
+        assert!(matches!(config_entry(&all, Some(&r2)), ConfigEntry::Typed(_)));
     }
 }
