@@ -103,6 +103,7 @@ impl Bodies {
         };
         // the review is CPU work: off the runtime's threads, the permit held until it is done
         match tokio::task::spawn_blocking(move || {
+            yield_to_the_server();
             let r = f(body).into_response();
             drop(permit);
             r
@@ -113,6 +114,22 @@ impl Bodies {
             Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
         }
     }
+}
+
+/// The work of a review runs at a lower CPU priority (nice +5) than the threads that accept
+/// connections and answer `/healthz`: on a node whose cores are all busy reviewing, a probe is
+/// still answered at once. On Linux the nice value belongs to the thread (and the threads it
+/// starts), so only the blocking threads that review are lowered, each once.
+fn yield_to_the_server() {
+    thread_local!(static LOWERED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) });
+    LOWERED.with(|l| {
+        if !l.replace(true) {
+            // (a failure leaves the priority as it was)
+            if let Ok(now) = rustix::process::getpriority_process(None) {
+                let _ = rustix::process::setpriority_process(None, (now + 5).min(19));
+            }
+        }
+    });
 }
 
 /// `bytes::Bytes`, as axum hands it out (no direct dependency on the bytes crate).
@@ -173,5 +190,24 @@ pub async fn serve(listener: TcpListener, tls: tokio_rustls::TlsAcceptor, app: a
                 }
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn review_threads_run_below_the_server_and_are_lowered_once() {
+        let before = rustix::process::getpriority_process(None).unwrap();
+        let (first, second) = std::thread::spawn(|| {
+            super::yield_to_the_server();
+            let first = rustix::process::getpriority_process(None).unwrap();
+            super::yield_to_the_server();
+            (first, rustix::process::getpriority_process(None).unwrap())
+        })
+        .join()
+        .unwrap();
+        assert_eq!(first, (before + 5).min(19), "the reviewing thread is lowered by 5");
+        assert_eq!(second, first, "only once");
+        assert_eq!(rustix::process::getpriority_process(None).unwrap(), before, "other threads keep their priority");
     }
 }
