@@ -227,11 +227,24 @@ fn scenario(version: FrrVersion) {
         "{}",
         diag!(&api, "relabelled node kept the config")
     );
+    // the node gives up its entries in the object's status (and keeps no empty one)
+    let applied_on = || api.kubectl_json(&["-n", NS, "get", "frrconfiguration", "metallb-wk3", "--show-managed-fields"]).ok();
+    assert!(
+        lab::wait_until(Duration::from_secs(10), || applied_on().is_some_and(|c| c["status"].get("appliedOn").is_none()
+            && !c["metadata"]["managedFields"].as_array().unwrap().iter().any(|m| m["manager"] == "frr-composer/wk3"))),
+        "{:?}",
+        applied_on()
+    );
     api.kubectl(&["label", "node", "wk3", "kubernetes.io/hostname=wk3", "--overwrite"]).unwrap();
     assert!(
         lab::wait_until(Duration::from_secs(10), || frr.running_config().unwrap_or_default().contains("neighbor 192.0.2.1 remote-as 65102")),
         "{}",
         diag!(&api, "config not back")
+    );
+    assert!(
+        lab::wait_until(Duration::from_secs(10), || applied_on().is_some_and(|c| c["status"]["appliedOn"] == serde_json::json!(["wk3"]))),
+        "{:?}",
+        applied_on()
     );
 
     // 6. Password Secret rotation; the password never shows in FRRNodeState or the log.
@@ -344,6 +357,8 @@ fn burst_of_100_changes_coalesces_frr10() {
     cmd.arg("controller")
         .args(["--node-name", "wk3", "--namespace", NS, "--hostname", "wk3", "--log-level", "info"])
         .args(["--metrics-address", &format!("127.0.0.1:{metrics_port}"), "--health-address", &format!("127.0.0.1:{}", free_port())])
+        // as at thousands of nodes: the objects' status only names problems
+        .args(["--object-status", "problems"])
         .args(frr.cli_args())
         .env("KUBECONFIG", api.kubeconfig())
         .stdout(Stdio::null())
@@ -406,6 +421,18 @@ fn burst_of_100_changes_coalesces_frr10() {
     // time between the changes can only mean more applies, so the bound below still holds)
     assert!(n <= 5, "{n} applies for 100 changes within a second (at most 5)\n{}", agent.log());
     assert!(n >= 2, "{n} applies: the first change after the quiet period applies at once, the rest after it");
+    // --object-status problems: 101 applied objects, and not one status entry or status write
+    // of this node in them (its writes of an empty status changed nothing)
+    let objects: serde_json::Value =
+        serde_json::from_str(&api.kubectl(&["get", "frrconfigurations", "-n", NS, "-o", "json", "--show-managed-fields"]).unwrap()).unwrap();
+    let items = objects["items"].as_array().unwrap();
+    assert_eq!(items.len(), 101);
+    for o in items {
+        let name = &o["metadata"]["name"];
+        assert!(o["status"].as_object().is_none_or(|s| s.is_empty()), "{name}: status {}", o["status"]);
+        let managers: Vec<&str> = o["metadata"]["managedFields"].as_array().unwrap().iter().filter_map(|m| m["manager"].as_str()).collect();
+        assert!(!managers.iter().any(|m| m.starts_with("frr-composer")), "{name}: managed by {managers:?}: {}", o["metadata"]);
+    }
     assert!(!agent.log().contains("panicked"));
 }
 

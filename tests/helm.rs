@@ -219,9 +219,11 @@ fn values_change_what_they_name() {
     let defaults = objects(&helm_template(&[]).unwrap());
     let set = |s: &str| objects(&helm_template(&["--set", s]).unwrap());
 
-    let o = set("frrk8s.logLevel=debug,frrk8s.alwaysBlock=192.0.2.0/24\\,2001:db8::/32");
+    let o = set("frrk8s.logLevel=debug,frrk8s.alwaysBlock=192.0.2.0/24\\,2001:db8::/32,frrk8s.objectStatus=problems");
     let a = args(container(&o, "DaemonSet", "frr-composer", "frr-composer"));
     assert!(a.contains(&"--log-level=debug".to_string()), "{a:?}");
+    assert!(a.contains(&"--object-status=problems".to_string()), "{a:?}");
+    assert!(args(container(&defaults, "DaemonSet", "frr-composer", "frr-composer")).contains(&"--object-status=all".to_string()));
     assert!(a.contains(&"--always-block=192.0.2.0/24,2001:db8::/32".to_string()), "{a:?}");
     assert!(!args(container(&defaults, "DaemonSet", "frr-composer", "frr-composer")).iter().any(|a| a.starts_with("--always-block")));
 
@@ -301,6 +303,7 @@ fn values_schema_rejects_bad_values() {
     }
     for (set, names) in [
         ("frrk8s.logLevel=verbose", "logLevel"),
+        ("frrk8s.objectStatus=some", "objectStatus"),
         ("crds.validationFailurePolicy=Sometimes", "validationFailurePolicy"),
         ("frrk8s.loglevel=debug", "loglevel"),
         ("frrk8s.webhookPort=70000", "webhookPort"),

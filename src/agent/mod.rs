@@ -57,6 +57,12 @@ pub struct ControllerArgs {
     /// other content changes apply at once.
     #[arg(long, default_value = "5s", value_parser = holddown::parse_duration, env = "FRR_COMPOSER_DELETION_HOLD_DOWN")]
     pub deletion_hold_down: Duration,
+    /// What this node writes into the status of the FRRConfigurations it merges: `all` (applied
+    /// here or why not, for every node) or `problems` (only where an object is refused, held
+    /// or failing; use it from a few hundred nodes on, where an object selecting every node
+    /// would otherwise carry an entry per node).
+    #[arg(long, value_enum, default_value = "all", env = "FRR_COMPOSER_OBJECT_STATUS")]
+    pub object_status: status::ObjectStatus,
     /// Log level of the agent and default FRR log level (FRRK8sConfiguration `config` overrides).
     #[arg(long, value_enum, default_value = "info")]
     pub log_level: LogLevelArg,
@@ -143,7 +149,7 @@ pub async fn run(args: ControllerArgs, stop: Shutdown) -> anyhow::Result<()> {
         _ = watches.ready() => {}
     }
     // a separate writer: a slow session write never holds up the status of an apply
-    spawn_session_poller(&args, StatusWriter::new(client.clone(), &args.node_name, &args.namespace), watches.clone(), metrics.clone());
+    spawn_session_poller(&args, StatusWriter::new(client.clone(), &args.node_name, &args.namespace, args.object_status), watches.clone(), metrics.clone());
     tracing::info!(node = %args.node_name, namespace = %args.namespace, "caches synced");
     health.lock().unwrap_or_else(|e| e.into_inner()).synced = true;
 
@@ -151,7 +157,7 @@ pub async fn run(args: ControllerArgs, stop: Shutdown) -> anyhow::Result<()> {
         node_name: args.node_name.clone(),
         default_level: args.log_level.into(),
         iso: isolation::Isolation::open(client.clone(), &args.node_name, args.state_dir.as_deref()),
-        writer: StatusWriter::new(client, &args.node_name, &args.namespace),
+        writer: StatusWriter::new(client, &args.node_name, &args.namespace, args.object_status),
         hold: holddown::HoldDown::new(args.deletion_hold_down, ConfigEntry::advertises),
         node,
         keeper: keeper.clone(),

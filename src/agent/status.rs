@@ -90,12 +90,43 @@ pub struct StatusWriter {
     sessions_written: BTreeMap<String, BGPSessionStateStatus>,
     sessions_deleted: std::collections::BTreeSet<String>,
     config_entries_written: BTreeMap<String, serde_json::Value>,
+    object_status: ObjectStatus,
+}
+
+/// What each node writes into the status of the FRRConfigurations it merges.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum ObjectStatus {
+    /// Every node that merges the object: `appliedOn`, its `<node>/Applied` condition (True or
+    /// False) and its error. An object that selects N nodes carries N entries, and every write
+    /// of one reaches every agent's watch: for small clusters.
+    #[default]
+    All,
+    /// Only nodes where the object has a problem: its error and its `<node>/Applied` condition
+    /// while that is False (refused, held at its last good generation, left out); the entries
+    /// go when the problem does. The status then stays small at thousands of nodes.
+    Problems,
+}
+
+/// This node's part of one FRRConfiguration's status. `merged`: the node merges the object
+/// (else whatever it wrote before is given up); `error`: why it is not applied here;
+/// `condition`: this node's condition for the object, when it has one.
+pub fn object_status(node: &str, mode: ObjectStatus, merged: bool, error: Option<&str>, condition: Option<&Condition>) -> serde_json::Value {
+    let mut status = match (merged, error) {
+        (true, Some(err)) => json!({"errors": [{"node": node, "message": err}]}),
+        (true, None) if mode == ObjectStatus::All => json!({"appliedOn": [node]}),
+        _ => json!({}),
+    };
+    if let Some(c) = condition.filter(|c| merged && (mode == ObjectStatus::All || c.status != "True")) {
+        status["conditions"] = json!([c]);
+    }
+    status
 }
 
 impl StatusWriter {
-    pub fn new(client: Client, node: &str, namespace: &str) -> StatusWriter {
+    pub fn new(client: Client, node: &str, namespace: &str, object_status: ObjectStatus) -> StatusWriter {
         StatusWriter {
             client,
+            object_status,
             node: node.to_string(),
             namespace: namespace.to_string(),
             node_state_written: None,
@@ -140,14 +171,9 @@ impl StatusWriter {
         }
         let mut writes = Vec::new();
         for (name, entry) in all {
-            let mut status = match entry {
-                None if entries.contains_key(&name) => json!({"appliedOn": [self.node]}),
-                Some(err) => json!({"errors": [{"node": self.node, "message": err}]}),
-                None => json!({}),
-            };
-            if let Some(c) = conditions.get(&name) {
-                status["conditions"] = json!([c]);
-            }
+            let status = object_status(&self.node, self.object_status, entries.contains_key(&name), entry.as_deref(), conditions.get(&name));
+            // (an empty status is written once for each merged object: it gives up what an
+            // earlier run of this agent left there; an apply that changes nothing is no write)
             if self.config_entries_written.get(&name) != Some(&status) {
                 writes.push((name, status));
             }
@@ -159,7 +185,13 @@ impl StatusWriter {
             .map(|(name, status)| {
                 let (api, pp) = (&api, &pp);
                 async move {
-                    let obj = json!({"apiVersion": API_VERSION, "kind": "FRRConfiguration", "status": status});
+                    // nothing to say: an apply that names no field gives up this node's fields
+                    // (with `"status": {}` it would own the status map itself, which is a write)
+                    let obj = if status == json!({}) {
+                        json!({"apiVersion": API_VERSION, "kind": "FRRConfiguration"})
+                    } else {
+                        json!({"apiVersion": API_VERSION, "kind": "FRRConfiguration", "status": status})
+                    };
                     let r = match api.patch_status(&name, pp, &Patch::Apply(&obj)).await {
                         Ok(_) => Ok(()),
                         Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
@@ -174,7 +206,7 @@ impl StatusWriter {
         let mut first_error = None;
         for (name, status, r) in results {
             match r {
-                Ok(()) if status == json!({}) => {
+                Ok(()) if status == json!({}) && !entries.contains_key(&name) => {
                     self.config_entries_written.remove(&name);
                 }
                 Ok(()) => {
@@ -261,6 +293,38 @@ fn keep_established_since(known: Option<&BGPSessionStateStatus>, mut status: BGP
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn object_status_all_or_problems_only() {
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+        let cond = |status: &str, reason: &str| Condition {
+            type_: "wk3/Applied".into(),
+            status: status.into(),
+            reason: reason.into(),
+            message: "m".into(),
+            observed_generation: Some(2),
+            last_transition_time: Time(jiff::Timestamp::from_second(1_700_000_000).unwrap()),
+        };
+        let (ok, held) = (cond("True", "Applied"), cond("False", "HeldAtLastGood"));
+        let all = ObjectStatus::All;
+        let problems = ObjectStatus::Problems;
+        // applied here
+        let s = object_status("wk3", all, true, None, Some(&ok));
+        assert_eq!(s["appliedOn"], json!(["wk3"]));
+        assert_eq!(s["conditions"][0]["status"], "True");
+        assert_eq!(object_status("wk3", problems, true, None, Some(&ok)), json!({}), "nothing to report");
+        // refused here: both modes report it
+        for mode in [all, problems] {
+            let s = object_status("wk3", mode, true, Some("refused: x"), Some(&held));
+            assert_eq!(s["errors"], json!([{"node": "wk3", "message": "refused: x"}]), "{mode:?}");
+            assert_eq!(s["conditions"][0]["reason"], "HeldAtLastGood", "{mode:?}");
+            assert!(s.get("appliedOn").is_none());
+        }
+        // no longer merged here: whatever was written is given up
+        for mode in [all, problems] {
+            assert_eq!(object_status("wk3", mode, false, None, Some(&held)), json!({}));
+        }
+    }
 
     #[test]
     fn names_and_labels() {
