@@ -81,6 +81,9 @@ struct Opts {
     /// Admin objects selecting every node.
     #[arg(long, default_value_t = 5)]
     all_nodes: usize,
+    /// The agents' --object-status (all, problems).
+    #[arg(long, default_value = "all")]
+    object_status: String,
     /// Creates in flight while loading.
     #[arg(long, default_value_t = 32)]
     concurrency: usize,
@@ -206,10 +209,12 @@ impl Site {
         let frr = Frr::start(FRR, &netns).with_context(|| format!("starting FRR {} for {}", FRR.label(), node_name(node)))?;
         Ok((frr, netns))
     }
-    fn start(bin: &Path, api: &ApiServer, tmp: &Path, (frr, netns): (Frr, Netns), node: usize) -> Result<Site> {
+    fn start(cx: &Ctx, (frr, netns): (Frr, Netns), node: usize) -> Result<Site> {
+        let (bin, api, tmp) = (cx.bin, cx.api, cx.tmp);
         let name = node_name(node);
         let mut args: Vec<String> =
             ["controller", "--node-name", &name, "--namespace", fixture::NS, "--hostname", &name, "--log-level", "info"].map(String::from).into();
+        args.extend(["--object-status".into(), cx.o.object_status.clone()]);
         args.extend(["--metrics-address".into(), format!("127.0.0.1:{}", free_port()?), "--health-address".into(), format!("127.0.0.1:{}", free_port()?)]);
         args.extend(frr.cli_args());
         let agent = Proc::spawn(bin, &args, api, tmp.join(format!("agent-{name}.log")))?;
@@ -358,7 +363,7 @@ fn part_agent(cx: &Ctx, r: &mut Report) -> Result<Site> {
     let frr = Site::frr(node)?;
     let from = cx.states.seen(&name);
     let load = tools::loadavg();
-    let mut site = Site::start(cx.bin, cx.api, cx.tmp, frr, node)?;
+    let mut site = Site::start(cx, frr, node)?;
     let (t, _) = site.wait_applied(&cx.states, from, INITIAL_TIMEOUT)?;
     let first = t - site.agent.started;
     let pid = site.agent.pid();
@@ -418,10 +423,11 @@ fn part_steady(cx: &Ctx, r: &mut Report, first: Option<Site>, baseline: &(Reques
     let t = Instant::now();
     let frrs: Vec<_> = nodes.iter().map(|&n| Site::frr(n)).collect::<Result<_>>()?;
     eprintln!("  {} FRR instances started in {:.1} s", frrs.len(), t.elapsed().as_secs_f64());
+    let m0 = metrics(cx.api)?;
     let t0 = Instant::now();
     let froms: Vec<usize> = nodes.iter().map(|&n| cx.states.seen(&node_name(n))).collect();
     for (frr, &n) in frrs.into_iter().zip(&nodes) {
-        sites.push(Site::start(cx.bin, cx.api, cx.tmp, frr, n)?);
+        sites.push(Site::start(cx, frr, n)?);
     }
     let skip = sites.len() - nodes.len();
     let mut firsts = Vec::new();
@@ -435,6 +441,29 @@ fn part_steady(cx: &Ctx, r: &mut Report, first: Option<Site>, baseline: &(Reques
         "",
     );
     std::thread::sleep(Duration::from_secs(cx.o.settle));
+    // what starting cost the objects' status: writes (PATCH, status included) per started agent,
+    // and the status an object selecting every node carries now
+    let started = tools::delta(&m0, &metrics(cx.api)?);
+    // (server-side apply counts as APPLY, other patches as PATCH)
+    let patches: f64 = started
+        .iter()
+        .filter(|((verb, res), _)| res.starts_with("frrconfigurations") && matches!(verb.as_str(), "APPLY" | "PATCH" | "UPDATE"))
+        .map(|(_, n)| n)
+        .sum();
+    let all = cx.api.kubectl(&["-n", fixture::NS, "get", "frrconfiguration", "admin-all-0000", "-o", "json"])?;
+    let status: Value = serde_json::from_str::<Value>(&all)?["status"].clone();
+    let entries = status["appliedOn"].as_array().map_or(0, |a| a.len()) + status["conditions"].as_array().map_or(0, |a| a.len());
+    let bytes = if status.is_null() { 0 } else { status.to_string().len() };
+    r.row(
+        format!("{} agents (--object-status {}): FRRConfiguration writes while starting", sites.len(), cx.o.object_status),
+        format!(
+            "{:.1} per started agent; an object selecting every node then carries {entries} status entries, {bytes} bytes (at {} nodes: about {:.0} kB, each write of it sent to every agent)",
+            patches / nodes.len().max(1) as f64,
+            cx.shape.nodes,
+            bytes as f64 / sites.len() as f64 * cx.shape.nodes as f64 / 1e3
+        ),
+        "",
+    );
     let pids: Vec<u32> = sites.iter().map(|s| s.agent.pid()).collect();
     let cpu0: f64 = pids.iter().filter_map(|p| tools::cpu_seconds(*p).ok()).sum();
     let seen0: usize = sites.iter().map(|s| cx.states.seen(&node_name(s.node))).sum();

@@ -433,6 +433,13 @@ fn burst_of_100_changes_coalesces_frr10() {
         let managers: Vec<&str> = o["metadata"]["managedFields"].as_array().unwrap().iter().filter_map(|m| m["manager"].as_str()).collect();
         assert!(!managers.iter().any(|m| m.starts_with("frr-composer")), "{name}: managed by {managers:?}: {}", o["metadata"]);
     }
+    // and the API server received no status request for them at all
+    let metrics = api.kubectl(&["get", "--raw", "/metrics"]).unwrap();
+    let status_requests: Vec<&str> = metrics
+        .lines()
+        .filter(|l| l.starts_with("apiserver_request_total{") && l.contains(r#"resource="frrconfigurations""#) && l.contains(r#"subresource="status""#))
+        .collect();
+    assert!(status_requests.is_empty(), "{status_requests:#?}");
     assert!(!agent.log().contains("panicked"));
 }
 

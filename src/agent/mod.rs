@@ -158,6 +158,7 @@ pub async fn run(args: ControllerArgs, stop: Shutdown) -> anyhow::Result<()> {
         default_level: args.log_level.into(),
         iso: isolation::Isolation::open(client.clone(), &args.node_name, args.state_dir.as_deref()),
         writer: StatusWriter::new(client, &args.node_name, &args.namespace, args.object_status),
+        own_entries: watches.own_entries.clone(),
         hold: holddown::HoldDown::new(args.deletion_hold_down, ConfigEntry::advertises),
         node,
         keeper: keeper.clone(),
@@ -215,6 +216,8 @@ struct Reconciler {
     iso: isolation::Isolation,
     hold: holddown::HoldDown<ConfigEntry>,
     writer: StatusWriter,
+    /// The FRRConfigurations whose status holds an entry of this node (from the watch).
+    own_entries: watch::OwnEntries,
     metrics: Metrics,
     health: Arc<Mutex<Health>>,
     previous_conditions: Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>,
@@ -378,7 +381,10 @@ impl Reconciler {
         // with the next status change
         let results = [
             ("writing FRRNodeState", tokio::time::timeout(API_TIMEOUT, self.writer.node_state(&g.node_uid, status)).await.map(|r| r.map(|_| ()))),
-            ("writing FRRConfiguration status", tokio::time::timeout(API_TIMEOUT, self.writer.config_entries(entries, &object_conditions)).await),
+            (
+                "writing FRRConfiguration status",
+                tokio::time::timeout(API_TIMEOUT, self.writer.config_entries(entries, &object_conditions, &self.own_entries)).await,
+            ),
         ];
         for (what, r) in results {
             match r {

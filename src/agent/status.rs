@@ -10,6 +10,7 @@ use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::Client;
 use serde_json::json;
 
+use super::watch::OwnEntries;
 use super::watch::SessionEntry;
 use crate::api::{BGPSessionState, BGPSessionStateStatus, FRRConfiguration, FRRNodeState, FRRNodeStateStatus, API_VERSION};
 use crate::frr::state::BgpNeighbor;
@@ -162,19 +163,28 @@ impl StatusWriter {
 
     /// This node's entry in each FRRConfiguration's status: applied here, or why not, and this
     /// node's condition (per-object isolation) when there is one.
-    pub async fn config_entries(&mut self, entries: BTreeMap<String, Option<String>>, conditions: &BTreeMap<String, Condition>) -> Result<(), kube::Error> {
+    /// `own`: the objects whose status holds an entry of this node, as the watch last read them.
+    pub async fn config_entries(
+        &mut self,
+        entries: BTreeMap<String, Option<String>>,
+        conditions: &BTreeMap<String, Condition>,
+        own: &OwnEntries,
+    ) -> Result<(), kube::Error> {
         let api: Api<FRRConfiguration> = Api::namespaced(self.client.clone(), &self.namespace);
-        // entries we wrote before for objects that are now unrelated to this node: give them up
+        // entries of this node in objects now unrelated to it (written by this run, or left by
+        // an earlier one): give them up
         let mut all = entries.clone();
-        for name in self.config_entries_written.keys() {
-            all.entry(name.clone()).or_insert(None);
+        for name in self.config_entries_written.keys().cloned().chain(own.names()) {
+            all.entry(name).or_insert(None);
         }
         let mut writes = Vec::new();
         for (name, entry) in all {
             let status = object_status(&self.node, self.object_status, entries.contains_key(&name), entry.as_deref(), conditions.get(&name));
-            // (an empty status is written once for each merged object: it gives up what an
-            // earlier run of this agent left there; an apply that changes nothing is no write)
-            if self.config_entries_written.get(&name) != Some(&status) {
+            let written = self.config_entries_written.get(&name);
+            // nothing to say where nothing was said is no write (with `--object-status
+            // problems`, that is every object that is fine on this node)
+            let nothing = status == json!({}) && written.is_none() && !own.contains(&name);
+            if written != Some(&status) && !nothing {
                 writes.push((name, status));
             }
         }

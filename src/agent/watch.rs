@@ -112,6 +112,35 @@ fn selector_admits(selector: Option<&LabelSelector>, labels: &BTreeMap<String, S
 /// The node's labels as last read (None until its Node has been read).
 type Labels = tokio::sync::watch::Receiver<Option<BTreeMap<String, String>>>;
 
+/// The FRRConfigurations whose status holds an entry of this node, as last read (also one
+/// left by an earlier run of the agent): those it has something to give up in.
+#[derive(Clone, Default)]
+pub struct OwnEntries(Arc<std::sync::Mutex<std::collections::BTreeSet<String>>>);
+
+impl OwnEntries {
+    pub fn contains(&self, name: &str) -> bool {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).contains(name)
+    }
+    pub fn names(&self) -> Vec<String> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).iter().cloned().collect()
+    }
+    /// Records what `o`'s status holds of `node`.
+    fn read(&self, o: &DynamicObject, node: &str) {
+        let status = &o.data["status"];
+        let listed = |field: &str, key: Option<&str>, want: &str| {
+            status[field].as_array().is_some_and(|a| a.iter().any(|v| key.map_or(v, |k| &v[k]).as_str() == Some(want)))
+        };
+        let has = listed("appliedOn", None, node) || listed("errors", Some("node"), node) || listed("conditions", Some("type"), &format!("{node}/Applied"));
+        let name = o.metadata.name.clone().unwrap_or_default();
+        let mut set = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if has {
+            set.insert(name);
+        } else {
+            set.remove(&name);
+        }
+    }
+}
+
 /// Objects per page of the initial lists (and re-lists) of FRRConfigurations and Secrets.
 const LIST_PAGE: u32 = 100;
 
@@ -137,6 +166,7 @@ pub struct Watches {
     pub node: Reader<NodeInfo>,
     pub settings: Reader<Option<LogLevel>>,
     pub sessions: Reader<SessionEntry>,
+    pub own_entries: OwnEntries,
     pub changes: Changes,
     pub errors: WatchErrors,
 }
@@ -192,11 +222,17 @@ impl Watches {
         };
         // Objects that select other nodes are kept compact; when the labels change, the kept
         // forms follow (gather reads a compact object that selects the node either way).
+        // (and which of them hold an entry of this node in their status)
+        let own_entries = OwnEntries::default();
+        let (own, me) = (own_entries.clone(), node_name.to_string());
         let refresh = Refresh { trigger: labels, with: Box::new(move |c: &ConfigEntry| c.refresh(l2.borrow().as_ref())) };
         let configs = reflect_where(
             "FRRConfiguration",
             watcher(configs, paged()),
-            move |o: &DynamicObject| config_entry(o, l3.borrow().as_ref()),
+            move |o: &DynamicObject| {
+                own.read(o, &me);
+                config_entry(o, l3.borrow().as_ref())
+            },
             concerns_this_node,
             Some(refresh),
             changes.clone(),
@@ -217,7 +253,7 @@ impl Watches {
             Changes::default(),
             errors.clone(),
         );
-        Watches { configs, secrets, node, settings, sessions, changes, errors }
+        Watches { configs, secrets, node, settings, sessions, own_entries, changes, errors }
     }
 
     /// Returns once every store has had its first complete list (never render from an
@@ -334,6 +370,22 @@ mod tests {
         // the same holds for the compact form
         let r2 = labels("r2");
         assert_eq!(config_entry(&doc("1", serde_json::json!({})), Some(&r2)), config_entry(&doc("2", serde_json::json!({"appliedOn": ["x"]})), Some(&r2)));
+    }
+
+    #[test]
+    fn own_entries_follow_what_the_status_holds_of_this_node() {
+        let own = OwnEntries::default();
+        for (status, mine) in [
+            (serde_json::json!({"appliedOn": ["wk1", "wk3"]}), true),
+            (serde_json::json!({"errors": [{"node": "wk3", "message": "m"}]}), true),
+            (serde_json::json!({"conditions": [{"type": "wk3/Applied", "status": "False"}]}), true),
+            (serde_json::json!({"appliedOn": ["wk33"], "conditions": [{"type": "wk1/Applied"}], "errors": [{"node": "wk1"}]}), false),
+            (serde_json::json!({}), false),
+        ] {
+            own.read(&doc("1", status.clone()), "wk3");
+            assert_eq!(own.contains("a"), mine, "{status}");
+            assert_eq!(own.names().len(), mine as usize);
+        }
     }
 
     #[test]
