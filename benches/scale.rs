@@ -449,7 +449,7 @@ fn part_steady(cx: &Ctx, r: &mut Report, first: Option<Site>, baseline: &(Reques
         .iter()
         .filter(|((verb, res), _)| res.starts_with("frrconfigurations") && matches!(verb.as_str(), "APPLY" | "PATCH" | "UPDATE"))
         .map(|(_, n)| n)
-        .sum();
+        .fold(0.0, |a, n| a + n);
     let all = cx.api.kubectl(&["-n", fixture::NS, "get", "frrconfiguration", "admin-all-0000", "-o", "json"])?;
     let status: Value = serde_json::from_str::<Value>(&all)?["status"].clone();
     let entries = status["appliedOn"].as_array().map_or(0, |a| a.len()) + status["conditions"].as_array().map_or(0, |a| a.len());
