@@ -204,7 +204,11 @@ impl StatusWriter {
                     };
                     let r = match api.patch_status(&name, pp, &Patch::Apply(&obj)).await {
                         Ok(_) => Ok(()),
-                        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+                        Err(kube::Error::Api(e)) if e.code == 404 => {
+                            // deleted: nothing left to give up there
+                            own.forget(&name);
+                            Ok(())
+                        }
                         Err(e) => Err(e),
                     };
                     (name, status, r)

@@ -124,6 +124,10 @@ impl OwnEntries {
     pub fn names(&self) -> Vec<String> {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).iter().cloned().collect()
     }
+    /// The object is gone (a deleted object's last state still names the node).
+    pub fn forget(&self, name: &str) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).remove(name);
+    }
     /// Records what `o`'s status holds of `node`.
     fn read(&self, o: &DynamicObject, node: &str) {
         let status = &o.data["status"];
@@ -386,6 +390,9 @@ mod tests {
             assert_eq!(own.contains("a"), mine, "{status}");
             assert_eq!(own.names().len(), mine as usize);
         }
+        own.read(&doc("1", serde_json::json!({"appliedOn": ["wk3"]})), "wk3");
+        own.forget("a");
+        assert!(!own.contains("a"));
     }
 
     #[test]
