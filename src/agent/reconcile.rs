@@ -272,7 +272,7 @@ impl Coalescer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::agent::watch::NodeInfo;
+    use crate::agent::watch::{configs_to_read, NodeInfo};
 
     const MS: Duration = Duration::from_millis(1);
 
@@ -373,6 +373,37 @@ mod tests {
         assert_eq!(g.log_level, LogLevel::Debug);
         view.log_level = None;
         assert_eq!(gather("wk3", &view, &effective, LogLevel::Warn).unwrap().log_level, LogLevel::Warn);
+    }
+
+    #[test]
+    fn a_node_moved_away_from_an_applied_object_withdraws_it_at_once() {
+        use crate::watch::Entry;
+        let rack = |r: &str| -> BTreeMap<String, String> { [("rack".to_string(), r.to_string())].into() };
+        let mut prefixed = (*cfg("rack-b", Some(("rack", "b"))).typed().unwrap()).clone();
+        prefixed.spec.bgp.routers = vec![crate::api::Router { asn: 65000, prefixes: vec!["192.0.2.0/24".into()], ..Default::default() }];
+        let store: Vec<Entry<ConfigEntry>> =
+            [ConfigEntry::new(prefixed, Some(&rack("a"))), ConfigEntry::new((*cfg("rack-c", Some(("rack", "c"))).typed().unwrap()).clone(), Some(&rack("a")))]
+                .into_iter()
+                .zip(["rack-b", "rack-c"])
+                .map(|(value, name)| Entry { namespace: Some("ns".into()), name: name.into(), value })
+                .collect();
+        // the last merge used rack-b (the node was in rack b); it is in rack a now
+        let mut hold = holddown::HoldDown::new(Duration::from_secs(5), ConfigEntry::advertises);
+        let t0 = Instant::now();
+        let before = configs_to_read(&store, None, |_| false);
+        hold.advance(&before, t0);
+        hold.merged(&before, ["rack-b"]);
+        let read = configs_to_read(&store, Some(&rack("a")), |n| hold.knows(n));
+        assert_eq!(read.keys().collect::<Vec<_>>(), ["rack-b"], "only what concerns the node: rack-c is not copied");
+        let step = hold.advance(&read, t0 + MS);
+        assert!(step.started.is_empty(), "a label change is not a deletion: nothing held");
+        let view = View { node: Some(NodeInfo { labels: rack("a"), uid: Some("u".into()) }), ..Default::default() };
+        assert!(gather("wk3", &view, &step.effective, LogLevel::Info).unwrap().configs.is_empty(), "withdrawn at once");
+        // read without the hold-down's objects, the same change would look like a deletion
+        let mut hold2 = holddown::HoldDown::new(Duration::from_secs(5), ConfigEntry::advertises);
+        hold2.advance(&before, t0);
+        hold2.merged(&before, ["rack-b"]);
+        assert_eq!(hold2.advance(&configs_to_read(&store, Some(&rack("a")), |_| false), t0 + MS).started, ["rack-b"]);
     }
 
     fn outcome(conversion: Result<Vec<ObjRef>, Errors>, reload: Option<Result<(), ReconcileError>>) -> Outcome {

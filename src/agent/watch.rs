@@ -16,9 +16,7 @@ use kube::{Client, ResourceExt};
 
 use crate::api::{BGPSessionState, BGPSessionStateStatus, FRRConfiguration, FRRK8sConfiguration, LogLevel};
 use crate::core::SecretEntry;
-use crate::watch::{reflect, reflect_where, Changes, Reader, Refresh, WatchErrors};
-
-pub use crate::watch::{typed_config, RetryDelay};
+use crate::watch::{reflect, reflect_where, typed_config, Changes, Entry, Reader, Refresh, WatchErrors};
 
 /// A FRRConfiguration as the agent keeps it. Every object of the namespace is kept (a change
 /// of the node's labels can select any of them, and must apply at once), but at 3,000 nodes
@@ -221,8 +219,9 @@ impl Watches {
         // (the reconcile re-reads everything, and a change of the node's labels wakes it).
         let (l1, l2, l3) = (labels.clone(), labels.clone(), labels.clone());
         let concerns_this_node = move |old: Option<&ConfigEntry>, new: Option<&ConfigEntry>| {
-            let Some(labels) = l1.borrow().clone() else { return true };
-            [old, new].into_iter().flatten().any(|c| c.selects(&labels))
+            let labels = l1.borrow();
+            let Some(labels) = labels.as_ref() else { return true };
+            [old, new].into_iter().flatten().any(|c| c.selects(labels))
         };
         // Objects that select other nodes are kept compact; when the labels change, the kept
         // forms follow (gather reads a compact object that selects the node either way).
@@ -294,9 +293,8 @@ impl Watches {
     /// still exist matters); the thousands that select other nodes are not copied.
     pub fn view(&self, keep: impl Fn(&str) -> bool) -> View {
         let node = self.node.state().first().map(|e| e.value.clone());
-        let wanted = |e: &crate::watch::Entry<ConfigEntry>| node.as_ref().is_none_or(|n| e.value.selects(&n.labels)) || keep(&e.name);
         View {
-            configs: self.configs.state().iter().filter(|e| wanted(e)).map(|e| (e.name.clone(), e.value.clone())).collect(),
+            configs: configs_to_read(self.configs.state().iter().map(|e| &**e), node.as_ref().map(|n| &n.labels), keep),
             secrets: crate::watch::by_name(&self.secrets),
             node,
             log_level: self.settings.state().first().and_then(|e| e.value),
@@ -307,6 +305,16 @@ impl Watches {
     pub fn node_uid(&self) -> Option<String> {
         self.node.state().first().and_then(|e| e.value.uid.clone())
     }
+}
+
+/// The FRRConfigurations a reconcile reads, by name: those that may select a node with
+/// `labels` (all while they are not known), and those that `keep` names.
+pub fn configs_to_read<'a>(
+    entries: impl IntoIterator<Item = &'a Entry<ConfigEntry>>,
+    labels: Option<&BTreeMap<String, String>>,
+    keep: impl Fn(&str) -> bool,
+) -> BTreeMap<String, ConfigEntry> {
+    entries.into_iter().filter(|e| labels.is_none_or(|l| e.value.selects(l)) || keep(&e.name)).map(|e| (e.name.clone(), e.value.clone())).collect()
 }
 
 /// A FRRConfiguration as the agent merges it: typed, without what the API server changes on
