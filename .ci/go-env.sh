@@ -1,6 +1,7 @@
 # Sourced by the install scripts that build Go programs from the module proxy: finds `go` and
 # keeps GOPATH, the module cache, the build cache and scratch space under "$1" (never inside
-# the repository). Static binaries (CGO off), the local toolchain only.
+# the repository). Static binaries (CGO off), the local toolchain only. The module proxy is
+# the one this machine's Go is configured with (GOPROXY in the environment or `go env -w`).
 go_env() {
     GO="$(command -v go || true)"
     [ -n "$GO" ] || GO=/usr/local/go/bin/go
@@ -12,7 +13,7 @@ go_env() {
     export GOTOOLCHAIN=local
     export CGO_ENABLED=0
     export GOFLAGS="-mod=mod -buildvcs=false"
-    export GOPROXY="${GOPROXY:-https://proxy.golang.org,direct}"
+    # GOPROXY, GONOSUMDB and friends: as this machine's Go is configured (`go env`)
     unset GOWORK GOOS GOARCH || true
     mkdir -p "$1/build" "$GOMODCACHE" "$GOCACHE" "$GOTMPDIR"
 }
@@ -29,4 +30,13 @@ go_wrapper_module() {
     [ -f "$gomod" ] && [ -d "$src" ] || { echo "cannot download $modver" >&2; exit 1; }
     "$GO" mod edit -go="$(awk '$1=="go"{print $2; exit}' "$gomod")"
     printf '%s\n' "$src"
+}
+
+# go_build_begin CACHE: the Go environment under CACHE, an empty marker (a build that stops
+# half-way is rebuilt next time), $BIN made, and START for the script's closing time.
+go_build_begin() {
+    go_env "$1"
+    mkdir -p "$BIN"
+    rm -f "$MARKER"
+    START=$SECONDS
 }

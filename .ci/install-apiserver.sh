@@ -65,11 +65,7 @@ fi
 
 # ---------------------------------------------------------------- Go environment
 . "$(dirname "$0")/go-env.sh"
-go_env "$CACHE"
-mkdir -p "$BIN"
-
-rm -f "$MARKER"
-START=$SECONDS
+go_build_begin "$CACHE"
 
 # ---------------------------------------------------------------- kube-apiserver
 build_kube_apiserver() {

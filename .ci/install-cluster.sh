@@ -20,7 +20,6 @@ COMMANDS=(kubelet kube-controller-manager kube-scheduler kube-proxy)
 PACKAGES=(containerd runc containernetworking-plugins umoci skopeo mmdebstrap gcc libc6-dev)
 # image recipe version: bump to rebuild the cached images
 IMAGE_RECIPE=1
-MIRROR="${FRR_COMPOSER_MIRROR:-http://deb.debian.org/debian}"
 IMAGE_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
 ROOT="${FRR_COMPOSER_CACHE:-/var/cache/frr-composer}"
@@ -133,6 +132,9 @@ build_frr() { # build_frr TAG SUITE [extra packages]
 }
 
 build_images() {
+    # the Debian archive the host's apt uses (or FRR_COMPOSER_MIRROR)
+    . "$HERE/host-apt.sh"
+    MIRROR="$(host_debian_mirror)" || die "no Debian archive to build the images from"
     mkdir -p "$CACHE/images"
     build_pause
     build_frr frr-8.4 bookworm
@@ -159,12 +161,9 @@ build_binaries() {
     "$HERE/install-apiserver.sh" >/dev/null
     local wrapper="$APISERVER_CACHE/build/kube-apiserver-v$K8S_VERSION"
     [ -f "$wrapper/go.mod" ] || die "no wrapper module at $wrapper (run .ci/install-apiserver.sh)"
-    local go; go="$(command -v go || echo /usr/local/go/bin/go)"
-    export GOPATH="$APISERVER_CACHE/gopath" GOMODCACHE="$APISERVER_CACHE/gopath/pkg/mod"
-    export GOCACHE="$APISERVER_CACHE/gocache" GOTMPDIR="$APISERVER_CACHE/tmp"
-    export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS="-mod=mod -buildvcs=false"
-    export GOPROXY="${GOPROXY:-https://proxy.golang.org,direct}"
-    unset GOWORK GOOS GOARCH || true
+    . "$HERE/go-env.sh"
+    go_env "$APISERVER_CACHE"
+    local go="$GO"
     local w="$CACHE/build/kube-v$K8S_VERSION"
     rm -rf "$w" && mkdir -p "$w" "$BIN" "$GOTMPDIR"
     cp "$wrapper/go.mod" "$wrapper/go.sum" "$w/"

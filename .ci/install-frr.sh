@@ -17,7 +17,6 @@ CACHE="${FRR_COMPOSER_CACHE:-/var/cache/frr-composer}"
 CHROOT="$CACHE/trixie"
 BUILD="$CACHE/trixie.partial"
 MARKER=".frr-composer-ready"
-MIRROR="${FRR_COMPOSER_MIRROR:-http://deb.debian.org/debian}"
 HOST_PKGS=(frr frr-pythontools debootstrap gobgpd iproute2 procps util-linux)
 
 log() { printf '[install-frr] %s\n' "$*" >&2; }
@@ -130,7 +129,10 @@ else
         # Older debootstrap: trixie uses the same script as sid.
         ln -s sid /usr/share/debootstrap/scripts/trixie
     fi
-    debootstrap --variant=minbase trixie "$BUILD" "$MIRROR" >"$CACHE/debootstrap.log" 2>&1 \
+    # the Debian archive the host's apt uses (or FRR_COMPOSER_MIRROR)
+    . "$(dirname "$0")/host-apt.sh"
+    local_mirror="$(host_debian_mirror)" || die "no Debian archive to bootstrap from"
+    debootstrap --variant=minbase trixie "$BUILD" "$local_mirror" >"$CACHE/debootstrap.log" 2>&1 \
         || { tail -n 30 "$CACHE/debootstrap.log" >&2; die "debootstrap failed (log: $CACHE/debootstrap.log)"; }
 
     no_service_starts "$BUILD" >/dev/null

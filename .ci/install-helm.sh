@@ -57,11 +57,7 @@ fi
 
 # ---------------------------------------------------------------- Go environment
 . "$(dirname "$0")/go-env.sh"
-go_env "$CACHE"
-mkdir -p "$BIN"
-
-rm -f "$MARKER"
-START=$SECONDS
+go_build_begin "$CACHE"
 
 # `go mod download -json MODULE@VERSION` field (GoMod, Dir, or Origin's Hash).
 download_field() {

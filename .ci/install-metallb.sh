@@ -43,11 +43,8 @@ fi
 
 # shellcheck source=go-env.sh
 . "$(dirname "$0")/go-env.sh"
-go_env "$CACHE"
-mkdir -p "$BIN"
-log "using $("$GO" version) with GOPROXY=$GOPROXY, cache $CACHE"
-rm -f "$MARKER"
-START=$SECONDS
+go_build_begin "$CACHE"
+log "using $("$GO" version) with GOPROXY=$("$GO" env GOPROXY), cache $CACHE"
 
 src="$(go_wrapper_module "$CACHE/build/metallb-v$METALLB_VERSION" metallb-build "go.universe.tf/metallb@v$METALLB_VERSION")"
 cd "$CACHE/build/metallb-v$METALLB_VERSION"

@@ -20,17 +20,10 @@ if [ -f "$OUT/.complete" ]; then
     exit 0
 fi
 
-GO="$(command -v go || true)"
-[ -n "$GO" ] || { [ -x /usr/local/go/bin/go ] && GO=/usr/local/go/bin/go; }
-[ -n "$GO" ] || { log "ERROR: go not found (needed to fetch $MODULE@$VERSION from the module proxy)"; exit 1; }
-
 mkdir -p "$CACHE"
-export GOPATH="$CACHE/gopath"
-export GOMODCACHE="$CACHE/gopath/pkg/mod"
-export GOCACHE="$CACHE/gocache"
-export GOTOOLCHAIN=local
-export GOFLAGS="-mod=mod"
-export GOPROXY="${GOPROXY:-https://proxy.golang.org,direct}"
+# shellcheck source=go-env.sh
+. "$(dirname "$0")/go-env.sh"
+go_env "$CACHE"
 
 log "fetching $MODULE@$VERSION"
 json="$(cd "$CACHE" && "$GO" mod download -json "$MODULE@$VERSION")"

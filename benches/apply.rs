@@ -265,9 +265,9 @@ fn ours(applier: &mut Applier, yaml: &str) -> Result<(Duration, Report, String)>
     if !errors.is_empty() {
         bail!("YAML errors: {errors:?}");
     }
-    let args = frr_composer::cli::render::NodeArgs { hostname: Some(HOSTNAME.into()), ..Default::default() };
+    let args = frr_composer::offline::NodeArgs { hostname: Some(HOSTNAME.into()), ..Default::default() };
     let mut notices = Vec::new();
-    let c = frr_composer::cli::render::compose_objects(&args, &objects, &mut notices).map_err(|e| anyhow!("compose: {e}"))?;
+    let c = frr_composer::offline::compose_objects(&args, &objects, &mut notices).map_err(|e| anyhow!("compose: {e}"))?;
     let text = frr_composer::render::render(&c.model).map_err(|e| anyhow!("render: {e}"))?;
     let report = applier.apply(&text).map_err(|e| anyhow!("frr-composer apply failed: {e}"))?;
     Ok((t.elapsed(), report, text))

@@ -60,7 +60,7 @@ fn describe(doc: &serde_yaml::Value) -> (String, String) {
 
 /// A value from the input as it may appear in a message: printable, and short.
 fn shown(s: &str) -> String {
-    crate::core::error::excerpt(&crate::cli::render::printable(s)).into_owned()
+    crate::core::error::excerpt(&crate::core::error::printable(s)).into_owned()
 }
 
 /// Fields whose values are secrets: never part of a message.

@@ -8,6 +8,7 @@ pub mod core;
 pub mod frr;
 pub mod input;
 pub mod lab;
+pub mod offline;
 pub mod render;
 pub mod settings;
 pub mod signals;

@@ -44,8 +44,8 @@ fn rendered(extra: usize) -> String {
     }
     let (objects, errors) = frr_composer::input::parse_documents(&y, "services.yaml");
     assert!(errors.is_empty(), "{errors:?}");
-    let args = frr_composer::cli::render::NodeArgs { hostname: Some("node".into()), ..Default::default() };
-    let c = frr_composer::cli::render::compose_objects(&args, &objects, &mut Vec::new()).unwrap();
+    let args = frr_composer::offline::NodeArgs { hostname: Some("node".into()), ..Default::default() };
+    let c = frr_composer::offline::compose_objects(&args, &objects, &mut Vec::new()).unwrap();
     frr_composer::render::render(&c.model).unwrap()
 }
 

@@ -3,13 +3,14 @@
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use crate::core::Model;
 use crate::frr::apply::{Applied, Applier, ApplyError, Report};
 use crate::frr::keeper::{Check, Keeper, Reason};
 use crate::frr::vtysh::Rejected;
 use crate::frr::{redact, state};
+use crate::offline::{desired, inputs_stamp};
 pub use crate::settings::FrrArgs;
 
 #[derive(clap::Args, Clone, Debug, Default)]
@@ -18,7 +19,7 @@ pub struct ApplyArgs {
     #[arg(required = true)]
     pub inputs: Vec<PathBuf>,
     #[command(flatten)]
-    pub node: super::render::NodeArgs,
+    pub node: crate::offline::NodeArgs,
     #[command(flatten)]
     pub frr: FrrArgs,
     /// Remember the verified configuration here: an unchanged configuration is then applied
@@ -87,33 +88,6 @@ fn print_report(out: &mut dyn Write, r: &Report) {
     );
 }
 
-/// Renders the inputs; errors are printed and yield `None`.
-pub(crate) fn desired(inputs: &[PathBuf], node: &super::render::NodeArgs, err: &mut dyn Write) -> Option<(Model, String)> {
-    let (objects, load_errors) = super::load_inputs(inputs);
-    let mut notices = Vec::new();
-    let composed =
-        if load_errors.is_empty() { super::render::compose_objects(node, &objects, &mut notices) } else { Err(crate::core::Errors::new(load_errors)) };
-    for n in &notices {
-        let _ = writeln!(err, "frr-composer: {n}");
-    }
-    match composed {
-        Ok(c) => match crate::render::render(&c.model) {
-            Ok(text) => Some((c.model, text)),
-            Err(e) => {
-                let _ = writeln!(err, "error: {e}");
-                None
-            }
-        },
-        Err(errors) => {
-            for e in &errors.0 {
-                let _ = writeln!(err, "error: {e}");
-            }
-            let _ = writeln!(err, "frr-composer: {} error(s); FRR keeps its current configuration", errors.0.len());
-            None
-        }
-    }
-}
-
 fn apply_once(applier: &mut Applier, model: &Model, text: &str, out: &mut dyn Write, err: &mut dyn Write) -> bool {
     report(applier.apply(text), model, out, err)
 }
@@ -138,27 +112,6 @@ fn report(result: Result<Report, ApplyError>, model: &Model, out: &mut dyn Write
             false
         }
     }
-}
-
-pub(crate) fn inputs_stamp(paths: &[PathBuf]) -> Vec<(PathBuf, Option<SystemTime>)> {
-    fn walk(p: &std::path::Path, out: &mut Vec<(PathBuf, Option<SystemTime>)>) {
-        let meta = std::fs::metadata(p).ok();
-        out.push((p.to_path_buf(), meta.as_ref().and_then(|m| m.modified().ok())));
-        if meta.is_some_and(|m| m.is_dir()) {
-            if let Ok(entries) = std::fs::read_dir(p) {
-                let mut v: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
-                v.sort();
-                for e in v {
-                    walk(&e, out);
-                }
-            }
-        }
-    }
-    let mut out = Vec::new();
-    for p in paths {
-        walk(p, &mut out);
-    }
-    out
 }
 
 /// Runs `apply`; exit code 0 only when FRR runs the desired configuration.

@@ -40,7 +40,7 @@ pub struct SetupArgs {
     #[arg(required = true)]
     pub inputs: Vec<PathBuf>,
     #[command(flatten)]
-    pub node: super::render::NodeArgs,
+    pub node: crate::offline::NodeArgs,
     /// FRR is installed under this root (default `/`: Debian's package in /usr/lib/frr).
     #[arg(long, value_name = "DIR", default_value = "/")]
     pub frr_root: PathBuf,
@@ -154,7 +154,7 @@ fn load_expect(path: &Path, err: &mut dyn Write) -> Option<Expect> {
 }
 
 fn build(s: &SetupArgs, err: &mut dyn Write) -> Result<Lab, i32> {
-    let Some((model, text)) = super::apply::desired(&s.inputs, &s.node, err) else { return Err(2) };
+    let Some((model, text)) = crate::offline::desired(&s.inputs, &s.node, err) else { return Err(2) };
     let mut progress = |m: &str| {
         let _ = writeln!(std::io::stderr(), "lab: {m}");
     };
@@ -417,15 +417,15 @@ fn serve(args: &UpArgs, err: &mut dyn Write) -> i32 {
     };
     let first = lab.converge(Duration::from_secs(args.setup.timeout), SETTLE, QUIET).ok();
     publish(&lab, first);
-    let mut stamp = super::apply::inputs_stamp(&args.setup.inputs);
+    let mut stamp = crate::offline::inputs_stamp(&args.setup.inputs);
     let mut last = Instant::now();
     loop {
         std::thread::sleep(Duration::from_millis(300));
-        let now = super::apply::inputs_stamp(&args.setup.inputs);
+        let now = crate::offline::inputs_stamp(&args.setup.inputs);
         if now != stamp {
             stamp = now;
             let _ = writeln!(err, "lab: inputs changed; re-applying");
-            if let Some((_, text)) = super::apply::desired(&args.setup.inputs, &args.setup.node, err) {
+            if let Some((_, text)) = crate::offline::desired(&args.setup.inputs, &args.setup.node, err) {
                 match lab.apply(&text) {
                     Ok(r) => {
                         let _ = writeln!(err, "lab: applied {} change(s)", r.commands);

@@ -89,6 +89,16 @@ fn join(objects: &[ObjRef]) -> String {
 /// 1 MB value must not become a 1 MB message (nor 1,000 of them).
 pub const MAX_REASON: usize = 300;
 
+/// A name as it can be shown on a terminal: as it is when it is printable, else quoted with
+/// escapes (control characters and escape sequences are never written raw).
+pub fn printable(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.chars().all(|c| !c.is_control() && c != '"') {
+        s.into()
+    } else {
+        format!("{s:?}").into()
+    }
+}
+
 /// `s`, or its first `MAX_REASON` bytes and how much was left out; control characters (from
 /// input values echoed by a parser) are escaped, so that a message is one line of text.
 pub fn excerpt(s: &str) -> std::borrow::Cow<'_, str> {
