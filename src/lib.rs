@@ -5,6 +5,7 @@ pub mod agent;
 pub mod api;
 pub mod cli;
 pub mod core;
+pub mod files;
 pub mod frr;
 pub mod input;
 pub mod lab;

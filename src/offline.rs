@@ -16,6 +16,7 @@ use ipnet::IpNet;
 
 use crate::core::error::printable;
 use crate::core::{self, Composition, Error, Errors, Model, Settings, Snapshot};
+use crate::files;
 use crate::input::{parse_documents, Objects};
 use crate::settings::LogLevelArg;
 
@@ -25,20 +26,38 @@ pub const EMBEDDED_EXAMPLE: &[(&str, &str)] = &[
     ("embedded:node-wk3.yaml", include_str!("../testdata/field/metallb-wk3/node-wk3.yaml")),
 ];
 
-fn yaml_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+/// The most files one command reads from folders: far beyond any repository of manifests, and a
+/// bound on the work when a folder is not what the user meant.
+pub const MAX_INPUT_FILES: usize = 10_000;
+
+/// Collects the YAML and JSON files below `dir`, in name order. Entries are looked at without
+/// following links: a link to a file is taken (it is read as a regular file or refused), a link
+/// to a folder is not followed (a repository can hold a link to itself) and is reported in
+/// `skipped`, and so is anything that is not a file or a folder.
+fn yaml_files(dir: &Path, out: &mut Vec<PathBuf>, skipped: &mut Vec<String>) -> std::io::Result<()> {
     let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)?.map(|e| e.map(|e| e.path())).collect::<Result<_, _>>()?;
     entries.sort();
     for p in entries {
-        if p.is_dir() {
-            yaml_files(&p, out)?;
-        } else if matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml" | "json")) {
+        let yaml = matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml" | "json"));
+        let t = std::fs::symlink_metadata(&p)?.file_type();
+        if t.is_dir() {
+            yaml_files(&p, out, skipped)?;
+        } else if t.is_symlink() && p.is_dir() {
+            skipped.push(format!("{}: a link to a folder, not followed", printable(&p.display().to_string())));
+        } else if yaml {
+            if out.len() >= MAX_INPUT_FILES {
+                return Err(std::io::Error::other(format!("more than {MAX_INPUT_FILES} YAML files")));
+            }
+            // links to files and special files are taken here and refused by the reader
             out.push(p);
         }
     }
     Ok(())
 }
 
-/// Reads files and folders (recursively, `*.yaml`, `*.yml`, `*.json`, in name order); `-` is stdin.
+/// Reads files and folders (recursively, `*.yaml`, `*.yml`, `*.json`, in name order); `-` is
+/// stdin. Only regular files are read, each up to [`files::MAX_INPUT_FILE`] bytes and all of
+/// them up to [`files::MAX_INPUT_TOTAL`]; links to folders inside a folder are not followed.
 pub fn load_inputs(paths: &[PathBuf]) -> (Objects, Vec<Error>) {
     let mut objects = Objects::default();
     let mut errors = Vec::new();
@@ -50,28 +69,34 @@ pub fn load_inputs(paths: &[PathBuf]) -> (Objects, Vec<Error>) {
         }
         return (objects, errors);
     }
+    let document = |p: &Path, reason: String| Error::Document { source_name: printable(&p.display().to_string()).into_owned(), reason };
     let mut files = Vec::new();
+    let mut skipped = Vec::new();
     for p in paths {
         if p.as_os_str() == "-" || !p.is_dir() {
             files.push(p.clone());
-        } else if let Err(e) = yaml_files(p, &mut files) {
-            errors.push(Error::Document { source_name: printable(&p.display().to_string()).into_owned(), reason: format!("cannot read folder: {e}") });
+        } else if let Err(e) = yaml_files(p, &mut files, &mut skipped) {
+            errors.push(document(p, format!("cannot read folder: {e}")));
         }
     }
+    objects.warnings.extend(skipped);
+    let mut total: u64 = 0;
     for f in files {
-        let text = if f.as_os_str() == "-" {
-            let mut s = String::new();
-            std::io::Read::read_to_string(&mut std::io::stdin(), &mut s).map(|_| s)
-        } else {
-            std::fs::read_to_string(&f)
-        };
+        let left = files::MAX_INPUT_TOTAL.saturating_sub(total);
+        let limit = files::MAX_INPUT_FILE.min(left);
+        let text = if f.as_os_str() == "-" { files::read_limited(std::io::stdin(), limit) } else { files::read_regular(&f, limit) };
         match text {
             Ok(text) => {
+                total += text.len() as u64;
                 let (o, e) = parse_documents(&text, &f.display().to_string());
                 objects.extend(o);
                 errors.extend(e);
             }
-            Err(e) => errors.push(Error::Document { source_name: printable(&f.display().to_string()).into_owned(), reason: format!("cannot read: {e}") }),
+            Err(e) if limit < files::MAX_INPUT_FILE && e.kind() == std::io::ErrorKind::FileTooLarge => {
+                errors.push(document(&f, format!("cannot read: the inputs together hold more than {} bytes", files::MAX_INPUT_TOTAL)));
+                break;
+            }
+            Err(e) => errors.push(document(&f, format!("cannot read: {e}"))),
         }
     }
     (objects, errors)
@@ -245,4 +270,45 @@ pub fn inputs_stamp(paths: &[PathBuf]) -> Vec<(PathBuf, Option<SystemTime>)> {
         walk(p, &mut out);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NODE: &str = "apiVersion: v1\nkind: Node\nmetadata:\n  name: n1\n";
+
+    fn errors_of(paths: &[PathBuf]) -> (Objects, Vec<String>) {
+        let (o, e) = load_inputs(paths);
+        (o, e.iter().map(|e| e.to_string()).collect())
+    }
+
+    #[test]
+    fn links_to_folders_are_not_followed() {
+        // two links to the folder itself (a repository can hold them): read once, and said
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("node.yaml"), NODE).unwrap();
+        std::os::unix::fs::symlink(".", dir.path().join("self")).unwrap();
+        std::os::unix::fs::symlink(dir.path(), dir.path().join("again")).unwrap();
+        let (o, errors) = errors_of(&[dir.path().to_path_buf()]);
+        assert_eq!(errors, Vec::<String>::new());
+        assert_eq!(o.nodes.len(), 1);
+        assert_eq!(o.warnings.iter().filter(|w| w.contains("a link to a folder, not followed")).count(), 2, "{:?}", o.warnings);
+    }
+
+    #[test]
+    fn special_files_are_refused_without_reading_them() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.yaml"), NODE).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", dir.path().join("zero.yaml")).unwrap();
+        assert!(std::process::Command::new("mkfifo").arg(dir.path().join("fifo.yaml")).status().unwrap().success());
+        let (o, errors) = errors_of(&[dir.path().to_path_buf()]);
+        assert_eq!(o.nodes.len(), 1, "the regular file is still read");
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert!(errors.iter().any(|e| e.contains("fifo.yaml") && e.contains("not a regular file (a FIFO)")), "{errors:?}");
+        assert!(errors.iter().any(|e| e.contains("zero.yaml") && e.contains("not a regular file (a character device)")), "{errors:?}");
+        // named on the command line, the same
+        let (_, errors) = errors_of(&[PathBuf::from("/dev/zero")]);
+        assert!(errors[0].contains("not a regular file"), "{errors:?}");
+    }
 }

@@ -5,6 +5,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use crate::core::error::printable;
 use crate::core::Model;
 use crate::frr::apply::{Applied, Applier, ApplyError, Report};
 use crate::frr::keeper::{Check, Keeper, Reason};
@@ -119,17 +120,28 @@ pub fn run(args: &ApplyArgs, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     let mut applier = Applier::new(args.frr.location());
     applier.persist = args.persist.clone();
     if let Some(path) = &args.state_file {
-        applier.state = std::fs::read_to_string(path).ok().and_then(|t| serde_json::from_str::<Applied>(&t).ok());
+        // a state file that could never be written is an error now, not at every apply
+        if let Err(e) = writable_place(path) {
+            let _ = writeln!(err, "error: --state-file {}: {e}", printable(&path.display().to_string()));
+            return 2;
+        }
+        // a missing, unreadable or foreign state file only costs a read of FRR's configuration
+        applier.state = crate::files::read_regular(path, crate::files::MAX_STATE_FILE).ok().and_then(|t| serde_json::from_str::<Applied>(&t).ok());
     }
-    let save_state = |applier: &Applier| {
+    if let Some(path) = &args.persist {
+        if let Err(e) = writable_place(path) {
+            let _ = writeln!(err, "error: --persist {}: {e}", printable(&path.display().to_string()));
+            return 2;
+        }
+    }
+    let save_state = |applier: &Applier, err: &mut dyn Write| {
         if let Some(path) = &args.state_file {
-            match &applier.state {
-                Some(s) => {
-                    let _ = crate::frr::apply::persist(path, &serde_json::to_string(s).unwrap_or_default());
-                }
-                None => {
-                    let _ = std::fs::remove_file(path);
-                }
+            let result = match &applier.state {
+                Some(s) => crate::frr::apply::persist(path, &serde_json::to_string(s).unwrap_or_default()),
+                None => std::fs::remove_file(path).or_else(|e| if e.kind() == std::io::ErrorKind::NotFound { Ok(()) } else { Err(e) }),
+            };
+            if let Err(e) = result {
+                let _ = writeln!(err, "warning: --state-file {}: {e}", printable(&path.display().to_string()));
             }
         }
     };
@@ -141,7 +153,7 @@ pub fn run(args: &ApplyArgs, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
         }
     }
     let ok = apply_once(&mut applier, &model, &text, out, err);
-    save_state(&applier);
+    save_state(&applier, err);
     if !args.watch {
         return if ok { 0 } else { 1 };
     }
@@ -191,7 +203,7 @@ pub fn run(args: &ApplyArgs, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
                 }
             }
         }
-        save_state(&keeper.applier);
+        save_state(&keeper.applier, err);
         let _ = out.flush();
     }
 }
@@ -264,4 +276,58 @@ pub fn status(args: &StatusArgs, out: &mut dyn Write, err: &mut dyn Write) -> i3
         }
     }
     0
+}
+
+/// Whether a file can be written at `path` by replacing it: its folder exists and is a folder,
+/// and the path is a regular file or nothing yet (a FIFO or a device would hang or be
+/// replaced behind the user's back).
+fn writable_place(path: &std::path::Path) -> Result<(), String> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => std::path::Path::new("."),
+    };
+    match std::fs::metadata(dir) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => return Err(format!("{} is not a folder", printable(&dir.display().to_string()))),
+        Err(e) => return Err(format!("folder {}: {e}", printable(&dir.display().to_string()))),
+    }
+    match std::fs::metadata(path) {
+        Ok(m) if !m.is_file() => Err("exists and is not a regular file".into()),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run_with(args: ApplyArgs) -> (i32, String) {
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let code = run(&args, &mut out, &mut err);
+        (code, String::from_utf8_lossy(&err).into_owned())
+    }
+
+    #[test]
+    fn a_state_file_or_persist_path_that_cannot_be_written_is_an_error_before_any_apply() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("in.yaml");
+        std::fs::write(&input, "apiVersion: v1\nkind: Node\nmetadata:\n  name: n1\n").unwrap();
+        let base = ApplyArgs { inputs: vec![input], ..Default::default() };
+
+        let missing = dir.path().join("no-such-folder/state.json");
+        let (code, err) = run_with(ApplyArgs { state_file: Some(missing), ..base.clone() });
+        assert_eq!(code, 2, "{err}");
+        assert!(err.contains("--state-file") && err.contains("no-such-folder"), "{err}");
+
+        // a FIFO would block the read of the state file, and the unchanged-check of --persist
+        let fifo = dir.path().join("fifo");
+        assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+        let (code, err) = run_with(ApplyArgs { state_file: Some(fifo.clone()), ..base.clone() });
+        assert_eq!(code, 2, "{err}");
+        assert!(err.contains("not a regular file"), "{err}");
+        let (code, err) = run_with(ApplyArgs { persist: Some(fifo.clone()), ..base });
+        assert_eq!(code, 2, "{err}");
+        assert!(err.contains("--persist") && err.contains("not a regular file"), "{err}");
+        assert!(crate::frr::apply::persist(&fifo, "x\n").is_err());
+    }
 }

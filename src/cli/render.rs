@@ -59,7 +59,7 @@ pub fn run(args: &RenderArgs, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
         }
     };
     if let Some(path) = &args.check {
-        let expected = match std::fs::read_to_string(path) {
+        let expected = match crate::files::read_regular(path, crate::files::MAX_INPUT_FILE) {
             Ok(t) => t,
             Err(e) => {
                 let _ = writeln!(err, "error: cannot read {}: {e}", printable(&path.display().to_string()));
@@ -83,11 +83,16 @@ pub fn run(args: &RenderArgs, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     0
 }
 
+/// How long `--check` looks for the smallest diff. Past it the rest of the two texts is shown as
+/// removed and added lines: still a correct diff that names every line, found in linear time
+/// (a golden whose lines all changed took minutes without it).
+pub const DIFF_DEADLINE: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// A unified diff (3 lines of context) in which every line, context included, is redacted:
 /// a changed password shows as a changed line, never its old or new value.
 pub fn redacted_diff(expected: &str, rendered: &str, name: &str) -> String {
     use similar::ChangeTag;
-    let diff = similar::TextDiff::from_lines(expected, rendered);
+    let diff = similar::TextDiff::configure().timeout(DIFF_DEADLINE).diff_lines(expected, rendered);
     let mut s = format!("--- {}\n+++ rendered\n", printable(name));
     for hunk in diff.unified_diff().context_radius(3).iter_hunks() {
         s.push_str(&format!("{}\n", hunk.header()));
@@ -104,4 +109,49 @@ pub fn redacted_diff(expected: &str, rendered: &str, name: &str) -> String {
         }
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Rebuilds (expected, rendered) from a unified diff of texts without passwords.
+    fn sides(diff: &str) -> (Vec<&str>, Vec<&str>) {
+        let (mut old, mut new) = (Vec::new(), Vec::new());
+        for l in diff.lines().skip(2).filter(|l| !l.starts_with("@@")) {
+            match l.split_at(1) {
+                ("-", t) => old.push(t),
+                ("+", t) => new.push(t),
+                (_, t) => {
+                    old.push(t);
+                    new.push(t);
+                }
+            }
+        }
+        (old, new)
+    }
+
+    #[test]
+    fn a_diff_of_a_golden_whose_every_line_changed_ends_and_names_every_line() {
+        // 84k lines on each side, none shared: the smallest diff costs time quadratic in the
+        // lines (minutes); past the deadline the rest is shown as removed and added lines
+        let expected: String = (0..84_000).map(|i| format!("ip prefix-list a seq {i} permit 192.0.2.0/24\n")).collect();
+        let rendered: String = (0..84_000).map(|i| format!("ip prefix-list b seq {i} permit 198.51.100.0/24\n")).collect();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (e, r) = (expected.clone(), rendered.clone());
+        std::thread::spawn(move || tx.send(redacted_diff(&e, &r, "golden")).unwrap());
+        // a hang guard, far above the deadline: without it this diff took 141 s
+        let diff = rx.recv_timeout(std::time::Duration::from_secs(60)).expect("the diff ends");
+        let (old, new) = sides(&diff);
+        assert_eq!(old, expected.lines().collect::<Vec<_>>());
+        assert_eq!(new, rendered.lines().collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_small_diff_shows_only_the_changed_lines_with_context() {
+        let expected = "a\nb\nc\nd\ne\nf\ng\nh\n";
+        let rendered = "a\nb\nc\nd\nX\nf\ng\nh\n";
+        let diff = redacted_diff(expected, rendered, "golden");
+        assert_eq!(diff, "--- golden\n+++ rendered\n@@ -2,7 +2,7 @@\n b\n c\n d\n-e\n+X\n f\n g\n h\n");
+    }
 }

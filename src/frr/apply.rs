@@ -296,7 +296,12 @@ impl Applier {
 pub fn persist(path: &std::path::Path, text: &str) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
-    if std::fs::read_to_string(path).is_ok_and(|t| t == text) {
+    // a FIFO or a device at the path would block the read below or be replaced by a file
+    if std::fs::metadata(path).is_ok_and(|m| !m.is_file()) {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "exists and is not a regular file"));
+    }
+    // read no more than the new text: a longer file differs anyway
+    if crate::files::read_regular(path, text.len() as u64).is_ok_and(|t| t == text) {
         return Ok(());
     }
     let dir = match path.parent() {
