@@ -68,14 +68,51 @@ fn secret_path(kind: &str, path: &str) -> bool {
     path.to_ascii_lowercase().contains("password") || (kind == "Secret" && (path.starts_with("data") || path.starts_with("stringData")))
 }
 
-fn typed<T: serde::de::DeserializeOwned>(doc: serde_yaml::Value, source: &str, kind: &str, id: &str, warnings: &mut Vec<String>) -> Result<T, Box<Error>> {
-    let mut unknown = Vec::new();
-    let result = serde_path_to_error::deserialize(serde_ignored::Deserializer::new(doc, &mut |path: serde_ignored::Path| unknown.push(path.to_string())));
-    // the custom resource types do not keep these two (the document's kind was checked)
-    for path in unknown.into_iter().filter(|p| p != "apiVersion" && p != "kind") {
-        // as kubectl's field validation warns
-        warnings.push(format!("{source}: {kind} {id}: unknown field {:?} ignored", shown(&path)));
+/// How many unknown-field warnings one file may produce; past it they are counted, not listed
+/// (aliases can repeat one unknown field a million times).
+pub const MAX_WARNINGS: usize = 100;
+
+/// The unknown-field warnings of one file: the first [`MAX_WARNINGS`], and a count of the rest.
+#[derive(Default)]
+struct Warnings {
+    listed: Vec<String>,
+    more: usize,
+}
+
+impl Warnings {
+    fn push(&mut self, warning: impl FnOnce() -> String) {
+        if self.listed.len() < MAX_WARNINGS {
+            self.listed.push(warning());
+        } else {
+            self.more += 1;
+        }
     }
+
+    fn finish(mut self, source: &str) -> Vec<String> {
+        if self.more > 0 {
+            self.listed.push(format!("{source}: {} more unknown fields ignored, not listed", self.more));
+        }
+        self.listed
+    }
+}
+
+fn typed<T: serde::de::DeserializeOwned>(doc: serde_yaml::Value, source: &str, kind: &str, id: &str, warnings: &mut Warnings) -> Result<T, Box<Error>> {
+    let (mut unknown, mut more) = (Vec::new(), 0usize);
+    let result = serde_path_to_error::deserialize(serde_ignored::Deserializer::new(doc, &mut |path: serde_ignored::Path| {
+        let path = path.to_string();
+        // the custom resource types do not keep these two (the document's kind was checked)
+        if path == "apiVersion" || path == "kind" {
+        } else if unknown.len() < MAX_WARNINGS {
+            unknown.push(path);
+        } else {
+            more += 1;
+        }
+    }));
+    for path in unknown {
+        // as kubectl's field validation warns
+        warnings.push(|| format!("{source}: {kind} {id}: unknown field {:?} ignored", shown(&path)));
+    }
+    warnings.more += more;
     result.map_err(|e| {
         let path = e.path().to_string();
         let mut inner = e.into_inner().to_string();
@@ -94,7 +131,7 @@ fn typed<T: serde::de::DeserializeOwned>(doc: serde_yaml::Value, source: &str, k
     })
 }
 
-fn add(out: &mut Objects, errors: &mut Vec<Error>, doc: serde_yaml::Value, source: &str) {
+fn add(out: &mut Objects, errors: &mut Vec<Error>, warnings: &mut Warnings, doc: serde_yaml::Value, source: &str) {
     if doc.is_null() {
         return;
     }
@@ -109,12 +146,12 @@ fn add(out: &mut Objects, errors: &mut Vec<Error>, doc: serde_yaml::Value, sourc
         _ if kind.ends_with("List") && doc.get("items").is_some() => {
             if let Some(items) = doc.get("items").and_then(|i| i.as_sequence()) {
                 for (i, item) in items.iter().enumerate() {
-                    add(out, errors, item.clone(), &format!("{source} items[{i}]"));
+                    add(out, errors, warnings, item.clone(), &format!("{source} items[{i}]"));
                 }
             }
         }
         ("FRRConfiguration", true) => {
-            if let Ok(c) = typed::<FRRConfiguration>(doc, source, &kind, &id, &mut out.warnings).map_err(|e| errors.push(*e)) {
+            if let Ok(c) = typed::<FRRConfiguration>(doc, source, &kind, &id, warnings).map_err(|e| errors.push(*e)) {
                 if c.metadata.name.as_deref().unwrap_or("").is_empty() {
                     errors.push(Error::Document { source_name: format!("{source}: FRRConfiguration"), reason: "metadata.name is missing".into() });
                 } else {
@@ -123,17 +160,17 @@ fn add(out: &mut Objects, errors: &mut Vec<Error>, doc: serde_yaml::Value, sourc
             }
         }
         ("FRRK8sConfiguration", true) => {
-            if let Ok(c) = typed::<FRRK8sConfiguration>(doc, source, &kind, &id, &mut out.warnings).map_err(|e| errors.push(*e)) {
+            if let Ok(c) = typed::<FRRK8sConfiguration>(doc, source, &kind, &id, warnings).map_err(|e| errors.push(*e)) {
                 out.settings.push(c);
             }
         }
         ("Secret", false) if api_version == "v1" => {
-            if let Ok(s) = typed::<Secret>(doc, source, &kind, &id, &mut out.warnings).map_err(|e| errors.push(*e)) {
+            if let Ok(s) = typed::<Secret>(doc, source, &kind, &id, warnings).map_err(|e| errors.push(*e)) {
                 out.secrets.push(s);
             }
         }
         ("Node", false) if api_version == "v1" => {
-            if let Ok(n) = typed::<Node>(doc, source, &kind, &id, &mut out.warnings).map_err(|e| errors.push(*e)) {
+            if let Ok(n) = typed::<Node>(doc, source, &kind, &id, warnings).map_err(|e| errors.push(*e)) {
                 out.nodes.push(n);
             }
         }
@@ -146,9 +183,15 @@ fn add(out: &mut Objects, errors: &mut Vec<Error>, doc: serde_yaml::Value, sourc
 /// (100,000 `[` took minutes), so deeper flow nesting is refused before parsing.
 pub const MAX_NESTING: usize = 64;
 
-/// How much one document may grow to when its aliases are expanded, besides its own size
-/// (scalar bytes, plus 32 per node): a 1 MB scalar aliased 1,000 times would be 1 GB.
+/// How much one file may grow to when its aliases are expanded, besides four times its own
+/// size (scalar bytes, plus 32 per node): a 1 MB scalar aliased 1,000 times would be 1 GB.
+/// The budget is the file's, shared by all its documents.
 pub const EXPANSION_ALLOWANCE: usize = 8 << 20;
+
+/// The expansion budget of a text of `len` bytes.
+fn budget_for(len: usize) -> bounded::Budget {
+    bounded::Budget::new(len.saturating_mul(4).saturating_add(EXPANSION_ALLOWANCE))
+}
 
 /// Parses every YAML document of `text`. `source` names the text in messages (a file name).
 pub fn parse_documents(text: &str, source: &str) -> (Objects, Vec<Error>) {
@@ -158,20 +201,37 @@ pub fn parse_documents(text: &str, source: &str) -> (Objects, Vec<Error>) {
         errors.push(Error::Document { source_name: shown(source), reason: format!("line {line}: collections nested more than {MAX_NESTING} deep") });
         return (out, errors);
     }
+    let mut budget = budget_for(text.len());
+    let mut warnings = Warnings::default();
     for (i, de) in serde_yaml::Deserializer::from_str(text).enumerate() {
         let name = format!("{} document {}", shown(source), i + 1);
-        let mut budget = bounded::Budget(text.len().saturating_mul(2).saturating_add(EXPANSION_ALLOWANCE));
         match serde::de::DeserializeSeed::deserialize(bounded::Seed(&mut budget), de) {
-            Ok(doc) => add(&mut out, &mut errors, doc, &name),
+            Ok(doc) => add(&mut out, &mut errors, &mut warnings, doc, &name),
             Err(e) => {
                 let reason = crate::core::error::excerpt(&e.to_string()).into_owned();
                 errors.push(Error::Document { source_name: name, reason: format!("not valid YAML: {reason}") });
-                // the stream cannot be resynchronised after a syntax error
+                // the stream cannot be resynchronised after a syntax error (and a spent budget
+                // stays spent)
                 break;
             }
         }
     }
+    out.warnings = warnings.finish(&shown(source));
     (out, errors)
+}
+
+/// One YAML value (a single document) read with the same bounds as the inputs: nesting depth
+/// and the expansion budget. For files that are not Kubernetes objects (lab expectations).
+pub fn bounded_value(text: &str, source: &str) -> Result<serde_yaml::Value, String> {
+    if let Some(line) = flow_nesting_beyond(text, MAX_NESTING) {
+        return Err(Error::Document { source_name: shown(source), reason: format!("line {line}: collections nested more than {MAX_NESTING} deep") }.to_string());
+    }
+    let mut budget = budget_for(text.len());
+    let de = serde_yaml::Deserializer::from_str(text);
+    serde::de::DeserializeSeed::deserialize(bounded::Seed(&mut budget), de).map_err(|e| {
+        let reason = crate::core::error::excerpt(&e.to_string()).into_owned();
+        Error::Document { source_name: shown(source), reason: format!("not valid YAML: {reason}") }.to_string()
+    })
 }
 
 /// The line where `[`/`{` nesting first goes deeper than `max`, outside quotes and comments
@@ -218,16 +278,31 @@ mod bounded {
     use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
     use serde_yaml::{Mapping, Value};
 
-    pub struct Budget(pub usize);
+    /// What a file may still grow to: every scalar's bytes plus 32 bytes a node, with every
+    /// alias expanded where it is used.
+    pub struct Budget {
+        left: usize,
+        limit: usize,
+    }
 
     impl Budget {
+        pub fn new(limit: usize) -> Budget {
+            Budget { left: limit, limit }
+        }
+
         fn spend<E: de::Error>(&mut self, n: usize) -> Result<(), E> {
-            match self.0.checked_sub(n.saturating_add(32)) {
+            match self.left.checked_sub(n.saturating_add(32)) {
                 Some(left) => {
-                    self.0 = left;
+                    self.left = left;
                     Ok(())
                 }
-                None => Err(E::custom("the document is too large once its aliases are expanded")),
+                // a file with no alias at all can reach it too (a long flow list of short
+                // values): say what was counted
+                None => Err(E::custom(format!(
+                    "the file is too large: its values, with every alias expanded and 32 bytes counted a node, pass {} bytes (4 times the file's size plus {} MiB); split it into several files",
+                    self.limit,
+                    super::EXPANSION_ALLOWANCE >> 20
+                ))),
             }
         }
     }
@@ -344,5 +419,58 @@ metadata: {name: c}
         assert_eq!(errors.len(), 1);
         let (_, errors) = parse_documents("- just\n- a list\n", "t.yaml");
         assert_eq!(errors.len(), 1);
+    }
+
+    const HEAD: &str = "apiVersion: frrk8s.metallb.io/v1beta1\nkind: FRRConfiguration\n";
+
+    #[test]
+    fn one_alias_budget_for_the_whole_file() {
+        // each document alone is small beside the file; together they expand to 11 times the
+        // file: with a budget per document every one of them passed
+        let big = "x".repeat(60_000);
+        let doc = format!("{HEAD}metadata: {{name: a, namespace: ns}}\nspec: {{}}\nx-a: &x \"{big}\"\nx-b: [*x, *x, *x, *x, *x, *x, *x, *x, *x, *x]\n");
+        let text = [doc.as_str(); 100].join("---\n");
+        let (_, errors) = parse_documents(&text, "t.yaml");
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        let msg = errors[0].to_string();
+        assert!(msg.contains("with every alias expanded") && msg.contains("split it"), "{msg}");
+        // one such document is fine
+        let (objs, errors) = parse_documents(&doc, "t.yaml");
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(objs.configs.len(), 1);
+    }
+
+    #[test]
+    fn a_long_file_without_aliases_is_not_too_large() {
+        let prefixes: String = (0..100_000u32).map(|i| format!("        - 10.{}.{}.0/24\n", i >> 8 & 255, i & 255)).collect();
+        let text = format!("{HEAD}metadata: {{name: a, namespace: ns}}\nspec:\n  bgp:\n    routers:\n    - asn: 64512\n      prefixes:\n{prefixes}");
+        let (objs, errors) = parse_documents(&text, "t.yaml");
+        assert!(errors.is_empty(), "{:?}", errors.first());
+        assert_eq!(objs.configs[0].spec.bgp.routers[0].prefixes.len(), 100_000);
+    }
+
+    #[test]
+    fn unknown_field_warnings_are_bounded_per_file() {
+        // one unknown field, repeated by an alias 10,000 times in each of 3 documents
+        let doc = format!(
+            "{HEAD}metadata: {{name: a, namespace: ns}}\nspec:\n  bgp:\n    routers:\n    - &r {{asn: 64512, bogus: 1}}\n{}",
+            "    - *r\n".repeat(10_000)
+        );
+        let text = [doc.as_str(); 3].join("---\n");
+        let (objs, errors) = parse_documents(&text, "t.yaml");
+        assert!(errors.is_empty(), "{:?}", errors.first());
+        assert_eq!(objs.warnings.len(), MAX_WARNINGS + 1, "{:?}", &objs.warnings[..3]);
+        assert!(objs.warnings[0].contains("unknown field \"spec.bgp.routers.0.bogus\" ignored"), "{}", objs.warnings[0]);
+        let last = objs.warnings.last().unwrap();
+        assert!(last.contains(&format!("{} more unknown fields ignored, not listed", 30_003 - MAX_WARNINGS)), "{last}");
+    }
+
+    #[test]
+    fn bounded_value_keeps_the_input_bounds() {
+        assert!(bounded_value("a: [1, 2]\n", "e.yaml").is_ok());
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        assert!(bounded_value(&deep, "e.yaml").unwrap_err().contains("nested more than 64"));
+        let bomb = format!("a: &a [{}]\nb: &b [{}]\nc: &c [{}]\nd: &d [{}]\n", "x,".repeat(50), "*a,".repeat(50), "*b,".repeat(50), "*c,".repeat(50));
+        assert!(bounded_value(&bomb, "e.yaml").unwrap_err().contains("with every alias expanded"));
     }
 }

@@ -143,7 +143,9 @@ fn ready(s: &SetupArgs, err: &mut dyn Write) -> bool {
 }
 
 fn load_expect(path: &Path, err: &mut dyn Write) -> Option<Expect> {
-    let parsed = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display())).and_then(|t| expect::parse(&t, &path.display().to_string()));
+    let parsed = crate::files::read_regular(path, expect::MAX_EXPECT_FILE)
+        .map_err(|e| format!("{}: {e}", path.display()))
+        .and_then(|t| expect::parse(&t, &path.display().to_string()));
     match parsed {
         Ok(e) => Some(e),
         Err(e) => {

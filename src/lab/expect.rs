@@ -69,9 +69,14 @@ impl RouteExpect {
     }
 }
 
-/// Parses an expectation file's text; `name` is used in errors.
+/// How large an expectation file may be (a few KB in practice).
+pub const MAX_EXPECT_FILE: u64 = 1 << 20;
+
+/// Parses an expectation file's text, with the same nesting and alias bounds as the inputs;
+/// `name` is used in errors.
 pub fn parse(text: &str, name: &str) -> Result<Expect, String> {
-    serde_yaml::from_str(text).map_err(|e| format!("{name}: {e}"))
+    let value = crate::input::bounded_value(text, name)?;
+    serde_yaml::from_value(value).map_err(|e| format!("{name}: {}", crate::core::error::excerpt(&e.to_string())))
 }
 
 /// A prefix in canonical form (`203.0.113.0/24`), so that `203.0.113.0/24` and a host
@@ -255,5 +260,13 @@ mod tests {
             ]
         );
         assert!(parse("peers:\n  x:\n    recieved: []\n", "e.yaml").unwrap_err().contains("recieved"));
+    }
+
+    #[test]
+    fn expectation_files_keep_the_input_bounds() {
+        let deep = format!("peers: {}{}\n", "[".repeat(100_000), "]".repeat(100_000));
+        assert!(parse(&deep, "e.yaml").unwrap_err().contains("nested more than 64"));
+        let bomb = format!("a: &a [{}]\nb: &b [{}]\nc: &c [{}]\nd: [{}]\n", "x,".repeat(100), "*a,".repeat(100), "*b,".repeat(100), "*c,".repeat(100));
+        assert!(parse(&bomb, "e.yaml").unwrap_err().contains("with every alias expanded"));
     }
 }

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeSet;
 use std::fs;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -66,9 +67,11 @@ pub(crate) fn frr_ids(root: &Path) -> Result<(u32, u32)> {
     bail!("no user frr in {}", root.join("etc/passwd").display())
 }
 
+/// Gives `path` and everything below it to uid:gid; links are changed themselves, never
+/// followed (a link to a root file stays a link to a root-owned file).
 fn chown_tree(path: &Path, uid: u32, gid: u32) -> Result<()> {
-    std::os::unix::fs::chown(path, Some(uid), Some(gid))?;
-    if path.is_dir() {
+    std::os::unix::fs::lchown(path, Some(uid), Some(gid))?;
+    if fs::symlink_metadata(path)?.is_dir() {
         for e in fs::read_dir(path)? {
             chown_tree(&e?.path(), uid, gid)?;
         }
@@ -110,14 +113,18 @@ impl Frr {
         let ids = frr_ids(&root)?;
         let mut frr = Frr { version, name, ns: ns.name().to_string(), root, dir, run_dir, pids: Vec::new(), loads: AtomicUsize::new(0) };
         // From here on, Drop cleans up whatever exists.
+        // every directory of the instance is new and private: created exclusively, never reused
         let conf_dir = frr.host(&frr.dir.join("etc").join(&frr.name));
-        fs::create_dir_all(&conf_dir)?;
-        fs::write(conf_dir.join("vtysh.conf"), "")?;
-        fs::write(conf_dir.join("frr.conf"), "")?;
+        super::private_dir(&frr.host(&frr.dir))?;
+        super::private_dir(&frr.host(&frr.dir.join("etc")))?;
+        super::private_dir(&conf_dir)?;
+        super::write_new(&conf_dir.join("vtysh.conf"), b"")?;
+        super::write_new(&conf_dir.join("frr.conf"), b"")?;
         chown_tree(&frr.host(&frr.dir), ids.0, ids.1)?;
         let run_host = frr.host(&frr.run_dir);
-        fs::create_dir_all(&run_host)?;
-        std::os::unix::fs::chown(&run_host, Some(ids.0), Some(ids.1))?;
+        fs::create_dir_all(run_host.parent().expect("/run/frr/<name>"))?;
+        super::private_dir(&run_host)?;
+        std::os::unix::fs::lchown(&run_host, Some(ids.0), Some(ids.1))?;
 
         for d in version.daemons() {
             frr.start_daemon(d)?;
@@ -221,7 +228,8 @@ impl Frr {
         let pidfile = self.dir.join(format!("{daemon}.pid"));
         let _ = fs::remove_file(self.host(&pidfile));
         let stderr_path = self.host(&self.dir.join(format!("{daemon}.stderr")));
-        let stderr = fs::File::create(&stderr_path)?;
+        super::write_new(&stderr_path, b"")?;
+        let stderr = fs::OpenOptions::new().append(true).custom_flags(libc::O_NOFOLLOW).open(&stderr_path)?;
         let mut c = command("ip");
         c.args(["netns", "exec", &self.ns]);
         if self.root != Path::new("/") {
@@ -301,7 +309,7 @@ impl Frr {
         let n = self.loads.fetch_add(1, Ordering::SeqCst);
         let inner = self.dir.join(format!("load-{n}.conf"));
         let host = self.host(&inner);
-        fs::write(&host, text)?;
+        super::write_new(&host, text.as_bytes())?;
         // FRR 10 refuses the whole file while another session holds the running datastore
         // (nothing is applied then): retry that case for a few seconds.
         let deadline = Instant::now() + Duration::from_secs(5);

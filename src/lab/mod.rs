@@ -68,9 +68,35 @@ pub(crate) fn next_seq() -> usize {
     SEQ.fetch_add(1, Ordering::SeqCst)
 }
 
-/// A name unique to this process and call: `fc-<pid>-<n>`.
+/// A name unique to this process and call, and not guessable by another local user:
+/// `fc-<pid>-<n>-<random>` (what is created under it is created exclusively anyway; the random
+/// part keeps a planted name from making the lab fail).
 pub fn unique_name() -> String {
-    format!("fc-{}-{}", std::process::id(), next_seq())
+    use std::hash::{BuildHasher, Hasher};
+    // RandomState is seeded from the system's random source, per instance
+    let random = std::collections::hash_map::RandomState::new().build_hasher().finish();
+    format!("fc-{}-{}-{:08x}", std::process::id(), next_seq(), random as u32)
+}
+
+/// Creates the directory `path` (0700) exclusively: an existing directory, file or link of
+/// that name is an error, never reused or followed.
+pub(crate) fn private_dir(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    fs::DirBuilder::new().mode(0o700).create(path)
+}
+
+/// Writes a new file `path` (0600) exclusively: whatever already has that name (a planted
+/// link too) is first removed as a name, never written through.
+pub(crate) fn write_new(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    match fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => return Err(std::io::Error::new(std::io::ErrorKind::AlreadyExists, format!("{} is a directory", path.display()))),
+        Ok(_) => fs::remove_file(path)?,
+        Err(_) => {}
+    }
+    // O_CREAT|O_EXCL: fails on any name created in between, a dangling link included
+    fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?.write_all(contents)
 }
 
 /// Poll `f` (20 ms, growing to 250 ms) until it returns true or `timeout` passes.
@@ -381,7 +407,8 @@ fn remove_leftovers(matches: &dyn Fn(&str) -> bool) {
 
 // ------------------------------------------------------------------------------ temp dirs
 
-/// A fresh directory `/tmp/fc-<pid>-<n>`, removed on drop.
+/// A fresh private directory `/tmp/fc-<pid>-<n>-<random>` (0700, created exclusively),
+/// removed on drop.
 pub struct TempDir {
     path: PathBuf,
 }
@@ -389,7 +416,7 @@ pub struct TempDir {
 impl TempDir {
     pub fn new() -> Result<TempDir> {
         let path = PathBuf::from("/tmp").join(unique_name());
-        fs::create_dir_all(&path).with_context(|| format!("create {}", path.display()))?;
+        private_dir(&path).with_context(|| format!("create {}", path.display()))?;
         Ok(TempDir { path })
     }
     pub fn path(&self) -> &Path {
@@ -398,7 +425,7 @@ impl TempDir {
     /// Write `name` in the directory and return its path.
     pub fn write(&self, name: &str, contents: &str) -> Result<PathBuf> {
         let p = self.path.join(name);
-        fs::write(&p, contents).with_context(|| format!("write {}", p.display()))?;
+        write_new(&p, contents.as_bytes()).with_context(|| format!("write {}", p.display()))?;
         Ok(p)
     }
 }
@@ -552,5 +579,49 @@ impl Bridge {
 
     pub fn netns(&self) -> &Netns {
         &self.ns
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lab_folders_are_private_new_and_never_follow_a_planted_link() {
+        // another local user plants the names this process would use next, as links to a
+        // folder of theirs: the lab must neither reuse nor follow them
+        let theirs = tempfile::tempdir().unwrap();
+        let pid = std::process::id();
+        let next = SEQ.load(Ordering::SeqCst);
+        let planted: Vec<PathBuf> = (next..next + 8).map(|n| PathBuf::from(format!("/tmp/fc-{pid}-{n}"))).collect();
+        for p in &planted {
+            let _ = std::os::unix::fs::symlink(theirs.path(), p);
+        }
+        let dir = TempDir::new().unwrap();
+        let file = dir.write("secret.conf", "password x\n").unwrap();
+        for p in &planted {
+            let _ = fs::remove_file(p);
+        }
+        assert!(fs::read_dir(theirs.path()).unwrap().next().is_none(), "a file was written into the planted folder");
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let meta = fs::symlink_metadata(dir.path()).unwrap();
+        assert!(meta.is_dir() && meta.uid() == fs::metadata("/proc/self").unwrap().uid());
+        assert_eq!(meta.permissions().mode() & 0o777, 0o700);
+        assert_eq!(fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+        // an existing name is never reused
+        assert!(private_dir(dir.path()).is_err());
+    }
+
+    #[test]
+    fn write_new_replaces_a_planted_link_instead_of_writing_through_it() {
+        let d = tempfile::tempdir().unwrap();
+        let victim = d.path().join("victim");
+        fs::write(&victim, "root's file\n").unwrap();
+        let p = d.path().join("load-0.conf");
+        std::os::unix::fs::symlink(&victim, &p).unwrap();
+        write_new(&p, b"router bgp 64512\n").unwrap();
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "root's file\n");
+        assert!(!fs::symlink_metadata(&p).unwrap().file_type().is_symlink());
+        assert_eq!(fs::read_to_string(&p).unwrap(), "router bgp 64512\n");
     }
 }

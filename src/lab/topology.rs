@@ -61,7 +61,11 @@ impl std::str::FromStr for Announce {
         let prefix: IpNet = prefix.parse().map_err(|e| format!("{s:?}: {prefix:?} is not a prefix: {e}"))?;
         let communities =
             comms.into_iter().flat_map(|c| c.split(',')).map(Community::parse).collect::<Result<Vec<_>, _>>().map_err(|e| format!("{s:?}: {e}"))?;
-        Ok(Announce { prefix: prefix.trunc(), peer, communities })
+        if prefix != prefix.trunc() {
+            // as everywhere else in the product: host bits are a mistake, not a request
+            return Err(format!("{s:?}: {prefix} has host bits set (the prefix is {})", prefix.trunc()));
+        }
+        Ok(Announce { prefix, peer, communities })
     }
 }
 
@@ -130,6 +134,17 @@ fn external_asn(node: u32) -> u32 {
     } else {
         64512
     }
+}
+
+/// How many peers one lab may start: each is a namespace and a daemon (gobgpd takes about
+/// 18 MiB), so a few-KB file with 1,000 neighbors would ask for gigabytes.
+pub const MAX_PEERS: usize = 32;
+
+/// Whether the lab itself uses an interface of this name in the node's namespace
+/// (`lo`, the bridges `brN`, the peer links `pN`).
+fn reserved_interface(name: &str) -> bool {
+    let numbered = |prefix: &str| name.strip_prefix(prefix).is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+    name == "lo" || numbered("br") || numbered("p")
 }
 
 /// The peers the model's neighbors need; `notes` gets what the lab does not simulate.
@@ -207,6 +222,9 @@ fn plan(model: &Model, opts: &Options, notes: &mut Vec<String>) -> Result<Vec<Pl
                     }
                 }
                 Peer::Interface(i) => {
+                    if reserved_interface(i) {
+                        bail!("neighbor {i}: the lab names its own interfaces lo, brN and pN; give the unnumbered neighbor another interface name to try it in the lab");
+                    }
                     p.interface = Some(i.clone());
                     if p.kind == PeerKind::Gobgp {
                         notes.push(format!("neighbor {i} (unnumbered): played by FRR (GoBGP has no unnumbered sessions)"));
@@ -225,6 +243,9 @@ fn plan(model: &Model, opts: &Options, notes: &mut Vec<String>) -> Result<Vec<Pl
     }
     if plans.is_empty() {
         bail!("the merged configuration has no neighbor in the default VRF: nothing to peer with");
+    }
+    if plans.len() > MAX_PEERS {
+        bail!("the merged configuration has {} neighbors in the default VRF; the lab starts at most {MAX_PEERS} peers (one namespace and daemon each): select fewer objects or a smaller file", plans.len());
     }
     Ok(plans)
 }
@@ -795,5 +816,52 @@ mod tests {
         let used: BTreeSet<IpAddr> = ["192.0.2.254".parse().unwrap()].into();
         assert_eq!(free_host("192.0.2.0/24".parse().unwrap(), &used), Some("192.0.2.253".parse().unwrap()));
         assert_eq!(free_host("2001:db8::/64".parse().unwrap(), &BTreeSet::new()), Some("2001:db8::ffff:ffff:ffff:fffe".parse().unwrap()));
+    }
+
+    /// The merged model of one FRRConfiguration holding `neighbors` (YAML flow mappings).
+    fn model_with(neighbors: &[String]) -> Model {
+        let text = format!(
+            "apiVersion: frrk8s.metallb.io/v1beta1\nkind: FRRConfiguration\nmetadata: {{name: t, namespace: ns}}\nspec:\n  bgp:\n    routers:\n    - asn: 64512\n      neighbors: [{}]\n",
+            neighbors.join(", ")
+        );
+        let (objects, errors) = crate::input::parse_documents(&text, "t.yaml");
+        assert!(errors.is_empty(), "{errors:?}");
+        let args = crate::offline::NodeArgs { hostname: Some("n".into()), ..Default::default() };
+        crate::offline::compose_objects(&args, &objects, &mut Vec::new()).expect("composes").model
+    }
+
+    fn plan_error(model: &Model) -> String {
+        let opts = Options { frr_root: "/".into(), peers: PeerKind::Gobgp, announce: Vec::new() };
+        plan(model, &opts, &mut Vec::new()).map(|p| p.len()).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn a_lab_has_at_most_max_peers() {
+        let opts = Options { frr_root: "/".into(), peers: PeerKind::Gobgp, announce: Vec::new() };
+        let n = |k: usize| (0..k).map(|i| format!("{{address: 192.0.2.{}, asn: 65001}}", i + 1)).collect::<Vec<_>>();
+        assert_eq!(plan(&model_with(&n(MAX_PEERS)), &opts, &mut Vec::new()).unwrap().len(), MAX_PEERS);
+        let e = plan_error(&model_with(&n(MAX_PEERS + 1)));
+        assert!(e.contains("33 neighbors") && e.contains("at most 32 peers"), "{e}");
+    }
+
+    #[test]
+    fn interface_names_the_lab_uses_are_refused_by_name() {
+        for name in ["lo", "br0", "p3"] {
+            let e = plan_error(&model_with(&[format!("{{interface: {name}, asn: 65001}}")]));
+            assert!(e.starts_with(&format!("neighbor {name}: the lab names its own interfaces")), "{e}");
+        }
+        // names that only look alike are the user's
+        for name in ["eth0", "bridge1", "port1", "br", "p"] {
+            let opts = Options { frr_root: "/".into(), peers: PeerKind::Frr, announce: Vec::new() };
+            assert!(plan(&model_with(&[format!("{{interface: {name}, asn: 65001}}")]), &opts, &mut Vec::new()).is_ok(), "{name}");
+        }
+    }
+
+    #[test]
+    fn announce_with_host_bits_is_an_error() {
+        let e = "10.0.0.1/24".parse::<Announce>().unwrap_err();
+        assert!(e.contains("host bits") && e.contains("10.0.0.0/24"), "{e}");
+        assert!("2001:db8::1/64".parse::<Announce>().is_err());
+        assert_eq!("192.0.2.7/32".parse::<Announce>().unwrap().prefix.to_string(), "192.0.2.7/32");
     }
 }
