@@ -9,23 +9,32 @@ pub mod vtysh;
 
 /// Words after which the rest of an FRR line is a secret: BGP, LDP and vty passwords, key
 /// chains (`key-string`), OSPF (`authentication-key`, `message-digest-key`), IS-IS
-/// (`area-password`, `domain-password`, `password`).
-const SECRET_KEYWORDS: &[&str] = &["password", "key-string", "authentication-key", "message-digest-key", "area-password", "domain-password"];
+/// (`area-password`, `domain-password`, `password`), each with the shortest abbreviation
+/// that is redacted (FRR's CLI takes any unambiguous prefix of a keyword: `passwo x` is
+/// `password x`). A hyphenated keyword's abbreviation reaches past the hyphen, so that
+/// `authentication` and `message-digest`, keywords of their own, stay.
+const SECRET_KEYWORDS: &[(&str, usize)] =
+    &[("password", 5), ("key-string", 5), ("authentication-key", 16), ("message-digest-key", 16), ("area-password", 6), ("domain-password", 8)];
+
+/// Whether `word` is `keyword` or an abbreviation of it at least `min` long.
+fn abbreviates(word: &str, keyword: &str, min: usize) -> bool {
+    word.len() >= min.min(keyword.len()) && keyword.starts_with(word)
+}
 
 /// Whether the word at `i` starts a secret: a keyword above; `string` after `authentication`
 /// (RIP); `key` after `authentication ... key-id N hash-algo H` (OSPFv3); `authentication` after
-/// `nhrp` (NHRP).
+/// `nhrp` (NHRP); abbreviated as FRR takes them.
 fn secret_starts(words: &[&str], i: usize) -> bool {
     let w = words[i];
-    if SECRET_KEYWORDS.contains(&w) {
+    if SECRET_KEYWORDS.iter().any(|(k, min)| abbreviates(w, k, *min)) {
         return true;
     }
     let before = &words[..i];
-    match w {
-        "string" => before.last() == Some(&"authentication"),
-        "key" => before.contains(&"authentication") && before.contains(&"key-id"),
-        "authentication" => before.last() == Some(&"nhrp"),
-        _ => false,
+    let authentication = |w: &&str| abbreviates(w, "authentication", 4);
+    match before.last() {
+        Some(prev) if authentication(prev) && abbreviates(w, "string", 1) => true,
+        Some(prev) if abbreviates(prev, "nhrp", 2) && authentication(&w) => true,
+        _ => abbreviates(w, "key", 1) && before.iter().any(authentication) && before.iter().any(|b| abbreviates(b, "key-id", 5)),
     }
 }
 
@@ -36,16 +45,27 @@ pub fn redact(text: &str) -> String {
     text.split('\n').map(redact_line).collect::<Vec<_>>().join("\n")
 }
 
-/// [`redact`] for one line.
+/// [`redact`] for one line. Words are separated by any whitespace (FRR's CLI takes tabs).
 pub fn redact_line(line: &str) -> std::borrow::Cow<'_, str> {
-    let words: Vec<&str> = line.split(' ').collect();
-    let mut pos = 0;
-    for (i, word) in words.iter().enumerate() {
-        if !word.is_empty() && secret_starts(&words, i) && i + 1 < words.len() {
-            // the keyword and everything after it
-            return format!("{}{word} <retracted>", &line[..pos]).into();
+    // (start, word) of every word
+    let mut words: Vec<(usize, &str)> = Vec::new();
+    let mut start = None;
+    for (i, c) in line.char_indices().chain(std::iter::once((line.len(), ' '))) {
+        match (start, c.is_whitespace()) {
+            (None, false) => start = Some(i),
+            (Some(s), true) => {
+                words.push((s, &line[s..i]));
+                start = None;
+            }
+            _ => {}
         }
-        pos += word.len() + 1;
+    }
+    let plain: Vec<&str> = words.iter().map(|(_, w)| *w).collect();
+    for (i, (at, word)) in words.iter().enumerate() {
+        if secret_starts(&plain, i) && i + 1 < words.len() {
+            // the keyword and everything after it
+            return format!("{}{word} <retracted>", &line[..*at]).into();
+        }
     }
     line.into()
 }
@@ -76,8 +96,32 @@ mod tests {
             assert_eq!(super::redact(line), kept);
         }
         // words that merely name a chain or a key id stay
-        for plain in ["key chain my-chain", " key 1", " ip ospf authentication message-digest", " ip rip authentication key-chain my-chain"] {
+        for plain in [
+            "key chain my-chain",
+            " key 1",
+            " ip ospf authentication message-digest",
+            " ip rip authentication key-chain my-chain",
+            " neighbor 192.0.2.1 passive",
+            " ip ospf message-digest 1",
+        ] {
             assert_eq!(super::redact(plain), plain);
+        }
+    }
+
+    #[test]
+    fn redacts_tabs_and_abbreviations_as_frr_reads_them() {
+        for (line, kept) in [
+            (" neighbor 192.0.2.1 password\tTab-Secret", " neighbor 192.0.2.1 password <retracted>"),
+            ("\tneighbor\t192.0.2.1\tpassword\tTab-Secret", "\tneighbor\t192.0.2.1\tpassword <retracted>"),
+            (" neighbor 192.0.2.1 passwo Short-Secret", " neighbor 192.0.2.1 passwo <retracted>"),
+            (" neighbor 192.0.2.1 passw Short-Secret", " neighbor 192.0.2.1 passw <retracted>"),
+            (" key-str Chain-Secret", " key-str <retracted>"),
+            (" ip ospf authentication-k Ospf-Secret", " ip ospf authentication-k <retracted>"),
+            (" ip rip auth str Rip-Secret", " ip rip auth str <retracted>"),
+            (" ip nhrp auth Nhrp-Secret", " ip nhrp auth <retracted>"),
+            (" neighbor 192.0.2.1   password   Spaced-Secret", " neighbor 192.0.2.1   password <retracted>"),
+        ] {
+            assert_eq!(super::redact(line), kept, "{line:?}");
         }
     }
 }
