@@ -313,6 +313,10 @@ fn values_schema_rejects_bad_values() {
         ("frrk8s.image.pullPolicy=Sometimes", "pullPolicy"),
         ("prometheus.serviceMonitor.interval=often", "interval"),
         ("frrk8s.frr.acceptIncomingBGPConnections=maybe", "acceptIncomingBGPConnections"),
+        // a newline here once added a RoleBinding subject in another namespace
+        ("prometheus.namespace=monitoring\n- kind: ServiceAccount", "namespace"),
+        ("prometheus.serviceAccount=prometheus\n  namespace: kube-system", "serviceAccount"),
+        ("prometheus.namespace=Monitoring", "namespace"),
     ] {
         let err = match helm_template(&["--set", set]) {
             Ok(out) => panic!("--set {set} was accepted:\n{out}"),
