@@ -96,6 +96,19 @@ impl Warnings {
     }
 }
 
+/// A deserializer's reason for refusing the field at `path`, without the value when the field
+/// holds a secret: "invalid type: integer `123456`, expected a string" keeps only what was
+/// expected. Offline inputs and the webhook say it the same way.
+pub fn field_reason(kind: &str, path: &str, reason: String) -> String {
+    if !secret_path(kind, path) {
+        return reason;
+    }
+    match reason.split_once(", expected") {
+        Some((_, expected)) => format!("invalid value (not shown), expected{expected}"),
+        None => "invalid value (not shown)".to_string(),
+    }
+}
+
 fn typed<T: serde::de::DeserializeOwned>(doc: serde_yaml::Value, source: &str, kind: &str, id: &str, warnings: &mut Warnings) -> Result<T, Box<Error>> {
     let (mut unknown, mut more) = (Vec::new(), 0usize);
     let result = serde_path_to_error::deserialize(serde_ignored::Deserializer::new(doc, &mut |path: serde_ignored::Path| {
@@ -115,15 +128,7 @@ fn typed<T: serde::de::DeserializeOwned>(doc: serde_yaml::Value, source: &str, k
     warnings.more += more;
     result.map_err(|e| {
         let path = e.path().to_string();
-        let mut inner = e.into_inner().to_string();
-        if secret_path(kind, &path) {
-            // "invalid type: integer `123456`, expected a string": keep only what was expected
-            inner = match inner.split_once(", expected") {
-                Some((_, expected)) => format!("invalid value (not shown), expected{expected}"),
-                None => "invalid value (not shown)".to_string(),
-            };
-        }
-        let inner = crate::core::error::excerpt(&inner).into_owned();
+        let inner = crate::core::error::excerpt(&field_reason(kind, &path, e.into_inner().to_string())).into_owned();
         Box::new(Error::Document {
             source_name: format!("{source}: {kind} {id}"),
             reason: if path == "." { inner } else { format!("{}: {inner}", shown(&path)) },

@@ -271,7 +271,7 @@ pub fn typed_config(o: &DynamicObject) -> Result<FRRConfiguration, String> {
     let value = serde_json::to_value(o).map_err(|e| e.to_string())?;
     serde_path_to_error::deserialize::<_, FRRConfiguration>(value).map_err(|e| {
         let path = e.path().to_string();
-        format!("{path}: {}", e.into_inner())
+        format!("{path}: {}", crate::input::field_reason("FRRConfiguration", &path, e.into_inner().to_string()))
     })
 }
 
@@ -370,5 +370,24 @@ mod tests {
         assert_eq!(ms, [500, 1000, 2000, 4000, 8000, 10000, 10000, 10000]);
         d.reset();
         assert_eq!(d.next(), Some(Duration::from_millis(500)));
+    }
+
+    #[test]
+    fn a_malformed_password_is_never_echoed() {
+        let o: DynamicObject = serde_json::from_value(serde_json::json!({
+            "apiVersion": "frrk8s.metallb.io/v1beta1", "kind": "FRRConfiguration",
+            "metadata": {"name": "a", "namespace": "ns"},
+            "spec": {"bgp": {"routers": [{"asn": 64512, "neighbors": [{"address": "192.0.2.1", "asn": 65001, "password": 987654321012u64}]}]}}
+        }))
+        .unwrap();
+        let e = typed_config(&o).unwrap_err();
+        assert!(!e.contains("987654321012") && e.contains("spec.bgp.routers[0].neighbors[0].password") && e.contains("not shown"), "{e}");
+        // other fields keep their value in the message
+        let o: DynamicObject = serde_json::from_value(serde_json::json!({
+            "apiVersion": "frrk8s.metallb.io/v1beta1", "kind": "FRRConfiguration",
+            "metadata": {"name": "a", "namespace": "ns"}, "spec": {"bgp": {"routers": [{"asn": "x"}]}}
+        }))
+        .unwrap();
+        assert!(typed_config(&o).unwrap_err().contains("\"x\""));
     }
 }
