@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use frr_composer::webhook::server::Limits;
 use tokio::io::AsyncWriteExt;
-use webhook_server::{big_config, closed_within, head, post, response, start, update_review};
+use webhook_server::{big_config, closed_within, head, healthz, post, response, start, start_unsynced, update_review};
 
 fn short() -> Limits {
     Limits {
@@ -82,4 +82,21 @@ async fn an_update_of_a_large_object_is_admitted() {
     let mut c = s.connect().await.unwrap();
     c.write_all(head(9 << 20).as_bytes()).await.unwrap();
     assert_eq!(response(&mut c).await.0, 413);
+}
+
+/// Before both lists are complete a review fails (503: the API server applies the webhook's
+/// failurePolicy) instead of deciding on part of the cluster; once synced it is answered.
+#[tokio::test]
+async fn reviews_wait_for_complete_lists() {
+    let s = start_unsynced(Limits::default()).await;
+    assert_eq!(healthz(&s).await, 503);
+    let body = update_review(&big_config("small", 1), &big_config("small", 1));
+    let mut c = s.connect().await.unwrap();
+    let (status, text) = post(&mut c, &body).await;
+    assert_eq!(status, 503, "{text}");
+    assert!(text.contains("not yet listed"), "{text}");
+    let s = start(Limits::default()).await;
+    assert_eq!(healthz(&s).await, 200);
+    let mut c = s.connect().await.unwrap();
+    assert_eq!(post(&mut c, &body).await.0, 200);
 }

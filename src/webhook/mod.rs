@@ -240,7 +240,7 @@ async fn serving_certificate(client: &Client, args: &WebhookArgs) -> anyhow::Res
 }
 
 /// The webhook's routes: the admission review (bodies read within `bodies`' limits, reviewed
-/// on a blocking thread, concurrently) and `/healthz` (200 once both stores are ready; it reads
+/// on a blocking thread, concurrently; answered 503 until both stores hold a complete list) and `/healthz` (200 once both stores are ready; it reads
 /// one flag, so reviews never hold it up).
 pub fn app(state: State, bodies: server::Bodies) -> axum::Router {
     let ready = state.ready.clone();
@@ -267,6 +267,16 @@ pub fn app(state: State, bodies: server::Bodies) -> axum::Router {
                                 }
                             };
                             drop(body);
+                            if !state.ready() {
+                                // a decision on half a list would admit conflicts: fail, so the
+                                // API server applies the webhook's failurePolicy
+                                tracing::warn!("admission review refused: the node and FRRConfiguration lists are not complete yet");
+                                return (
+                                    axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                                    "the webhook has not yet listed every Node and FRRConfiguration; try again shortly",
+                                )
+                                    .into_response();
+                            }
                             // on a blocking thread: waiting here holds no runtime thread
                             let _turn = tokio::runtime::Handle::current().block_on(turns.acquire());
                             let started = std::time::Instant::now();

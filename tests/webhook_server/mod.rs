@@ -25,12 +25,42 @@ impl Drop for Server {
     }
 }
 
-/// Starts the server on 127.0.0.1 with `limits` (call inside a tokio runtime), on stores that
-/// never fill: these tests are about the server, not the decision.
+/// Starts the server on 127.0.0.1 with `limits` (call inside a tokio runtime), on empty stores
+/// that are synced (a complete, empty list): these tests are about the server, not the decision.
 pub async fn start(limits: server::Limits) -> Server {
-    let nodes = Writer::<Entry<_>>::new(()).as_reader();
-    let configs = Writer::<Entry<_>>::new(()).as_reader();
-    start_with(limits, State::new(nodes, configs, Changes::default())).await
+    let mut nodes = Writer::<Entry<_>>::new(());
+    let mut configs = Writer::<Entry<_>>::new(());
+    nodes.apply_watcher_event(&kube::runtime::watcher::Event::InitDone);
+    configs.apply_watcher_event(&kube::runtime::watcher::Event::InitDone);
+    let state = State::new(nodes.as_reader(), configs.as_reader(), Changes::default());
+    // the stores stay synced (a dropped writer would leave them never ready)
+    std::mem::forget((nodes, configs));
+    let s = start_with(limits, state).await;
+    // State::new learns that the stores are ready on a task of its own
+    for _ in 0..100 {
+        if healthz(&s).await == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    s
+}
+
+/// Starts the server on stores that never get their first list (as before the API server
+/// answered).
+pub async fn start_unsynced(limits: server::Limits) -> Server {
+    let nodes = Writer::<Entry<_>>::new(());
+    let configs = Writer::<Entry<_>>::new(());
+    let state = State::new(nodes.as_reader(), configs.as_reader(), Changes::default());
+    std::mem::forget((nodes, configs));
+    start_with(limits, state).await
+}
+
+/// `/healthz`'s status code.
+pub async fn healthz(s: &Server) -> u16 {
+    let mut c = s.connect().await.unwrap();
+    c.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n").await.unwrap();
+    response(&mut c).await.0
 }
 
 /// Starts the server on 127.0.0.1 with `limits`, reviewing against `state`.
