@@ -85,3 +85,39 @@ fn an_frr_without_vtysh_conf_is_configured() {
     assert!(frr.running_config().unwrap().contains("neighbor 192.0.2.1 remote-as 65001"), "{all}");
     assert!(!all.contains("Work-File-Secret"), "{all}");
 }
+
+/// What a SIGKILLed `lab run` leaves (namespaces with daemons still inside, folders holding the
+/// peer's password) is removed by `lab down`, not only by the next `lab run`.
+#[test]
+fn lab_down_removes_what_a_killed_lab_left() {
+    if !lab::require(&[]) {
+        return;
+    }
+    // a pid that no longer runs
+    let mut gone = Command::new("true").spawn().unwrap();
+    let dead = gone.id();
+    gone.wait().unwrap();
+    let ns = format!("fc-{dead}-0-0000dead");
+    let folder = PathBuf::from(format!("/tmp/fc-{dead}-1-0000beef"));
+    assert!(Command::new("ip").args(["netns", "add", &ns]).status().unwrap().success());
+    let mut daemon = Command::new("ip").args(["netns", "exec", &ns, "sleep", "600"]).stdin(Stdio::null()).spawn().unwrap();
+    std::fs::create_dir(&folder).unwrap();
+    std::fs::write(folder.join("gobgpd.toml"), "auth-password = \"Left-Behind-Secret\"\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_frr-composer")).args(["lab", "down", "--name", "never-started"]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    // reap the daemon (killed by lab down) before asserting, so a failure leaves nothing behind
+    let stopped = lab::wait_until(Duration::from_secs(5), || daemon.try_wait().unwrap().is_some());
+    if !stopped {
+        let _ = daemon.kill();
+        let _ = daemon.wait();
+    }
+    let _ = Command::new("ip").args(["netns", "del", &ns]).stderr(Stdio::null()).status();
+    let left = folder.exists();
+    let _ = std::fs::remove_dir_all(&folder);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("removed what stopped labs left"), "{stdout}");
+    assert!(stopped, "the daemon in the left namespace still runs");
+    assert!(!left, "the left folder (with a password) is still there");
+    let list = String::from_utf8_lossy(&Command::new("ip").args(["netns", "list"]).output().unwrap().stdout).into_owned();
+    assert!(!list.contains(&ns), "{list}");
+}

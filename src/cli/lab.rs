@@ -477,9 +477,18 @@ fn down(args: &NameArgs, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
         return 2;
     }
     let dir = lab_dir(&args.name);
+    // also what a `lab run` or `lab up` ended by SIGKILL left: its namespaces and daemons, and
+    // folders that may hold a BGP password
+    let (namespaces, folders) = if crate::lab::is_root() { crate::lab::remove_stale() } else { (0, 0) };
+    if namespaces + folders > 0 {
+        let _ = writeln!(out, "removed what stopped labs left: {namespaces} namespaces (and the daemons in them), {folders} folders");
+    }
     let Some(pid) = server_pid(&dir) else {
-        let _ = writeln!(err, "frr-composer lab: no lab {:?} runs", args.name);
         let _ = std::fs::remove_dir_all(&dir);
+        if namespaces + folders > 0 {
+            return 0;
+        }
+        let _ = writeln!(err, "frr-composer lab: no lab {:?} runs", args.name);
         return 1;
     };
     let _ = crate::lab::command("kill").args(["-s", "TERM", &pid.to_string()]).status();

@@ -322,7 +322,7 @@ pub(crate) fn build_lock() -> std::sync::MutexGuard<'static, ()> {
 /// it only right before the process exits.
 pub fn cleanup_all() {
     let guard = build_lock();
-    remove_leftovers(&|name| name.strip_prefix("fc-").and_then(|r| r.split('-').next()) == Some(&std::process::id().to_string()));
+    let _ = remove_leftovers(&|name| name.strip_prefix("fc-").and_then(|r| r.split('-').next()) == Some(&std::process::id().to_string()));
     // programs still running for the lab (vtysh, gobgp, ip): this process's children
     for pid in children() {
         signal(pid, "KILL");
@@ -368,13 +368,21 @@ fn cleanup_stale() {
     remove_leftovers(&|n| stale_name(n) || stale_workdir(n));
 }
 
+/// What labs whose process no longer runs left (a `lab run` ended by SIGKILL): their
+/// namespaces with the daemons still inside, and their folders, which may hold a password.
+/// Returns how many namespaces and folders were removed. Needs root.
+pub fn remove_stale() -> (usize, usize) {
+    remove_leftovers(&|n| stale_name(n) || stale_workdir(n))
+}
+
 /// frr-composer's private working directory (`frr-composer-<pid>-<random>`) of a process that
 /// no longer runs (test processes use the library and never reach its cleanup at exit).
 fn stale_workdir(name: &str) -> bool {
     of_dead_process(name, "frr-composer-")
 }
 
-fn remove_leftovers(matches: &dyn Fn(&str) -> bool) {
+fn remove_leftovers(matches: &dyn Fn(&str) -> bool) -> (usize, usize) {
+    let (mut namespaces, mut folders) = (0, 0);
     if let Ok(list) = ip(&["netns", "list"]) {
         for name in list.lines().filter_map(|l| l.split_whitespace().next()) {
             if !matches(name) {
@@ -386,7 +394,9 @@ fn remove_leftovers(matches: &dyn Fn(&str) -> bool) {
                     signal(pid, "KILL");
                 }
             }
-            let _ = ip(&["netns", "del", name]);
+            if ip(&["netns", "del", name]).is_ok() {
+                namespaces += 1;
+            }
         }
     }
     let mut roots = frr_roots().clone();
@@ -397,12 +407,14 @@ fn remove_leftovers(matches: &dyn Fn(&str) -> bool) {
                 continue;
             };
             for e in entries.flatten() {
-                if e.file_name().to_str().is_some_and(matches) {
-                    let _ = fs::remove_dir_all(e.path());
+                // a link of that name is removed itself, never followed
+                if e.file_name().to_str().is_some_and(matches) && fs::remove_dir_all(e.path()).is_ok() {
+                    folders += 1;
                 }
             }
         }
     }
+    (namespaces, folders)
 }
 
 // ------------------------------------------------------------------------------ temp dirs
