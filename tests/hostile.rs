@@ -90,7 +90,10 @@ fn thousands_of_local_preferences_end_with_an_error_not_a_spin() {
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     let e = stderr(&o);
     assert!(
-        e.contains("4999 local preference and community settings") && e.contains("at most 4000") && e.contains("ns/many") && e.contains("neighbor 192.0.2.1"),
+        e.contains("4999 local preference, community and AS-path prepend settings")
+            && e.contains("at most 4000")
+            && e.contains("ns/many")
+            && e.contains("neighbor 192.0.2.1"),
         "{e}"
     );
     // at the limit, every entry gets its own route-map number

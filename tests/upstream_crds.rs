@@ -1,4 +1,4 @@
-//! Our generated CRD schemas against upstream's: metallb/frr-k8s v0.0.26's CRDs (fetched from
+//! Our generated CRD schemas against upstream's: metallb/frr-k8s v0.0.27's CRDs (fetched from
 //! the Go module proxy by .ci/install-upstream-crds.sh) after normalising. Every schema node is
 //! flattened into facts `path keyword = value` (descriptions, titles and the object envelope
 //! `apiVersion`/`kind`/`metadata`, which the derive leaves to the API server, are left out);
@@ -32,7 +32,7 @@ struct Allowed {
 
 fn upstream_dir() -> PathBuf {
     let cache = std::env::var("FRR_COMPOSER_CACHE").unwrap_or_else(|_| "/var/cache/frr-composer".into());
-    Path::new(&cache).join("upstream/frr-k8s-v0.0.26/crds")
+    Path::new(&cache).join("upstream/frr-k8s-v0.0.27/crds")
 }
 
 /// Numbers compare by value (`4294967295` and `4294967295.0` are one bound); lists of
@@ -110,7 +110,7 @@ fn show(v: Option<&Value>) -> String {
 }
 
 #[test]
-fn schemas_match_upstream_v0_0_26_except_listed_differences() {
+fn schemas_match_upstream_v0_0_27_except_listed_differences() {
     let dir = upstream_dir();
     let missing = (!dir.join(".complete").is_file()).then(|| format!("{} missing", dir.display()));
     if !support::prerequisite("the comparison with frr-k8s's CRDs", missing, "run .ci/install-upstream-crds.sh") {
@@ -146,7 +146,7 @@ fn schemas_match_upstream_v0_0_26_except_listed_differences() {
     let stale: Vec<String> = allowed.iter().zip(&used).filter(|(_, u)| !**u).map(|(a, _)| format!("{} {} {}", a.kind, a.path, a.keyword)).collect();
     assert!(
         unexplained.is_empty() && stale.is_empty(),
-        "CRD schemas differ from frr-k8s v0.0.26.\nDifferences not listed in {} ({}):\n  {}\nListed differences that no longer exist ({}):\n  {}",
+        "CRD schemas differ from frr-k8s v0.0.27.\nDifferences not listed in {} ({}):\n  {}\nListed differences that no longer exist ({}):\n  {}",
         allow_file.display(),
         unexplained.len(),
         unexplained.join("\n  "),

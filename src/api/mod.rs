@@ -234,6 +234,11 @@ pub struct Advertise {
     #[serde(default)]
     #[schemars(length(max = 1000))]
     pub with_community: Vec<CommunityPrefixes>,
+    /// frr-k8s v0.0.27 (written by MetalLB v0.16.2 for a BGPAdvertisement's asPathPrepend):
+    /// prefixes advertised with the local ASN prepended to their AS path, N times.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 1000))]
+    pub with_as_path_prepend: Vec<AsPathPrependPrefixes>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
@@ -262,6 +267,16 @@ pub struct LocalPrefPrefixes {
     pub prefixes: Vec<String>,
     #[schemars(schema_with = "schema::asn")]
     pub local_pref: u32,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AsPathPrependPrefixes {
+    #[schemars(schema_with = "schema::cidrs_min1")]
+    pub prefixes: Vec<String>,
+    /// How many times the local ASN (the neighbor's localASN, else the router's) is prepended.
+    #[schemars(schema_with = "schema::as_path_prepend")]
+    pub as_path_prepend: u32,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]

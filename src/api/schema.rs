@@ -16,6 +16,11 @@ pub fn asn(_: &mut SchemaGenerator) -> Schema {
     json_schema!({"type": "integer", "format": "int64", "minimum": 0, "maximum": 4294967295u64})
 }
 
+/// As upstream (v0.0.27): how many times the local ASN is prepended, 1-10.
+pub fn as_path_prepend(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({"type": "integer", "minimum": 1, "maximum": 10})
+}
+
 /// As upstream: when present, 1-4294967295 (0, unset, is never sent).
 pub fn local_asn(_: &mut SchemaGenerator) -> Schema {
     json_schema!({"type": "integer", "format": "int64", "minimum": 1, "maximum": 4294967295u64})

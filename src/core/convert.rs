@@ -81,9 +81,14 @@ pub struct NeighborContrib {
     pub next_hop_v6: Option<Ipv6Addr>,
     pub local_pref: BTreeMap<IpNet, u32>,
     pub communities: BTreeMap<Community, BTreeSet<IpNet>>,
+    /// How many times the local ASN is prepended to each prefix's AS path.
+    pub as_path_prepend: BTreeMap<IpNet, u32>,
     pub receive_all: bool,
     pub receive: BTreeSet<Filter>,
 }
+
+/// The most an AS path may be prepended by one setting (as upstream's CRD: 1-10).
+pub const MAX_AS_PATH_PREPEND: u32 = 10;
 
 /// Treats `""` like an absent value, as the Go API's omitempty strings do.
 fn non_empty(s: &Option<String>) -> Option<&str> {
@@ -549,6 +554,30 @@ fn convert_neighbor(
         }
     }
 
+    let mut as_path_prepend: BTreeMap<IpNet, u32> = BTreeMap::new();
+    for (k, pp) in adv.with_as_path_prepend.iter().enumerate() {
+        let base = format!("{path}.toAdvertise.withAsPathPrepend[{k}]");
+        if !(1..=MAX_AS_PATH_PREPEND).contains(&pp.as_path_prepend) {
+            cx.err(format!("{base}.asPathPrepend"), format!("{} is not a count from 1 to {MAX_AS_PATH_PREPEND}", pp.as_path_prepend));
+            continue;
+        }
+        if pp.prefixes.is_empty() {
+            cx.err(format!("{base}.prefixes"), "must list at least one prefix");
+        }
+        for (m, p) in pp.prefixes.iter().enumerate() {
+            let field = format!("{base}.prefixes[{m}]");
+            let Some(net) = cx.check(&field, values::parse_prefix(p)) else { continue };
+            if !advertise.contains(&net) {
+                cx.err(field, format!("AS-path prepend {} is set for {net}, which is not advertised to neighbor {peer_name}", pp.as_path_prepend));
+                continue;
+            }
+            if let Some(prev) = as_path_prepend.insert(net, pp.as_path_prepend) {
+                // also with the same count: upstream refuses a prefix listed twice
+                cx.err(field, format!("prefix {net} is listed twice in withAsPathPrepend (counts {prev} and {})", pp.as_path_prepend));
+            }
+        }
+    }
+
     // incoming
     let rx = &n.to_receive.allowed;
     let receive_all = rx.mode == api::AllowMode::All;
@@ -589,6 +618,7 @@ fn convert_neighbor(
         next_hop_v6,
         local_pref,
         communities,
+        as_path_prepend,
         receive_all,
         receive,
     })

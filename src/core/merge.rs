@@ -208,6 +208,7 @@ fn merge_neighbor(errors: &mut Vec<Error>, scope: &Scope, vrf: &str, ns: Vec<&Ne
     let mut advertise: BTreeMap<IpNet, Sources> = BTreeMap::new();
     let mut local_pref_items: BTreeMap<IpNet, Vec<(&ObjRef, u32)>> = BTreeMap::new();
     let mut communities: BTreeMap<super::values::Community, BTreeSet<IpNet>> = BTreeMap::new();
+    let mut prepend_items: BTreeMap<IpNet, Vec<(&ObjRef, u32)>> = BTreeMap::new();
     let mut receive: BTreeMap<Filter, Sources> = BTreeMap::new();
     let mut receive_all: Option<Sources> = None;
     for n in &ns {
@@ -219,6 +220,9 @@ fn merge_neighbor(errors: &mut Vec<Error>, scope: &Scope, vrf: &str, ns: Vec<&Ne
         }
         for (c, ps) in &n.communities {
             communities.entry(c.clone()).or_default().extend(ps.iter().copied());
+        }
+        for (p, count) in &n.as_path_prepend {
+            prepend_items.entry(*p).or_default().push((&n.obj, *count));
         }
         if n.receive_all {
             match &mut receive_all {
@@ -234,6 +238,20 @@ fn merge_neighbor(errors: &mut Vec<Error>, scope: &Scope, vrf: &str, ns: Vec<&Ne
     for (p, items) in local_pref_items {
         if let Some(v) = agree(errors, scope, &format!("toAdvertise.withLocalPref (prefix {p})"), items, disp) {
             local_pref.insert(p, v);
+        }
+    }
+    // one count per prefix and neighbor: two objects asking for different counts conflict
+    let mut as_path_prepend = BTreeMap::new();
+    for (p, items) in prepend_items {
+        let mut sources: Option<Sources> = None;
+        for (o, _) in &items {
+            match &mut sources {
+                Some(s) => s.insert(o),
+                None => sources = Some(Sources::one(o)),
+            }
+        }
+        if let (Some(v), Some(sources)) = (agree(errors, scope, &format!("toAdvertise.withAsPathPrepend (prefix {p})"), items, disp), sources) {
+            as_path_prepend.insert(p, (v, sources));
         }
     }
     if errors.len() > before {
@@ -263,6 +281,7 @@ fn merge_neighbor(errors: &mut Vec<Error>, scope: &Scope, vrf: &str, ns: Vec<&Ne
         next_hop_v6,
         local_pref,
         communities,
+        as_path_prepend,
         receive_all,
         receive,
         always_block: always_block.to_vec(),
@@ -273,7 +292,7 @@ fn merge_neighbor(errors: &mut Vec<Error>, scope: &Scope, vrf: &str, ns: Vec<&Ne
         errors.push(Error::Merged {
             objects: n.sources.iter().cloned().collect(),
             scope: scope.clone(),
-            reason: format!("{entries} local preference and community settings (one per value and address family, toAdvertise.withLocalPref and toAdvertise.withCommunity); at most {MAX_PROPERTY_ENTRIES} per neighbor"),
+            reason: format!("{entries} local preference, community and AS-path prepend settings (one per value and address family, toAdvertise.withLocalPref, withCommunity and withAsPathPrepend); at most {MAX_PROPERTY_ENTRIES} per neighbor"),
         });
         return None;
     }

@@ -276,6 +276,9 @@ pub struct Neighbor {
     pub next_hop_v6: Option<Ipv6Addr>,
     pub local_pref: BTreeMap<IpNet, u32>,
     pub communities: BTreeMap<Community, BTreeSet<IpNet>>,
+    /// How many times the local ASN (`local_asn`, else the router's) is prepended to each
+    /// prefix's AS path, and the configurations that asked for it.
+    pub as_path_prepend: BTreeMap<IpNet, (u32, Sources)>,
     /// `Some(sources)`: everything is accepted, because these configurations asked for it.
     pub receive_all: Option<Sources>,
     pub receive: BTreeMap<Filter, Sources>,
@@ -294,12 +297,14 @@ impl Neighbor {
         }
     }
 
-    /// Route-map entries that set local preference or communities (see `MAX_PROPERTY_ENTRIES`).
+    /// Route-map entries that set local preference, communities or an AS-path prepend (see
+    /// `MAX_PROPERTY_ENTRIES`).
     pub fn property_entries(&self) -> usize {
         let local_prefs: BTreeSet<(u32, Family)> = self.local_pref.iter().map(|(p, lp)| (*lp, Family::of(p))).collect();
+        let prepends: BTreeSet<(u32, Family)> = self.as_path_prepend.iter().map(|(p, (n, _))| (*n, Family::of(p))).collect();
         let communities: usize =
             self.communities.values().map(|nets| [Family::V4, Family::V6].into_iter().filter(|f| nets.iter().any(|n| Family::of(n) == *f)).count()).sum();
-        local_prefs.len() + communities
+        local_prefs.len() + communities + prepends.len()
     }
 
     /// Sessions whose TCP peer is directly connected but whose address FRR would not see as

@@ -261,6 +261,7 @@ fn neighbor_values(n: &NeighborContrib) -> NeighborContrib {
         next_hop_v6: n.next_hop_v6,
         local_pref: n.local_pref.clone(),
         communities: n.communities.clone(),
+        as_path_prepend: n.as_path_prepend.clone(),
         receive_all: false,
         receive: BTreeSet::new(),
     }

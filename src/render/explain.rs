@@ -22,6 +22,9 @@ pub fn explain(model: &Model) -> String {
             for (p, s) in n.advertise.iter() {
                 let _ = writeln!(out, "    advertise {p}  <- {}", from(s));
             }
+            for (p, (count, s)) in &n.as_path_prepend {
+                let _ = writeln!(out, "    as-path prepend {p} x{count}  <- {}", from(s));
+            }
             match &n.receive_all {
                 Some(s) => {
                     let _ = writeln!(out, "    receive any  <- {}", from(s));
@@ -79,4 +82,25 @@ pub fn sources_for_line(model: &Model, line: &str) -> Vec<crate::core::ObjRef> {
         }
     }
     found.into_iter().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    /// `--explain` names the object each AS-path prepend came from.
+    #[test]
+    fn names_the_objects_of_each_prepend() {
+        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/render/feature-as-path-prepend-merge/input.yaml")).unwrap();
+        let (objects, errors) = crate::input::parse_documents(&text, "input.yaml");
+        assert!(errors.is_empty(), "{errors:?}");
+        let args = crate::offline::NodeArgs { node: Some("node1".into()), ..Default::default() };
+        let c = crate::offline::compose_objects(&args, &objects, &mut Vec::new()).expect("composes");
+        let out = super::explain(&c.model);
+        for line in [
+            "as-path prepend 198.51.100.10/32 x3  <- frr-system/metallb-node1",
+            "as-path prepend 198.51.100.11/32 x1  <- frr-system/admin",
+            "as-path prepend 198.51.100.12/32 x3  <- frr-system/admin, frr-system/metallb-node1",
+        ] {
+            assert!(out.lines().any(|l| l.trim() == line), "{line:?} not in:\n{out}");
+        }
+    }
 }

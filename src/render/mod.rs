@@ -48,7 +48,7 @@ pub fn render(model: &Model) -> Result<String, RenderError> {
     for n in model.routers.iter().flat_map(|r| &r.neighbors) {
         if n.property_entries() > crate::core::model::MAX_PROPERTY_ENTRIES {
             return Err(RenderError(format!(
-                "neighbor {}: more than {} local preference and community settings",
+                "neighbor {}: more than {} local preference, community and AS-path prepend settings",
                 n.peer,
                 crate::core::model::MAX_PROPERTY_ENTRIES
             )));

@@ -65,6 +65,8 @@ pub struct RouteMapEntry {
     pub local_pref: Option<u32>,
     pub community: Option<String>,
     pub large_community: Option<String>,
+    /// The ASNs `set as-path prepend` adds (the local ASN, N times).
+    pub as_path_prepend: Option<String>,
     pub next_hop_v4: Option<String>,
     pub next_hop_v6: Option<String>,
     pub on_match_next: bool,
@@ -232,20 +234,24 @@ fn blank_route_map(name: String, action: &'static str, seq: u32, family: Family,
         local_pref: None,
         community: None,
         large_community: None,
+        as_path_prepend: None,
         next_hop_v4: None,
         next_hop_v6: None,
         on_match_next: false,
     }
 }
 
-/// Property entries (local preference, communities) of a neighbor: `on-match next` entries
-/// before the permits, one per value and address family.
+/// Property entries (local preference, communities, AS-path prepends) of a neighbor:
+/// `on-match next` entries before the permits, one per value and address family, so that a
+/// prefix with several properties gets every one of them.
 struct Property {
     key: String,
     family: Family,
     prefixes: Vec<IpNet>,
     local_pref: Option<u32>,
     community: Option<Community>,
+    /// How many times the local ASN is prepended.
+    prepend: Option<u32>,
 }
 
 fn properties(n: &Neighbor) -> Vec<Property> {
@@ -255,15 +261,36 @@ fn properties(n: &Neighbor) -> Vec<Property> {
         by_lp.entry((*lp, Family::of(p))).or_default().push(*p);
     }
     for ((lp, f), prefixes) in by_lp {
-        props.push(Property { key: format!("{lp}-{}-localpref-prefixes", f.frr()), family: f, prefixes, local_pref: Some(lp), community: None });
+        props.push(Property { key: format!("{lp}-{}-localpref-prefixes", f.frr()), family: f, prefixes, local_pref: Some(lp), community: None, prepend: None });
     }
     for (c, nets) in &n.communities {
         for f in [Family::V4, Family::V6] {
             let prefixes = of_family(nets.iter().copied(), f);
             if !prefixes.is_empty() {
-                props.push(Property { key: format!("{c}-{}-community-prefixes", f.frr()), family: f, prefixes, local_pref: None, community: Some(c.clone()) });
+                props.push(Property {
+                    key: format!("{c}-{}-community-prefixes", f.frr()),
+                    family: f,
+                    prefixes,
+                    local_pref: None,
+                    community: Some(c.clone()),
+                    prepend: None,
+                });
             }
         }
+    }
+    let mut by_count: BTreeMap<(u32, Family), Vec<IpNet>> = BTreeMap::new();
+    for (p, (count, _)) in &n.as_path_prepend {
+        by_count.entry((*count, Family::of(p))).or_default().push(*p);
+    }
+    for ((count, f), prefixes) in by_count {
+        props.push(Property {
+            key: format!("{count}-{}-prepend-prefixes", f.frr()),
+            family: f,
+            prefixes,
+            local_pref: None,
+            community: None,
+            prepend: Some(count),
+        });
     }
     props
 }
@@ -342,7 +369,8 @@ pub fn fallback_prefix(n: &Neighbor) -> String {
     format!("{}~{}~", n.peer, if n.vrf.is_empty() { "default" } else { &n.vrf })
 }
 
-fn neighbor_filters(n: &Neighbor, names: &Namer, lists: &mut Lists, maps: &mut Vec<RouteMapEntry>) -> (String, String) {
+/// `router_asn`: the ASN an AS-path prepend repeats when the neighbor has no local ASN.
+fn neighbor_filters(n: &Neighbor, router_asn: u32, names: &Namer, lists: &mut Lists, maps: &mut Vec<RouteMapEntry>) -> (String, String) {
     let out = names.route_map("out");
     let inn = names.route_map("in");
     let props = properties(n);
@@ -357,6 +385,10 @@ fn neighbor_filters(n: &Neighbor, names: &Namer, lists: &mut Lists, maps: &mut V
             Some(c @ Community::Large(..)) => e.large_community = Some(c.value()),
             Some(c) => e.community = Some(c.value()),
             None => {}
+        }
+        if let Some(count) = p.prepend {
+            let asn = n.local_asn.unwrap_or(router_asn).to_string();
+            e.as_path_prepend = Some(vec![asn.as_str(); count as usize].join(" "));
         }
         e.on_match_next = true;
         maps.push(e);
@@ -420,7 +452,7 @@ pub fn plan(model: &Model) -> Plan {
     for r in &model.routers {
         let mut neighbors = Vec::new();
         for n in &r.neighbors {
-            let (route_map_in, route_map_out) = neighbor_filters(n, &Namer::new(n, &ambiguous), &mut lists, &mut route_maps);
+            let (route_map_in, route_map_out) = neighbor_filters(n, r.asn, &Namer::new(n, &ambiguous), &mut lists, &mut route_maps);
             let timers = (n.keepalive != DEFAULT_KEEPALIVE || n.hold != DEFAULT_HOLD).then_some((n.keepalive, n.hold));
             neighbors.push(NeighborPlan {
                 peer: n.peer.to_string(),

@@ -185,6 +185,32 @@ mod tests {
         assert!(err.ends_with("node(s) n1, n3"), "{err}");
     }
 
+    /// The webhook refuses what the merge refuses for AS-path prepends: two objects asking
+    /// for different counts on one prefix and neighbor, and a count of 0 in one object.
+    #[test]
+    fn as_path_prepend_conflicts_and_bad_counts_are_refused() {
+        let with_prepend = |name: &str, count: u32| {
+            let mut c = cfg(name, 65001, None);
+            c.spec.bgp.routers[0].prefixes = vec!["198.51.100.10/32".into()];
+            let adv = &mut c.spec.bgp.routers[0].neighbors[0].to_advertise;
+            adv.allowed.prefixes = vec!["198.51.100.10/32".into()];
+            adv.with_as_path_prepend = vec![crate::api::AsPathPrependPrefixes { prefixes: vec!["198.51.100.10/32".into()], as_path_prepend: count }];
+            c
+        };
+        let err = check("ns", &with_prepend("new", 4), None, &[with_prepend("metallb", 2)], &nodes()).unwrap_err();
+        assert!(
+            err.contains("ns/new")
+                && err.contains("ns/metallb")
+                && err.contains("withAsPathPrepend (prefix 198.51.100.10/32)")
+                && err.contains('4')
+                && err.contains('2'),
+            "{err}"
+        );
+        assert!(check("ns", &with_prepend("new", 2), None, &[with_prepend("metallb", 2)], &nodes()).is_ok(), "the same count agrees");
+        let err = check("ns", &with_prepend("new", 0), None, &[], &nodes()).unwrap_err();
+        assert!(err.contains("asPathPrepend") && err.contains("from 1 to 10"), "{err}");
+    }
+
     #[test]
     fn per_object_checks_run_without_any_node() {
         let mut c = cfg("new", 65002, Some(("rack", "none")));
