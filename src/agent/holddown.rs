@@ -183,11 +183,8 @@ pub fn condition(
     held: &[(String, bool, jiff::Timestamp)],
     now: jiff::Timestamp,
 ) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
     const TYPE: &str = "DeletionHeldDown";
     let active = !held.is_empty();
-    let status = if active { "True" } else { "False" }.to_string();
-    let since = previous.iter().find(|c| c.type_ == TYPE && c.status == status).map(|c| c.last_transition_time.clone()).unwrap_or(Time(now));
     let (reason, message) = if active {
         let list: Vec<String> = held
             .iter()
@@ -199,7 +196,7 @@ pub fn condition(
     } else {
         ("NothingHeld", "no deletion is held".to_string())
     };
-    Condition { type_: TYPE.to_string(), status, reason: reason.to_string(), message, last_transition_time: since, observed_generation: None }
+    super::report::condition(super::report::find(previous, TYPE), TYPE, active, reason, message, None, now)
 }
 
 #[cfg(test)]

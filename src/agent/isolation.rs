@@ -9,11 +9,12 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Client, Resource};
 
 use super::lastgood::LastGood;
+use super::report::{condition, find};
 use crate::api::FRRConfiguration;
 use crate::core::isolation::{isolate, Decision, Isolated, Ledger, ObjectDecision};
 use crate::core::{Errors, Settings, Snapshot};
@@ -89,17 +90,9 @@ impl Isolation {
     pub fn object_conditions(&mut self, decisions: &[ObjectDecision], now: jiff::Timestamp) -> BTreeMap<String, Condition> {
         let mut out = BTreeMap::new();
         for d in decisions {
-            let status = if matches!(d.decision, Decision::Applied) { "True" } else { "False" };
             let name = d.obj.name.to_string();
-            let since = self.conditions.get(&name).filter(|c| c.status == status).map(|c| c.last_transition_time.clone()).unwrap_or(Time(now));
-            let c = Condition {
-                type_: condition_type(&self.node),
-                status: status.into(),
-                reason: d.reason().into(),
-                message: redact(&d.message()),
-                observed_generation: Some(d.generation),
-                last_transition_time: since,
-            };
+            let applied = matches!(d.decision, Decision::Applied);
+            let c = condition(self.conditions.get(&name), &condition_type(&self.node), applied, d.reason(), redact(&d.message()), Some(d.generation), now);
             out.insert(name, c);
         }
         self.conditions.clone_from(&out);
@@ -167,14 +160,13 @@ fn truncate(s: &str) -> String {
 pub fn node_condition(decisions: &[ObjectDecision], previous: &[Condition], now: jiff::Timestamp) -> Condition {
     let refused: Vec<&ObjectDecision> = decisions.iter().filter(|d| !matches!(d.decision, Decision::Applied)).collect();
     let (status, reason, message) = if refused.is_empty() {
-        ("True", "AllApplied", format!("the current generation of each of the {} selected FRRConfigurations is in effect", decisions.len()))
+        (true, "AllApplied", format!("the current generation of each of the {} selected FRRConfigurations is in effect", decisions.len()))
     } else {
         let held = refused.iter().filter(|d| matches!(d.decision, Decision::HeldAtLastGood { .. })).count();
         let list = refused.iter().map(|d| format!("{}: {}", d.obj, d.message())).collect::<Vec<_>>().join("; ");
-        ("False", "ConfigurationsRefused", redact(&format!("{held} held at their last good generation, {} left out: {list}", refused.len() - held)))
+        (false, "ConfigurationsRefused", redact(&format!("{held} held at their last good generation, {} left out: {list}", refused.len() - held)))
     };
-    let since = previous.iter().find(|c| c.type_ == NODE_CONDITION && c.status == status).map(|c| c.last_transition_time.clone()).unwrap_or(Time(now));
-    Condition { type_: NODE_CONDITION.into(), status: status.into(), reason: reason.into(), message, observed_generation: None, last_transition_time: since }
+    condition(find(previous, NODE_CONDITION), NODE_CONDITION, status, reason, message, None, now)
 }
 
 #[cfg(test)]

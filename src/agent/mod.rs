@@ -6,16 +6,18 @@
 //! It reports FRRNodeState, BGPSessionState and per-configuration status, and serves health
 //! and metrics.
 
+pub mod args;
 pub mod holddown;
+mod http;
 pub mod isolation;
 pub mod lastgood;
 pub mod metrics;
 pub mod reconcile;
+pub mod report;
 pub mod status;
 pub mod watch;
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -27,120 +29,22 @@ use crate::core::{self, Snapshot};
 use crate::frr::apply::Applier;
 use crate::frr::keeper::{Check, Keeper, Reason};
 use crate::frr::{redact, state};
-use crate::settings::{set_log_level, FrrArgs, LogLevelArg, NodeSettings};
+use crate::settings::{set_log_level, NodeSettings};
 use crate::signals::Shutdown;
+pub use args::ControllerArgs;
+use http::{Health, APPLY_LIMIT, COMPOSE_LIMIT};
 use metrics::Metrics;
 use reconcile::{config_entries, gather, node_status, Coalescer, Gathered, Outcome, ReconcileError};
 use status::StatusWriter;
 use watch::{ConfigEntry, View, Watches};
 
-#[derive(clap::Args, Clone, Debug)]
-pub struct ControllerArgs {
-    /// The node this agent serves (downward API: spec.nodeName).
-    #[arg(long, env = "NODE_NAME")]
-    pub node_name: String,
-    /// Namespace of the FRRConfigurations, Secrets and FRRK8sConfiguration to read.
-    #[arg(long, env = "NAMESPACE")]
-    pub namespace: String,
-    #[command(flatten)]
-    pub frr: FrrArgs,
-    /// CIDRs refused from every neighbor, comma-separated.
-    #[arg(long, value_delimiter = ',', env = "FRR_COMPOSER_ALWAYS_BLOCK")]
-    pub always_block: Vec<String>,
-    /// Coalescing window: a change after a quiet period applies at once; changes during an
-    /// apply or within this time after it wait for the end of the window and apply together.
-    #[arg(long, default_value_t = reconcile::DEFAULT_WINDOW_MS, env = "FRR_COMPOSER_DEBOUNCE_MS")]
-    pub debounce_ms: u64,
-    /// How long the configuration of a deleted FRRConfiguration, or of one that stops
-    /// advertising anything, stays in FRR (0: withdraw at once). Advertising again within this
-    /// time changes nothing (MetalLB's speaker deletes or empties its object when it restarts);
-    /// other content changes apply at once.
-    #[arg(long, default_value = "5s", value_parser = holddown::parse_duration, env = "FRR_COMPOSER_DELETION_HOLD_DOWN")]
-    pub deletion_hold_down: Duration,
-    /// What this node writes into the status of the FRRConfigurations it merges: `all` (applied
-    /// here or why not, for every node) or `problems` (only where an object is refused, held
-    /// or failing; use it from a few hundred nodes on, where an object selecting every node
-    /// would otherwise carry an entry per node).
-    #[arg(long, value_enum, default_value = "all", env = "FRR_COMPOSER_OBJECT_STATUS")]
-    pub object_status: status::ObjectStatus,
-    /// Log level of the agent and default FRR log level (FRRK8sConfiguration `config` overrides).
-    #[arg(long, value_enum, default_value = "info")]
-    pub log_level: LogLevelArg,
-    /// Prometheus metrics address.
-    #[arg(long, default_value = "0.0.0.0:9140")]
-    pub metrics_address: SocketAddr,
-    /// Health address (/healthz, /readyz, /livez).
-    #[arg(long, default_value = "127.0.0.1:7572")]
-    pub health_address: SocketAddr,
-    /// Seconds between checks of FRR's running configuration for drift.
-    #[arg(long, default_value_t = 30)]
-    pub drift_interval: u64,
-    /// Seconds between reads of BGP/BFD state (BGPSessionState, metrics).
-    #[arg(long, default_value_t = 2)]
-    pub poll_interval: u64,
-    /// Also write the applied configuration to this file, so FRR restarts with it.
-    #[arg(long, value_name = "FILE")]
-    pub persist: Option<std::path::PathBuf>,
-    /// The hostname written into frr.conf (default: this machine's hostname).
-    #[arg(long)]
-    pub hostname: Option<String>,
-    /// Directory (owned by the agent, not writable by others) where the generations of the
-    /// FRRConfigurations in effect are kept across restarts (unset: kept in memory only).
-    #[arg(long, env = "FRR_COMPOSER_STATE_DIR", value_name = "DIR")]
-    pub state_dir: Option<std::path::PathBuf>,
-    /// Daemons that must run for FRR to be live (/livez).
-    #[arg(long, value_delimiter = ',', default_value = "zebra,bgpd")]
-    pub required_daemons: Vec<String>,
-}
-
-/// What the health endpoints report.
-#[derive(Default)]
-struct Health {
-    synced: bool,
-    last_apply_ok: bool,
-    /// The reconcile step running now: since when, which, and how long it may take.
-    busy: Option<(Instant, &'static str, Duration)>,
-}
-
-/// How long composing and rendering may take: milliseconds normally, seconds for the largest
-/// inputs; longer means the agent is stuck (work is bounded, so this is a bug to surface).
-const COMPOSE_LIMIT: Duration = Duration::from_secs(60);
-/// How long an apply may take (vtysh calls have their own limits; a batch of 100,000 lines
-/// needs a few minutes on FRR 8.4).
-const APPLY_LIMIT: Duration = Duration::from_secs(30 * 60);
-
-impl Health {
-    fn begin(this: &Mutex<Health>, step: &'static str, limit: Duration) {
-        this.lock().unwrap_or_else(|e| e.into_inner()).busy = Some((Instant::now(), step, limit));
-    }
-    fn end(this: &Mutex<Health>) {
-        this.lock().unwrap_or_else(|e| e.into_inner()).busy = None;
-    }
-    /// `/healthz`: fails while a reconcile step has run longer than its limit.
-    fn liveness(&self, now: Instant) -> (axum::http::StatusCode, String) {
-        match self.busy {
-            Some((since, step, limit)) if now.saturating_duration_since(since) > limit => (
-                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-                format!("reconcile stuck: {step} running for {} s (limit {} s)", now.saturating_duration_since(since).as_secs(), limit.as_secs()),
-            ),
-            _ => (axum::http::StatusCode::OK, "ok".to_string()),
-        }
-    }
-}
-
-/// Runs until `stop` is set: a stop is taken only between reconciles, so a batch that is being
-/// applied finishes (or is rolled back by the applier) and its status is written first.
-///
-/// The loop: wait for a change in the watches (applied at once after a quiet period, coalesced
-/// within `--debounce-ms` after an apply), the end of a deletion hold-down, or the FRR keeper
-/// (a restart, a drift, the retry of a failed apply); then one reconcile.
 pub async fn run(args: ControllerArgs, stop: Shutdown) -> anyhow::Result<()> {
     let client = Client::try_default().await.context("connecting to the Kubernetes API server")?;
     let node = NodeSettings::new(&args.namespace, args.hostname.as_deref(), &args.always_block).map_err(anyhow::Error::msg)?;
     let watches = Watches::start(client.clone(), &args.namespace, &args.node_name);
     let metrics = Metrics::new();
     let health = Arc::new(Mutex::new(Health::default()));
-    serve(&args, metrics.clone(), health.clone());
+    http::serve(&args, metrics.clone(), health.clone());
     let mut applier = Applier::new(args.frr.location());
     applier.persist = args.persist.clone();
     let keeper = Arc::new(Mutex::new(Keeper::new(applier, Duration::from_secs(args.drift_interval))));
@@ -151,7 +55,7 @@ pub async fn run(args: ControllerArgs, stop: Shutdown) -> anyhow::Result<()> {
     // a separate writer: a slow session write never holds up the status of an apply
     spawn_session_poller(&args, StatusWriter::new(client.clone(), &args.node_name, &args.namespace, args.object_status), watches.clone(), metrics.clone());
     tracing::info!(node = %args.node_name, namespace = %args.namespace, "caches synced");
-    health.lock().unwrap_or_else(|e| e.into_inner()).synced = true;
+    http::lock(&health).synced = true;
 
     let mut r = Reconciler {
         node_name: args.node_name.clone(),
@@ -309,7 +213,7 @@ impl Reconciler {
             }
             (Ok(_), None) => unreachable!("rendered whenever composed"),
         }
-        self.health.lock().unwrap_or_else(|e| e.into_inner()).last_apply_ok = outcome.ok();
+        http::lock(&self.health).last_apply_ok = outcome.ok();
         // 5. status (computed by pure functions) and 6. its writes
         self.write_status(outcome, &g).await
     }
@@ -458,96 +362,4 @@ fn spawn_session_poller(args: &ControllerArgs, mut writer: StatusWriter, watches
             }
         }
     });
-}
-
-fn serve(args: &ControllerArgs, metrics: Metrics, health: Arc<Mutex<Health>>) {
-    use axum::routing::get;
-    let m = metrics.clone();
-    let metrics_app = axum::Router::new().route(
-        "/metrics",
-        get(move || {
-            let m = m.clone();
-            async move { ([(axum::http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], m.encode()) }
-        }),
-    );
-    let loc = args.frr.location();
-    let required = args.required_daemons.clone();
-    let h1 = health.clone();
-    let health_app = axum::Router::new()
-        .route(
-            "/healthz",
-            get({
-                let h = health.clone();
-                move || {
-                    let h = h.clone();
-                    async move { h.lock().unwrap_or_else(|e| e.into_inner()).liveness(Instant::now()) }
-                }
-            }),
-        )
-        .route(
-            "/readyz",
-            get(move || {
-                let h = h1.clone();
-                async move {
-                    let h = h.lock().expect("health");
-                    if h.synced && h.last_apply_ok {
-                        (axum::http::StatusCode::OK, "ready".to_string())
-                    } else {
-                        (axum::http::StatusCode::SERVICE_UNAVAILABLE, format!("synced: {}, last apply ok: {}", h.synced, h.last_apply_ok))
-                    }
-                }
-            }),
-        )
-        .route(
-            "/livez",
-            get(move || {
-                let loc = loc.clone();
-                let required = required.clone();
-                async move {
-                    match tokio::task::spawn_blocking(move || loc.listening_daemons()).await {
-                        Ok(Ok(d)) => {
-                            let missing: Vec<&String> = required.iter().filter(|r| !d.contains(r)).collect();
-                            if missing.is_empty() {
-                                (axum::http::StatusCode::OK, "FRR is live".to_string())
-                            } else {
-                                (axum::http::StatusCode::NOT_FOUND, format!("daemons not running: {missing:?}"))
-                            }
-                        }
-                        Ok(Err(e)) => (axum::http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-                        Err(e) => (axum::http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-                    }
-                }
-            }),
-        );
-    for (addr, app) in [(args.metrics_address, metrics_app), (args.health_address, health_app)] {
-        tokio::spawn(async move {
-            match tokio::net::TcpListener::bind(addr).await {
-                Ok(l) => {
-                    if let Err(e) = axum::serve(l, app).await {
-                        tracing::error!(error = %e, %addr, "http server");
-                    }
-                }
-                Err(e) => tracing::error!(error = %e, %addr, "cannot listen"),
-            }
-        });
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn healthz_fails_while_a_reconcile_step_is_stuck() {
-        let h = Mutex::new(Health::default());
-        let now = Instant::now();
-        assert_eq!(h.lock().unwrap().liveness(now).0, axum::http::StatusCode::OK);
-        Health::begin(&h, "compose and render", COMPOSE_LIMIT);
-        assert_eq!(h.lock().unwrap().liveness(Instant::now()).0, axum::http::StatusCode::OK, "busy within the limit is healthy");
-        let (code, msg) = h.lock().unwrap().liveness(Instant::now() + COMPOSE_LIMIT + Duration::from_secs(1));
-        assert_eq!(code, axum::http::StatusCode::INTERNAL_SERVER_ERROR);
-        assert!(msg.contains("stuck: compose and render"), "{msg}");
-        Health::end(&h);
-        assert_eq!(h.lock().unwrap().liveness(Instant::now() + Duration::from_secs(3600)).0, axum::http::StatusCode::OK);
-    }
 }

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use futures::StreamExt;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::Client;
 use serde_json::json;
@@ -19,25 +19,13 @@ use crate::watch::Reader;
 pub const MANAGER: &str = "frr-composer";
 /// FRRConfiguration status writes in flight at once.
 const STATUS_WRITES_AT_ONCE: usize = 8;
-pub const LABEL_NODE: &str = "frrk8s.metallb.io/node";
-pub const LABEL_PEER: &str = "frrk8s.metallb.io/peer";
-pub const LABEL_VRF: &str = "frrk8s.metallb.io/vrf";
+use crate::api::{LABEL_NODE, LABEL_PEER, LABEL_VRF};
 
 /// Conditions after an outcome: `Ready` and `Degraded`, with transition times kept while the
 /// status does not change.
 pub fn conditions(previous: &[Condition], ok: bool, reason: &str, message: &str, generation: Option<i64>, now: jiff::Timestamp) -> Vec<Condition> {
-    let make = |type_: &str, status: bool| {
-        let status = if status { "True" } else { "False" }.to_string();
-        let since = previous.iter().find(|c| c.type_ == type_ && c.status == status).map(|c| c.last_transition_time.clone()).unwrap_or(Time(now));
-        Condition {
-            type_: type_.to_string(),
-            status,
-            reason: reason.to_string(),
-            message: message.to_string(),
-            last_transition_time: since,
-            observed_generation: generation,
-        }
-    };
+    let make =
+        |type_: &str, status: bool| super::report::condition(super::report::find(previous, type_), type_, status, reason, message.to_string(), generation, now);
     vec![make("Ready", ok), make("Degraded", !ok)]
 }
 

@@ -248,7 +248,7 @@ impl Watches {
             changes.clone(),
             errors.clone(),
         );
-        let own = watcher::Config::default().labels(&format!("{}={node_name}", super::status::LABEL_NODE));
+        let own = watcher::Config::default().labels(&format!("{}={node_name}", crate::api::LABEL_NODE));
         let sessions = reflect(
             "BGPSessionState",
             watcher(Api::<BGPSessionState>::namespaced(client, namespace), own),

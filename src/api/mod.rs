@@ -20,6 +20,11 @@ pub use schema::all_crds;
 pub const GROUP: &str = "frrk8s.metallb.io";
 pub const VERSION: &str = "v1beta1";
 pub const API_VERSION: &str = "frrk8s.metallb.io/v1beta1";
+/// Labels of the BGPSessionState objects, as frr-k8s sets them: the node, the peer and the VRF
+/// of the session (the agent watches its own by the node label).
+pub const LABEL_NODE: &str = "frrk8s.metallb.io/node";
+pub const LABEL_PEER: &str = "frrk8s.metallb.io/peer";
+pub const LABEL_VRF: &str = "frrk8s.metallb.io/vrf";
 
 /// FRRConfiguration: one actor's share of the BGP configuration of the nodes it selects.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
