@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs the real FRR daemons the test suite runs against:
 #   - FRR 8.4 natively (Debian bookworm packages frr, frr-pythontools),
-#   - FRR 10.x in a Debian trixie debootstrap chroot, cached OUTSIDE the repo at
-#     ${FRR_COMPOSER_CACHE:-/var/cache/frr-composer}/trixie,
+#   - FRR 10.3 in a Debian trixie debootstrap chroot and FRR 10.7 in a Debian forky (testing)
+#     one, cached OUTSIDE the repo at ${FRR_COMPOSER_CACHE:-/var/cache/frr-composer}/trixie
+#     and .../forky,
 #   - gobgpd (external BGP peer), debootstrap, iproute2.
 # Idempotent: installs only what is missing, reuses a complete chroot (marker file
 # .frr-composer-ready), and takes a few seconds when everything is already there.
@@ -15,7 +16,7 @@ export LC_ALL=C
 
 CACHE="${FRR_COMPOSER_CACHE:-/var/cache/frr-composer}"
 CHROOT="$CACHE/trixie"
-BUILD="$CACHE/trixie.partial"
+CHROOT_FORKY="$CACHE/forky"
 MARKER=".frr-composer-ready"
 HOST_PKGS=(frr frr-pythontools debootstrap gobgpd iproute2 procps util-linux)
 
@@ -108,40 +109,40 @@ for pidfile in /run/frr/*.pid; do
     esac
 done
 
-# ------------------------------------------------------------ FRR 10.x chroot
-chroot_ready() {
-    [ -s "$CHROOT/$MARKER" ] && [ -x "$CHROOT/usr/bin/vtysh" ] && [ -x "$CHROOT/usr/lib/frr/bgpd" ]
-}
-
-if chroot_ready; then
-    log "reusing FRR chroot $CHROOT ($(cat "$CHROOT/$MARKER"))"
-else
-    log "building FRR 10.x chroot in $CHROOT (debootstrap trixie, takes several minutes)"
+# ------------------------------------------------------------ FRR chroots
+# build_chroot DIR SUITE: Debian SUITE bootstrapped into DIR with FRR installed, unless DIR is
+# already complete (its marker file names the FRR version).
+build_chroot() {
+    local chroot=$1 suite=$2 build="$1.partial" d ver
+    if [ -s "$chroot/$MARKER" ] && [ -x "$chroot/usr/bin/vtysh" ] && [ -x "$chroot/usr/lib/frr/bgpd" ]; then
+        log "reusing FRR chroot $chroot ($(cat "$chroot/$MARKER"))"
+        return
+    fi
+    log "building an FRR chroot in $chroot (debootstrap $suite, takes a minute or more)"
     mkdir -p "$CACHE"
-    for d in "$CHROOT" "$BUILD"; do
+    for d in "$chroot" "$build"; do
         if [ -e "$d" ]; then
             umount_below "$d"
             rm -rf --one-file-system "$d"
         fi
     done
-
-    if [ ! -e /usr/share/debootstrap/scripts/trixie ]; then
-        # Older debootstrap: trixie uses the same script as sid.
-        ln -s sid /usr/share/debootstrap/scripts/trixie
+    if [ ! -e "/usr/share/debootstrap/scripts/$suite" ]; then
+        # an older debootstrap knows no newer suite: they bootstrap like sid
+        ln -s sid "/usr/share/debootstrap/scripts/$suite"
     fi
     # the Debian archive the host's apt uses (or FRR_COMPOSER_MIRROR)
     . "$(dirname "$0")/host-apt.sh"
     local_mirror="$(host_debian_mirror)" || die "no Debian archive to bootstrap from"
-    debootstrap --variant=minbase trixie "$BUILD" "$local_mirror" >"$CACHE/debootstrap.log" 2>&1 \
-        || { tail -n 30 "$CACHE/debootstrap.log" >&2; die "debootstrap failed (log: $CACHE/debootstrap.log)"; }
+    debootstrap --variant=minbase "$suite" "$build" "$local_mirror" >"$CACHE/debootstrap-$suite.log" 2>&1 \
+        || { tail -n 30 "$CACHE/debootstrap-$suite.log" >&2; die "debootstrap failed (log: $CACHE/debootstrap-$suite.log)"; }
 
-    no_service_starts "$BUILD" >/dev/null
-    cp -L /etc/resolv.conf "$BUILD/etc/resolv.conf" 2>/dev/null || true
+    no_service_starts "$build" >/dev/null
+    cp -L /etc/resolv.conf "$build/etc/resolv.conf" 2>/dev/null || true
     # Mounts needed only while installing packages; cleaned up by the trap too.
-    mount_in "$BUILD/proc" -t proc proc
-    mount_in "$BUILD/dev" --bind /dev
-    mount_in "$BUILD/dev/pts" --bind /dev/pts
-    in_chroot() { chroot "$BUILD" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin \
+    mount_in "$build/proc" -t proc proc
+    mount_in "$build/dev" --bind /dev
+    mount_in "$build/dev/pts" --bind /dev/pts
+    in_chroot() { chroot "$build" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin \
         HOME=/root LC_ALL=C DEBIAN_FRONTEND=noninteractive "$@"; }
     {
         in_chroot dpkg --configure -a
@@ -149,32 +150,40 @@ else
         in_chroot apt-get update
         in_chroot apt-get install -y --no-install-recommends systemd-standalone-sysusers frr frr-pythontools
         in_chroot apt-get clean
-    } >"$CACHE/chroot-install.log" 2>&1 \
-        || { tail -n 30 "$CACHE/chroot-install.log" >&2; die "package install in chroot failed (log: $CACHE/chroot-install.log)"; }
+    } >"$CACHE/chroot-install-$suite.log" 2>&1 \
+        || { tail -n 30 "$CACHE/chroot-install-$suite.log" >&2; die "package install in chroot failed (log: $CACHE/chroot-install-$suite.log)"; }
     # Kill anything the packages may have started inside the chroot despite policy-rc.d.
     for p in /proc/[0-9]*; do
-        if [ "$(readlink "$p/root" 2>/dev/null)" = "$(readlink -f "$BUILD")" ]; then
+        if [ "$(readlink "$p/root" 2>/dev/null)" = "$(readlink -f "$build")" ]; then
             kill "${p#/proc/}" 2>/dev/null || true
         fi
     done
-    cleanup_mounts() { local i; for ((i = ${#MOUNTED[@]} - 1; i >= 0; i--)); do umount "${MOUNTED[i]}"; done; MOUNTED=(); }
-    cleanup_mounts
+    local i
+    for ((i = ${#MOUNTED[@]} - 1; i >= 0; i--)); do umount "${MOUNTED[i]}"; done
+    MOUNTED=()
 
     # shellcheck disable=SC2016
-    ver=$(chroot "$BUILD" dpkg-query -W -f='${Version}' frr)
-    [ -x "$BUILD/usr/bin/vtysh" ] || die "vtysh missing in chroot"
-    echo "frr $ver" >"$BUILD/$MARKER"
-    mv "$BUILD" "$CHROOT"
+    ver=$(chroot "$build" dpkg-query -W -f='${Version}' frr)
+    [ -x "$build/usr/bin/vtysh" ] || die "vtysh missing in chroot"
+    echo "frr $ver" >"$build/$MARKER"
+    mv "$build" "$chroot"
     log "chroot ready: frr $ver"
-fi
+}
+
+# FRR 10.3 from Debian trixie, FRR 10.7 from Debian forky (testing)
+build_chroot "$CHROOT" trixie
+build_chroot "$CHROOT_FORKY" forky
 
 # ------------------------------------------------------------ summary
 # vtysh has no --version; its --help names the version ("Integrated shell for FRR (version X)").
 vtysh_version() { "$@" --help 2>/dev/null | sed -n 's/.*Integrated shell for FRR (version \([^)]*\)).*/\1/p' | head -n 1; }
 native=$(vtysh_version vtysh || true)
 chrooted=$(vtysh_version chroot "$CHROOT" vtysh || true)
+forky=$(vtysh_version chroot "$CHROOT_FORKY" vtysh || true)
 [ -n "$native" ] || die "native vtysh does not work"
 [ -n "$chrooted" ] || die "vtysh in chroot $CHROOT does not work"
+[ -n "$forky" ] || die "vtysh in chroot $CHROOT_FORKY does not work"
 echo "FRR native: vtysh $native (package $(dpkg-query -W -f='${Version}' frr))"
 echo "FRR chroot: vtysh $chrooted ($(cat "$CHROOT/$MARKER"), $CHROOT)"
+echo "FRR chroot: vtysh $forky ($(cat "$CHROOT_FORKY/$MARKER"), $CHROOT_FORKY)"
 echo "GoBGP:      $(gobgpd --version 2>/dev/null | head -n 1 || echo '?')"

@@ -46,7 +46,7 @@ struct Opts {
     /// Prefixes advertised to every neighbor.
     #[arg(long, short = 'p', env = "FRR_BENCH_PREFIXES", default_value_t = 1000, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(2..))]
     prefixes: usize,
-    /// FRR versions, comma-separated (10.3, 8.4).
+    /// FRR versions, comma-separated (10.7, 10.3, 8.4).
     #[arg(long, env = "FRR_BENCH_VERSIONS", default_value = "10.3,8.4", value_delimiter = ',', value_parser = parse_version)]
     versions: Vec<FrrVersion>,
     /// Runs of each step (ii)-(iv).
@@ -67,8 +67,9 @@ struct Opts {
 fn parse_version(v: &str) -> Result<FrrVersion, String> {
     match v.trim() {
         "10.3" | "10" => Ok(FrrVersion::V10),
+        "10.7" => Ok(FrrVersion::V10_7),
         "8.4" | "8" => Ok(FrrVersion::V8),
-        o => Err(format!("unknown FRR version {o:?} (10.3 or 8.4)")),
+        o => Err(format!("unknown FRR version {o:?} (10.7, 10.3 or 8.4)")),
     }
 }
 
@@ -309,9 +310,9 @@ fn anchor(frr: &Frr, conf: &str, n: usize) -> Result<Duration> {
     std::fs::write(frr.dir().join(format!("anchor-{n}.conf")), conf)?;
     let mut c = match frr.version() {
         FrrVersion::V8 => Command::new("python3"),
-        FrrVersion::V10 => {
+        FrrVersion::V10 | FrrVersion::V10_7 => {
             let mut c = Command::new("chroot");
-            c.arg(lab::frr10_root()).arg("python3");
+            c.arg(frr.version().root()).arg("python3");
             c
         }
     };

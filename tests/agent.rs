@@ -65,7 +65,7 @@ fn http_get(port: u16, path: &str) -> (u16, String) {
     (code, body)
 }
 
-fn scenario(version: FrrVersion) {
+fn agent_against_real_apiserver(version: FrrVersion) {
     if !lab::require(&[Req::Frr(version), Req::GoBgp]) || !apiserver::require() {
         return;
     }
@@ -316,15 +316,7 @@ fn scenario(version: FrrVersion) {
     let _ = &mut api;
 }
 
-#[test]
-fn agent_against_real_apiserver_frr10() {
-    scenario(FrrVersion::V10);
-}
-
-#[test]
-fn agent_against_real_apiserver_frr8() {
-    scenario(FrrVersion::V8);
-}
+crate::frr_versions!(agent_against_real_apiserver);
 
 /// 100 changes within a second: 100 FRRConfigurations sent one every 10 ms (each one more
 /// /32 for the same router; sent concurrently with a kube client, so that the API server's

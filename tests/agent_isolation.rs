@@ -116,7 +116,7 @@ fn events(api: &ApiServer, name: &str) -> Vec<(String, String, String)> {
         .collect()
 }
 
-fn scenario(version: FrrVersion) {
+fn isolation_against_real_apiserver(version: FrrVersion) {
     if !lab::require(&[Req::Frr(version), Req::GoBgp]) || !apiserver::require() {
         return;
     }
@@ -241,12 +241,4 @@ fn scenario(version: FrrVersion) {
     eprintln!("FRR {v}: per-object isolation scenario passed");
 }
 
-#[test]
-fn isolation_against_real_apiserver_frr10() {
-    scenario(FrrVersion::V10);
-}
-
-#[test]
-fn isolation_against_real_apiserver_frr8() {
-    scenario(FrrVersion::V8);
-}
+crate::frr_versions!(isolation_against_real_apiserver);

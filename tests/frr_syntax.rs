@@ -1,4 +1,4 @@
-//! Every golden frr.conf must pass the syntax check of real FRR 8.4 and FRR 10.3
+//! Every golden frr.conf must pass the syntax check of real FRR 8.4, 10.3 and 10.7
 //! (`vtysh -C -f`, through `.ci/vtysh-check`; `.ci/install-frr.sh` installs both).
 //! Without FRR installed the test is skipped, except under CI=true, where it fails.
 
@@ -40,6 +40,11 @@ fn goldens_pass_frr_10_syntax_check() {
     check("10");
 }
 
+#[test]
+fn goldens_pass_frr_10_7_syntax_check() {
+    check("10.7");
+}
+
 /// The check itself must be able to fail: a broken file is rejected by both versions.
 #[test]
 fn syntax_check_rejects_a_broken_file() {
@@ -48,7 +53,7 @@ fn syntax_check_rejects_a_broken_file() {
     let bad = dir.join("bad.conf");
     std::fs::write(&bad, "router bgp 65000\n neighbor 192.0.2.1 remote-as\n neighbor 192.0.2.1 timers 70000 90\nexit\n").unwrap();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join(".ci/vtysh-check");
-    for version in ["8", "10"] {
+    for version in ["8", "10", "10.7"] {
         let out = Command::new(&script).arg(version).arg(&bad).output().unwrap();
         match out.status.code() {
             Some(1) => {}

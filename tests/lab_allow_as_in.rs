@@ -125,12 +125,4 @@ fn allow_as_in_live(version: FrrVersion) {
     eprintln!("allow_as_in FRR {}: {:.1} s", version.label(), start.elapsed().as_secs_f64());
 }
 
-#[test]
-fn allow_as_in_frr8() {
-    allow_as_in_live(FrrVersion::V8);
-}
-
-#[test]
-fn allow_as_in_frr10() {
-    allow_as_in_live(FrrVersion::V10);
-}
+crate::frr_versions!(allow_as_in_live);

@@ -146,15 +146,7 @@ fn field_example(version: FrrVersion) {
     assert_eq!(l.gobgp.received_prefixes(NODE_IP).unwrap(), set(&[LB_IP]));
 }
 
-#[test]
-fn field_example_frr8() {
-    field_example(FrrVersion::V8);
-}
-
-#[test]
-fn field_example_frr10() {
-    field_example(FrrVersion::V10);
-}
+crate::frr_versions!(field_example, refused, self_healing, field_example_with_frr_router, peer_flap, listening_daemons);
 
 /// A configuration FRR refuses is reported with the object it came from, and FRR keeps
 /// running the previous one.
@@ -175,16 +167,6 @@ fn refused(version: FrrVersion) {
     let after = l.frr.running_config().unwrap();
     assert_eq!(before, after, "FRR's configuration changed although the apply was refused");
     assert!(!after.contains("prefix-list extra"));
-}
-
-#[test]
-fn refused_configuration_keeps_the_old_one_frr8() {
-    refused(FrrVersion::V8);
-}
-
-#[test]
-fn refused_configuration_keeps_the_old_one_frr10() {
-    refused(FrrVersion::V10);
 }
 
 use lab::support::KillOnDrop as Watch;
@@ -229,16 +211,6 @@ fn self_healing(version: FrrVersion) {
     // the report of the repair is written right after it
     let reported = || std::fs::read_to_string(&log).is_ok_and(|t| t.contains("restarted") && t.contains("drift #1"));
     assert!(lab::wait_until(Duration::from_secs(3), reported), "{}", std::fs::read_to_string(&log).unwrap_or_default());
-}
-
-#[test]
-fn self_healing_frr8() {
-    self_healing(FrrVersion::V8);
-}
-
-#[test]
-fn self_healing_frr10() {
-    self_healing(FrrVersion::V10);
 }
 
 /// The field example again, with FRR as the external router.
@@ -290,16 +262,6 @@ fn field_example_with_frr_router(version: FrrVersion) {
     assert_eq!(session(&frr).0, 1, "{}", diag("the session was reset"));
 }
 
-#[test]
-fn field_example_with_frr_router_frr8() {
-    field_example_with_frr_router(FrrVersion::V8);
-}
-
-#[test]
-fn field_example_with_frr_router_frr10() {
-    field_example_with_frr_router(FrrVersion::V10);
-}
-
 /// A flapping peer is visible in `status`, and `apply --watch` does not re-apply for it.
 fn peer_flap(version: FrrVersion) {
     let Some(l) = lab(version) else { return };
@@ -333,16 +295,6 @@ fn peer_flap(version: FrrVersion) {
     let table = Command::new(bin()).arg("status").args(l.frr.cli_args()).output().unwrap();
     let table = String::from_utf8_lossy(&table.stdout).to_string();
     assert!(table.contains(ROUTER_IP) && table.contains("Established"), "{table}");
-}
-
-#[test]
-fn peer_flap_frr8() {
-    peer_flap(FrrVersion::V8);
-}
-
-#[test]
-fn peer_flap_frr10() {
-    peer_flap(FrrVersion::V10);
 }
 
 /// No FRR behind the pathspace: a clear error, no stack trace, exit code 3.
@@ -379,14 +331,4 @@ fn listening_daemons(version: FrrVersion) {
     assert_eq!(loc.listening_daemons().unwrap(), without);
     frr.start_daemon("bgpd").unwrap();
     assert!(lab::wait_until(Duration::from_secs(5), || loc.listening_daemons().unwrap() == all));
-}
-
-#[test]
-fn listening_daemons_frr8() {
-    listening_daemons(FrrVersion::V8);
-}
-
-#[test]
-fn listening_daemons_frr10() {
-    listening_daemons(FrrVersion::V10);
 }

@@ -127,15 +127,7 @@ fn field_example(version: FrrVersion) {
     assert_eq!(prefixes(&p["installed"]), ["0.0.0.0/0", "198.51.100.0/25", "203.0.113.0/24"]);
 }
 
-#[test]
-fn lab_run_field_example_frr8() {
-    field_example(FrrVersion::V8);
-}
-
-#[test]
-fn lab_run_field_example_frr10() {
-    field_example(FrrVersion::V10);
-}
+crate::frr_versions!(field_example);
 
 const RACKS: &str = r#"apiVersion: frrk8s.metallb.io/v1beta1
 kind: FRRConfiguration
@@ -182,102 +174,6 @@ fn lab_run_racks_selected_by_labels() {
         assert_eq!(p["state"], "Established");
         assert_eq!(prefixes(&p["received"]), [prefix], "{labels}: the other rack's prefix stays out");
     }
-}
-
-const COMMUNITIES: &str = r#"apiVersion: frrk8s.metallb.io/v1beta1
-kind: FRRConfiguration
-metadata: {name: ibgp, namespace: frr-k8s-system}
-spec:
-  bgp:
-    routers:
-    - asn: 64700
-      neighbors:
-      - address: 192.0.2.1
-        asn: 64700
-        toAdvertise:
-          allowed: {mode: all}
-          withLocalPref:
-          - {prefixes: [198.51.100.1/32], localPref: 250}
-          withCommunity:
-          - {prefixes: [198.51.100.1/32], community: "64700:100"}
-          - {prefixes: [198.51.100.2/32], community: "large:64700:1:2"}
-        toReceive:
-          allowed: {mode: all}
-      prefixes: [198.51.100.1/32, 198.51.100.2/32]
-"#;
-
-#[test]
-fn lab_run_communities_and_local_pref_on_ibgp() {
-    if !ready(&[Req::Frr(FrrVersion::V8), Req::GoBgp]) {
-        return;
-    }
-    let tmp = TempDir::new().unwrap();
-    let f = tmp.write("ibgp.yaml", COMMUNITIES).unwrap();
-    let (code, r, err, _) = lab_run(&[f.to_str().unwrap(), "--labels", "x=y", "--announce", "203.0.113.0/24=64700:7,large:1:2:3"]);
-    assert_eq!(code, 0, "{err}\n{r:#}");
-    let p = peer(&r, "192.0.2.1");
-    assert_eq!(p["peerAsn"], 64700, "internal session");
-    assert_eq!(p["state"], "Established");
-    let one = route(&p["received"], "198.51.100.1/32");
-    assert_eq!(one["localPref"], 250, "{one:#}");
-    assert_eq!(one["communities"], serde_json::json!(["64700:100"]));
-    let two = route(&p["received"], "198.51.100.2/32");
-    assert_eq!(two["largeCommunities"], serde_json::json!(["64700:1:2"]));
-    assert_eq!(two["localPref"], 100, "iBGP default local preference: {two:#}");
-    assert!(two.get("communities").is_none(), "{two:#}");
-    // the peer's announcement reaches the node (with receive-all) and its kernel
-    assert_eq!(prefixes(&p["accepted"]), ["203.0.113.0/24"]);
-    assert_eq!(prefixes(&p["installed"]), ["203.0.113.0/24"]);
-}
-
-const SESSIONS: &str = r#"apiVersion: v1
-kind: Secret
-metadata: {name: peer-pw, namespace: frr-k8s-system}
-type: kubernetes.io/basic-auth
-stringData: {password: "s3cr3t-pw"}
----
-apiVersion: frrk8s.metallb.io/v1beta1
-kind: FRRConfiguration
-metadata: {name: sessions, namespace: frr-k8s-system}
-spec:
-  bgp:
-    routers:
-    - asn: 64800
-      neighbors:
-      - address: 2001:db8:1::1
-        dynamicASN: external
-        passwordSecret: {name: peer-pw, namespace: frr-k8s-system}
-        toAdvertise: {allowed: {mode: all}}
-      - address: 203.0.113.9
-        asn: 64801
-        port: 1179
-        ebgpMultiHop: true
-        sourceaddress: 198.51.100.200
-        toAdvertise: {allowed: {mode: all}}
-        toReceive: {allowed: {mode: all}}
-      prefixes: [198.51.100.128/25, 2001:db8:99::/48]
-"#;
-
-#[test]
-fn lab_run_ipv6_dynamic_asn_password_multihop_port() {
-    if !ready(&[Req::Frr(FrrVersion::V8), Req::GoBgp]) {
-        return;
-    }
-    let tmp = TempDir::new().unwrap();
-    let f = tmp.write("sessions.yaml", SESSIONS).unwrap();
-    let (code, r, err, _) = lab_run(&[f.to_str().unwrap(), "--labels", "x=y", "--announce", "192.0.2.128/25@203.0.113.9"]);
-    assert_eq!(code, 0, "{err}\n{r:#}");
-    assert!(!err.contains("s3cr3t-pw") && !r.to_string().contains("s3cr3t-pw"), "the password leaked");
-    let v6 = peer(&r, "2001:db8:1::1");
-    assert_eq!(v6["state"], "Established");
-    assert_ne!(v6["peerAsn"], 64800, "external: another ASN");
-    assert_eq!(prefixes(&v6["received"]), ["2001:db8:99::/48"]);
-    let mh = peer(&r, "203.0.113.9");
-    assert_eq!(mh["state"], "Established");
-    assert_eq!(prefixes(&mh["received"]), ["198.51.100.128/25"]);
-    assert_eq!(route(&mh["received"], "198.51.100.128/25")["nextHop"], "198.51.100.200", "the source address is the next hop");
-    assert_eq!(prefixes(&mh["accepted"]), ["192.0.2.128/25"]);
-    assert_eq!(prefixes(&mh["installed"]), ["192.0.2.128/25"]);
 }
 
 const BFD: &str = r#"apiVersion: frrk8s.metallb.io/v1beta1

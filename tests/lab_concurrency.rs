@@ -92,12 +92,4 @@ fn reads_while_applying(version: FrrVersion) {
     assert_eq!(applier.apply(&base).unwrap().commands, 0);
 }
 
-#[test]
-fn reads_while_applying_frr10() {
-    reads_while_applying(FrrVersion::V10);
-}
-
-#[test]
-fn reads_while_applying_frr8() {
-    reads_while_applying(FrrVersion::V8);
-}
+crate::frr_versions!(reads_while_applying);

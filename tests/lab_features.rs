@@ -108,31 +108,13 @@ fn diag(name: &str, frr: &Frr) -> String {
     )
 }
 
-macro_rules! both_versions {
-    ($($scenario:ident),* $(,)?) => {
-        mod frr8 {
-            $( #[test] fn $scenario() { super::$scenario(super::FrrVersion::V8) } )*
-        }
-        mod frr10 {
-            $( #[test] fn $scenario() { super::$scenario(super::FrrVersion::V10) } )*
-        }
-    };
-}
-
-both_versions!(policy, vrf_imports, bfd, password_secret, unnumbered, ipv6_and_dual_stack);
+crate::frr_versions!(policy, vrf_imports, bfd, password_secret, unnumbered, ipv6_and_dual_stack, bfd_defaults);
 
 /// A BFD profile whose values equal FRR's defaults (300/300 ms, multiplier 3): FRR does not
 /// print default values in its running configuration, so apply's verification once reported
 /// them missing and exited 1.
-mod bfd_defaults {
-    #[test]
-    fn frr8() {
-        super::bfd_with(super::FrrVersion::V8, 300, 300, 3)
-    }
-    #[test]
-    fn frr10() {
-        super::bfd_with(super::FrrVersion::V10, 300, 300, 3)
-    }
+fn bfd_defaults(version: FrrVersion) {
+    bfd_with(version, 300, 300, 3)
 }
 
 // ------------------------------------------------------------------------------ 1. policy
@@ -380,7 +362,15 @@ spec:
     for l in ["router bgp 65000 vrf red", "  import vrf red", "  import vrf default", "  network 203.0.113.0/24"] {
         assert!(running.contains(l), "`{l}` not in FRR's running configuration:\n{running}");
     }
-    // default imports red: works even when the kernel has no VRF device for red.
+    // default imports red: on FRR 8.4 and 10.3 this works even when the kernel has no VRF
+    // device for red. FRR 10.7 leaks nothing from a VRF it cannot activate: without a kernel
+    // VRF device only the configuration can be checked there (it was, above).
+    if !kernel_vrf && version == FrrVersion::V10_7 {
+        std::thread::sleep(Duration::from_secs(3));
+        assert_eq!(frr_prefixes(&node, "default", false), set(&["198.51.100.0/24"]), "FRR 10.7 now leaks from an inactive VRF\n{}", diag("node", &node));
+        eprintln!("vrf_imports FRR 10.7: no kernel VRF device; FRR 10.7 leaks nothing from the inactive VRF red (8.4 and 10.3 do): leaking NOT checked");
+        return;
+    }
     assert!(
         lab::wait_until(Duration::from_secs(20), || frr_prefixes(&node, "default", false) == set(&["198.51.100.0/24", "203.0.113.0/24"])),
         "203.0.113.0/24 not leaked from red into default\n{}",

@@ -1,4 +1,4 @@
-//! Every golden frr.conf, applied one after the other to real FRR 8.4 and 10.3 by the
+//! Every golden frr.conf, applied one after the other to every real FRR of the suite (8.4, 10.3, 10.7) by the
 //! applier: FRR must accept every line (a semantic check, beyond `vtysh -C`), the running
 //! configuration read back must match (no drift), and going from each golden to the next
 //! exercises the difference engine on very different configurations. Finally the empty
@@ -35,12 +35,15 @@ fn all_goldens(version: FrrVersion) {
     }
     let ns = Netns::new().unwrap();
     ns.ip(&["link", "set", "lo", "down"]).unwrap();
-    let frr = Frr::start(version, &ns).unwrap();
+    let mut frr = Frr::start(version, &ns).unwrap();
+    // bgpd exits seen, as "previous -> golden"
+    let mut bgpd_exits: Vec<String> = Vec::new();
     let mut applier = Applier::new(frr.location());
     let mut failures = Vec::new();
     let cases = goldens();
     assert!(cases.len() > 40);
     let mut previous: Option<&str> = None;
+    let mut previous_name: Option<&str> = None;
     for (name, text) in &cases {
         // FRR 8.4 does not know wildcard route targets (`*:N`), which FRR 10 accepts: the
         // apply must fail, and FRR must keep running the previous golden.
@@ -62,7 +65,34 @@ fn all_goldens(version: FrrVersion) {
                 applier.invalidate();
             }
         }
+        if !frr.daemon_running("bgpd") {
+            // FRR's own failure, not ours: note it, start bgpd again, and apply the golden anew
+            // (what the apply said while bgpd went away does not count)
+            if failures.last().is_some_and(|f| f.starts_with(&format!("{name}: "))) {
+                failures.pop();
+            }
+            bgpd_exits.push(format!("{} -> {name}", previous_name.unwrap_or("")));
+            frr.start_daemon("bgpd").unwrap();
+            applier.invalidate();
+            if let Err(e) = applier.apply(text) {
+                failures.push(format!("{name}: after bgpd was started again: {e}"));
+            }
+        }
         previous = Some(text);
+        previous_name = Some(name);
+    }
+    // FRR 10.7.1's bgpd exits, with no message in its log, while it applies
+    // feature-log-level-flag after feature-log-level-debug when feature-import-vrfs came
+    // before them (VRF imports; then bgp debugging on and every instance removed; then a new
+    // instance): every run, and also with just those three goldens; 8.4 and 10.3 do not. A
+    // smaller hand-written sequence did not reproduce it. Pinned here, so that a fix or a new
+    // exit shows.
+    let known: &[&str] = if version == FrrVersion::V10_7 { &["feature-log-level-debug -> feature-log-level-flag"] } else { &[] };
+    if !bgpd_exits.is_empty() {
+        eprintln!("FRR {}: bgpd exited at {bgpd_exits:?}", version.label());
+    }
+    if bgpd_exits != known {
+        failures.push(format!("bgpd exited at {bgpd_exits:?}; known for FRR {}: {known:?}", version.label()));
     }
     // back to nothing: no managed line of ours may remain
     let empty = "log stdout informational\nlog timestamp precision 3\nhostname node1\nip nht resolve-via-default\nipv6 nht resolve-via-default\n";
@@ -81,12 +111,4 @@ fn all_goldens(version: FrrVersion) {
     assert!(failures.is_empty(), "FRR {}: {} failure(s):\n{}", version.label(), failures.len(), failures.join("\n"));
 }
 
-#[test]
-fn goldens_apply_cleanly_on_frr8() {
-    all_goldens(FrrVersion::V8);
-}
-
-#[test]
-fn goldens_apply_cleanly_on_frr10() {
-    all_goldens(FrrVersion::V10);
-}
+crate::frr_versions!(all_goldens);

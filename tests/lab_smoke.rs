@@ -186,15 +186,7 @@ fn smoke(version: FrrVersion) {
     step("gobgpd stopped, namespaces deleted");
 }
 
-#[test]
-fn metallb_wk3_against_gobgp_frr_8() {
-    smoke(FrrVersion::V8);
-}
-
-#[test]
-fn metallb_wk3_against_gobgp_frr_10() {
-    smoke(FrrVersion::V10);
-}
+crate::frr_versions!(smoke, harness_selftest);
 
 /// The harness itself: rejected lines are reported (and the valid ones applied), a killed
 /// daemon can be started again.
@@ -223,16 +215,6 @@ fn harness_selftest(version: FrrVersion) {
     frr.start_daemon("bgpd").unwrap();
     assert_ne!(frr.pid("bgpd"), Some(old));
     assert!(lab::wait_until(Duration::from_secs(5), || frr.vtysh(&["show bgp summary"]).is_ok()));
-}
-
-#[test]
-fn lab_selftest_frr_8() {
-    harness_selftest(FrrVersion::V8);
-}
-
-#[test]
-fn lab_selftest_frr_10() {
-    harness_selftest(FrrVersion::V10);
 }
 
 /// Three namespaces on one bridge reach each other over IPv4 and IPv6.

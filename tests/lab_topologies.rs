@@ -255,15 +255,7 @@ fn ecmp(version: FrrVersion) {
     eprintln!("FRR {v}: ECMP scenario took {:.1} s", start.elapsed().as_secs_f64());
 }
 
-#[test]
-fn ecmp_three_nodes_frr8() {
-    ecmp(FrrVersion::V8);
-}
-
-#[test]
-fn ecmp_three_nodes_frr10() {
-    ecmp(FrrVersion::V10);
-}
+crate::frr_versions!(ecmp, racks);
 
 // ------------------------------------------------------------------------------ racks
 
@@ -501,14 +493,4 @@ fn racks(version: FrrVersion) {
         assert_eq!(connections(&tors[rack], addr), 1, "{}", diag(&format!("the session of {addr} was reset")));
     }
     eprintln!("FRR {v}: racks scenario took {:.1} s", start.elapsed().as_secs_f64());
-}
-
-#[test]
-fn racks_relabel_frr8() {
-    racks(FrrVersion::V8);
-}
-
-#[test]
-fn racks_relabel_frr10() {
-    racks(FrrVersion::V10);
 }

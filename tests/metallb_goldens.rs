@@ -8,7 +8,7 @@
 //! with host bits): those are refused, each with one of the reasons listed in `REFUSED`, and
 //! nothing else is. Then each object is repaired the way a real MetalLB writes it (hold 3 s,
 //! keepalive 1 s, the prefix without host bits), rendered, and every result passes the syntax
-//! check of real FRR 8.4 and 10.3; the prepends appear as `set as-path prepend`.
+//! check of real FRR 8.4, 10.3 and 10.7; the prepends appear as `set as-path prepend`.
 //!
 //! Without the upstream copy or FRR the test reports itself skipped, except under CI=true.
 
@@ -188,7 +188,7 @@ fn metallb_v0_16_2_goldens_parse_merge_render_and_pass_frr() {
         })
         .collect();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join(".ci/vtysh-check");
-    for version in ["8", "10"] {
+    for version in ["8", "10", "10.7"] {
         let out = Command::new(&script).arg(version).args(&files).output().expect("run .ci/vtysh-check");
         let stderr = String::from_utf8_lossy(&out.stderr);
         match out.status.code() {

@@ -119,7 +119,9 @@ pub fn setting_key(line: &str) -> Option<String> {
     let w: Vec<&str> = line.split_whitespace().collect();
     let key = |n: usize| Some(w[..n.min(w.len())].join(" "));
     match w.as_slice() {
-        ["hostname", ..] | ["log", "stdout", ..] | ["log", "timestamp", "precision", ..] => key(w.len() - 1),
+        // `log stdout` alone is FRR's spelling of the debugging level: the same setting
+        ["log", "stdout", ..] => Some("log stdout".to_string()),
+        ["hostname", ..] | ["log", "timestamp", "precision", ..] => key(w.len() - 1),
         ["bgp", "router-id", _] => key(2),
         ["neighbor", _, "remote-as", _] => key(3),
         ["neighbor", _, "interface", "remote-as", _] => key(3).map(|k| k.replace(" interface", " remote-as")),
@@ -403,6 +405,17 @@ mod tests {
         assert_eq!(t[2].children.len(), 1);
         assert_eq!(t[3].children.len(), 3);
         assert_eq!(t[3].children[2].children.len(), 2);
+    }
+
+    /// From the debugging level (which FRR prints as `log stdout` alone) to another level is
+    /// one command: `no log stdout` after it would turn stdout logging off (and FRR 10.7's bgpd
+    /// stopped taking configuration after it).
+    #[test]
+    fn a_log_level_change_is_one_command() {
+        let d = diff(&parse("log stdout debugging\nhostname n\n"), &parse("log stdout warnings\nhostname n\n"));
+        assert_eq!(d.text.lines().filter(|l| l.starts_with("log") || l.starts_with("no log")).collect::<Vec<_>>(), ["log stdout warnings"], "{}", d.text);
+        let d = diff(&parse("log stdout warnings\n"), &parse("log stdout debugging\n"));
+        assert!(!d.text.contains("no log"), "{}", d.text);
     }
 
     #[test]

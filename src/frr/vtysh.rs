@@ -296,6 +296,9 @@ impl FrrLocation {
             if output.contains("failed to connect to any daemons") || output.contains("Exiting: failed to connect") {
                 break Err(FrrError::Unreachable { pathspace: self.pathspace.clone(), output: output.trim().to_string() });
             }
+            if std::env::var_os("FC_DEBUG_VTYSH").is_some() {
+                eprintln!("BATCH<<{batch}>>\nVTYSH OUTPUT<<{output}>>");
+            }
             let rejected = rejected_lines(batch, &output);
             if rejected.is_empty() && !out.status.success() {
                 break Err(FrrError::Command { command: "vtysh -f".into(), output: output.trim().to_string() });
@@ -353,7 +356,10 @@ fn rejected_lines(text: &str, output: &str) -> Vec<Rejected> {
 /// vtysh's own notice that its vtysh.conf is missing (FRR started with `-N` and no
 /// vtysh.conf in its folder), which is about vtysh, not about the configuration's lines.
 fn informational(message: &str) -> bool {
-    const NOTES: &[&str] = &["Echo mode works correctly for IPv4", "Can't open configuration file"];
+    // FRR 10.7's mgmtd: "% Configuration applied with notes:" then "No changes found to be
+    // committed!" when a batch changes nothing of a daemon it manages (the batch applied;
+    // the verification that follows every apply checks the result)
+    const NOTES: &[&str] = &["Echo mode works correctly for IPv4", "Can't open configuration file", "Configuration applied with notes"];
     NOTES.iter().any(|n| message.contains(n))
 }
 
@@ -380,5 +386,14 @@ mod tests {
         assert_eq!(rejected_lines(text, output), vec![]);
         let output = format!("{output}line 1: % Unknown command: router bgp 65000\n");
         assert_eq!(rejected_lines(text, &output).len(), 1);
+    }
+
+    #[test]
+    fn frr_10_7_notes_are_not_refusals() {
+        let output = "[2550|mgmtd] sending configuration\n[2551|zebra] sending configuration\n% Configuration applied with notes:\nNo changes found to be committed!\n[2551|zebra] done\n";
+        assert!(rejected_lines("router bgp 65000\n", output).is_empty());
+        // a refusal beside the note still counts
+        let output = format!("{output}line 1: % Unknown command: router bgpx 65000\n");
+        assert_eq!(rejected_lines("router bgpx 65000\n", &output).len(), 1);
     }
 }

@@ -10,29 +10,46 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 
-use super::{build_lock, command, frr10_root, process_matches, run, stop_processes, under, unique_name, wait_until, Netns};
+use super::{build_lock, command, frr10_7_root, frr10_root, process_matches, run, stop_processes, under, unique_name, wait_until, Netns};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FrrVersion {
     /// Debian bookworm FRR 8.4, native.
     V8,
-    /// Debian trixie FRR 10.3, in the chroot of `.ci/install-frr.sh`.
+    /// Debian trixie FRR 10.3, in a chroot of `.ci/install-frr.sh`.
     V10,
+    /// Debian forky (testing) FRR 10.7, in a chroot of `.ci/install-frr.sh`.
+    V10_7,
 }
 
 impl FrrVersion {
+    /// Every FRR the suite has, oldest first: tests that run on every version take them from
+    /// here, so adding a version is one line.
+    pub const ALL: [FrrVersion; 3] = [FrrVersion::V8, FrrVersion::V10, FrrVersion::V10_7];
+
     pub fn label(self) -> &'static str {
         match self {
             FrrVersion::V8 => "8.4",
             FrrVersion::V10 => "10.3",
+            FrrVersion::V10_7 => "10.7",
         }
     }
-    /// FRR under `root`: 10.x when it has mgmtd, else 8.x.
+    /// FRR under `root`: 8.x without mgmtd; with mgmtd, 10.7 when the package installed there
+    /// says so, else 10.3.
     pub fn detect(root: &Path) -> FrrVersion {
-        if root.join("usr/lib/frr/mgmtd").is_file() {
-            FrrVersion::V10
+        if !root.join("usr/lib/frr/mgmtd").is_file() {
+            return FrrVersion::V8;
+        }
+        let status = fs::read_to_string(root.join("var/lib/dpkg/status")).unwrap_or_default();
+        let frr_version = status
+            .split("\n\n")
+            .find(|p| p.lines().any(|l| l == "Package: frr"))
+            .and_then(|p| p.lines().find_map(|l| l.strip_prefix("Version: ")))
+            .unwrap_or("");
+        if frr_version.starts_with("10.7") {
+            FrrVersion::V10_7
         } else {
-            FrrVersion::V8
+            FrrVersion::V10
         }
     }
     /// The file system root the daemons and vtysh run in (the tests' installation).
@@ -40,18 +57,19 @@ impl FrrVersion {
         match self {
             FrrVersion::V8 => PathBuf::from("/"),
             FrrVersion::V10 => frr10_root(),
+            FrrVersion::V10_7 => frr10_7_root(),
         }
     }
     /// Daemons in start order.
     pub fn daemons(self) -> &'static [&'static str] {
         match self {
             FrrVersion::V8 => &["zebra", "bgpd", "bfdd", "staticd"],
-            FrrVersion::V10 => &["mgmtd", "zebra", "bgpd", "bfdd", "staticd"],
+            FrrVersion::V10 | FrrVersion::V10_7 => &["mgmtd", "zebra", "bgpd", "bfdd", "staticd"],
         }
     }
     /// FRR 10's mgmtd and staticd (a mgmtd back end) reject `-f`.
     fn takes_config_file(self, daemon: &str) -> bool {
-        !(self == FrrVersion::V10 && matches!(daemon, "mgmtd" | "staticd"))
+        !(self != FrrVersion::V8 && matches!(daemon, "mgmtd" | "staticd"))
     }
 }
 

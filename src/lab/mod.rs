@@ -120,10 +120,18 @@ pub(crate) fn ip(args: &[&str]) -> Result<String> {
     run(command("ip").args(args))
 }
 
-/// The FRR 10 chroot built by `.ci/install-frr.sh`.
+fn cache_dir() -> PathBuf {
+    std::env::var_os("FRR_COMPOSER_CACHE").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/var/cache/frr-composer"))
+}
+
+/// The FRR 10.3 chroot built by `.ci/install-frr.sh` (Debian trixie).
 pub fn frr10_root() -> PathBuf {
-    let cache = std::env::var_os("FRR_COMPOSER_CACHE").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/var/cache/frr-composer"));
-    cache.join("trixie")
+    cache_dir().join("trixie")
+}
+
+/// The FRR 10.7 chroot built by `.ci/install-frr.sh` (Debian forky).
+pub fn frr10_7_root() -> PathBuf {
+    cache_dir().join("forky")
 }
 
 /// A path as seen from the host, for a path inside `root`.
@@ -241,8 +249,8 @@ pub fn unavailable(reqs: &[Req]) -> Option<String> {
         let missing = match r {
             Req::Frr(v) => {
                 let mut m = missing_frr(&v.root());
-                if m.is_empty() && *v == FrrVersion::V10 && !v.root().join(".frr-composer-ready").is_file() {
-                    m.push(format!("FRR 10 chroot {} is incomplete", v.root().display()));
+                if m.is_empty() && *v != FrrVersion::V8 && !v.root().join(".frr-composer-ready").is_file() {
+                    m.push(format!("FRR {} chroot {} is incomplete", v.label(), v.root().display()));
                 }
                 m
             }
@@ -400,7 +408,7 @@ fn remove_leftovers(matches: &dyn Fn(&str) -> bool) -> (usize, usize) {
         }
     }
     let mut roots = frr_roots().clone();
-    roots.extend([PathBuf::from("/"), frr10_root()]);
+    roots.extend([PathBuf::from("/"), frr10_root(), frr10_7_root()]);
     for root in roots {
         for dir in ["run/frr", "tmp"] {
             let Ok(entries) = fs::read_dir(root.join(dir)) else {

@@ -77,6 +77,8 @@ fn frr_tag(v: FrrVersion) -> &'static str {
     match v {
         FrrVersion::V8 => "8.4",
         FrrVersion::V10 => "10.3",
+        // no image of it is built (yet): the cluster tests run 8.4 and 10.3
+        FrrVersion::V10_7 => "10.7",
     }
 }
 

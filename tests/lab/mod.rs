@@ -4,7 +4,7 @@
 //! peers, their cleanup) are the library's `frr_composer::lab`, which `frr-composer lab` also
 //! uses; this file adds what only tests need: the skip-or-fail policy and the crate's binary.
 //!
-//! Needs root, `ip netns`, FRR 8.4 (Debian) and the FRR 10.3 chroot of `.ci/install-frr.sh`.
+//! Needs root, `ip netns`, FRR 8.4 (Debian) and the FRR 10.3 and 10.7 chroots of `.ci/install-frr.sh`.
 #![allow(dead_code)]
 
 use std::path::Path;
@@ -17,6 +17,24 @@ pub mod support;
 use support::run;
 
 pub use frr_composer::lab::*;
+
+/// One `#[test]` per FRR version of the suite for each scenario `fn(FrrVersion)`:
+/// `crate::frr_versions!(policy, bfd);` makes `policy::frr_8_4`, `policy::frr_10_3`,
+/// `policy::frr_10_7`, ... Adding an FRR version to every such test is one line here (and its
+/// entry in `FrrVersion::ALL`, which the data-driven tests loop over).
+#[macro_export]
+macro_rules! frr_versions {
+    ($($scenario:ident),* $(,)?) => {
+        $(
+            mod $scenario {
+                use super::FrrVersion;
+                #[test] fn frr_8_4() { super::$scenario(FrrVersion::V8) }
+                #[test] fn frr_10_3() { super::$scenario(FrrVersion::V10) }
+                #[test] fn frr_10_7() { super::$scenario(FrrVersion::V10_7) }
+            }
+        )*
+    };
+}
 
 /// True when the lab can run `reqs`. Otherwise: panics under `CI=true` (the lab is
 /// mandatory there), else prints a SKIPPED message and returns false.
