@@ -17,6 +17,8 @@
 //! or the environment: FRR_BENCH_PREFIXES, FRR_BENCH_VERSIONS (10.3,8.4), FRR_BENCH_REPS.
 //! `--no-anchor` runs only frr-composer (quick checks); `-- --help` lists the options.
 
+#[path = "../tests/support/mod.rs"]
+mod support;
 #[path = "../tests/lab/mod.rs"]
 mod lab;
 

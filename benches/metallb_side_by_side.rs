@@ -13,10 +13,11 @@
 //!
 //! Needs root, FRR 8.4 and the binaries above; reports what is missing and exits 2 otherwise.
 
+#[path = "../tests/support/mod.rs"]
+mod support;
 #[path = "../tests/apiserver/mod.rs"]
 mod apiserver;
 // the lab and the API server harness each include tests/support
-#[allow(clippy::duplicate_mod)]
 #[path = "../tests/lab/mod.rs"]
 mod lab;
 #[path = "../tests/metallb_lab/mod.rs"]

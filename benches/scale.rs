@@ -43,6 +43,8 @@
 //! Everything started (processes by pid, namespaces, directories) is removed on every path,
 //! also on SIGINT/SIGTERM.
 
+#[path = "../tests/support/mod.rs"]
+mod support;
 #[path = "../tests/apiserver/mod.rs"]
 mod apiserver;
 #[path = "scale/fixture.rs"]

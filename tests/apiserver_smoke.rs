@@ -7,6 +7,8 @@
 //! Needs the binaries built by .ci/install-apiserver.sh: skipped without them, except under
 //! CI=true, where it fails.
 
+#[path = "support/mod.rs"]
+mod support;
 mod apiserver;
 
 use std::path::{Path, PathBuf};

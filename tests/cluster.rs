@@ -8,6 +8,8 @@
 
 #[path = "cluster/mod.rs"]
 mod cluster;
+#[path = "support/mod.rs"]
+mod support;
 mod lab;
 
 use std::time::{Duration, Instant};

@@ -15,6 +15,8 @@ use serde_yaml::Value;
 
 #[path = "cluster/mod.rs"]
 mod cluster;
+#[path = "support/mod.rs"]
+mod support;
 mod lab;
 use lab::support::{command, run};
 

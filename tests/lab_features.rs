@@ -13,6 +13,8 @@
 //! Needs root, `ip netns`, FRR and gobgpd (.ci/install-frr.sh): skipped without them, except
 //! under CI=true, where it fails.
 
+#[path = "support/mod.rs"]
+mod support;
 mod lab;
 
 use std::collections::BTreeSet;

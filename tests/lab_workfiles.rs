@@ -6,6 +6,8 @@
 //! Needs root, `ip netns` and FRR (.ci/install-frr.sh): skipped without them, except under
 //! CI=true, where it fails.
 
+#[path = "support/mod.rs"]
+mod support;
 mod lab;
 
 use std::os::unix::fs::MetadataExt;

@@ -6,9 +6,10 @@
 //! Needs root, FRR 8.4, the apiserver binaries and MetalLB (.ci/install-apiserver.sh,
 //! .ci/install-metallb.sh): skipped without them, except under CI=true, where it fails.
 
+#[path = "support/mod.rs"]
+mod support;
 mod apiserver;
 // the lab and the API server harness each include tests/support
-#[allow(clippy::duplicate_mod)]
 mod lab;
 mod metallb_lab;
 

@@ -39,9 +39,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 
-#[path = "../support/mod.rs"]
-pub mod support;
-use support::{command, pid_alive, run, signal, stop_child, tail_file as tail};
+pub(crate) use crate::support;
+use crate::support::{command, pid_alive, run, signal, stop_child, tail_file as tail};
 
 pub const KUBECTL: &str = "/usr/bin/kubectl";
 const OPENSSL: &str = "/usr/bin/openssl";

@@ -12,9 +12,8 @@ use std::process::Command;
 
 use anyhow::Result;
 
-#[path = "../support/mod.rs"]
-pub mod support;
-use support::run;
+pub(crate) use crate::support;
+use crate::support::run;
 
 pub use frr_composer::lab::*;
 
