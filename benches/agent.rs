@@ -29,10 +29,10 @@
 //! The report says which binary (and profile) ran. FRR_BENCH_AGENT_ENV="K=V,..." adds
 //! environment variables to the agent (experiments such as MALLOC_ARENA_MAX=2).
 
-#[path = "../tests/support/mod.rs"]
-mod support;
 #[path = "../tests/apiserver/mod.rs"]
 mod apiserver;
+#[path = "../tests/support/mod.rs"]
+mod support;
 // the lab and the API server harness each include tests/support
 #[path = "../tests/lab/mod.rs"]
 mod lab;

@@ -17,10 +17,10 @@
 //! or the environment: FRR_BENCH_PREFIXES, FRR_BENCH_VERSIONS (10.3,8.4), FRR_BENCH_REPS.
 //! `--no-anchor` runs only frr-composer (quick checks); `-- --help` lists the options.
 
-#[path = "../tests/support/mod.rs"]
-mod support;
 #[path = "../tests/lab/mod.rs"]
 mod lab;
+#[path = "../tests/support/mod.rs"]
+mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;

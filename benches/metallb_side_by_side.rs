@@ -13,10 +13,10 @@
 //!
 //! Needs root, FRR 8.4 and the binaries above; reports what is missing and exits 2 otherwise.
 
-#[path = "../tests/support/mod.rs"]
-mod support;
 #[path = "../tests/apiserver/mod.rs"]
 mod apiserver;
+#[path = "../tests/support/mod.rs"]
+mod support;
 // the lab and the API server harness each include tests/support
 #[path = "../tests/lab/mod.rs"]
 mod lab;

@@ -43,12 +43,12 @@
 //! Everything started (processes by pid, namespaces, directories) is removed on every path,
 //! also on SIGINT/SIGTERM.
 
-#[path = "../tests/support/mod.rs"]
-mod support;
 #[path = "../tests/apiserver/mod.rs"]
 mod apiserver;
 #[path = "scale/fixture.rs"]
 mod fixture;
+#[path = "../tests/support/mod.rs"]
+mod support;
 #[path = "scale/tools.rs"]
 mod tools;
 

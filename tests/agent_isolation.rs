@@ -15,9 +15,9 @@
 //! Needs root, the lab (FRR, gobgpd) and the apiserver binaries (.ci/install-apiserver.sh):
 //! skipped without them, except under CI=true, where it fails.
 
+mod apiserver;
 #[path = "support/mod.rs"]
 mod support;
-mod apiserver;
 // the lab and the API server harness each include tests/support
 mod lab;
 

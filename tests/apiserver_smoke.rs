@@ -7,9 +7,9 @@
 //! Needs the binaries built by .ci/install-apiserver.sh: skipped without them, except under
 //! CI=true, where it fails.
 
+mod apiserver;
 #[path = "support/mod.rs"]
 mod support;
-mod apiserver;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

@@ -8,9 +8,9 @@
 
 #[path = "cluster/mod.rs"]
 mod cluster;
+mod lab;
 #[path = "support/mod.rs"]
 mod support;
-mod lab;
 
 use std::time::{Duration, Instant};
 

@@ -15,9 +15,9 @@ use serde_yaml::Value;
 
 #[path = "cluster/mod.rs"]
 mod cluster;
+mod lab;
 #[path = "support/mod.rs"]
 mod support;
-mod lab;
 use lab::support::{command, run};
 
 const NAMESPACE: &str = "frr-k8s-system";

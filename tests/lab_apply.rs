@@ -5,9 +5,9 @@
 //! Needs root, `ip netns`, FRR and gobgpd (.ci/install-frr.sh): skipped without them, except
 //! under CI=true, where it fails.
 
+mod lab;
 #[path = "support/mod.rs"]
 mod support;
-mod lab;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

@@ -9,9 +9,9 @@
 //! Needs root, `ip netns` and FRR (.ci/install-frr.sh): skipped without them, except under
 //! CI=true, where it fails.
 
+mod lab;
 #[path = "support/mod.rs"]
 mod support;
-mod lab;
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, Ordering};

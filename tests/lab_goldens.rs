@@ -7,9 +7,9 @@
 //! The FRR instance runs in a namespace with no interface up, so the neighbors in the goldens
 //! (which use arbitrary addresses) are never reached: no packet leaves the namespace.
 
+mod lab;
 #[path = "support/mod.rs"]
 mod support;
-mod lab;
 
 use std::path::Path;
 

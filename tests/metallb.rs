@@ -6,9 +6,9 @@
 //! Needs root, FRR 8.4, the apiserver binaries and MetalLB (.ci/install-apiserver.sh,
 //! .ci/install-metallb.sh): skipped without them, except under CI=true, where it fails.
 
+mod apiserver;
 #[path = "support/mod.rs"]
 mod support;
-mod apiserver;
 // the lab and the API server harness each include tests/support
 mod lab;
 mod metallb_lab;

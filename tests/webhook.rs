@@ -3,9 +3,9 @@
 //! introduces a conflict is refused; per-object checks run even when no node is selected;
 //! warnings reach kubectl; with the webhook down, failurePolicy Fail refuses writes.
 
+mod apiserver;
 #[path = "support/mod.rs"]
 mod support;
-mod apiserver;
 
 use std::io::Write;
 use std::path::PathBuf;
