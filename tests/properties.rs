@@ -86,27 +86,27 @@ fn contains(merged: &Model, a: &Model) -> Result<(), String> {
         }
         for na in &ra.neighbors {
             let nm = rm.neighbors.iter().find(|n| n.peer == na.peer).ok_or(format!("neighbor {} lost", na.peer))?;
-            for p in na.advertise.keys() {
-                if !nm.advertise.contains_key(p) {
+            for p in na.outbound.advertise.keys() {
+                if !nm.outbound.advertise.contains_key(p) {
                     return Err(format!("advertisement {p} to {} lost", na.peer));
                 }
             }
-            if na.receive_all.is_some() && nm.receive_all.is_none() {
+            if na.inbound.receive_all.is_some() && nm.inbound.receive_all.is_none() {
                 return Err("receive all lost".into());
             }
-            if nm.receive_all.is_none() {
-                for f in na.receive.keys() {
-                    if !nm.receive.contains_key(f) {
+            if nm.inbound.receive_all.is_none() {
+                for f in na.inbound.receive.keys() {
+                    if !nm.inbound.receive.contains_key(f) {
                         return Err(format!("receive {f} lost"));
                     }
                 }
             }
-            for (c, ps) in &na.communities {
-                if !ps.iter().all(|p| nm.communities.get(c).is_some_and(|m| m.contains(p))) {
+            for (c, ps) in &na.outbound.communities {
+                if !ps.iter().all(|p| nm.outbound.communities.get(c).is_some_and(|m| m.contains(p))) {
                     return Err(format!("community {c} lost"));
                 }
             }
-            if na.graceful_restart && !nm.graceful_restart {
+            if na.session.graceful_restart && !nm.session.graceful_restart {
                 return Err("graceful restart lost".into());
             }
         }

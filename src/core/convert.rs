@@ -7,7 +7,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use ipnet::IpNet;
 
 use super::error::{Error, ObjRef};
-use super::model::{AllowAsIn, BfdProfile, Filter, Peer, RemoteAs, SessionFamily, VniProperties};
+use super::model::{AddressFamilies, AllowAsIn, BfdProfile, IpFamilies, Peer, PrefixMatch, RemoteAs, VniProperties};
 use super::values::{self, Community, Family};
 use crate::api;
 
@@ -44,7 +44,7 @@ pub struct RouterContrib {
     pub vrf: String,
     pub router_id: Option<Ipv4Addr>,
     pub prefixes: BTreeSet<IpNet>,
-    pub imports: BTreeSet<String>,
+    pub import_vrfs: BTreeSet<String>,
     pub evpn: Option<EvpnContrib>,
     pub neighbors: Vec<NeighborContrib>,
 }
@@ -57,25 +57,35 @@ pub struct EvpnContrib {
     pub l3vni: Option<(u32, VniProperties, bool)>,
 }
 
+/// One object's view of a neighbor, grouped as the model's `Neighbor` is. Settings the object
+/// leaves unset are `None` (no opinion); the merge resolves them to values.
 #[derive(Clone, Debug)]
 pub struct NeighborContrib {
     pub obj: ObjRef,
     pub peer: Peer,
+    pub session: SessionContrib,
+    pub families: AddressFamilies,
+    pub outbound: OutboundContrib,
+    pub inbound: InboundContrib,
+}
+
+#[derive(Clone, Debug)]
+pub struct SessionContrib {
     pub remote_as: RemoteAs,
-    pub family: SessionFamily,
+    pub local_asn: Option<u32>,
     pub port: Option<u16>,
+    pub source_address: Option<String>,
+    pub ebgp_multihop: bool,
+    pub password: Option<Password>,
     pub hold: Option<u64>,
     pub keepalive: Option<u64>,
     pub connect: Option<u64>,
-    pub password: Option<Password>,
-    pub source_address: Option<String>,
-    pub ebgp_multihop: bool,
-    pub local_asn: Option<u32>,
     pub bfd_profile: Option<String>,
     pub graceful_restart: bool,
-    pub allow_as_in: Option<AllowAsIn>,
-    pub unicast: bool,
-    pub evpn: bool,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct OutboundContrib {
     pub advertise: BTreeSet<IpNet>,
     pub next_hop_v4: Option<Ipv4Addr>,
     pub next_hop_v6: Option<Ipv6Addr>,
@@ -83,8 +93,13 @@ pub struct NeighborContrib {
     pub communities: BTreeMap<Community, BTreeSet<IpNet>>,
     /// How many times the local ASN is prepended to each prefix's AS path.
     pub as_path_prepend: BTreeMap<IpNet, u32>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct InboundContrib {
+    pub allow_as_in: Option<AllowAsIn>,
     pub receive_all: bool,
-    pub receive: BTreeSet<Filter>,
+    pub receive: BTreeSet<PrefixMatch>,
 }
 
 /// The most an AS path may be prepended by one setting (as upstream's CRD: 1-10).
@@ -198,7 +213,7 @@ pub fn convert(obj: &ObjRef, spec: &api::FRRConfigurationSpec, secrets: &BTreeMa
             Some(id) => cx.check(&format!("{path}.id"), values::parse_ipv4(id).map_err(|e| format!("{e}: a BGP router-id is an IPv4 address"))),
             None => None,
         };
-        let mut imports = BTreeSet::new();
+        let mut import_vrfs = BTreeSet::new();
         let mut all_prefixes = router_prefixes[i].clone();
         for (k, imp) in r.imports.iter().enumerate() {
             let field = format!("{path}.imports[{k}].vrf");
@@ -228,20 +243,21 @@ pub fn convert(obj: &ObjRef, spec: &api::FRRConfigurationSpec, secrets: &BTreeMa
                     continue;
                 }
             }
-            imports.insert(if key.is_empty() { "default".to_string() } else { key });
+            import_vrfs.insert(if key.is_empty() { "default".to_string() } else { key });
         }
         let evpn = r.evpn.as_ref().map(|e| convert_evpn(&mut cx, &path, e));
+        let view = RouterView { asn: r.asn, all_prefixes: &all_prefixes, bfd_profiles: &bfd_profiles };
         let mut neighbors = Vec::new();
         for (j, n) in r.neighbors.iter().enumerate() {
             let npath = format!("{path}.neighbors[{j}]");
             if n.disable_mp {
                 warnings.push(format!("FRRConfiguration {obj}: {npath}.disableMP is deprecated and ignored"));
             }
-            if let Some(nc) = convert_neighbor(&mut cx, &npath, r.asn, n, &all_prefixes, &bfd_profiles, secrets) {
+            if let Some(nc) = convert_neighbor(&mut cx, &npath, &view, n, secrets) {
                 neighbors.push(nc);
             }
         }
-        routers.push(RouterContrib { obj: obj.clone(), asn: r.asn, vrf, router_id, prefixes: router_prefixes[i].clone(), imports, evpn, neighbors });
+        routers.push(RouterContrib { obj: obj.clone(), asn: r.asn, vrf, router_id, prefixes: router_prefixes[i].clone(), import_vrfs, evpn, neighbors });
     }
 
     let raw = if spec.raw.raw_config.is_empty() { None } else { Some((spec.raw.priority, spec.raw.raw_config.clone())) };
@@ -325,19 +341,33 @@ fn timer(d: &str, hold: bool) -> Result<(u64, u128), String> {
     Ok((s as u64, ns))
 }
 
-#[allow(clippy::too_many_arguments)]
-fn convert_neighbor(
-    cx: &mut Ctx,
-    path: &str,
-    router_asn: u32,
-    n: &api::Neighbor,
-    all_prefixes: &BTreeSet<IpNet>,
-    bfd_profiles: &[BfdProfile],
-    secrets: &BTreeMap<String, SecretEntry>,
-) -> Option<NeighborContrib> {
+/// What the router around a neighbor offers it: its ASN, the prefixes it may advertise and the
+/// BFD profiles of the object.
+struct RouterView<'a> {
+    asn: u32,
+    all_prefixes: &'a BTreeSet<IpNet>,
+    bfd_profiles: &'a [BfdProfile],
+}
+
+/// One neighbor, section by section; `None` when any of its fields is refused (every error is
+/// collected first).
+fn convert_neighbor(cx: &mut Ctx, path: &str, router: &RouterView, n: &api::Neighbor, secrets: &BTreeMap<String, SecretEntry>) -> Option<NeighborContrib> {
     let before = cx.errors.len();
-    // identity
-    let peer = match (non_empty(&n.address), non_empty(&n.interface)) {
+    let peer = convert_peer(cx, path, n);
+    let session = convert_session(cx, path, router, n, secrets);
+    let families = convert_families(peer.as_ref(), n);
+    let peer_name = peer.as_ref().map(|p| p.to_string()).unwrap_or_default();
+    let inbound = convert_inbound(cx, path, n);
+    let outbound = convert_outbound(cx, path, router, &n.to_advertise, families.ip, &peer_name);
+    if cx.errors.len() > before {
+        return None;
+    }
+    Some(NeighborContrib { obj: cx.obj.clone(), peer: peer?, session: session?, families, outbound, inbound })
+}
+
+/// The neighbor's identity: an address, or an interface for an unnumbered session.
+fn convert_peer(cx: &mut Ctx, path: &str, n: &api::Neighbor) -> Option<Peer> {
+    match (non_empty(&n.address), non_empty(&n.interface)) {
         (None, None) => {
             cx.err(path, "neighbor has neither address nor interface; exactly one is required");
             None
@@ -355,7 +385,25 @@ fn convert_neighbor(
             });
             cx.check(&format!("{path}.interface"), r)
         }
+    }
+}
+
+/// An unnumbered session and `dualStackAddressFamily` carry both IP families; otherwise the
+/// peer's address decides.
+fn convert_families(peer: Option<&Peer>, n: &api::Neighbor) -> AddressFamilies {
+    let ip = match peer {
+        Some(Peer::Interface(_)) => IpFamilies::Dual,
+        _ if n.dual_stack_address_family => IpFamilies::Dual,
+        Some(Peer::Address(IpAddr::V4(_))) => IpFamilies::Ipv4,
+        Some(Peer::Address(IpAddr::V6(_))) => IpFamilies::Ipv6,
+        None => IpFamilies::Dual,
     };
+    let afs = &n.address_families;
+    AddressFamilies { ip, unicast: afs.is_empty() || afs.contains(&api::AddressFamily::Unicast), evpn: afs.contains(&api::AddressFamily::Evpn) }
+}
+
+/// Remote and local AS, transport, timers, password, BFD and graceful restart.
+fn convert_session(cx: &mut Ctx, path: &str, router: &RouterView, n: &api::Neighbor, secrets: &BTreeMap<String, SecretEntry>) -> Option<SessionContrib> {
     let remote_as = match (n.asn, n.dynamic_asn) {
         (0, None) => {
             cx.err(format!("{path}.asn"), "neighbor has neither asn nor dynamicASN; exactly one is required");
@@ -370,21 +418,14 @@ fn convert_neighbor(
         (_, Some(api::DynamicAsn::External)) => Some(RemoteAs::External),
     };
     let local_asn = if n.local_asn == 0 { None } else { Some(n.local_asn) };
-    if local_asn.is_some() && n.asn != 0 && n.asn == router_asn {
+    if local_asn.is_some() && n.asn != 0 && n.asn == router.asn {
         cx.err(format!("{path}.localASN"), "localASN is not supported for iBGP sessions (asn equals the router's ASN)");
     }
     if let Some(l) = local_asn {
-        if l == router_asn {
+        if l == router.asn {
             cx.err(format!("{path}.localASN"), format!("localASN {l} equals the router's ASN"));
         }
     }
-    let family = match &peer {
-        Some(Peer::Interface(_)) => SessionFamily::Dual,
-        _ if n.dual_stack_address_family => SessionFamily::Dual,
-        Some(Peer::Address(IpAddr::V4(_))) => SessionFamily::Ipv4,
-        Some(Peer::Address(IpAddr::V6(_))) => SessionFamily::Ipv6,
-        None => SessionFamily::Dual,
-    };
     let port = match n.port {
         None => None,
         Some(p) if (1..=65535).contains(&p) => Some(p as u16),
@@ -393,7 +434,43 @@ fn convert_neighbor(
             None
         }
     };
-    // timers
+    let (hold, keepalive, connect) = convert_timers(cx, path, n);
+    let password = convert_password(cx, path, n, secrets);
+    let source_address = match non_empty(&n.source_address) {
+        None => None,
+        Some(s) => match values::parse_ip(s) {
+            Ok(ip) => Some(ip.to_string()),
+            Err(_) => cx.check(
+                &format!("{path}.sourceaddress"),
+                values::check_ifname(s, "source address").map(|_| s.to_string()).map_err(|e| format!("{e}; expected an IP address or an interface name")),
+            ),
+        },
+    };
+    let bfd_profile = match non_empty(&n.bfd_profile) {
+        None => None,
+        Some(p) if router.bfd_profiles.iter().any(|b| b.name == p) => Some(p.to_string()),
+        Some(p) => {
+            cx.err(format!("{path}.bfdProfile"), format!("BFD profile {p:?} is not defined in spec.bgp.bfdProfiles of this FRRConfiguration"));
+            None
+        }
+    };
+    Some(SessionContrib {
+        remote_as: remote_as?,
+        local_asn,
+        port,
+        source_address,
+        ebgp_multihop: n.ebgp_multi_hop,
+        password,
+        hold,
+        keepalive,
+        connect,
+        bfd_profile,
+        graceful_restart: n.enable_graceful_restart,
+    })
+}
+
+/// Hold, keepalive and connect times in seconds, each `None` when unset.
+fn convert_timers(cx: &mut Ctx, path: &str, n: &api::Neighbor) -> (Option<u64>, Option<u64>, Option<u64>) {
     let hold_t = n.hold_time.as_deref().and_then(|d| cx.check(&format!("{path}.holdTime"), timer(d, true)));
     let keepalive_t = n.keepalive_time.as_deref().and_then(|d| cx.check(&format!("{path}.keepaliveTime"), timer(d, false)));
     let (hold, keepalive) = (hold_t.map(|t| t.0), keepalive_t.map(|t| t.0));
@@ -425,9 +502,13 @@ fn convert_neighbor(
             }
         },
     };
-    // password
+    (hold, keepalive, connect)
+}
+
+/// An inline password or one from a Secret, never both.
+fn convert_password(cx: &mut Ctx, path: &str, n: &api::Neighbor, secrets: &BTreeMap<String, SecretEntry>) -> Option<Password> {
     let secret_name = n.password_secret.as_ref().and_then(|s| s.name.as_deref()).filter(|s| !s.is_empty());
-    let password = match (non_empty(&n.password), secret_name) {
+    match (non_empty(&n.password), secret_name) {
         (Some(_), Some(_)) => {
             cx.err(format!("{path}.password"), "password and passwordSecret are both set; use one");
             None
@@ -437,70 +518,36 @@ fn convert_neighbor(
         }
         (None, Some(name)) => resolve_secret(cx, path, name, secrets),
         (None, None) => None,
-    };
-    let source_address = match non_empty(&n.source_address) {
-        None => None,
-        Some(s) => match values::parse_ip(s) {
-            Ok(ip) => Some(ip.to_string()),
-            Err(_) => cx.check(
-                &format!("{path}.sourceaddress"),
-                values::check_ifname(s, "source address").map(|_| s.to_string()).map_err(|e| format!("{e}; expected an IP address or an interface name")),
-            ),
-        },
-    };
-    let bfd_profile = match non_empty(&n.bfd_profile) {
-        None => None,
-        Some(p) if bfd_profiles.iter().any(|b| b.name == p) => Some(p.to_string()),
-        Some(p) => {
-            cx.err(format!("{path}.bfdProfile"), format!("BFD profile {p:?} is not defined in spec.bgp.bfdProfiles of this FRRConfiguration"));
-            None
-        }
-    };
-    let allow_as_in = match n.allow_as_in.as_deref() {
-        None | Some("") => None,
-        Some("none") => Some(AllowAsIn::Never),
-        Some("origin") => Some(AllowAsIn::Origin),
-        Some(v) => match v.parse::<u8>() {
-            Ok(c) if (1..=10).contains(&c) && !v.starts_with('0') => Some(AllowAsIn::Count(c)),
-            _ => {
-                cx.err(format!("{path}.allowAsIn"), format!("{v:?} is not one of \"\", none, origin, 1-10"));
-                None
-            }
-        },
-    };
-    let afs = &n.address_families;
-    let unicast = afs.is_empty() || afs.contains(&api::AddressFamily::Unicast);
-    let evpn = afs.contains(&api::AddressFamily::Evpn);
+    }
+}
 
-    // outgoing
-    let adv = &n.to_advertise;
-    let peer_name = peer.as_ref().map(|p| p.to_string()).unwrap_or_default();
-    let family_ok = |net: &IpNet| family.has(Family::of(net));
-    let mut advertise = BTreeSet::new();
+/// `toAdvertise`: the prefixes sent, their next hop and the attributes set on them. Every
+/// attribute must be for a prefix that is advertised.
+fn convert_outbound(cx: &mut Ctx, path: &str, router: &RouterView, adv: &api::Advertise, ip: IpFamilies, peer_name: &str) -> OutboundContrib {
+    let family_ok = |net: &IpNet| ip.has(Family::of(net));
+    let mut out = OutboundContrib::default();
     match adv.allowed.mode {
-        api::AllowMode::All => advertise.extend(all_prefixes.iter().copied().filter(|p| family_ok(p))),
+        api::AllowMode::All => out.advertise.extend(router.all_prefixes.iter().copied().filter(|p| family_ok(p))),
         api::AllowMode::Filtered => {
             for (k, p) in adv.allowed.prefixes.iter().enumerate() {
                 let field = format!("{path}.toAdvertise.allowed.prefixes[{k}]");
                 let Some(net) = cx.check(&field, values::parse_prefix(p)) else { continue };
                 if !family_ok(&net) {
-                    cx.err(field, format!("{net} is not of the neighbor's address family ({})", family.name()));
-                } else if !all_prefixes.contains(&net) {
+                    cx.err(field, format!("{net} is not of the neighbor's address family ({})", ip.name()));
+                } else if !router.all_prefixes.contains(&net) {
                     cx.err(field, format!("{net} is advertised to neighbor {peer_name} but is not a prefix of the router (spec.bgp.routers[].prefixes or an imported VRF of this FRRConfiguration)"));
                 } else {
-                    advertise.insert(net);
+                    out.advertise.insert(net);
                 }
             }
         }
     }
-    let mut next_hop_v4 = None;
-    let mut next_hop_v6 = None;
     if let Some(nh) = &adv.next_hop {
         if let Some(v4) = non_empty(&nh.ipv4) {
             let field = format!("{path}.toAdvertise.nextHop.ipv4");
             if let Some(a) = cx.check(&field, values::parse_ipv4(v4)) {
-                if family.has(Family::V4) {
-                    next_hop_v4 = Some(a);
+                if ip.has(Family::V4) {
+                    out.next_hop_v4 = Some(a);
                 } else {
                     cx.err(field, format!("IPv4 next hop {a} set for neighbor {peer_name}, which has no IPv4 address family"));
                 }
@@ -509,15 +556,14 @@ fn convert_neighbor(
         if let Some(v6) = non_empty(&nh.ipv6) {
             let field = format!("{path}.toAdvertise.nextHop.ipv6");
             if let Some(a) = cx.check(&field, values::parse_ipv6(v6)) {
-                if family.has(Family::V6) {
-                    next_hop_v6 = Some(a);
+                if ip.has(Family::V6) {
+                    out.next_hop_v6 = Some(a);
                 } else {
                     cx.err(field, format!("IPv6 next hop {a} set for neighbor {peer_name}, which has no IPv6 address family"));
                 }
             }
         }
     }
-    let mut local_pref: BTreeMap<IpNet, u32> = BTreeMap::new();
     for (k, lp) in adv.with_local_pref.iter().enumerate() {
         if lp.prefixes.is_empty() {
             cx.err(format!("{path}.toAdvertise.withLocalPref[{k}].prefixes"), "must list at least one prefix");
@@ -525,11 +571,11 @@ fn convert_neighbor(
         for (m, p) in lp.prefixes.iter().enumerate() {
             let field = format!("{path}.toAdvertise.withLocalPref[{k}].prefixes[{m}]");
             let Some(net) = cx.check(&field, values::parse_prefix(p)) else { continue };
-            if !advertise.contains(&net) {
+            if !out.advertise.contains(&net) {
                 cx.err(field, format!("local preference {} is set for {net}, which is not advertised to neighbor {peer_name}", lp.local_pref));
                 continue;
             }
-            match local_pref.insert(net, lp.local_pref) {
+            match out.local_pref.insert(net, lp.local_pref) {
                 Some(prev) if prev != lp.local_pref => {
                     cx.err(field, format!("prefix {net} is configured with both local preference {prev} and {}", lp.local_pref))
                 }
@@ -537,7 +583,6 @@ fn convert_neighbor(
             }
         }
     }
-    let mut communities: BTreeMap<Community, BTreeSet<IpNet>> = BTreeMap::new();
     for (k, c) in adv.with_community.iter().enumerate() {
         let Some(community) = cx.check(&format!("{path}.toAdvertise.withCommunity[{k}].community"), Community::parse(&c.community)) else { continue };
         if c.prefixes.is_empty() {
@@ -546,15 +591,13 @@ fn convert_neighbor(
         for (m, p) in c.prefixes.iter().enumerate() {
             let field = format!("{path}.toAdvertise.withCommunity[{k}].prefixes[{m}]");
             let Some(net) = cx.check(&field, values::parse_prefix(p)) else { continue };
-            if !advertise.contains(&net) {
+            if !out.advertise.contains(&net) {
                 cx.err(field, format!("community {community} is set for {net}, which is not advertised to neighbor {peer_name}"));
                 continue;
             }
-            communities.entry(community.clone()).or_default().insert(net);
+            out.communities.entry(community.clone()).or_default().insert(net);
         }
     }
-
-    let mut as_path_prepend: BTreeMap<IpNet, u32> = BTreeMap::new();
     for (k, pp) in adv.with_as_path_prepend.iter().enumerate() {
         let base = format!("{path}.toAdvertise.withAsPathPrepend[{k}]");
         if !(1..=MAX_AS_PATH_PREPEND).contains(&pp.as_path_prepend) {
@@ -567,18 +610,33 @@ fn convert_neighbor(
         for (m, p) in pp.prefixes.iter().enumerate() {
             let field = format!("{base}.prefixes[{m}]");
             let Some(net) = cx.check(&field, values::parse_prefix(p)) else { continue };
-            if !advertise.contains(&net) {
+            if !out.advertise.contains(&net) {
                 cx.err(field, format!("AS-path prepend {} is set for {net}, which is not advertised to neighbor {peer_name}", pp.as_path_prepend));
                 continue;
             }
-            if let Some(prev) = as_path_prepend.insert(net, pp.as_path_prepend) {
+            if let Some(prev) = out.as_path_prepend.insert(net, pp.as_path_prepend) {
                 // also with the same count: upstream refuses a prefix listed twice
                 cx.err(field, format!("prefix {net} is listed twice in withAsPathPrepend (counts {prev} and {})", pp.as_path_prepend));
             }
         }
     }
+    out
+}
 
-    // incoming
+/// `allowAsIn` and `toReceive`: what the neighbor's routes may carry and which are accepted.
+fn convert_inbound(cx: &mut Ctx, path: &str, n: &api::Neighbor) -> InboundContrib {
+    let allow_as_in = match n.allow_as_in.as_deref() {
+        None | Some("") => None,
+        Some("none") => Some(AllowAsIn::Never),
+        Some("origin") => Some(AllowAsIn::Origin),
+        Some(v) => match v.parse::<u8>() {
+            Ok(c) if (1..=10).contains(&c) && !v.starts_with('0') => Some(AllowAsIn::Count(c)),
+            _ => {
+                cx.err(format!("{path}.allowAsIn"), format!("{v:?} is not one of \"\", none, origin, 1-10"));
+                None
+            }
+        },
+    };
     let rx = &n.to_receive.allowed;
     let receive_all = rx.mode == api::AllowMode::All;
     let mut receive = BTreeSet::new();
@@ -586,47 +644,17 @@ fn convert_neighbor(
         for (k, sel) in rx.prefixes.iter().enumerate() {
             let field = format!("{path}.toReceive.allowed.prefixes[{k}]");
             let Some(net) = cx.check(&format!("{field}.prefix"), values::parse_prefix(&sel.prefix)) else { continue };
-            if let Some(f) = cx.check(&field, filter(net, sel.ge, sel.le)) {
-                receive.insert(f);
+            if let Some(m) = cx.check(&field, prefix_match(net, sel.ge, sel.le)) {
+                receive.insert(m);
             }
         }
     }
-
-    if cx.errors.len() > before {
-        return None;
-    }
-    Some(NeighborContrib {
-        obj: cx.obj.clone(),
-        peer: peer?,
-        remote_as: remote_as?,
-        family,
-        port,
-        hold,
-        keepalive,
-        connect,
-        password,
-        source_address,
-        ebgp_multihop: n.ebgp_multi_hop,
-        local_asn,
-        bfd_profile,
-        graceful_restart: n.enable_graceful_restart,
-        allow_as_in,
-        unicast,
-        evpn,
-        advertise,
-        next_hop_v4,
-        next_hop_v6,
-        local_pref,
-        communities,
-        as_path_prepend,
-        receive_all,
-        receive,
-    })
+    InboundContrib { allow_as_in, receive_all, receive }
 }
 
 /// Checks le/ge against the prefix and its family, and normalises a bound equal to the prefix
 /// length away (it adds nothing, and FRR refuses it).
-pub fn filter(net: IpNet, ge: u32, le: u32) -> Result<Filter, String> {
+pub fn prefix_match(net: IpNet, ge: u32, le: u32) -> Result<PrefixMatch, String> {
     let len = u32::from(net.prefix_len());
     let max = u32::from(Family::of(&net).max_len());
     for (name, v) in [("le", le), ("ge", ge)] {
@@ -653,7 +681,7 @@ pub fn filter(net: IpNet, ge: u32, le: u32) -> Result<Filter, String> {
         (false, _, true) => (Some(lo as u8), None),
         (false, _, false) => (Some(lo as u8), Some(hi as u8)),
     };
-    Ok(Filter { prefix: net, ge, le })
+    Ok(PrefixMatch { prefix: net, ge, le })
 }
 
 fn resolve_secret(cx: &mut Ctx, path: &str, name: &str, secrets: &BTreeMap<String, SecretEntry>) -> Option<Password> {

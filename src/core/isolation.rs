@@ -318,7 +318,7 @@ mod tests {
     }
 
     fn hold_time(i: &Isolated) -> u64 {
-        i.composition.model.routers[0].neighbors[0].hold
+        i.composition.model.routers[0].neighbors[0].session.timers.hold
     }
 
     #[test]
@@ -464,7 +464,7 @@ mod tests {
         let refused: Vec<String> = i.decisions.iter().filter(|d| d.reason() != "Applied").map(|d| d.obj.name.to_string()).collect();
         assert_eq!(refused, ["o4"]);
         let n = &i.composition.model.routers[0].neighbors[0];
-        assert_eq!((n.port, n.hold), (180, 90));
+        assert_eq!((n.session.port, n.session.timers.hold), (180, 90));
         assert!(i.decisions[4].message().contains("ns/o1") && i.decisions[4].message().contains("port"), "{}", i.decisions[4].message());
     }
 

@@ -138,13 +138,13 @@ fn merge_router(errors: &mut Vec<Error>, vrf: &str, parts: &[&RouterContrib], al
     let asn = agree(errors, &scope, "asn", parts.iter().map(|r| (&r.obj, r.asn)), disp)?;
     let router_id = agree(errors, &scope, "id", parts.iter().filter_map(|r| r.router_id.map(|id| (&r.obj, id))), disp);
     let mut prefixes: BTreeMap<IpNet, Sources> = BTreeMap::new();
-    let mut imports = BTreeSet::new();
+    let mut import_vrfs = BTreeSet::new();
     let sources: Sources = parts.iter().map(|r| &r.obj).collect();
     for r in parts {
         for p in &r.prefixes {
             add_source(&mut prefixes, *p, &r.obj);
         }
-        imports.extend(r.imports.iter().cloned());
+        import_vrfs.extend(r.import_vrfs.iter().cloned());
     }
     let evpn_parts: Vec<(&ObjRef, &EvpnContrib)> = parts.iter().filter_map(|r| r.evpn.as_ref().map(|e| (&r.obj, e))).collect();
     let evpn = if evpn_parts.is_empty() { None } else { merge_evpn(errors, &scope, &evpn_parts) };
@@ -160,9 +160,9 @@ fn merge_router(errors: &mut Vec<Error>, vrf: &str, parts: &[&RouterContrib], al
     for (peer, ns) in by_peer {
         let nscope = Scope { vrf: Some(vrf.to_string()), neighbor: Some(peer.to_string()) };
         if let Some(mut n) = merge_neighbor(errors, &nscope, vrf, ns, always_block) {
-            match distinct.iter().find(|d| ***d == *n.advertise) {
-                Some(same) => n.advertise = same.clone(),
-                None => distinct.push(n.advertise.clone()),
+            match distinct.iter().find(|d| ***d == *n.outbound.advertise) {
+                Some(same) => n.outbound.advertise = same.clone(),
+                None => distinct.push(n.outbound.advertise.clone()),
             }
             neighbors.push(n);
         }
@@ -170,28 +170,60 @@ fn merge_router(errors: &mut Vec<Error>, vrf: &str, parts: &[&RouterContrib], al
     if errors.len() > before {
         return None;
     }
-    Some(Router { asn, vrf: vrf.to_string(), router_id, neighbors, prefixes, imports, evpn, sources })
+    Some(Router { asn, vrf: vrf.to_string(), router_id, neighbors, prefixes, import_vrfs, evpn, sources })
 }
 
+/// One neighbor from every object that names it, section by section: the session's settings
+/// must agree, the address families combine, outbound policy is a union whose attributes must
+/// agree per prefix, and inbound policy widens.
 fn merge_neighbor(errors: &mut Vec<Error>, scope: &Scope, vrf: &str, ns: Vec<&NeighborContrib>, always_block: &[IpNet]) -> Option<Neighbor> {
     let before = errors.len();
-    let remote_as = agree(errors, scope, "asn/dynamicASN", ns.iter().map(|n| (&n.obj, n.remote_as)), disp);
-    // Settings a configuration leaves unset are no opinion: another configuration may set
-    // them (frr-k8s compares unset as the default value, so an admin's receive-all for a
-    // MetalLB neighbor with timers or a password conflicts there).
-    let port = agree(errors, scope, "port", ns.iter().filter_map(|n| n.port.map(|p| (&n.obj, p))), disp).unwrap_or(DEFAULT_PORT);
-    let source_address = agree(errors, scope, "sourceaddress", ns.iter().filter_map(|n| n.source_address.clone().map(|s| (&n.obj, s))), disp);
-    let family = agree(errors, scope, "dualStackAddressFamily (session address families)", ns.iter().map(|n| (&n.obj, n.family)), |f| f.name().to_string());
-    let ebgp_multihop = agree(errors, scope, "ebgpMultiHop", ns.iter().map(|n| (&n.obj, n.ebgp_multihop)), disp);
-    let local_asn = agree(errors, scope, "localASN", ns.iter().filter_map(|n| n.local_asn.map(|a| (&n.obj, a))), disp);
-    let hold = agree(errors, scope, "holdTime", ns.iter().filter_map(|n| n.hold.map(|v| (&n.obj, v))), |v| format!("{v}s")).unwrap_or(DEFAULT_HOLD);
-    let keepalive =
-        agree(errors, scope, "keepaliveTime", ns.iter().filter_map(|n| n.keepalive.map(|v| (&n.obj, v))), |v| format!("{v}s")).unwrap_or(DEFAULT_KEEPALIVE);
-    let connect = agree(errors, scope, "connectTime", ns.iter().filter_map(|n| n.connect.map(|v| (&n.obj, v))), |v| format!("{v}s"));
+    let session = merge_session(errors, scope, &ns);
+    let families = merge_families(errors, scope, &ns);
+    let outbound = merge_outbound(errors, scope, &ns);
+    let inbound = merge_inbound(errors, scope, &ns, always_block);
+    if errors.len() > before {
+        return None;
+    }
+    let n = Neighbor {
+        peer: ns[0].peer.clone(),
+        vrf: vrf.to_string(),
+        session: session?,
+        families: families?,
+        outbound,
+        inbound,
+        sources: ns.iter().map(|n| &n.obj).collect(),
+    };
+    let entries = n.outbound.property_entries();
+    if entries > MAX_PROPERTY_ENTRIES {
+        errors.push(Error::Merged {
+            objects: n.sources.iter().cloned().collect(),
+            scope: scope.clone(),
+            reason: format!("{entries} local preference, community and AS-path prepend settings (one per value and address family, toAdvertise.withLocalPref, withCommunity and withAsPathPrepend); at most {MAX_PROPERTY_ENTRIES} per neighbor"),
+        });
+        return None;
+    }
+    Some(n)
+}
+
+/// Every setting of the session must agree. Settings a configuration leaves unset are no
+/// opinion: another configuration may set them (frr-k8s compares unset as the default value, so
+/// an admin's receive-all for a MetalLB neighbor with timers or a password conflicts there).
+fn merge_session(errors: &mut Vec<Error>, scope: &Scope, ns: &[&NeighborContrib]) -> Option<Session> {
+    let each = || ns.iter().map(|n| (&n.obj, &n.session));
+    let remote_as = agree(errors, scope, "asn/dynamicASN", each().map(|(o, s)| (o, s.remote_as)), disp);
+    let port = agree(errors, scope, "port", each().filter_map(|(o, s)| s.port.map(|p| (o, p))), disp).unwrap_or(DEFAULT_PORT);
+    let source_address = agree(errors, scope, "sourceaddress", each().filter_map(|(o, s)| s.source_address.clone().map(|a| (o, a))), disp);
+    let ebgp_multihop = agree(errors, scope, "ebgpMultiHop", each().map(|(o, s)| (o, s.ebgp_multihop)), disp);
+    let local_asn = agree(errors, scope, "localASN", each().filter_map(|(o, s)| s.local_asn.map(|a| (o, a))), disp);
+    let secs = |v: &u64| format!("{v}s");
+    let hold = agree(errors, scope, "holdTime", each().filter_map(|(o, s)| s.hold.map(|v| (o, v))), secs).unwrap_or(DEFAULT_HOLD);
+    let keepalive = agree(errors, scope, "keepaliveTime", each().filter_map(|(o, s)| s.keepalive.map(|v| (o, v))), secs).unwrap_or(DEFAULT_KEEPALIVE);
+    let connect = agree(errors, scope, "connectTime", each().filter_map(|(o, s)| s.connect.map(|v| (o, v))), secs);
     // Passwords are compared by value but shown only by origin.
     let before_pw = errors.len();
     let password =
-        agree(errors, scope, "password", ns.iter().filter_map(|n| n.password.as_ref().map(|p| (&n.obj, PwCmp(p.value.clone(), p.origin.clone())))), |p| {
+        agree(errors, scope, "password", each().filter_map(|(o, s)| s.password.as_ref().map(|p| (o, PwCmp(p.value.clone(), p.origin.clone())))), |p| {
             format!("a password ({})", p.1)
         });
     if let Some(Error::Conflict { second_value, first_value, .. }) = errors.get_mut(before_pw) {
@@ -199,39 +231,49 @@ fn merge_neighbor(errors: &mut Vec<Error>, scope: &Scope, vrf: &str, ns: Vec<&Ne
             *second_value = second_value.replacen("a password", "a different password", 1);
         }
     }
-    let bfd_profile = agree(errors, scope, "bfdProfile", ns.iter().filter_map(|n| n.bfd_profile.clone().map(|b| (&n.obj, b))), disp);
-    let next_hop_v4 = agree(errors, scope, "toAdvertise.nextHop.ipv4", ns.iter().filter_map(|n| n.next_hop_v4.map(|a| (&n.obj, a))), disp);
-    let next_hop_v6 = agree(errors, scope, "toAdvertise.nextHop.ipv6", ns.iter().filter_map(|n| n.next_hop_v6.map(|a| (&n.obj, a))), disp);
+    let bfd_profile = agree(errors, scope, "bfdProfile", each().filter_map(|(o, s)| s.bfd_profile.clone().map(|b| (o, b))), disp);
+    Some(Session {
+        remote_as: remote_as?,
+        local_asn,
+        port,
+        source_address,
+        ebgp_multihop: ebgp_multihop?,
+        password: password.map(|p| p.0),
+        timers: Timers { keepalive, hold, connect },
+        bfd_profile,
+        graceful_restart: ns.iter().any(|n| n.session.graceful_restart),
+    })
+}
 
-    let allow_as_in = merge_allow_as_in(errors, scope, &ns);
+/// The IP families of the session must agree; unicast and EVPN are activated when any object
+/// asks for them.
+fn merge_families(errors: &mut Vec<Error>, scope: &Scope, ns: &[&NeighborContrib]) -> Option<AddressFamilies> {
+    let ip = agree(errors, scope, "dualStackAddressFamily (session address families)", ns.iter().map(|n| (&n.obj, n.families.ip)), |f| f.name().to_string())?;
+    Some(AddressFamilies { ip, unicast: ns.iter().any(|n| n.families.unicast), evpn: ns.iter().any(|n| n.families.evpn) })
+}
 
+/// Advertised prefixes and communities combine; a next hop, and a prefix's local preference and
+/// AS-path prepend count, must agree.
+fn merge_outbound(errors: &mut Vec<Error>, scope: &Scope, ns: &[&NeighborContrib]) -> Outbound {
+    let each = || ns.iter().map(|n| (&n.obj, &n.outbound));
+    let next_hop_v4 = agree(errors, scope, "toAdvertise.nextHop.ipv4", each().filter_map(|(o, out)| out.next_hop_v4.map(|a| (o, a))), disp);
+    let next_hop_v6 = agree(errors, scope, "toAdvertise.nextHop.ipv6", each().filter_map(|(o, out)| out.next_hop_v6.map(|a| (o, a))), disp);
     let mut advertise: BTreeMap<IpNet, Sources> = BTreeMap::new();
     let mut local_pref_items: BTreeMap<IpNet, Vec<(&ObjRef, u32)>> = BTreeMap::new();
     let mut communities: BTreeMap<super::values::Community, BTreeSet<IpNet>> = BTreeMap::new();
     let mut prepend_items: BTreeMap<IpNet, Vec<(&ObjRef, u32)>> = BTreeMap::new();
-    let mut receive: BTreeMap<Filter, Sources> = BTreeMap::new();
-    let mut receive_all: Option<Sources> = None;
-    for n in &ns {
-        for p in &n.advertise {
-            add_source(&mut advertise, *p, &n.obj);
+    for (obj, out) in each() {
+        for p in &out.advertise {
+            add_source(&mut advertise, *p, obj);
         }
-        for (p, lp) in &n.local_pref {
-            local_pref_items.entry(*p).or_default().push((&n.obj, *lp));
+        for (p, lp) in &out.local_pref {
+            local_pref_items.entry(*p).or_default().push((obj, *lp));
         }
-        for (c, ps) in &n.communities {
+        for (c, ps) in &out.communities {
             communities.entry(c.clone()).or_default().extend(ps.iter().copied());
         }
-        for (p, count) in &n.as_path_prepend {
-            prepend_items.entry(*p).or_default().push((&n.obj, *count));
-        }
-        if n.receive_all {
-            match &mut receive_all {
-                Some(s) => s.insert(&n.obj),
-                None => receive_all = Some(Sources::one(&n.obj)),
-            }
-        }
-        for f in &n.receive {
-            add_source(&mut receive, f.clone(), &n.obj);
+        for (p, count) in &out.as_path_prepend {
+            prepend_items.entry(*p).or_default().push((obj, *count));
         }
     }
     let mut local_pref = BTreeMap::new();
@@ -243,60 +285,32 @@ fn merge_neighbor(errors: &mut Vec<Error>, scope: &Scope, vrf: &str, ns: Vec<&Ne
     // one count per prefix and neighbor: two objects asking for different counts conflict
     let mut as_path_prepend = BTreeMap::new();
     for (p, items) in prepend_items {
-        let mut sources: Option<Sources> = None;
-        for (o, _) in &items {
-            match &mut sources {
-                Some(s) => s.insert(o),
-                None => sources = Some(Sources::one(o)),
-            }
-        }
-        if let (Some(v), Some(sources)) = (agree(errors, scope, &format!("toAdvertise.withAsPathPrepend (prefix {p})"), items, disp), sources) {
+        let sources: Sources = items.iter().map(|(o, _)| *o).collect();
+        if let Some(v) = agree(errors, scope, &format!("toAdvertise.withAsPathPrepend (prefix {p})"), items, disp) {
             as_path_prepend.insert(p, (v, sources));
         }
     }
-    if errors.len() > before {
-        return None;
+    Outbound { advertise: Arc::new(advertise), next_hop_v4, next_hop_v6, local_pref, communities, as_path_prepend }
+}
+
+/// Receive widens (filtered to all, prefix matches combine), allowAsIn takes the least
+/// restrictive compatible value, and the node's always-blocked prefixes apply to every neighbor.
+fn merge_inbound(errors: &mut Vec<Error>, scope: &Scope, ns: &[&NeighborContrib], always_block: &[IpNet]) -> Inbound {
+    let allow_as_in = merge_allow_as_in(errors, scope, ns);
+    let mut receive: BTreeMap<PrefixMatch, Sources> = BTreeMap::new();
+    let mut receive_all: Option<Sources> = None;
+    for n in ns {
+        if n.inbound.receive_all {
+            match &mut receive_all {
+                Some(s) => s.insert(&n.obj),
+                None => receive_all = Some(Sources::one(&n.obj)),
+            }
+        }
+        for m in &n.inbound.receive {
+            add_source(&mut receive, m.clone(), &n.obj);
+        }
     }
-    let first = ns[0];
-    let n = Neighbor {
-        peer: first.peer.clone(),
-        vrf: vrf.to_string(),
-        remote_as: remote_as?,
-        family: family?,
-        port,
-        keepalive,
-        hold,
-        connect,
-        password: password.map(|p| p.0),
-        source_address,
-        ebgp_multihop: ebgp_multihop?,
-        local_asn,
-        bfd_profile,
-        graceful_restart: ns.iter().any(|n| n.graceful_restart),
-        allow_as_in,
-        unicast: ns.iter().any(|n| n.unicast),
-        evpn: ns.iter().any(|n| n.evpn),
-        advertise: Arc::new(advertise),
-        next_hop_v4,
-        next_hop_v6,
-        local_pref,
-        communities,
-        as_path_prepend,
-        receive_all,
-        receive,
-        always_block: always_block.to_vec(),
-        sources: ns.iter().map(|n| &n.obj).collect(),
-    };
-    let entries = n.property_entries();
-    if entries > MAX_PROPERTY_ENTRIES {
-        errors.push(Error::Merged {
-            objects: n.sources.iter().cloned().collect(),
-            scope: scope.clone(),
-            reason: format!("{entries} local preference, community and AS-path prepend settings (one per value and address family, toAdvertise.withLocalPref, withCommunity and withAsPathPrepend); at most {MAX_PROPERTY_ENTRIES} per neighbor"),
-        });
-        return None;
-    }
-    Some(n)
+    Inbound { allow_as_in, receive_all, receive, always_block: always_block.to_vec() }
 }
 
 fn add_source<K: Ord>(map: &mut BTreeMap<K, Sources>, key: K, obj: &ObjRef) {
@@ -322,7 +336,7 @@ impl PartialEq for PwCmp {
 fn merge_allow_as_in(errors: &mut Vec<Error>, scope: &Scope, ns: &[&NeighborContrib]) -> Option<AllowAsIn> {
     let mut acc: Option<(&ObjRef, AllowAsIn)> = None;
     for n in ns {
-        let Some(v) = n.allow_as_in else { continue };
+        let Some(v) = n.inbound.allow_as_in else { continue };
         acc = match acc {
             None => Some((&n.obj, v)),
             Some((o, a)) => match a.combine(v) {
@@ -408,10 +422,10 @@ fn validate_evpn(errors: &mut Vec<Error>, routers: &[Router]) {
     for r in routers {
         let scope = Scope { vrf: Some(r.vrf.clone()), neighbor: None };
         let objects: Vec<ObjRef> = r.sources.iter().cloned().collect();
-        let has_evpn_neighbor = r.neighbors.iter().any(|n| n.evpn);
+        let has_evpn_neighbor = r.neighbors.iter().any(|n| n.families.evpn);
         match &r.evpn {
             None => {
-                for n in r.neighbors.iter().filter(|n| n.evpn) {
+                for n in r.neighbors.iter().filter(|n| n.families.evpn) {
                     errors.push(Error::Merged {
                         objects: n.sources.iter().cloned().collect(),
                         scope: Scope { vrf: Some(r.vrf.clone()), neighbor: Some(n.peer.to_string()) },

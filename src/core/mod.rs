@@ -1,12 +1,12 @@
 //! The pure core: select, resolve, validate and merge FRRConfigurations into a typed model.
 //! No I/O, no async, deterministic order.
 
+pub mod cluster_index;
 pub mod convert;
 pub mod error;
 pub mod isolation;
 pub mod merge;
 pub mod model;
-pub mod selection;
 pub mod values;
 
 use std::collections::BTreeMap;

@@ -99,7 +99,8 @@ pub struct Router {
     pub neighbors: Vec<Neighbor>,
     /// Originated prefixes (`network`), IPv4 first.
     pub prefixes: BTreeMap<IpNet, Sources>,
-    pub imports: BTreeSet<String>,
+    /// `import vrf`: the VRFs whose routes this router imports (`default` for the default VRF).
+    pub import_vrfs: BTreeSet<String>,
     pub evpn: Option<Evpn>,
     pub sources: Sources,
 }
@@ -137,38 +138,39 @@ impl fmt::Display for RemoteAs {
     }
 }
 
-/// Address families a session carries unicast routes for.
+/// The IP address families a session carries unicast routes for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum SessionFamily {
+pub enum IpFamilies {
     Ipv4,
     Ipv6,
     Dual,
 }
 
-impl SessionFamily {
+impl IpFamilies {
     pub fn has(self, f: Family) -> bool {
-        matches!((self, f), (SessionFamily::Dual, _) | (SessionFamily::Ipv4, Family::V4) | (SessionFamily::Ipv6, Family::V6))
+        matches!((self, f), (IpFamilies::Dual, _) | (IpFamilies::Ipv4, Family::V4) | (IpFamilies::Ipv6, Family::V6))
     }
     pub fn name(self) -> &'static str {
         match self {
-            SessionFamily::Ipv4 => "ipv4",
-            SessionFamily::Ipv6 => "ipv6",
-            SessionFamily::Dual => "dual",
+            IpFamilies::Ipv4 => "ipv4",
+            IpFamilies::Ipv6 => "ipv6",
+            IpFamilies::Dual => "dual",
         }
     }
 }
 
-/// An incoming prefix selector; `ge`/`le` are normalised (a bound equal to the prefix length is
-/// dropped, it selects nothing more), so equivalent selectors are one key.
+/// A prefix match (as in a prefix-list entry) for incoming routes; `ge`/`le` are normalised (a
+/// bound equal to the prefix length is dropped, it selects nothing more), so equivalent matches
+/// are one key.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-pub struct Filter {
+pub struct PrefixMatch {
     pub prefix: IpNet,
     pub ge: Option<u8>,
     pub le: Option<u8>,
 }
 
-impl fmt::Display for Filter {
+impl fmt::Display for PrefixMatch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // FRR's own order, as `show running-config` prints it.
         write!(f, "{}", self.prefix)?;
@@ -245,30 +247,57 @@ pub const DEFAULT_CONNECT: u64 = 60;
 /// `withLocalPref` and 1,000 `withCommunity` items per neighbor, at most 4,000 entries.
 pub const MAX_PROPERTY_ENTRIES: usize = 4000;
 
+/// One BGP neighbor of one router, grouped as BGP engineers (and gobgp's configuration) group
+/// it: the session, the address families it carries, what goes out and what comes in.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Neighbor {
     pub peer: Peer,
     pub vrf: String,
+    pub session: Session,
+    pub families: AddressFamilies,
+    pub outbound: Outbound,
+    pub inbound: Inbound,
+    pub sources: Sources,
+}
+
+/// The BGP session itself: who the peer is and how the TCP session and its timers run.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Session {
     pub remote_as: RemoteAs,
-    pub family: SessionFamily,
+    /// `local-as` for this session, replacing the router's ASN.
+    pub local_asn: Option<u32>,
     pub port: u16,
+    pub source_address: Option<String>,
+    pub ebgp_multihop: bool,
+    #[serde(skip)]
+    pub password: Option<String>,
+    pub timers: Timers,
+    pub bfd_profile: Option<String>,
+    pub graceful_restart: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Timers {
     pub keepalive: u64,
     pub hold: u64,
     /// Rendered only when some configuration set it.
     pub connect: Option<u64>,
-    #[serde(skip)]
-    pub password: Option<String>,
-    pub source_address: Option<String>,
-    pub ebgp_multihop: bool,
-    pub local_asn: Option<u32>,
-    pub bfd_profile: Option<String>,
-    pub graceful_restart: bool,
-    /// Set by some configuration (`none` included, which renders nothing).
-    pub allow_as_in: Option<AllowAsIn>,
+}
+
+/// The address families the session is activated in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct AddressFamilies {
+    /// Which of ipv4 and ipv6 unicast the session carries.
+    pub ip: IpFamilies,
     /// Activated in ipv4/ipv6 unicast.
     pub unicast: bool,
     /// Activated in l2vpn evpn.
     pub evpn: bool,
+}
+
+/// Outbound policy: what is advertised to the neighbor and with which attributes.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Outbound {
     /// Shared between neighbors that advertise exactly the same prefixes from the same objects
     /// (MetalLB announces every service to every peer).
     pub advertise: Arc<BTreeMap<IpNet, Sources>>,
@@ -276,14 +305,20 @@ pub struct Neighbor {
     pub next_hop_v6: Option<Ipv6Addr>,
     pub local_pref: BTreeMap<IpNet, u32>,
     pub communities: BTreeMap<Community, BTreeSet<IpNet>>,
-    /// How many times the local ASN (`local_asn`, else the router's) is prepended to each
-    /// prefix's AS path, and the configurations that asked for it.
+    /// How many times the local ASN (`session.local_asn`, else the router's) is prepended to
+    /// each prefix's AS path, and the configurations that asked for it.
     pub as_path_prepend: BTreeMap<IpNet, (u32, Sources)>,
+}
+
+/// Inbound policy: what is accepted from the neighbor.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Inbound {
+    /// Set by some configuration (`none` included, which renders nothing).
+    pub allow_as_in: Option<AllowAsIn>,
     /// `Some(sources)`: everything is accepted, because these configurations asked for it.
     pub receive_all: Option<Sources>,
-    pub receive: BTreeMap<Filter, Sources>,
+    pub receive: BTreeMap<PrefixMatch, Sources>,
     pub always_block: Vec<IpNet>,
-    pub sources: Sources,
 }
 
 impl Neighbor {
@@ -297,6 +332,21 @@ impl Neighbor {
         }
     }
 
+    /// Sessions whose TCP peer is directly connected but whose address FRR would not see as
+    /// such (IPv6 link-local next hops): the anchor's rule for `disable-connected-check`.
+    pub fn disable_connected_check(&self, router_asn: u32) -> bool {
+        if self.families.ip != IpFamilies::Ipv6 || self.session.ebgp_multihop {
+            return false;
+        }
+        match self.session.remote_as {
+            RemoteAs::External => true,
+            RemoteAs::Number(n) => n != router_asn,
+            RemoteAs::Internal => false,
+        }
+    }
+}
+
+impl Outbound {
     /// Route-map entries that set local preference, communities or an AS-path prepend (see
     /// `MAX_PROPERTY_ENTRIES`).
     pub fn property_entries(&self) -> usize {
@@ -305,19 +355,6 @@ impl Neighbor {
         let communities: usize =
             self.communities.values().map(|nets| [Family::V4, Family::V6].into_iter().filter(|f| nets.iter().any(|n| Family::of(n) == *f)).count()).sum();
         local_prefs.len() + communities + prepends.len()
-    }
-
-    /// Sessions whose TCP peer is directly connected but whose address FRR would not see as
-    /// such (IPv6 link-local next hops): the anchor's rule for `disable-connected-check`.
-    pub fn disable_connected_check(&self, router_asn: u32) -> bool {
-        if self.family != SessionFamily::Ipv6 || self.ebgp_multihop {
-            return false;
-        }
-        match self.remote_as {
-            RemoteAs::External => true,
-            RemoteAs::Number(n) => n != router_asn,
-            RemoteAs::Internal => false,
-        }
     }
 }
 

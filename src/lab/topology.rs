@@ -21,7 +21,7 @@ use ipnet::IpNet;
 use serde::Serialize;
 
 use super::{Frr, FrrVersion, GoBgp, Netns};
-use crate::core::model::{Model, Peer, RemoteAs, SessionFamily};
+use crate::core::model::{IpFamilies, Model, Peer, RemoteAs};
 use crate::core::values::Community;
 use crate::frr::apply::{Applier, ApplyError, Report};
 use crate::frr::state;
@@ -93,7 +93,7 @@ struct Plan {
     multihop: bool,
     password: Option<String>,
     port: u16,
-    family: SessionFamily,
+    family: IpFamilies,
     bfd: bool,
     kind: PeerKind,
     router_id: Ipv4Addr,
@@ -169,13 +169,13 @@ fn plan(model: &Model, opts: &Options, notes: &mut Vec<String>) -> Result<Vec<Pl
             continue;
         }
         for n in &r.neighbors {
-            let node_asn = n.local_asn.unwrap_or(r.asn);
-            let asn = match n.remote_as {
+            let node_asn = n.session.local_asn.unwrap_or(r.asn);
+            let asn = match n.session.remote_as {
                 RemoteAs::Number(a) => a,
                 RemoteAs::Internal => node_asn,
                 RemoteAs::External => external_asn(node_asn),
             };
-            let source: Option<IpAddr> = n.source_address.as_deref().and_then(|s| s.parse().ok());
+            let source: Option<IpAddr> = n.session.source_address.as_deref().and_then(|s| s.parse().ok());
             let index = plans.len();
             let mut p = Plan {
                 neighbor: n.peer.to_string(),
@@ -184,11 +184,11 @@ fn plan(model: &Model, opts: &Options, notes: &mut Vec<String>) -> Result<Vec<Pl
                 asn,
                 node_asn,
                 node_addr: None,
-                multihop: n.ebgp_multihop,
-                password: n.password.clone(),
-                port: n.port,
-                family: n.family,
-                bfd: n.bfd_profile.is_some(),
+                multihop: n.session.ebgp_multihop,
+                password: n.session.password.clone(),
+                port: n.session.port,
+                family: n.families.ip,
+                bfd: n.session.bfd_profile.is_some(),
                 kind: opts.peers,
                 router_id: Ipv4Addr::from(index as u32 + 1),
             };
@@ -210,15 +210,15 @@ fn plan(model: &Model, opts: &Options, notes: &mut Vec<String>) -> Result<Vec<Pl
                             }
                         },
                     });
-                    if source.is_some_and(|s| !net.contains(&s)) && !n.ebgp_multihop {
+                    if source.is_some_and(|s| !net.contains(&s)) && !n.session.ebgp_multihop {
                         notes.push(format!(
                             "neighbor {a}: source address {} is outside {net}: reached over a routed link",
-                            n.source_address.as_deref().unwrap_or_default()
+                            n.session.source_address.as_deref().unwrap_or_default()
                         ));
                         p.multihop = true;
                     }
                     if p.node_addr.is_some_and(|s| s.is_ipv4() != a.is_ipv4()) {
-                        bail!("neighbor {a}: source address {} is of the other IP family", n.source_address.as_deref().unwrap_or_default());
+                        bail!("neighbor {a}: source address {} is of the other IP family", n.session.source_address.as_deref().unwrap_or_default());
                     }
                 }
                 Peer::Interface(i) => {
@@ -674,11 +674,11 @@ fn frr_table(frr: &Frr, neighbor: Option<&str>) -> Result<Vec<Route>> {
     Ok(out)
 }
 
-fn gobgp_families(f: SessionFamily) -> &'static [&'static str] {
+fn gobgp_families(f: IpFamilies) -> &'static [&'static str] {
     match f {
-        SessionFamily::Ipv4 => &["ipv4-unicast"],
-        SessionFamily::Ipv6 => &["ipv6-unicast"],
-        SessionFamily::Dual => &["ipv4-unicast", "ipv6-unicast"],
+        IpFamilies::Ipv4 => &["ipv4-unicast"],
+        IpFamilies::Ipv6 => &["ipv6-unicast"],
+        IpFamilies::Dual => &["ipv4-unicast", "ipv6-unicast"],
     }
 }
 
@@ -778,7 +778,7 @@ fn frr_peer_config(p: &Plan, announce: &[Announce]) -> String {
     }
     t.push_str(&format!(" neighbor {nb} timers connect 1\n"));
     for fam in ["ipv4", "ipv6"] {
-        let carried = p.family == SessionFamily::Dual || p.family.name() == fam || p.interface.is_some();
+        let carried = p.family == IpFamilies::Dual || p.family.name() == fam || p.interface.is_some();
         if !carried {
             continue;
         }

@@ -18,19 +18,19 @@ pub fn explain(model: &Model) -> String {
             let _ = writeln!(out, "  network {p}  <- {}", from(s));
         }
         for n in &r.neighbors {
-            let _ = writeln!(out, "  neighbor {} remote-as {}  <- {}", n.peer, n.remote_as, from(&n.sources));
-            for (p, s) in n.advertise.iter() {
+            let _ = writeln!(out, "  neighbor {} remote-as {}  <- {}", n.peer, n.session.remote_as, from(&n.sources));
+            for (p, s) in n.outbound.advertise.iter() {
                 let _ = writeln!(out, "    advertise {p}  <- {}", from(s));
             }
-            for (p, (count, s)) in &n.as_path_prepend {
+            for (p, (count, s)) in &n.outbound.as_path_prepend {
                 let _ = writeln!(out, "    as-path prepend {p} x{count}  <- {}", from(s));
             }
-            match &n.receive_all {
+            match &n.inbound.receive_all {
                 Some(s) => {
                     let _ = writeln!(out, "    receive any  <- {}", from(s));
                 }
                 None => {
-                    for (f, s) in &n.receive {
+                    for (f, s) in &n.inbound.receive {
                         let _ = writeln!(out, "    receive {f}  <- {}", from(s));
                     }
                 }

@@ -46,7 +46,7 @@ pub struct RenderError(String);
 pub fn render(model: &Model) -> Result<String, RenderError> {
     // the core refuses more; a model built elsewhere must not make the numbering give up
     for n in model.routers.iter().flat_map(|r| &r.neighbors) {
-        if n.property_entries() > crate::core::model::MAX_PROPERTY_ENTRIES {
+        if n.outbound.property_entries() > crate::core::model::MAX_PROPERTY_ENTRIES {
             return Err(RenderError(format!(
                 "neighbor {}: more than {} local preference, community and AS-path prepend settings",
                 n.peer,

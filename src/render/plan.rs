@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use ipnet::IpNet;
 use serde::Serialize;
 
-use crate::core::model::{Filter, Model, Neighbor, DEFAULT_HOLD, DEFAULT_KEEPALIVE, DEFAULT_PORT};
+use crate::core::model::{Model, Neighbor, PrefixMatch, DEFAULT_HOLD, DEFAULT_KEEPALIVE, DEFAULT_PORT};
 use crate::core::values::{fnv1a, Community, Family};
 
 /// Route-map entry numbers. Entries that set attributes (`on-match next`) come first, in the
@@ -171,7 +171,7 @@ pub const PERMIT_ANY: &str = "frr-composer-permit-any";
 enum Rule {
     DenyAny,
     PermitAny,
-    Permit(Filter),
+    Permit(PrefixMatch),
 }
 
 impl Rule {
@@ -185,7 +185,7 @@ impl Rule {
 }
 
 fn exact(net: IpNet) -> Rule {
-    Rule::Permit(Filter { prefix: net, ge: None, le: None })
+    Rule::Permit(PrefixMatch { prefix: net, ge: None, le: None })
 }
 
 /// Identical lists of the same kind are emitted once, under the name of the first neighbor
@@ -257,13 +257,13 @@ struct Property {
 fn properties(n: &Neighbor) -> Vec<Property> {
     let mut props = Vec::new();
     let mut by_lp: BTreeMap<(u32, Family), Vec<IpNet>> = BTreeMap::new();
-    for (p, lp) in &n.local_pref {
+    for (p, lp) in &n.outbound.local_pref {
         by_lp.entry((*lp, Family::of(p))).or_default().push(*p);
     }
     for ((lp, f), prefixes) in by_lp {
         props.push(Property { key: format!("{lp}-{}-localpref-prefixes", f.frr()), family: f, prefixes, local_pref: Some(lp), community: None, prepend: None });
     }
-    for (c, nets) in &n.communities {
+    for (c, nets) in &n.outbound.communities {
         for f in [Family::V4, Family::V6] {
             let prefixes = of_family(nets.iter().copied(), f);
             if !prefixes.is_empty() {
@@ -279,7 +279,7 @@ fn properties(n: &Neighbor) -> Vec<Property> {
         }
     }
     let mut by_count: BTreeMap<(u32, Family), Vec<IpNet>> = BTreeMap::new();
-    for (p, (count, _)) in &n.as_path_prepend {
+    for (p, (count, _)) in &n.outbound.as_path_prepend {
         by_count.entry((*count, Family::of(p))).or_default().push(*p);
     }
     for ((count, f), prefixes) in by_count {
@@ -339,9 +339,9 @@ fn name_suffixes(n: &Neighbor) -> Vec<(bool, String)> {
     for f in [Family::V4, Family::V6] {
         v.push((false, format!("allowed-{}", f.name())));
     }
-    v.push((false, format!("inpl-{}", n.family.name())));
-    if !n.always_block.is_empty() {
-        v.push((false, format!("denied-inpl-{}", n.family.name())));
+    v.push((false, format!("inpl-{}", n.families.ip.name())));
+    if !n.inbound.always_block.is_empty() {
+        v.push((false, format!("denied-inpl-{}", n.families.ip.name())));
     }
     v.extend(properties(n).into_iter().map(|p| (false, p.key)));
     v
@@ -387,7 +387,7 @@ fn neighbor_filters(n: &Neighbor, router_asn: u32, names: &Namer, lists: &mut Li
             None => {}
         }
         if let Some(count) = p.prepend {
-            let asn = n.local_asn.unwrap_or(router_asn).to_string();
+            let asn = n.session.local_asn.unwrap_or(router_asn).to_string();
             e.as_path_prepend = Some(vec![asn.as_str(); count as usize].join(" "));
         }
         e.on_match_next = true;
@@ -396,34 +396,34 @@ fn neighbor_filters(n: &Neighbor, router_asn: u32, names: &Namer, lists: &mut Li
 
     // What may be advertised.
     for (f, seq) in [(Family::V4, OUT_ALLOWED_V4), (Family::V6, OUT_ALLOWED_V6)] {
-        let rules = if n.family.has(f) { n.advertise.keys().filter(|p| Family::of(p) == f).map(|p| exact(*p)).collect() } else { Vec::new() };
+        let rules = if n.families.ip.has(f) { n.outbound.advertise.keys().filter(|p| Family::of(p) == f).map(|p| exact(*p)).collect() } else { Vec::new() };
         let list = lists.intern("allowed", f, names.list(&format!("allowed-{}", f.name())), rules);
         let mut e = blank_route_map(out.clone(), "permit", seq, f, list);
         match f {
-            Family::V4 => e.next_hop_v4 = n.next_hop_v4.map(|a| a.to_string()),
-            Family::V6 => e.next_hop_v6 = n.next_hop_v6.map(|a| a.to_string()),
+            Family::V4 => e.next_hop_v4 = n.outbound.next_hop_v4.map(|a| a.to_string()),
+            Family::V6 => e.next_hop_v6 = n.outbound.next_hop_v6.map(|a| a.to_string()),
         }
         maps.push(e);
     }
 
     // What is always refused, then what may be received.
-    if !n.always_block.is_empty() {
+    if !n.inbound.always_block.is_empty() {
         for (f, seq) in [(Family::V4, IN_DENIED_V4), (Family::V6, IN_DENIED_V6)] {
-            let rules = of_family(n.always_block.iter().copied(), f)
+            let rules = of_family(n.inbound.always_block.iter().copied(), f)
                 .into_iter()
-                .map(|net| Rule::Permit(Filter { prefix: net, ge: None, le: (net.prefix_len() != f.max_len()).then_some(f.max_len()) }))
+                .map(|net| Rule::Permit(PrefixMatch { prefix: net, ge: None, le: (net.prefix_len() != f.max_len()).then_some(f.max_len()) }))
                 .collect();
-            let list = lists.intern("denied-inpl", f, names.list(&format!("denied-inpl-{}", n.family.name())), rules);
+            let list = lists.intern("denied-inpl", f, names.list(&format!("denied-inpl-{}", n.families.ip.name())), rules);
             maps.push(blank_route_map(inn.clone(), "deny", seq, f, list));
         }
     }
     for (f, seq) in [(Family::V4, IN_ALLOWED_V4), (Family::V6, IN_ALLOWED_V6)] {
-        let rules = if n.receive_all.is_some() {
+        let rules = if n.inbound.receive_all.is_some() {
             vec![Rule::PermitAny]
         } else {
-            n.receive.keys().filter(|flt| Family::of(&flt.prefix) == f).map(|flt| Rule::Permit(flt.clone())).collect()
+            n.inbound.receive.keys().filter(|flt| Family::of(&flt.prefix) == f).map(|flt| Rule::Permit(flt.clone())).collect()
         };
-        let list = lists.intern("inpl", f, names.list(&format!("inpl-{}", n.family.name())), rules);
+        let list = lists.intern("inpl", f, names.list(&format!("inpl-{}", n.families.ip.name())), rules);
         maps.push(blank_route_map(inn.clone(), "permit", seq, f, list));
     }
     (inn, out)
@@ -453,25 +453,26 @@ pub fn plan(model: &Model) -> Plan {
         let mut neighbors = Vec::new();
         for n in &r.neighbors {
             let (route_map_in, route_map_out) = neighbor_filters(n, r.asn, &Namer::new(n, &ambiguous), &mut lists, &mut route_maps);
-            let timers = (n.keepalive != DEFAULT_KEEPALIVE || n.hold != DEFAULT_HOLD).then_some((n.keepalive, n.hold));
+            let timers = (n.session.timers.keepalive != DEFAULT_KEEPALIVE || n.session.timers.hold != DEFAULT_HOLD)
+                .then_some((n.session.timers.keepalive, n.session.timers.hold));
             neighbors.push(NeighborPlan {
                 peer: n.peer.to_string(),
                 interface: matches!(n.peer, crate::core::model::Peer::Interface(_)),
-                remote_as: n.remote_as.to_string(),
-                ebgp_multihop: n.ebgp_multihop,
-                local_asn: n.local_asn,
-                port: (n.port != DEFAULT_PORT).then_some(n.port),
+                remote_as: n.session.remote_as.to_string(),
+                ebgp_multihop: n.session.ebgp_multihop,
+                local_asn: n.session.local_asn,
+                port: (n.session.port != DEFAULT_PORT).then_some(n.session.port),
                 timers,
-                connect: n.connect,
-                password: n.password.clone(),
-                source_address: n.source_address.clone(),
-                graceful_restart: n.graceful_restart,
-                bfd_profile: n.bfd_profile.clone(),
+                connect: n.session.timers.connect,
+                password: n.session.password.clone(),
+                source_address: n.session.source_address.clone(),
+                graceful_restart: n.session.graceful_restart,
+                bfd_profile: n.session.bfd_profile.clone(),
                 disable_connected_check: n.disable_connected_check(r.asn),
-                allow_as_in: n.allow_as_in.and_then(|a| a.frr_arg()),
-                ipv4: n.unicast && n.family.has(Family::V4),
-                ipv6: n.unicast && n.family.has(Family::V6),
-                evpn: n.evpn && r.evpn.is_some(),
+                allow_as_in: n.inbound.allow_as_in.and_then(|a| a.frr_arg()),
+                ipv4: n.families.unicast && n.families.ip.has(Family::V4),
+                ipv6: n.families.unicast && n.families.ip.has(Family::V6),
+                evpn: n.families.evpn && r.evpn.is_some(),
                 route_map_in,
                 route_map_out,
             });
@@ -508,7 +509,7 @@ pub fn plan(model: &Model) -> Plan {
             neighbors,
             networks_v4: of_family(r.prefixes.keys().copied(), Family::V4).iter().map(|p| p.to_string()).collect(),
             networks_v6: of_family(r.prefixes.keys().copied(), Family::V6).iter().map(|p| p.to_string()).collect(),
-            imports: r.imports.iter().cloned().collect(),
+            imports: r.import_vrfs.iter().cloned().collect(),
             evpn,
         });
     }

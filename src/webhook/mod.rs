@@ -24,7 +24,7 @@ use kube::runtime::watcher::{self, watcher};
 use kube::{Client, ResourceExt};
 
 use crate::api::FRRConfiguration;
-use crate::core::selection::{NodeIndex, Prepared};
+use crate::core::cluster_index::{NodeIndex, Prepared};
 use crate::signals::Shutdown;
 use crate::watch::{self, typed_config, Changes, Entry, Reader, WatchErrors};
 

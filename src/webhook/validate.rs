@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use crate::api::FRRConfiguration;
-use crate::core::selection::{self, NodeIndex, Prepared};
+use crate::core::cluster_index::{self, NodeIndex, Prepared};
 use crate::core::Error;
 
 /// Ok(warnings) to admit, Err(message) to refuse. `others` are the prepared configurations
@@ -35,7 +35,7 @@ pub fn validate(
     };
     // 2. Merged with what each selected node would read (only what this object causes: an
     // existing problem between others is theirs).
-    if let Some((message, on)) = selection::first_refusal(namespace, &prepared, &selected, others, nodes) {
+    if let Some((message, on)) = cluster_index::first_refusal(namespace, &prepared, &selected, others, nodes) {
         return Err(format!("{message}\nresource is invalid for node(s) {}", on.join(", ")));
     }
     // 3. Warnings.

@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use kube::core::{Selector, SelectorExt};
 
-use super::convert::{self, ConfigContrib, NeighborContrib, RouterContrib};
+use super::convert::{self, ConfigContrib, InboundContrib, NeighborContrib, OutboundContrib, RouterContrib};
 use super::error::{Error, ObjRef};
 use super::model::Peer;
 use super::{merge, obj_ref, parse_selector, values};
@@ -231,7 +231,7 @@ pub fn first_refusal(namespace: &str, me: &Prepared, selected: &[u32], others: &
 }
 
 fn has_evpn(c: &ConfigContrib) -> bool {
-    c.routers.iter().any(|r| r.evpn.is_some() || r.neighbors.iter().any(|n| n.evpn))
+    c.routers.iter().any(|r| r.evpn.is_some() || r.neighbors.iter().any(|n| n.families.evpn))
 }
 
 /// A neighbor's contribution without what merges without errors (prefixes to advertise and
@@ -239,31 +239,9 @@ fn has_evpn(c: &ConfigContrib) -> bool {
 /// must agree, and count against the neighbor's limit).
 fn neighbor_values(n: &NeighborContrib) -> NeighborContrib {
     NeighborContrib {
-        obj: n.obj.clone(),
-        peer: n.peer.clone(),
-        remote_as: n.remote_as,
-        family: n.family,
-        port: n.port,
-        hold: n.hold,
-        keepalive: n.keepalive,
-        connect: n.connect,
-        password: n.password.clone(),
-        source_address: n.source_address.clone(),
-        ebgp_multihop: n.ebgp_multihop,
-        local_asn: n.local_asn,
-        bfd_profile: n.bfd_profile.clone(),
-        graceful_restart: n.graceful_restart,
-        allow_as_in: n.allow_as_in,
-        unicast: n.unicast,
-        evpn: n.evpn,
-        advertise: BTreeSet::new(),
-        next_hop_v4: n.next_hop_v4,
-        next_hop_v6: n.next_hop_v6,
-        local_pref: n.local_pref.clone(),
-        communities: n.communities.clone(),
-        as_path_prepend: n.as_path_prepend.clone(),
-        receive_all: false,
-        receive: BTreeSet::new(),
+        outbound: OutboundContrib { advertise: BTreeSet::new(), ..n.outbound.clone() },
+        inbound: InboundContrib { receive_all: false, receive: BTreeSet::new(), ..n.inbound.clone() },
+        ..n.clone()
     }
 }
 
@@ -290,7 +268,7 @@ fn meeting_part(c: &ConfigContrib, mine: &ConfigContrib) -> Option<ConfigContrib
                 vrf: r.vrf.clone(),
                 router_id: r.router_id,
                 prefixes: BTreeSet::new(),
-                imports: BTreeSet::new(),
+                import_vrfs: BTreeSet::new(),
                 evpn: None,
                 neighbors: r.neighbors.iter().filter(|n| peers.contains(&&n.peer)).map(neighbor_values).collect(),
             })
