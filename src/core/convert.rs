@@ -630,7 +630,8 @@ fn convert_inbound(cx: &mut Ctx, path: &str, n: &api::Neighbor) -> InboundContri
         Some("none") => Some(AllowAsIn::Never),
         Some("origin") => Some(AllowAsIn::Origin),
         Some(v) => match v.parse::<u8>() {
-            Ok(c) if (1..=10).contains(&c) && !v.starts_with('0') => Some(AllowAsIn::Count(c)),
+            // digits only, as the API's enum: Rust's parse would also take "+1"
+            Ok(c) if (1..=10).contains(&c) && !v.starts_with('0') && v.bytes().all(|b| b.is_ascii_digit()) => Some(AllowAsIn::Count(c)),
             _ => {
                 cx.err(format!("{path}.allowAsIn"), format!("{v:?} is not one of \"\", none, origin, 1-10"));
                 None
