@@ -189,6 +189,11 @@ fn agent_against_real_apiserver(version: FrrVersion) {
         "{}",
         http_get(metrics_port, "/metrics").1
     );
+    // the running FRR's version, in the node's status and as a metric label
+    let frr_version = status_field(&api, "frrVersion");
+    assert!(frr_version.starts_with(version.label()), "frrVersion {frr_version:?} for FRR {v}\n{}", diag!(&api, "no frrVersion"));
+    let info = format!(r#"frr_composer_frr_info{{version="{frr_version}"}} 1"#);
+    assert!(http_get(metrics_port, "/metrics").1.contains(&info), "no {info}:\n{}", http_get(metrics_port, "/metrics").1);
 
     // 3. receive-all widens: the node's kernel gains the routes; removing it takes them away.
     api.kubectl_stdin(&["apply", "-f", "-"], RECEIVE_ALL).unwrap();

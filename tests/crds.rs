@@ -118,7 +118,7 @@ fn printer_columns_and_scope() {
         match crd.spec.names.kind.as_str() {
             "FRRNodeState" => {
                 assert_eq!(crd.spec.scope, "Cluster");
-                assert_eq!(cols, ["Reload", "Conversion", "Age"]);
+                assert_eq!(cols, ["FRR", "Reload", "Conversion", "Age"]);
             }
             "BGPSessionState" => {
                 assert_eq!(crd.spec.scope, "Namespaced");

@@ -119,8 +119,9 @@ fn every_metric_is_in_the_metrics_table_with_its_type() {
     use frr_composer::agent::metrics::{BfdCounters, Metrics};
     let m = Metrics::new();
     {
-        // one BGP session and one BFD peer, so that FRR's families are exported too
+        // FRR's version, one BGP session and one BFD peer, so that FRR's families are exported too
         let mut s = m.frr.0.lock().unwrap();
+        s.version = Some("10.7.1".into());
         s.neighbors = frr_composer::frr::state::parse_bgp_neighbors(&serde_json::json!({"default": {"192.0.2.1": {"bgpState": "Established"}}}));
         s.bfd = frr_composer::frr::state::parse_bfd_peers(&serde_json::json!([{"peer": "192.0.2.1", "status": "up"}]));
         let keys = [

@@ -95,6 +95,9 @@ fn field_example(version: FrrVersion) {
     eprintln!("FRR {}: lab run (metallb-wk3) took {secs:.1} s wall", version.label());
     assert_eq!(code, 0, "{err}\n{r:#}");
     assert_eq!(r["converged"], true);
+    // the report names the FRR that ran (8.4.4, 10.3, 10.7.1: the label is its prefix)
+    let frr_version = r["frrVersion"].as_str().unwrap_or_default();
+    assert!(frr_version.starts_with(version.label()), "frrVersion {frr_version:?} for FRR {}", version.label());
     let p = peer(&r, "192.0.2.1");
     assert_eq!(p["state"], "Established");
     assert_eq!(p["peerAsn"], 65102);

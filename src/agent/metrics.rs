@@ -45,6 +45,8 @@ pub fn parse_bfd_counters(v: &serde_json::Value) -> Vec<BfdCounters> {
 /// What FRR last reported, exposed on each scrape.
 #[derive(Debug, Default)]
 pub struct FrrSnapshot {
+    /// The running FRR's version (`show version`), once read.
+    pub version: Option<String>,
     pub neighbors: Vec<BgpNeighbor>,
     pub bfd: Vec<BfdPeer>,
     pub bfd_counters: Vec<BfdCounters>,
@@ -90,6 +92,8 @@ impl prometheus_client::collector::Collector for FrrCollector {
             let rows: Vec<_> = s.neighbors.iter().map(|n| (labels(&n.peer, &n.vrf), get(n) as i64)).collect();
             gauge(&mut encoder, name, help, &rows)?;
         }
+        let info: Vec<_> = s.version.iter().map(|v| (vec![("version".to_string(), v.clone())], 1)).collect();
+        gauge(&mut encoder, "frr_composer_frr_info", "The running FRR's version (label version, from show version); always 1", &info)?;
         let up: Vec<_> = s.bfd.iter().map(|p| (labels(&p.peer, &p.vrf), i64::from(p.status == "up"))).collect();
         gauge(&mut encoder, "frrk8s_bfd_session_up", "BFD session state (1 is up, 0 is down)", &up)?;
         for key in [

@@ -266,18 +266,30 @@ impl Reconciler {
     async fn write_status(&mut self, mut outcome: Outcome, g: &Gathered) -> anyhow::Result<()> {
         // the running configuration read back by the apply (or, when nothing was applied, now)
         let k = self.keeper.clone();
-        let running = tokio::task::spawn_blocking(move || {
+        let (running, version) = tokio::task::spawn_blocking(move || {
             let k = k.lock().unwrap_or_else(|e| e.into_inner());
-            match &k.applier.last_running {
+            let running = match &k.applier.last_running {
                 Some(r) => Ok(r.clone()),
                 None => k.applier.location.running_config(),
-            }
+            };
+            // read at every reconcile: an FRR container upgraded beside a running agent shows
+            // its new version with the re-apply that its restart causes
+            (running, k.applier.location.version().ok())
         })
         .await?;
+        // a failed read (FRR restarting) keeps the version last read
+        let version = {
+            let mut snapshot = self.metrics.frr.0.lock().unwrap_or_else(|e| e.into_inner());
+            if version.is_some() {
+                snapshot.version = version;
+            }
+            snapshot.version.clone()
+        };
         // observed generations: those in effect in FRR
         outcome.generations = self.iso.ledger.objects.iter().map(|(o, e)| (o.clone(), e.generation)).collect();
         let now = jiff::Timestamp::now();
-        let status = node_status(&outcome, running.ok().map(|r| redact(&r)), &mut self.previous_conditions, &mut self.last_reload, now);
+        let mut status = node_status(&outcome, running.ok().map(|r| redact(&r)), &mut self.previous_conditions, &mut self.last_reload, now);
+        status.frr_version = version;
         let object_conditions = self.iso.object_conditions(&outcome.decisions, now);
         self.iso.publish_events(&outcome.decisions, &g.configs).await;
         let entries = config_entries(&outcome);

@@ -173,6 +173,7 @@ pub fn node_status(
     conditions.push(holddown::condition(previous, &o.held, now));
     *previous = conditions.clone();
     FRRNodeStateStatus {
+        frr_version: None,
         running_config: running,
         last_reload_result: reload,
         last_conversion_result: Some(conversion),

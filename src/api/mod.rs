@@ -416,6 +416,7 @@ pub struct L3Vni {
     status = "FRRNodeStateStatus",
     derive = "PartialEq",
     derive = "Default",
+    printcolumn(name = "FRR", type_ = "string", json_path = ".status.frrVersion"),
     printcolumn(name = "Reload", type_ = "string", json_path = ".status.lastReloadResult"),
     printcolumn(name = "Conversion", type_ = "string", json_path = ".status.lastConversionResult"),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
@@ -426,6 +427,9 @@ pub struct FRRNodeStateSpec {}
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct FRRNodeStateStatus {
+    /// The version of the FRR the agent applies to, as `show version` gives it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frr_version: Option<String>,
     /// FRR's running configuration, passwords redacted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub running_config: Option<String>,

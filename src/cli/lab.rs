@@ -240,7 +240,8 @@ fn route_line(r: &Route) -> String {
 /// The report as text (for people) or JSON.
 pub fn report_text(r: &LabReport) -> String {
     let mut s = format!(
-        "lab: node in namespace {} (vtysh -N {}), {} after {:.1} s\n",
+        "lab: node FRR {} in namespace {} (vtysh -N {}), {} after {:.1} s\n",
+        r.frr_version,
         r.node_namespace,
         r.node_pathspace,
         if r.converged { "converged" } else { "NOT converged" },

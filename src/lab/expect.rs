@@ -214,6 +214,7 @@ mod tests {
         LabReport {
             node_namespace: "n".into(),
             node_pathspace: "n".into(),
+            frr_version: "10.7.1".into(),
             converged: true,
             seconds: 1.0,
             notes: vec![],

@@ -269,6 +269,8 @@ pub struct Lab {
     node: Frr,
     pub applier: Applier,
     node_ns: Netns,
+    /// The node FRR's version as `show version` gives it.
+    frr_version: String,
     /// What the lab does not simulate (VRFs, BFD with GoBGP...).
     pub notes: Vec<String>,
 }
@@ -317,6 +319,8 @@ pub struct LabReport {
     /// The node's namespace and FRR pathspace (`vtysh -N PATHSPACE`).
     pub node_namespace: String,
     pub node_pathspace: String,
+    /// The node FRR's version (`show version`).
+    pub frr_version: String,
     pub converged: bool,
     pub seconds: f64,
     pub peers: Vec<PeerReport>,
@@ -443,8 +447,9 @@ impl Lab {
             notes.push(format!("the node has no IPv4 address on any link: {id}/32 on its loopback gives FRR a router ID"));
         }
         let node = Frr::start_at(version, opts.frr_root.clone(), &node_ns)?;
-        progress(&format!("node FRR {} in namespace {} (vtysh -N {})", version.label(), node_ns.name(), node.name()));
-        let mut lab = Lab { peers, applier: Applier::new(node.location()), node, node_ns, notes };
+        let frr_version = node.location().version().map_err(|e| anyhow!("the node's FRR: {e}"))?;
+        progress(&format!("node FRR {frr_version} in namespace {} (vtysh -N {})", node_ns.name(), node.name()));
+        let mut lab = Lab { peers, applier: Applier::new(node.location()), node, node_ns, frr_version, notes };
         lab.apply(text)?;
         progress("configuration applied");
         Ok(lab)
@@ -594,6 +599,7 @@ impl Lab {
         Ok(LabReport {
             node_namespace: self.node_ns.name().into(),
             node_pathspace: self.node.name().into(),
+            frr_version: self.frr_version.clone(),
             converged: false,
             seconds: 0.0,
             peers,
