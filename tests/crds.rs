@@ -92,6 +92,7 @@ fn constraints_are_in_the_schema() {
     assert_eq!(router["properties"]["asn"]["maximum"].as_f64(), Some(4294967295.0));
     assert_eq!(router["properties"]["asn"]["minimum"].as_f64(), Some(1.0));
     assert_eq!(router["properties"]["asn"]["type"], "integer");
+    assert_eq!(router["properties"]["neighbors"]["maxItems"].as_f64(), Some(1000.0));
     let n = at(router, &["neighbors", "[]"]);
     assert_eq!(n["properties"]["asn"]["maximum"].as_f64(), Some(4294967295.0));
     assert_eq!(n["properties"]["localASN"]["maximum"].as_f64(), Some(4294967295.0));

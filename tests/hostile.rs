@@ -105,6 +105,38 @@ fn thousands_of_local_preferences_end_with_an_error_not_a_spin() {
     assert_eq!(seqs.len(), 4002, "4,000 property entries and 2 permits, all distinct");
 }
 
+/// `routers` routers of `per_router` neighbors each (one VRF per router after the first).
+fn many_neighbors(routers: usize, per_router: usize) -> String {
+    let mut s =
+        "apiVersion: frrk8s.metallb.io/v1beta1\nkind: FRRConfiguration\nmetadata: {name: wide, namespace: ns}\nspec:\n  bgp:\n    routers:\n".to_string();
+    for r in 0..routers {
+        s.push_str(&format!("    - asn: 65000\n{}      neighbors:\n", if r == 0 { String::new() } else { format!("      vrf: red{r}\n") }));
+        for i in 0..per_router {
+            s.push_str(&format!("      - {{address: 10.{r}.{}.{}, asn: 65001}}\n", i / 256, i % 256));
+        }
+    }
+    s
+}
+
+#[test]
+fn an_object_holds_at_most_1000_neighbors() {
+    let d = dir();
+    // over two routers, so the CRD's per-router bound would not catch it: the core's does
+    let f = write(d.path(), "in.yaml", &many_neighbors(2, 501));
+    let t = std::time::Instant::now();
+    let o = render(&[&f]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(e.contains("ns/wide") && e.contains("spec.bgp.routers[].neighbors") && e.contains("1002 neighbors") && e.contains("at most 1000"), "{e}");
+    assert_eq!(e.lines().filter(|l| l.starts_with("error:")).count(), 1, "one error, not one per neighbor: {e}");
+    eprintln!("1002 neighbors refused in {:?}", t.elapsed());
+    // at the limit it renders
+    let f = write(d.path(), "in.yaml", &many_neighbors(2, 500));
+    let o = render(&[&f]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(String::from_utf8(o.stdout).unwrap().lines().filter(|l| l.ends_with(" remote-as 65001")).count(), 1000);
+}
+
 #[test]
 fn deep_nesting_is_refused_before_parsing() {
     let d = dir();

@@ -139,6 +139,27 @@ impl Outcome {
     }
 }
 
+/// What FRRNodeState may hold of FRR's running configuration: the API server stores objects of
+/// up to about 1.5 MB, and one node's object must never approach that (10,000 admitted
+/// neighbors once made a 5.9 MB status that the API server refused).
+pub const MAX_RUNNING_CONFIG: usize = 512 << 10;
+/// What FRRNodeState may hold of each result message (one line per refused object).
+pub const MAX_RESULT: usize = 16 << 10;
+
+/// `text`, or its first whole lines within `limit` bytes and a last line that says how much
+/// was left out and where the rest is.
+fn bounded(text: String, limit: usize, rest: &str) -> String {
+    if text.len() <= limit {
+        return text;
+    }
+    let mut end = limit;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let cut = text[..end].rfind('\n').map_or(end, |i| i + 1);
+    format!("{}... {} more bytes left out ({rest})", &text[..cut], text.len() - cut)
+}
+
 /// Step 5 (pure): FRRNodeState's status. `previous` holds the conditions last reported (their
 /// transition times are kept); `last_reload` the reload result last reported (a refused
 /// conversion applies nothing and keeps it). Both are updated.
@@ -174,9 +195,9 @@ pub fn node_status(
     *previous = conditions.clone();
     FRRNodeStateStatus {
         frr_version: None,
-        running_config: running,
-        last_reload_result: reload,
-        last_conversion_result: Some(conversion),
+        running_config: running.map(|r| bounded(r, MAX_RUNNING_CONFIG, "the whole configuration: vtysh -c 'show running-config' in the FRR container")),
+        last_reload_result: reload.map(|r| bounded(r, MAX_RESULT, "the whole message is in the agent's log")),
+        last_conversion_result: Some(bounded(conversion, MAX_RESULT, "every error is in the agent's log and in each FRRConfiguration's status")),
         observed_generations: o.generations.clone(),
         conditions,
     }
@@ -435,6 +456,29 @@ mod tests {
         assert_eq!(s.last_conversion_result.as_deref(), Some("failed: FRRConfiguration ns/a: spec.bgp.routers[0].asn: 65999"));
         let ready = s.conditions.iter().find(|c| c.type_ == "Ready").unwrap();
         assert_eq!(ready.reason, "ConversionFailed");
+    }
+
+    #[test]
+    fn status_texts_are_bounded() {
+        let t0 = jiff::Timestamp::from_second(1_700_000_000).unwrap();
+        let (mut prev, mut last) = (Vec::new(), None);
+        let running: String = (0..100_000).map(|i| format!("ip prefix-list 10.0.0.{i}-in seq 5 permit any\n")).collect();
+        let errors: Vec<core::Error> = (0..5_000)
+            .map(|i| core::Error::Invalid { object: ObjRef::new("ns", format!("o{i}")), field: "spec.bgp.routers[0].asn".into(), reason: "0".into() })
+            .collect();
+        let s = node_status(&outcome(Err(Errors::new(errors)), None), Some(running.clone()), &mut prev, &mut last, t0);
+        let r = s.running_config.unwrap();
+        assert!(r.len() < MAX_RUNNING_CONFIG + 200, "{}", r.len());
+        assert!(running.starts_with(r.lines().next().unwrap()));
+        let tail = r.lines().last().unwrap();
+        assert!(tail.starts_with("... ") && tail.contains("more bytes left out") && tail.contains("show running-config"), "{tail}");
+        // only whole lines are kept
+        assert!(r.lines().rev().nth(1).unwrap().ends_with("permit any"));
+        let c = s.last_conversion_result.unwrap();
+        assert!(c.len() < MAX_RESULT + 200 && c.starts_with("failed: FRRConfiguration ns/o0") && c.contains("more bytes left out"), "{}", c.len());
+        // small texts are kept whole
+        let s = node_status(&outcome(Ok(vec![]), Some(Ok(()))), Some("running\n".into()), &mut prev, &mut last, t0);
+        assert_eq!(s.running_config.as_deref(), Some("running\n"));
     }
 
     #[test]

@@ -109,7 +109,9 @@ pub struct Router {
     /// VRF of the router; empty is the default VRF.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vrf: Option<String>,
+    /// At most 1,000 (frr-composer's bound; upstream admits any number).
     #[serde(default)]
+    #[schemars(length(max = 1000))]
     pub neighbors: Vec<Neighbor>,
     /// Prefixes the router originates (`network` statements).
     #[serde(default)]

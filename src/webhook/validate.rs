@@ -219,6 +219,22 @@ mod tests {
     }
 
     #[test]
+    fn an_object_of_more_than_1000_neighbors_is_refused() {
+        let mut c = cfg("wide", 65002, None);
+        let n = c.spec.bgp.routers[0].neighbors[0].clone();
+        let mut second = c.spec.bgp.routers[0].clone();
+        second.vrf = Some("red".into());
+        c.spec.bgp.routers.push(second);
+        for (r, count) in [(0, 600), (1, 401)] {
+            c.spec.bgp.routers[r].neighbors = (0..count).map(|i| Neighbor { address: Some(format!("10.{r}.{}.{}", i / 256, i % 256)), ..n.clone() }).collect();
+        }
+        let e = check("ns", &c, None, &[], &nodes()).unwrap_err();
+        assert!(e.contains("1001 neighbors in this FRRConfiguration; at most 1000"), "{e}");
+        c.spec.bgp.routers[1].neighbors.pop();
+        assert!(check("ns", &c, None, &[], &nodes()).is_ok());
+    }
+
+    #[test]
     fn warnings() {
         let mut c = cfg("new", 65002, None);
         c.spec.bgp.routers[0].neighbors[0].disable_mp = true;
