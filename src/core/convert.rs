@@ -268,6 +268,11 @@ pub fn convert(obj: &ObjRef, spec: &api::FRRConfigurationSpec, secrets: &BTreeMa
                 warnings.push(format!("FRRConfiguration {obj}: {npath}.disableMP is deprecated and ignored"));
             }
             if let Some(nc) = convert_neighbor(&mut cx, &npath, &view, n, secrets) {
+                if nc.session.ebgp_multihop && nc.session.remote_as.is_internal(r.asn) {
+                    warnings.push(format!(
+                        "FRRConfiguration {obj}: {npath}.ebgpMultiHop is ignored: the session is iBGP, which FRR never limits to one hop (it would drop the line)"
+                    ));
+                }
                 neighbors.push(nc);
             }
         }

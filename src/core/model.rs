@@ -128,6 +128,17 @@ pub enum RemoteAs {
     External,
 }
 
+impl RemoteAs {
+    /// Whether the session is iBGP for a router of `router_asn`.
+    pub fn is_internal(self, router_asn: u32) -> bool {
+        match self {
+            RemoteAs::Internal => true,
+            RemoteAs::Number(n) => n == router_asn,
+            RemoteAs::External => false,
+        }
+    }
+}
+
 impl fmt::Display for RemoteAs {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -334,6 +345,12 @@ impl Neighbor {
 
     /// Sessions whose TCP peer is directly connected but whose address FRR would not see as
     /// such (IPv6 link-local next hops): the anchor's rule for `disable-connected-check`.
+    /// `ebgp-multihop` as FRR keeps it: only for eBGP sessions (FRR silently drops it for an
+    /// iBGP one, which would leave a difference the applier could never clear).
+    pub fn ebgp_multihop(&self, router_asn: u32) -> bool {
+        self.session.ebgp_multihop && !self.session.remote_as.is_internal(router_asn)
+    }
+
     pub fn disable_connected_check(&self, router_asn: u32) -> bool {
         if self.families.ip != IpFamilies::Ipv6 || self.session.ebgp_multihop {
             return false;

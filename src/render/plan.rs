@@ -459,7 +459,7 @@ pub fn plan(model: &Model) -> Plan {
                 peer: n.peer.to_string(),
                 interface: matches!(n.peer, crate::core::model::Peer::Interface(_)),
                 remote_as: n.session.remote_as.to_string(),
-                ebgp_multihop: n.session.ebgp_multihop,
+                ebgp_multihop: n.ebgp_multihop(r.asn),
                 local_asn: n.session.local_asn,
                 port: (n.session.port != DEFAULT_PORT).then_some(n.session.port),
                 timers,
