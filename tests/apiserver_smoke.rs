@@ -184,13 +184,34 @@ fn crds_on_a_real_apiserver() -> Result<()> {
         ),
         ("selector with ge above le (CEL rule)", receiving(&base, json!([{"prefix": "2001:db8::/32", "ge": 64, "le": 48}])), "ge must not be greater than le"),
         ("IPv6 selector with le 129", receiving(&base, json!([{"prefix": "2001:db8::/32", "le": 129}])), "le"),
+        (
+            "1,001 neighbors in one router",
+            variant(&base, |o| {
+                let n = o["spec"]["bgp"]["routers"][0]["neighbors"][0].clone();
+                o["spec"]["bgp"]["routers"][0]["neighbors"] = (0..1001)
+                    .map(|i| {
+                        let mut n = n.clone();
+                        n["address"] = json!(format!("10.0.{}.{}", i / 256, i % 256));
+                        n
+                    })
+                    .collect();
+            }),
+            "must have at most 1000 items",
+        ),
+        (
+            "a nodeSelector of 1,001 values",
+            variant(&base, |o| {
+                o["spec"]["nodeSelector"] = json!({"matchExpressions": [{"key": "rack", "operator": "NotIn", "values": vec![""; 1001]}]});
+            }),
+            "must have at most 1000 items",
+        ),
     ];
     for (what, obj, want) in &cases {
         match api.kubectl_stdin(&["apply", "--dry-run=server", "-f", "-"], obj) {
             Ok(out) => panic!("{what}: accepted by the server: {out}"),
             Err(e) => {
                 let msg = format!("{e:#}");
-                assert!(msg.contains("Invalid value"), "{what}: unexpected error: {msg}");
+                assert!(msg.contains("Invalid value") || msg.contains("Too many"), "{what}: unexpected error: {msg}");
                 assert!(msg.contains(want), "{what}: error does not mention {want:?}: {msg}");
                 eprintln!("{what}: rejected as expected");
             }

@@ -108,6 +108,10 @@ fn constraints_are_in_the_schema() {
     assert!(l2["properties"]["importRTs"]["items"]["pattern"].as_str().unwrap().starts_with("^(\\*|"));
     let sel = at(&s, &["spec", "nodeSelector"]);
     assert_eq!(sel["x-kubernetes-map-type"], "atomic");
+    assert_eq!(sel["properties"]["matchExpressions"]["maxItems"].as_f64(), Some(64.0));
+    assert_eq!(sel["properties"]["matchExpressions"]["items"]["properties"]["values"]["maxItems"].as_f64(), Some(1000.0));
+    assert_eq!(sel["properties"]["matchExpressions"]["items"]["properties"]["values"]["items"]["maxLength"].as_f64(), Some(63.0));
+    assert_eq!(sel["properties"]["matchLabels"]["maxProperties"].as_f64(), Some(64.0));
     let rx = at(n, &["toReceive", "allowed", "prefixes", "[]"]);
     assert_eq!(rx["properties"]["le"]["maximum"].as_f64(), Some(128.0));
 }

@@ -137,11 +137,37 @@ pub fn count(_: &mut SchemaGenerator) -> Schema {
 /// Every CRD this project serves, in a fixed order, with the file name it is committed under.
 pub fn all_crds() -> Vec<(&'static str, CustomResourceDefinition)> {
     vec![
-        ("frrk8s.metallb.io_frrconfigurations.yaml", upstream_shape(super::FRRConfiguration::crd())),
+        ("frrk8s.metallb.io_frrconfigurations.yaml", bound_node_selector(upstream_shape(super::FRRConfiguration::crd()))),
         ("frrk8s.metallb.io_frrnodestates.yaml", upstream_shape(super::FRRNodeState::crd())),
         ("frrk8s.metallb.io_bgpsessionstates.yaml", upstream_shape(super::BGPSessionState::crd())),
         ("frrk8s.metallb.io_frrk8sconfigurations.yaml", upstream_shape(super::FRRK8sConfiguration::crd())),
     ]
+}
+
+/// The most one nodeSelector may hold: expressions and labels, values per expression.
+pub const MAX_SELECTOR_TERMS: usize = 64;
+pub const MAX_SELECTOR_VALUES: usize = 1000;
+
+/// Bounds the nodeSelector, which every agent keeps for every object (also one that selects
+/// another rack): unbounded, a 2.7 MB object of 900,000 empty `NotIn` values took each agent
+/// to 101 MB. Kubernetes' own limits on label keys (317 bytes with the prefix) and values (63)
+/// apply too.
+fn bound_node_selector(mut crd: CustomResourceDefinition) -> CustomResourceDefinition {
+    for v in crd.spec.versions.iter_mut() {
+        let Some(schema) = v.schema.as_mut().and_then(|s| s.open_api_v3_schema.as_mut()) else { continue };
+        let mut json = serde_json::to_value(&*schema).expect("a schema serialises");
+        let sel = &mut json["properties"]["spec"]["properties"]["nodeSelector"]["properties"];
+        let exprs = &mut sel["matchExpressions"];
+        exprs["maxItems"] = MAX_SELECTOR_TERMS.into();
+        let req = &mut exprs["items"]["properties"];
+        req["key"]["maxLength"] = 317.into();
+        req["values"]["maxItems"] = MAX_SELECTOR_VALUES.into();
+        req["values"]["items"]["maxLength"] = 63.into();
+        sel["matchLabels"]["maxProperties"] = MAX_SELECTOR_TERMS.into();
+        sel["matchLabels"]["additionalProperties"]["maxLength"] = 63.into();
+        *schema = serde_json::from_value(json).expect("a bounded schema is still a schema");
+    }
+    crd
 }
 
 /// The defaults upstream's CRDs declare (property name and value); the API server stores
