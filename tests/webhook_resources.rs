@@ -1,7 +1,7 @@
 //! The webhook server under resource pressure, each case alone in this process (they measure
 //! the process): out of file descriptors (EMFILE), accept backs off instead of spinning and
 //! serves again afterwards; 60 clients stalling halfway through a 1.9 MB body do not grow
-//! the server by their bodies.
+//! the server by their bodies; a body of 8 MiB of dense JSON is refused before it is parsed.
 
 mod webhook_server;
 
@@ -81,5 +81,36 @@ fn stalled_bodies_do_not_grow_the_server() {
         // 60 half bodies are 57 MB; read all at once they grew the server by more than that
         assert!(grown_mib < 32, "the server grew by {grown_mib} MiB");
         eprintln!("60 stalled 1.9 MB bodies: the process grew by {grown_mib} MiB");
+    });
+}
+
+#[test]
+fn dense_json_is_refused_before_it_is_parsed() {
+    let _alone = ALONE.lock().unwrap_or_else(|e| e.into_inner());
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    rt.block_on(async {
+        let s = start(Limits::default()).await;
+        // an UPDATE review whose object carries 8 MiB of `0,` in an unknown field: parsed, it
+        // took the server to 281-295 MiB against a 128 MiB pod limit
+        let mut obj = big_config("dense", 10);
+        let zeros = vec![0u8; (8 << 20) / 2 - 4096];
+        obj["spec"]["unknown"] = serde_json::json!(zeros);
+        let body = update_review(&obj, &big_config("dense", 10));
+        assert!(body.len() <= Limits::default().max_body, "{}", body.len());
+        let before = rss_kib();
+        let mut c = s.connect().await.unwrap();
+        let (status, text) = post(&mut c, &body).await;
+        let grown_mib = rss_kib().saturating_sub(before) / 1024;
+        assert_eq!(status, 413, "{text}");
+        assert!(text.contains("JSON values") && text.contains("memory budget"), "{text}");
+        // the body itself (8 MiB) is read; nothing is parsed from it
+        assert!(grown_mib < 40, "the server grew by {grown_mib} MiB");
+        eprintln!("8 MiB of dense JSON refused: {text}; the process grew by {grown_mib} MiB");
+        // a real review of the same size still passes (a 3 MB object and its old version)
+        let big = big_config("big", 110_000);
+        let body = update_review(&big, &big);
+        let mut c = s.connect().await.unwrap();
+        let (status, text) = post(&mut c, &body).await;
+        assert_eq!(status, 200, "{} bytes: {text}", body.len());
     });
 }

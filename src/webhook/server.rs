@@ -7,7 +7,10 @@
 //! and its old version; `max_body` (8 MiB) accepts that. Bodies are read only after their
 //! share of `memory` is reserved (6x the body: the bytes, the parsed review and the typed
 //! configurations), so concurrent clients wait instead of growing the process beyond its
-//! limit; a client that cannot send its body within `body` gets 408.
+//! limit; a client that cannot send its body within `body` gets 408. What parsing costs
+//! depends on how many JSON values the body holds, not only on its bytes (`[0,0,...]` costs
+//! about 35 times its size), so the values are counted before parsing and the reservation
+//! grows to what they cost; a body that could never fit the budget gets 413.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -51,6 +54,33 @@ impl Default for Limits {
 
 /// Memory reserved per body byte (bytes, parsed JSON, typed objects).
 const MEMORY_PER_BYTE: usize = 6;
+
+/// Memory one parsed JSON value costs beyond its text: a `serde_json::Value` (32 bytes), its
+/// place in an array or a map, and the typed copy of it.
+const MEMORY_PER_VALUE: usize = 96;
+
+/// The JSON values (scalars and containers) `body` holds, counted in one pass without
+/// parsing: commas and openings outside strings. An estimate within one per container.
+pub fn json_values(body: &[u8]) -> usize {
+    let (mut n, mut in_string, mut escaped) = (1usize, false, false);
+    for &b in body {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+        } else {
+            match b {
+                b'"' => in_string = true,
+                b',' | b'[' | b'{' => n += 1,
+                _ => {}
+            }
+        }
+    }
+    n
+}
 
 /// Counters for tests and logs.
 #[derive(Debug, Default)]
@@ -101,11 +131,36 @@ impl Bodies {
             Ok(Err(e)) => return refuse(StatusCode::PAYLOAD_TOO_LARGE, format!("cannot read the body: {e}")),
             Err(_) => return refuse(StatusCode::REQUEST_TIMEOUT, format!("the body did not arrive within {:?}", self.limits.body)),
         };
+        // what parsing will cost: reserve the rest of it before parsing
+        let values = json_values(&body);
+        let needed = body.len().saturating_add(values.saturating_mul(MEMORY_PER_VALUE));
+        let needed_kib = needed / 1024 + 1;
+        if needed_kib > self.limits.memory / 1024 {
+            tracing::warn!(bytes = body.len(), values, "admission review refused: too many JSON values for the memory budget");
+            return refuse(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "the body holds {values} JSON values, about {} MiB once parsed, more than the webhook's memory budget of {} MiB",
+                    needed >> 20,
+                    self.limits.memory >> 20
+                ),
+            );
+        }
+        let extra = needed_kib.saturating_sub(kib);
+        let extra = if extra == 0 {
+            None
+        } else {
+            match tokio::time::timeout_at(deadline, self.memory.clone().acquire_many_owned(extra as u32)).await {
+                Ok(Ok(p)) => Some(p),
+                _ => return refuse(StatusCode::SERVICE_UNAVAILABLE, "busy: no memory to parse the body in time".into()),
+            }
+        };
         // the review is CPU work: off the runtime's threads, the permit held until it is done
         match tokio::task::spawn_blocking(move || {
             yield_to_the_server();
             let r = f(body).into_response();
             drop(permit);
+            drop(extra);
             r
         })
         .await
@@ -195,6 +250,18 @@ pub async fn serve(listener: TcpListener, tls: tokio_rustls::TlsAcceptor, app: a
 
 #[cfg(test)]
 mod tests {
+    use super::json_values;
+
+    #[test]
+    fn json_values_are_counted_outside_strings() {
+        assert_eq!(json_values(b"0"), 1);
+        assert_eq!(json_values(b"[0,0,0]"), 4);
+        assert_eq!(json_values(br#"{"a":"x,[{","b":[1,2]}"#), 5);
+        assert_eq!(json_values(br#"["\",", 1]"#), 3);
+        let dense: Vec<u8> = std::iter::once(b'[').chain(std::iter::repeat_n(b"0,".iter().copied(), 1000).flatten()).chain(*b"0]").collect();
+        assert_eq!(json_values(&dense), 1002);
+    }
+
     #[test]
     fn review_threads_run_below_the_server_and_are_lowered_once() {
         let before = rustix::process::getpriority_process(None).unwrap();
