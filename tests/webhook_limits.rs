@@ -1,6 +1,7 @@
 //! The webhook's HTTPS server on loopback against idle, slow and large clients: handshakes,
-//! headers and bodies have time limits, connections are limited, and an UPDATE review of an
-//! object as large as the API server allows (object and old object, 3 MiB each) is admitted.
+//! headers and bodies have time limits, connections are limited (the oldest makes room for a
+//! new one), a trickled body holds only what it sent, and an UPDATE review of an object as
+//! large as the API server allows (object and old object, 3 MiB each) is admitted.
 
 mod webhook_server;
 
@@ -49,19 +50,56 @@ async fn a_body_that_does_not_arrive_is_refused_in_time() {
 }
 
 #[tokio::test]
-async fn connections_beyond_the_limit_wait_until_one_is_free() {
-    let s = start(Limits { handshake: Duration::from_secs(30), max_connections: 4, ..short() }).await;
-    let mut idle = Vec::new();
-    for _ in 0..4 {
-        idle.push(tokio::net::TcpStream::connect(s.addr).await.unwrap());
+async fn at_the_connection_limit_the_oldest_idle_connection_makes_room() {
+    // long time limits: without making room, the new connections would wait 30 s
+    let s = start(Limits { handshake: Duration::from_secs(30), headers: Duration::from_secs(30), max_connections: 4, ..short() }).await;
+    // two TCP connections that never start a handshake, two idle TLS connections
+    let mut tcp = Vec::new();
+    for _ in 0..2 {
+        tcp.push(tokio::net::TcpStream::connect(s.addr).await.unwrap());
+    }
+    let mut tls = Vec::new();
+    for _ in 0..2 {
+        tls.push(s.connect().await.unwrap());
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
-    // the fifth is not served while four connections are open
-    assert!(tokio::time::timeout(Duration::from_millis(700), s.connect()).await.is_err(), "a fifth connection was served");
-    idle.pop();
-    let mut c = tokio::time::timeout(Duration::from_secs(5), s.connect()).await.expect("served once a slot is free").unwrap();
+    // a review and a probe are served at once, each in the place of the oldest
+    let started = Instant::now();
+    let mut c = tokio::time::timeout(Duration::from_secs(2), s.connect()).await.expect("a new connection waited").unwrap();
     let body = update_review(&big_config("small", 1), &big_config("small", 1));
     assert_eq!(post(&mut c, &body).await.0, 200);
+    assert_eq!(tokio::time::timeout(Duration::from_secs(2), healthz(&s)).await.expect("the probe waited"), 200);
+    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+    // the oldest went first: the two that never shook hands
+    for t in &mut tcp {
+        assert!(closed_within(t, Duration::from_secs(1)).await, "the oldest connection stayed open");
+    }
+    // a connection in the middle of a request is not cut: it gets its answer
+    let mut busy = s.connect().await.unwrap();
+    let len = body.len();
+    busy.write_all(head(len).as_bytes()).await.unwrap();
+    busy.write_all(&body[..len / 2]).await.unwrap();
+    for _ in 0..4 {
+        let _ = tokio::time::timeout(Duration::from_secs(2), s.connect()).await;
+    }
+    busy.write_all(&body[len / 2..]).await.unwrap();
+    assert_eq!(response(&mut busy).await.0, 200);
+}
+
+#[tokio::test]
+async fn a_trickled_large_body_does_not_hold_up_other_reviews() {
+    let s = start(Limits::default()).await;
+    // announced as 8 MiB (the whole memory budget at 6 bytes a byte), then 1 KiB and nothing
+    let mut slow = s.connect().await.unwrap();
+    slow.write_all(head(8 << 20).as_bytes()).await.unwrap();
+    slow.write_all(&[b' '; 1024]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = Instant::now();
+    let body = update_review(&big_config("small", 1), &big_config("small", 1));
+    let mut c = s.connect().await.unwrap();
+    assert_eq!(post(&mut c, &body).await.0, 200);
+    // it waited for the slow client's 10 s before
+    assert!(started.elapsed() < Duration::from_secs(2), "a normal review took {:?}", started.elapsed());
 }
 
 #[tokio::test]

@@ -1,13 +1,15 @@
 //! The webhook's HTTPS server, bounded against slow, idle and large clients: time limits for
 //! the TLS handshake, the request headers (also between requests on a kept-alive connection)
-//! and the body; a limit on open connections; a memory budget for request bodies in flight;
+//! and the body; a limit on open connections (the oldest makes room for a new one); a memory
+//! budget for request bodies in flight;
 //! and a backoff when accepting fails (EMFILE: out of file descriptors).
 //!
 //! The API server sends at most 3 MiB per object, and an UPDATE's review carries the object
-//! and its old version; `max_body` (8 MiB) accepts that. Bodies are read only after their
-//! share of `memory` is reserved (6x the body: the bytes, the parsed review and the typed
-//! configurations), so concurrent clients wait instead of growing the process beyond its
-//! limit; a client that cannot send its body within `body` gets 408. What parsing costs
+//! and its old version; `max_body` (8 MiB) accepts that. Memory is reserved from `memory` as
+//! a body arrives (twice its bytes, so a client that trickles holds only what it sent), then
+//! for parsing (6x the body: the bytes, the parsed review and the typed configurations), so
+//! concurrent clients wait instead of growing the process beyond its limit; a client that
+//! cannot send its body within `body` gets 408. What parsing costs
 //! depends on how many JSON values the body holds, not only on its bytes (`[0,0,...]` costs
 //! about 35 times its size), so the values are counted before parsing and the reservation
 //! grows to what they cost; a body that could never fit the budget gets 413.
@@ -55,6 +57,9 @@ impl Default for Limits {
 /// Memory reserved per body byte (bytes, parsed JSON, typed objects).
 const MEMORY_PER_BYTE: usize = 6;
 
+/// Memory reserved per byte while a body arrives: the bytes, and the buffer's growth.
+const ARRIVING_PER_BYTE: usize = 2;
+
 /// Memory one parsed JSON value costs beyond its text: a `serde_json::Value` (32 bytes), its
 /// place in an array or a map, and the typed copy of it.
 const MEMORY_PER_VALUE: usize = 96;
@@ -88,6 +93,8 @@ pub struct Stats {
     pub accept_errors: AtomicU64,
     pub handshake_failures: AtomicU64,
     pub refused_bodies: AtomicU64,
+    /// Connections closed to make room for a new one at the connection limit.
+    pub evictions: AtomicU64,
 }
 
 /// What a request handler needs to read bodies within the limits.
@@ -106,6 +113,8 @@ impl Bodies {
     }
 
     /// Reads a request's body within the limits and runs `f` on it (holding its memory).
+    /// Memory is reserved as the body arrives (a client that trickles a large body holds only
+    /// what it sent), then for what parsing it will cost.
     pub async fn with_body<F, R>(&self, req: Request<Body>, f: F) -> Response
     where
         F: FnOnce(bytes_of::Bytes) -> R + Send + 'static,
@@ -120,47 +129,70 @@ impl Bodies {
         if length.is_some_and(|l| l > self.limits.max_body) {
             return refuse(StatusCode::PAYLOAD_TOO_LARGE, format!("the body is larger than {} bytes", self.limits.max_body));
         }
-        let expected = length.unwrap_or(self.limits.max_body);
-        let kib = (expected.saturating_mul(MEMORY_PER_BYTE) / 1024 + 1).min(self.limits.memory / 1024).max(1);
-        let permit = match tokio::time::timeout_at(deadline, self.memory.clone().acquire_many_owned(kib as u32)).await {
-            Ok(Ok(p)) => p,
-            _ => return refuse(StatusCode::SERVICE_UNAVAILABLE, "busy: no memory for the body in time".into()),
-        };
-        let body = match tokio::time::timeout_at(deadline, axum::body::to_bytes(req.into_body(), self.limits.max_body)).await {
-            Ok(Ok(b)) => b,
-            Ok(Err(e)) => return refuse(StatusCode::PAYLOAD_TOO_LARGE, format!("cannot read the body: {e}")),
-            Err(_) => return refuse(StatusCode::REQUEST_TIMEOUT, format!("the body did not arrive within {:?}", self.limits.body)),
-        };
+        let budget_kib = (self.limits.memory / 1024).max(1);
+        let mut permit: Option<tokio::sync::OwnedSemaphorePermit> = None;
+        let mut held_kib = 0usize;
+        // takes the budget up to `bytes` (in KiB), waiting at most until the deadline
+        macro_rules! reserve {
+            ($bytes:expr, $busy:expr) => {{
+                let want = ($bytes / 1024 + 1).min(budget_kib);
+                if want > held_kib {
+                    match tokio::time::timeout_at(deadline, self.memory.clone().acquire_many_owned((want - held_kib) as u32)).await {
+                        Ok(Ok(p)) => match &mut permit {
+                            Some(held) => held.merge(p),
+                            None => permit = Some(p),
+                        },
+                        _ => {
+                            tracing::warn!(held_kib, want_kib = want, "admission review refused: no memory in time");
+                            return refuse(StatusCode::SERVICE_UNAVAILABLE, $busy.into());
+                        }
+                    }
+                    held_kib = want;
+                }
+            }};
+        }
+        let mut data = futures::StreamExt::fuse(req.into_body().into_data_stream());
+        let mut buf: Vec<u8> = Vec::new();
+        loop {
+            let chunk = match tokio::time::timeout_at(deadline, futures::StreamExt::next(&mut data)).await {
+                Ok(None) => break,
+                Ok(Some(Ok(c))) => c,
+                Ok(Some(Err(e))) => return refuse(StatusCode::BAD_REQUEST, format!("cannot read the body: {e}")),
+                Err(_) => {
+                    tracing::warn!(received = buf.len(), announced = length, "admission review refused: the body did not arrive in time");
+                    return refuse(StatusCode::REQUEST_TIMEOUT, format!("the body did not arrive within {:?}", self.limits.body));
+                }
+            };
+            let total = buf.len() + chunk.len();
+            if total > self.limits.max_body {
+                return refuse(StatusCode::PAYLOAD_TOO_LARGE, format!("the body is larger than {} bytes", self.limits.max_body));
+            }
+            // the bytes and the buffer's growth
+            reserve!(total.saturating_mul(ARRIVING_PER_BYTE), "busy: no memory for the body in time");
+            buf.extend_from_slice(&chunk);
+        }
+        let body = bytes_of::Bytes::from(buf);
         // what parsing will cost: reserve the rest of it before parsing
         let values = json_values(&body);
-        let needed = body.len().saturating_add(values.saturating_mul(MEMORY_PER_VALUE));
-        let needed_kib = needed / 1024 + 1;
-        if needed_kib > self.limits.memory / 1024 {
+        let parse_cost = body.len().saturating_add(values.saturating_mul(MEMORY_PER_VALUE));
+        if parse_cost / 1024 + 1 > budget_kib {
             tracing::warn!(bytes = body.len(), values, "admission review refused: too many JSON values for the memory budget");
             return refuse(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 format!(
                     "the body holds {values} JSON values, about {} MiB once parsed, more than the webhook's memory budget of {} MiB",
-                    needed >> 20,
+                    parse_cost >> 20,
                     self.limits.memory >> 20
                 ),
             );
         }
-        let extra = needed_kib.saturating_sub(kib);
-        let extra = if extra == 0 {
-            None
-        } else {
-            match tokio::time::timeout_at(deadline, self.memory.clone().acquire_many_owned(extra as u32)).await {
-                Ok(Ok(p)) => Some(p),
-                _ => return refuse(StatusCode::SERVICE_UNAVAILABLE, "busy: no memory to parse the body in time".into()),
-            }
-        };
+        reserve!(parse_cost.max(body.len().saturating_mul(MEMORY_PER_BYTE)), "busy: no memory to parse the body in time");
+        tracing::debug!(bytes = body.len(), values, held_kib, "review body read");
         // the review is CPU work: off the runtime's threads, the permit held until it is done
         match tokio::task::spawn_blocking(move || {
             yield_to_the_server();
             let r = f(body).into_response();
             drop(permit);
-            drop(extra);
             r
         })
         .await
@@ -192,13 +224,33 @@ pub mod bytes_of {
     pub type Bytes = axum::body::Bytes;
 }
 
-/// Serves `app` over TLS on `listener` until the process ends.
+/// The open connections, oldest first, each with the signal that asks it to close.
+#[derive(Default)]
+struct Open {
+    next: u64,
+    live: std::collections::VecDeque<(u64, Arc<tokio::sync::Notify>)>,
+}
+
+/// Removes its connection from `Open` however the connection ends.
+struct Registered(Arc<std::sync::Mutex<Open>>, u64);
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        let mut open = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        open.live.retain(|(id, _)| *id != self.1);
+    }
+}
+
+/// Serves `app` over TLS on `listener` until the process ends. At the connection limit a new
+/// connection takes the place of the oldest: that one is asked to close, at once when it is
+/// in its handshake or idle between requests, after its current request otherwise. So idle
+/// keep-alive connections (or TCP connections that never start a handshake) cannot keep the
+/// API server's reviews and the kubelet's probes out.
 pub async fn serve(listener: TcpListener, tls: tokio_rustls::TlsAcceptor, app: axum::Router, limits: Limits, stats: Arc<Stats>) {
     let connections = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let open = Arc::new(std::sync::Mutex::new(Open::default()));
     let mut backoff = Duration::from_millis(10);
     loop {
-        // beyond the limit, new connections wait in the kernel's backlog
-        let Ok(permit) = connections.clone().acquire_owned().await else { return };
         let (tcp, peer) = match listener.accept().await {
             Ok(c) => {
                 backoff = Duration::from_millis(10);
@@ -215,10 +267,38 @@ pub async fn serve(listener: TcpListener, tls: tokio_rustls::TlsAcceptor, app: a
                 continue;
             }
         };
+        let permit = match connections.clone().try_acquire_owned() {
+            Ok(p) => p,
+            Err(_) => {
+                let oldest = open.lock().unwrap_or_else(|e| e.into_inner()).live.pop_front();
+                if let Some((_, close)) = oldest {
+                    close.notify_one();
+                }
+                let n = stats.evictions.fetch_add(1, Ordering::Relaxed);
+                if n.is_power_of_two() {
+                    tracing::warn!(limit = limits.max_connections, closed = n + 1, "connection limit reached: the oldest connection closes for a new one");
+                }
+                // an idle connection closes at once; one in a request within its time limits
+                let Ok(p) = connections.clone().acquire_owned().await else { return };
+                p
+            }
+        };
+        let close = Arc::new(tokio::sync::Notify::new());
+        let registered = {
+            let mut o = open.lock().unwrap_or_else(|e| e.into_inner());
+            let id = o.next;
+            o.next += 1;
+            o.live.push_back((id, close.clone()));
+            Registered(open.clone(), id)
+        };
         let (tls, app, limits, stats) = (tls.clone(), app.clone(), limits.clone(), stats.clone());
         tokio::spawn(async move {
-            let _permit = permit;
-            let stream = match tokio::time::timeout(limits.handshake, tls.accept(tcp)).await {
+            let (_permit, _registered) = (permit, registered);
+            let handshake = tokio::select! {
+                r = tokio::time::timeout(limits.handshake, tls.accept(tcp)) => r,
+                _ = close.notified() => return,
+            };
+            let stream = match handshake {
                 Ok(Ok(s)) => s,
                 Ok(Err(e)) => {
                     stats.handshake_failures.fetch_add(1, Ordering::Relaxed);
@@ -240,6 +320,10 @@ pub async fn serve(listener: TcpListener, tls: tokio_rustls::TlsAcceptor, app: a
             tokio::select! {
                 _ = conn.as_mut() => {}
                 _ = tokio::time::sleep(limits.lifetime) => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = tokio::time::timeout(limits.headers + limits.body, conn).await;
+                }
+                _ = close.notified() => {
                     conn.as_mut().graceful_shutdown();
                     let _ = tokio::time::timeout(limits.headers + limits.body, conn).await;
                 }
