@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{Node, Secret};
 
-use crate::api::{FRRConfiguration, FRRK8sConfiguration};
+use crate::api::{BGPSessionState, FRRConfiguration, FRRK8sConfiguration};
 use crate::core::{Error, SecretEntry};
 
 #[derive(Clone, Debug, Default)]
@@ -14,6 +14,8 @@ pub struct Objects {
     pub secrets: Vec<Secret>,
     pub nodes: Vec<Node>,
     pub settings: Vec<FRRK8sConfiguration>,
+    /// The sessions agents published (`kubectl get bgpsessionstates -o yaml`), for `peers`.
+    pub sessions: Vec<BGPSessionState>,
     /// Documents of other kinds, as `source: kind name`.
     pub ignored: Vec<String>,
     /// Things the user should know that stop nothing (unknown fields).
@@ -26,6 +28,7 @@ impl Objects {
         self.secrets.extend(other.secrets);
         self.nodes.extend(other.nodes);
         self.settings.extend(other.settings);
+        self.sessions.extend(other.sessions);
         self.ignored.extend(other.ignored);
         self.warnings.extend(other.warnings);
     }
@@ -167,6 +170,11 @@ fn add(out: &mut Objects, errors: &mut Vec<Error>, warnings: &mut Warnings, doc:
         ("FRRK8sConfiguration", true) => {
             if let Ok(c) = typed::<FRRK8sConfiguration>(doc, source, &kind, &id, warnings).map_err(|e| errors.push(*e)) {
                 out.settings.push(c);
+            }
+        }
+        ("BGPSessionState", true) => {
+            if let Ok(b) = typed::<BGPSessionState>(doc, source, &kind, &id, warnings).map_err(|e| errors.push(*e)) {
+                out.sessions.push(b);
             }
         }
         ("Secret", false) if api_version == "v1" => {

@@ -32,6 +32,8 @@ enum Command {
     BenchRender(cli::bench::BenchArgs),
     /// Try the configuration against real BGP peers on this machine (network namespaces).
     Lab(cli::lab::LabArgs),
+    /// Every node's BGP sessions, with the FRRConfigurations that define each neighbor.
+    Peers(cli::peers::PeersArgs),
 }
 
 fn main() -> ExitCode {
@@ -122,6 +124,7 @@ fn one_shot(command: Command) -> ExitCode {
             0
         }
         Command::BenchRender(args) => cli::bench::run(&args, &mut out),
+        Command::Peers(args) => cli::peers::run(&args, &mut out, &mut err),
     };
     ExitCode::from(code as u8)
 }

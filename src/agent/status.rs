@@ -62,6 +62,7 @@ pub fn session_status(node: &str, n: &BgpNeighbor, now: jiff::Timestamp) -> BGPS
         node: Some(node.to_string()),
         peer: Some(n.peer.clone()),
         vrf: Some(api_vrf(&n.vrf).to_string()),
+        prefixes_sent: Some(n.prefixes_sent),
         prefixes_received: Some(n.prefixes_received),
         prefixes_accepted: Some(n.prefixes_accepted),
         // whole seconds: the status then only changes when the session does
@@ -295,6 +296,17 @@ fn keep_established_since(known: Option<&BGPSessionStateStatus>, mut status: BGP
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_session_status_counts_prefixes_both_ways() {
+        let v = serde_json::json!({"default": {"192.0.2.1": {"bgpState": "Established", "bgpTimerUpMsec": 5000,
+            "addressFamilyInfo": {"ipv4Unicast": {"acceptedPrefixCounter": 2, "prefixReceivedCounter": 3, "sentPrefixCounter": 12}}}}});
+        let n = &crate::frr::state::parse_bgp_neighbors(&v)[0];
+        let s = session_status("wk1", n, jiff::Timestamp::from_second(1_800_000_000).unwrap());
+        assert_eq!((s.prefixes_sent, s.prefixes_received, s.prefixes_accepted), (Some(12), Some(3), Some(2)));
+        assert_eq!(s.established_since.as_deref(), Some("2027-01-15T07:59:55Z"), "5 s of uptime before now");
+        assert_eq!((s.node.as_deref(), s.vrf.as_deref()), (Some("wk1"), Some("")));
+    }
 
     #[test]
     fn object_status_all_or_problems_only() {

@@ -3,6 +3,7 @@
 pub mod apply;
 pub mod bench;
 pub mod lab;
+pub mod peers;
 pub mod render;
 
 /// All CRDs as one multi-document YAML stream (what `frr-composer crds` prints).

@@ -1,0 +1,475 @@
+//! `frr-composer peers`: every node's BGP sessions in one table, from what the agents publish
+//! (one BGPSessionState per session), each with the FRRConfigurations that define its
+//! neighbor. Read from the API server with paged lists (no `exec`, nothing per node), or
+//! offline from what `kubectl get -o yaml` saved.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use k8s_openapi::api::core::v1::Node;
+use kube::api::{Api, ListParams, ObjectList};
+use kube::ResourceExt;
+use serde::Serialize;
+
+use crate::api::{BGPSessionState, FRRConfiguration};
+use crate::core::convert::canonical_vrf;
+
+#[derive(clap::Args, Debug)]
+pub struct PeersArgs {
+    /// The namespace of the agents: where the BGPSessionStates and FRRConfigurations are.
+    #[arg(short = 'n', long, default_value = "frr-k8s-system")]
+    pub namespace: String,
+    /// The kubeconfig context to use (default: the current one).
+    #[arg(long)]
+    pub context: Option<String>,
+    /// Only these nodes (repeat the flag for several).
+    #[arg(long)]
+    pub node: Vec<String>,
+    /// Only the nodes whose labels match this label selector (`rack=a`, `tier in (edge)`).
+    #[arg(short = 'l', long)]
+    pub selector: Option<String>,
+    /// Only sessions with this peer (address or interface).
+    #[arg(long)]
+    pub peer: Option<String>,
+    /// Only sessions in this VRF (`default` for the default VRF).
+    #[arg(long)]
+    pub vrf: Option<String>,
+    /// Only sessions in this BGP state; `!Established` for every session that is not up.
+    #[arg(long)]
+    pub state: Option<String>,
+    /// Read saved YAML instead of the API server (`kubectl get
+    /// bgpsessionstates,frrconfigurations,nodes -o yaml`); repeat for several files.
+    #[arg(long = "from")]
+    pub from: Vec<PathBuf>,
+    /// table, wide (with the last reset reason), json or yaml.
+    #[arg(short = 'o', long, value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Output {
+    Table,
+    Wide,
+    Json,
+    Yaml,
+}
+
+/// One session as `peers` shows it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PeerRow {
+    pub node: String,
+    pub peer: String,
+    /// `default` for the default VRF.
+    pub vrf: String,
+    pub state: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub established_since: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prefixes_sent: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prefixes_received: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prefixes_accepted: Option<u64>,
+    pub bfd: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_reset_reason: Option<String>,
+    /// The FRRConfigurations (`namespace/name`) that select the node and define this neighbor.
+    pub objects: Vec<String>,
+}
+
+/// What `peers` reads.
+#[derive(Default)]
+pub struct Inputs {
+    pub sessions: Vec<BGPSessionState>,
+    pub configs: Vec<FRRConfiguration>,
+    /// Node labels by node name (None: the nodes were not read).
+    pub node_labels: Option<BTreeMap<String, BTreeMap<String, String>>>,
+}
+
+/// Which sessions to show.
+#[derive(Default)]
+pub struct Filter {
+    pub nodes: Vec<String>,
+    /// Nodes allowed by a label selector (None: no selector given).
+    pub selected_nodes: Option<std::collections::BTreeSet<String>>,
+    pub peer: Option<String>,
+    pub vrf: Option<String>,
+    /// The state, and whether it is negated (`!Established`).
+    pub state: Option<(String, bool)>,
+}
+
+impl Filter {
+    fn admits(&self, r: &PeerRow) -> bool {
+        (self.nodes.is_empty() || self.nodes.contains(&r.node))
+            && self.selected_nodes.as_ref().is_none_or(|s| s.contains(&r.node))
+            && self.peer.as_deref().is_none_or(|p| same_peer(p, &r.peer))
+            && self.vrf.as_deref().is_none_or(|v| canonical_vrf(Some(v)) == canonical_vrf(Some(&r.vrf)))
+            && self.state.as_ref().is_none_or(|(s, negated)| s.eq_ignore_ascii_case(&r.state) != *negated)
+    }
+}
+
+/// Two spellings of one peer: equal addresses (`2001:DB8::1` and `2001:db8::1`) or the same
+/// interface name.
+fn same_peer(a: &str, b: &str) -> bool {
+    match (a.parse::<IpAddr>(), b.parse::<IpAddr>()) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => a == b,
+    }
+}
+
+/// The rows for `inputs`, filtered and sorted by node, VRF and peer. Pure: the commands read,
+/// this decides.
+pub fn rows(inputs: &Inputs, filter: &Filter) -> Vec<PeerRow> {
+    let no_labels = BTreeMap::new();
+    let mut out: Vec<PeerRow> = inputs
+        .sessions
+        .iter()
+        .filter_map(|s| {
+            let st = s.status.as_ref()?;
+            let node = st.node.clone().or_else(|| s.labels().get(crate::api::LABEL_NODE).cloned())?;
+            let peer = st.peer.clone()?;
+            let vrf = st.vrf.clone().unwrap_or_default();
+            let labels = inputs.node_labels.as_ref().and_then(|l| l.get(&node)).unwrap_or(&no_labels);
+            let objects = defining_objects(&inputs.configs, labels, &peer, &vrf);
+            Some(PeerRow {
+                node,
+                peer,
+                vrf: if vrf.is_empty() { "default".into() } else { vrf },
+                state: st.bgp_status.clone().unwrap_or_else(|| "Unknown".into()),
+                established_since: st.established_since.clone(),
+                prefixes_sent: st.prefixes_sent,
+                prefixes_received: st.prefixes_received,
+                prefixes_accepted: st.prefixes_accepted,
+                bfd: st.bfd_status.clone().unwrap_or_else(|| "N/A".into()),
+                last_reset_reason: st.last_reset_reason.clone(),
+                objects,
+            })
+        })
+        .filter(|r| filter.admits(r))
+        .collect();
+    out.sort_by(|a, b| (&a.node, canonical_vrf(Some(&a.vrf)), &a.peer).cmp(&(&b.node, canonical_vrf(Some(&b.vrf)), &b.peer)));
+    out
+}
+
+/// The FRRConfigurations that select a node with `labels` and have a neighbor `peer` in `vrf`:
+/// the objects whose neighbors the merge combines into this session.
+fn defining_objects(configs: &[FRRConfiguration], labels: &BTreeMap<String, String>, peer: &str, vrf: &str) -> Vec<String> {
+    let mut out: Vec<String> = configs
+        .iter()
+        .filter(|c| c.spec.node_selector.as_ref().is_none_or(|sel| crate::core::selector_matches(sel, labels) == Ok(true)))
+        .filter(|c| {
+            c.spec
+                .bgp
+                .routers
+                .iter()
+                .filter(|r| canonical_vrf(r.vrf.as_deref()) == canonical_vrf(Some(vrf)))
+                .any(|r| r.neighbors.iter().any(|n| n.address.as_deref().or(n.interface.as_deref()).is_some_and(|p| same_peer(p, peer))))
+        })
+        .map(|c| format!("{}/{}", c.namespace().unwrap_or_default(), c.name_any()))
+        .collect();
+    out.sort();
+    out
+}
+
+/// How long ago `since` (RFC 3339) was, as kubectl prints ages: `45s`, `12m`, `3h12m`, `4d3h`.
+fn age(since: &str, now: jiff::Timestamp) -> String {
+    let Ok(t) = since.parse::<jiff::Timestamp>() else { return "-".into() };
+    let s = (now.as_second() - t.as_second()).max(0);
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m", s / 60),
+        3600..86400 => format!("{}h{}m", s / 3600, s % 3600 / 60),
+        _ => format!("{}d{}h", s / 86400, s % 86400 / 3600),
+    }
+}
+
+/// The rows as `output` asks.
+pub fn print(rows: &[PeerRow], output: Output, now: jiff::Timestamp) -> String {
+    let num = |n: Option<u64>| n.map_or("-".to_string(), |n| n.to_string());
+    match output {
+        Output::Json => serde_json::to_string_pretty(rows).unwrap_or_default() + "\n",
+        Output::Yaml => serde_yaml::to_string(rows).unwrap_or_default(),
+        Output::Table | Output::Wide => {
+            let mut header = vec!["NODE", "PEER", "VRF", "STATE", "SINCE", "SENT", "RECEIVED", "ACCEPTED", "BFD", "OBJECTS"];
+            if output == Output::Wide {
+                header.push("LAST RESET");
+            }
+            let mut table: Vec<Vec<String>> = vec![header.iter().map(|h| h.to_string()).collect()];
+            for r in rows {
+                let mut line = vec![
+                    r.node.clone(),
+                    r.peer.clone(),
+                    r.vrf.clone(),
+                    r.state.clone(),
+                    r.established_since.as_deref().map_or("-".into(), |s| age(s, now)),
+                    num(r.prefixes_sent),
+                    num(r.prefixes_received),
+                    num(r.prefixes_accepted),
+                    r.bfd.clone(),
+                    if r.objects.is_empty() { "-".into() } else { r.objects.join(",") },
+                ];
+                if output == Output::Wide {
+                    line.push(r.last_reset_reason.clone().unwrap_or_else(|| "-".into()));
+                }
+                table.push(line);
+            }
+            let widths: Vec<usize> = (0..table[0].len()).map(|i| table.iter().map(|l| l[i].chars().count()).max().unwrap_or(0)).collect();
+            let mut s = String::new();
+            for line in &table {
+                let cells: Vec<String> = line.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+                s.push_str(cells.join("   ").trim_end());
+                s.push('\n');
+            }
+            s
+        }
+    }
+}
+
+/// Every item of a list, a page of at most 500 at a time (the API server never builds one
+/// answer of every object of a big cluster).
+async fn list_all<K>(api: &Api<K>, lp: &ListParams) -> anyhow::Result<Vec<K>>
+where
+    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let mut lp = lp.clone().limit(500);
+    let mut out = Vec::new();
+    loop {
+        let page: ObjectList<K> = api.list(&lp).await?;
+        out.extend(page.items);
+        match page.metadata.continue_ {
+            Some(token) if !token.is_empty() => lp.continue_token = Some(token),
+            _ => return Ok(out),
+        }
+    }
+}
+
+/// Node labels by name, read as metadata only (paged).
+async fn node_labels(client: &kube::Client, selector: Option<&str>) -> anyhow::Result<BTreeMap<String, BTreeMap<String, String>>> {
+    let api: Api<Node> = Api::all(client.clone());
+    let mut lp = ListParams::default().limit(500);
+    if let Some(s) = selector {
+        lp = lp.labels(s);
+    }
+    let mut out = BTreeMap::new();
+    loop {
+        let page = api.list_metadata(&lp).await?;
+        for n in page.items {
+            out.insert(n.name_any(), n.metadata.labels.unwrap_or_default());
+        }
+        match page.metadata.continue_ {
+            Some(token) if !token.is_empty() => lp.continue_token = Some(token),
+            _ => return Ok(out),
+        }
+    }
+}
+
+async fn read_cluster(args: &PeersArgs) -> anyhow::Result<(Inputs, Option<std::collections::BTreeSet<String>>)> {
+    let config = match &args.context {
+        Some(context) => kube::Config::from_kubeconfig(&kube::config::KubeConfigOptions { context: Some(context.clone()), ..Default::default() })
+            .await
+            .with_context(|| format!("kubeconfig context {context:?}"))?,
+        None => kube::Config::infer().await.context("no kubeconfig (KUBECONFIG, ~/.kube/config) and not in a cluster")?,
+    };
+    let client = kube::Client::try_from(config)?;
+    let lp = ListParams::default();
+    let sessions = list_all(&Api::<BGPSessionState>::namespaced(client.clone(), &args.namespace), &lp).await.context("listing BGPSessionStates")?;
+    let configs = list_all(&Api::<FRRConfiguration>::namespaced(client.clone(), &args.namespace), &lp).await.context("listing FRRConfigurations")?;
+    let labels = node_labels(&client, None).await.context("listing Nodes")?;
+    let selected = match &args.selector {
+        Some(s) => Some(node_labels(&client, Some(s)).await.context("listing Nodes by the selector")?.into_keys().collect()),
+        None => None,
+    };
+    Ok((Inputs { sessions, configs, node_labels: Some(labels) }, selected))
+}
+
+fn read_files(args: &PeersArgs) -> anyhow::Result<(Inputs, Option<std::collections::BTreeSet<String>>)> {
+    let (objects, errors) = crate::offline::load_inputs(&args.from);
+    if let Some(e) = errors.first() {
+        anyhow::bail!("{e}");
+    }
+    let node_labels: BTreeMap<String, BTreeMap<String, String>> = objects.nodes.iter().map(|n| (n.name_any(), n.labels().clone())).collect();
+    let selected = match &args.selector {
+        Some(s) => {
+            let terms = equality_selector(s)?;
+            Some(node_labels.iter().filter(|(_, l)| terms.iter().all(|t| t.matches(l))).map(|(n, _)| n.clone()).collect())
+        }
+        None => None,
+    };
+    let in_ns = |ns: Option<String>| ns.unwrap_or_default() == args.namespace;
+    Ok((
+        Inputs {
+            sessions: objects.sessions.into_iter().filter(|s| in_ns(s.namespace())).collect(),
+            configs: objects.configs.into_iter().filter(|c| in_ns(c.namespace())).collect(),
+            node_labels: Some(node_labels),
+        },
+        selected,
+    ))
+}
+
+/// One term of an equality-based label selector.
+enum Term {
+    Equals(String, String),
+    NotEquals(String, String),
+    Exists(String),
+    Absent(String),
+}
+
+impl Term {
+    fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
+        match self {
+            Term::Equals(k, v) => labels.get(k) == Some(v),
+            Term::NotEquals(k, v) => labels.get(k) != Some(v),
+            Term::Exists(k) => labels.contains_key(k),
+            Term::Absent(k) => !labels.contains_key(k),
+        }
+    }
+}
+
+/// `k=v,k2!=v2,k3,!k4` (offline; the API server also takes set-based selectors).
+fn equality_selector(s: &str) -> anyhow::Result<Vec<Term>> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(|t| {
+            let term = if let Some((k, v)) = t.split_once("!=") {
+                Term::NotEquals(k.trim().into(), v.trim().into())
+            } else if let Some((k, v)) = t.split_once("==").or_else(|| t.split_once('=')) {
+                Term::Equals(k.trim().into(), v.trim().into())
+            } else if let Some(k) = t.strip_prefix('!') {
+                Term::Absent(k.trim().into())
+            } else if t.contains(' ') || t.contains('(') {
+                anyhow::bail!("--selector {s:?}: offline, only k=v, k!=v, k and !k terms are read (set-based ones need the API server)")
+            } else {
+                Term::Exists(t.into())
+            };
+            Ok(term)
+        })
+        .collect()
+}
+
+pub fn run(args: &PeersArgs, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+    let read = if args.from.is_empty() {
+        match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            Ok(rt) => rt.block_on(read_cluster(args)),
+            Err(e) => Err(e.into()),
+        }
+    } else {
+        read_files(args)
+    };
+    let (inputs, selected_nodes) = match read {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = writeln!(err, "error: {e:#}");
+            return 1;
+        }
+    };
+    let filter = Filter {
+        nodes: args.node.clone(),
+        selected_nodes,
+        peer: args.peer.clone(),
+        vrf: args.vrf.clone(),
+        state: args.state.as_ref().map(|s| match s.strip_prefix('!') {
+            Some(s) => (s.to_string(), true),
+            None => (s.clone(), false),
+        }),
+    };
+    let rows = rows(&inputs, &filter);
+    if rows.is_empty() && matches!(args.output, Output::Table | Output::Wide) {
+        let _ = writeln!(err, "no sessions{}", if inputs.sessions.is_empty() { format!(" in namespace {}", args.namespace) } else { " match".into() });
+        return 0;
+    }
+    let _ = out.write_all(print(&rows, args.output, jiff::Timestamp::now()).as_bytes());
+    0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::BGPSessionStateStatus;
+
+    fn session(node: &str, peer: &str, vrf: &str, state: &str) -> BGPSessionState {
+        let mut s = BGPSessionState::new(&format!("{node}-{peer}"), Default::default());
+        s.metadata.namespace = Some("ns".into());
+        s.status = Some(BGPSessionStateStatus {
+            bgp_status: Some(state.into()),
+            node: Some(node.into()),
+            peer: Some(peer.into()),
+            vrf: Some(vrf.into()),
+            prefixes_sent: Some(12),
+            established_since: (state == "Established").then(|| "2026-12-03T10:00:00Z".into()),
+            ..Default::default()
+        });
+        s
+    }
+
+    fn config(name: &str, rack: Option<&str>, vrf: Option<&str>, peers: &[&str]) -> FRRConfiguration {
+        let yaml = format!(
+            "apiVersion: frrk8s.metallb.io/v1beta1\nkind: FRRConfiguration\nmetadata: {{name: {name}, namespace: ns}}\nspec:\n{}  bgp:\n    routers:\n    - asn: 64512\n{}      neighbors:\n{}",
+            rack.map(|r| format!("  nodeSelector: {{matchLabels: {{rack: {r}}}}}\n")).unwrap_or_default(),
+            vrf.map(|v| format!("      vrf: {v}\n")).unwrap_or_default(),
+            peers.iter().map(|p| format!("      - {{address: \"{p}\", asn: 64513}}\n")).collect::<String>()
+        );
+        serde_yaml::from_str(&yaml).unwrap()
+    }
+
+    fn inputs() -> Inputs {
+        Inputs {
+            sessions: vec![
+                session("n2", "192.0.2.1", "", "Established"),
+                session("n1", "2001:db8::1", "", "Active"),
+                session("n1", "192.0.2.1", "", "Established"),
+                session("n1", "198.51.100.1", "red", "Connect"),
+            ],
+            configs: vec![
+                config("metallb-n1", Some("a"), None, &["192.0.2.1", "2001:DB8::1"]),
+                config("admin", None, None, &["192.0.2.1"]),
+                config("red", None, Some("red"), &["198.51.100.1"]),
+                config("rack-b", Some("b"), None, &["192.0.2.1"]),
+            ],
+            node_labels: Some([("n1".to_string(), [("rack".to_string(), "a".to_string())].into()), ("n2".to_string(), BTreeMap::new())].into()),
+        }
+    }
+
+    #[test]
+    fn every_session_with_the_objects_that_define_it() {
+        let r = rows(&inputs(), &Filter::default());
+        let got: Vec<(&str, &str, &str, &str, Vec<&str>)> =
+            r.iter().map(|r| (&*r.node, &*r.peer, &*r.vrf, &*r.state, r.objects.iter().map(|o| &**o).collect())).collect();
+        assert_eq!(
+            got,
+            [
+                ("n1", "192.0.2.1", "default", "Established", vec!["ns/admin", "ns/metallb-n1"]),
+                ("n1", "2001:db8::1", "default", "Active", vec!["ns/metallb-n1"]),
+                ("n1", "198.51.100.1", "red", "Connect", vec!["ns/red"]),
+                ("n2", "192.0.2.1", "default", "Established", vec!["ns/admin"]),
+            ]
+        );
+    }
+
+    #[test]
+    fn filters() {
+        let pick = |f: Filter| rows(&inputs(), &f).into_iter().map(|r| format!("{} {}", r.node, r.peer)).collect::<Vec<_>>();
+        assert_eq!(pick(Filter { state: Some(("Established".into(), true)), ..Default::default() }), ["n1 2001:db8::1", "n1 198.51.100.1"]);
+        assert_eq!(pick(Filter { state: Some(("established".into(), false)), ..Default::default() }), ["n1 192.0.2.1", "n2 192.0.2.1"]);
+        assert_eq!(pick(Filter { nodes: vec!["n2".into()], ..Default::default() }), ["n2 192.0.2.1"]);
+        assert_eq!(pick(Filter { peer: Some("2001:DB8::1".into()), ..Default::default() }), ["n1 2001:db8::1"]);
+        assert_eq!(pick(Filter { vrf: Some("red".into()), ..Default::default() }), ["n1 198.51.100.1"]);
+        assert_eq!(pick(Filter { vrf: Some("default".into()), nodes: vec!["n1".into()], ..Default::default() }), ["n1 192.0.2.1", "n1 2001:db8::1"]);
+        assert_eq!(pick(Filter { selected_nodes: Some(["n2".to_string()].into()), ..Default::default() }), ["n2 192.0.2.1"]);
+    }
+
+    #[test]
+    fn table_and_ages() {
+        let now = "2026-12-03T13:12:30Z".parse().unwrap();
+        let t = print(&rows(&inputs(), &Filter { nodes: vec!["n2".into()], ..Default::default() }), Output::Table, now);
+        let lines: Vec<Vec<&str>> = t.lines().map(|l| l.split_whitespace().collect()).collect();
+        assert_eq!(lines[0], ["NODE", "PEER", "VRF", "STATE", "SINCE", "SENT", "RECEIVED", "ACCEPTED", "BFD", "OBJECTS"]);
+        assert_eq!(lines[1], ["n2", "192.0.2.1", "default", "Established", "3h12m", "12", "-", "-", "N/A", "ns/admin"]);
+        assert_eq!(age("2026-12-03T13:12:00Z", now), "30s");
+        assert_eq!(age("2026-11-30T12:00:00Z", now), "3d1h");
+    }
+}

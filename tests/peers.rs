@@ -1,0 +1,144 @@
+//! `frr-composer peers` against a real kube-apiserver + etcd: the sessions agents published
+//! (BGPSessionStates with their status), the FRRConfigurations and the Nodes are read with
+//! paged lists (1,200 session objects: three pages); filters by node, label selector, peer,
+//! VRF and negated state; the same rows from the YAML `kubectl get -o yaml` saved; and the
+//! binary installed as `kubectl-frr` answers `kubectl frr peers`.
+//!
+//! Needs the binaries built by .ci/install-apiserver.sh: skipped without them, except under
+//! CI=true, where it fails.
+
+mod apiserver;
+#[path = "support/mod.rs"]
+mod support;
+
+use std::process::Command;
+
+use apiserver::ApiServer;
+use serde_json::Value;
+
+const NS: &str = "frr-k8s-system";
+const BIN: &str = env!("CARGO_BIN_EXE_frr-composer");
+
+fn objects() -> String {
+    let mut s = String::from(
+        "apiVersion: v1\nkind: Node\nmetadata: {name: wk1, labels: {rack: a}}\n---\napiVersion: v1\nkind: Node\nmetadata: {name: wk2, labels: {rack: b}}\n",
+    );
+    let config = |name: &str, rack: Option<&str>, vrf: Option<&str>, peers: &[&str]| {
+        format!(
+            "---\napiVersion: frrk8s.metallb.io/v1beta1\nkind: FRRConfiguration\nmetadata: {{name: {name}, namespace: {NS}}}\nspec:\n{}  bgp:\n    routers:\n    - asn: 64512\n{}      neighbors:\n{}",
+            rack.map(|r| format!("  nodeSelector: {{matchLabels: {{rack: {r}}}}}\n")).unwrap_or_default(),
+            vrf.map(|v| format!("      vrf: {v}\n")).unwrap_or_default(),
+            peers.iter().map(|p| format!("      - {{address: \"{p}\", asn: 64513}}\n")).collect::<String>()
+        )
+    };
+    s += &config("metallb-wk1", Some("a"), None, &["192.0.2.1", "2001:db8::1"]);
+    s += &config("admin-all", None, None, &["192.0.2.1"]);
+    s += &config("red", Some("a"), Some("red"), &["198.51.100.1"]);
+    s
+}
+
+/// (name, node, peer, vrf, state)
+const SESSIONS: [(&str, &str, &str, &str, &str); 4] = [
+    ("wk1-default-192.0.2.1", "wk1", "192.0.2.1", "", "Established"),
+    ("wk1-default-2001-db8--1", "wk1", "2001:db8::1", "", "Active"),
+    ("wk1-red-198.51.100.1", "wk1", "198.51.100.1", "red", "Connect"),
+    ("wk2-default-192.0.2.1", "wk2", "192.0.2.1", "", "Established"),
+];
+
+fn peers(api: &ApiServer, args: &[&str]) -> (i32, String, String) {
+    let o = Command::new(BIN).arg("peers").args(["-n", NS]).args(args).env("KUBECONFIG", api.kubeconfig()).output().unwrap();
+    (o.status.code().unwrap_or(-1), String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
+}
+
+fn keys(json: &str) -> Vec<String> {
+    let v: Value = serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {json}"));
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|r| format!("{} {} {} {}", r["node"].as_str().unwrap(), r["vrf"].as_str().unwrap(), r["peer"].as_str().unwrap(), r["state"].as_str().unwrap()))
+        .collect()
+}
+
+#[test]
+fn peers_from_a_real_apiserver() {
+    if !apiserver::require() {
+        return;
+    }
+    let api = ApiServer::start().unwrap();
+    api.install_crds().unwrap();
+    api.kubectl(&["create", "namespace", NS]).unwrap();
+    api.kubectl_stdin(&["apply", "-f", "-"], &objects()).unwrap();
+    // 1,196 sessions of other nodes without a status yet (as an agent creates them): they make
+    // the list three pages long and show no row
+    let filler: String = (0..1196)
+        .map(|i| format!("---\napiVersion: frrk8s.metallb.io/v1beta1\nkind: BGPSessionState\nmetadata: {{name: filler-{i}, namespace: {NS}}}\nspec: {{}}\n"))
+        .collect();
+    api.kubectl_stdin(&["apply", "--server-side", "-f", "-"], &filler).unwrap();
+    for (name, node, peer, vrf, state) in SESSIONS {
+        api.kubectl_stdin(
+            &["apply", "-f", "-"],
+            &format!("apiVersion: frrk8s.metallb.io/v1beta1\nkind: BGPSessionState\nmetadata: {{name: {name}, namespace: {NS}, labels: {{frrk8s.metallb.io/node: {node}}}}}\nspec: {{}}\n"),
+        )
+        .unwrap();
+        let since = if state == "Established" { r#","establishedSince":"2026-12-03T10:00:00Z""# } else { "" };
+        let status = format!(
+            r#"{{"status":{{"bgpStatus":"{state}","bfdStatus":"N/A","node":"{node}","peer":"{peer}","vrf":"{vrf}","prefixesSent":12,"prefixesReceived":3,"prefixesAccepted":2{since}}}}}"#
+        );
+        api.kubectl(&["-n", NS, "patch", "bgpsessionstate", name, "--subresource=status", "--type=merge", "-p", &status]).unwrap();
+    }
+
+    // every session, with the objects that define its neighbor on that node
+    let (code, out, err) = peers(&api, &[]);
+    assert_eq!(code, 0, "{err}");
+    let rows: Vec<Vec<&str>> = out.lines().map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(rows[0], ["NODE", "PEER", "VRF", "STATE", "SINCE", "SENT", "RECEIVED", "ACCEPTED", "BFD", "OBJECTS"], "{out}");
+    let short: Vec<String> = rows[1..].iter().map(|r| format!("{} {} {} {} {} {}", r[0], r[1], r[2], r[3], r[5], r[9])).collect();
+    assert_eq!(
+        short,
+        [
+            format!("wk1 192.0.2.1 default Established 12 {NS}/admin-all,{NS}/metallb-wk1"),
+            format!("wk1 2001:db8::1 default Active 12 {NS}/metallb-wk1"),
+            format!("wk1 198.51.100.1 red Connect 12 {NS}/red"),
+            format!("wk2 192.0.2.1 default Established 12 {NS}/admin-all"),
+        ],
+        "{out}"
+    );
+
+    // the night-time query, and the other filters
+    let json = |args: &[&str]| {
+        let (code, out, err) = peers(&api, &[args, &["-o", "json"]].concat());
+        assert_eq!(code, 0, "{args:?}: {err}");
+        keys(&out)
+    };
+    assert_eq!(json(&["--state", "!Established"]), ["wk1 default 2001:db8::1 Active", "wk1 red 198.51.100.1 Connect"]);
+    assert_eq!(json(&["-l", "rack=b"]), ["wk2 default 192.0.2.1 Established"]);
+    assert_eq!(json(&["--node", "wk1", "--vrf", "default"]), ["wk1 default 192.0.2.1 Established", "wk1 default 2001:db8::1 Active"]);
+    assert_eq!(json(&["--peer", "2001:DB8::1"]), ["wk1 default 2001:db8::1 Active"]);
+    let (_, all_json, _) = peers(&api, &["-o", "json"]);
+
+    // offline: the same rows from what kubectl saved
+    let dir = tempfile::tempdir().unwrap();
+    let saved = dir.path().join("cluster.yaml");
+    std::fs::write(&saved, api.kubectl(&["get", "-A", "bgpsessionstates,frrconfigurations,nodes", "-o", "yaml"]).unwrap()).unwrap();
+    let o = Command::new(BIN).args(["peers", "-n", NS, "-o", "json", "--from"]).arg(&saved).env_remove("KUBECONFIG").output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), all_json);
+    let o = Command::new(BIN).args(["peers", "-n", NS, "-o", "json", "-l", "rack=a", "--from"]).arg(&saved).output().unwrap();
+    assert_eq!(keys(&String::from_utf8_lossy(&o.stdout)).len(), 3);
+
+    // installed as kubectl-frr, kubectl finds it as a plugin
+    let plugins = dir.path().join("bin");
+    std::fs::create_dir(&plugins).unwrap();
+    std::os::unix::fs::symlink(BIN, plugins.join("kubectl-frr")).unwrap();
+    let path = format!("{}:{}", plugins.display(), std::env::var("PATH").unwrap_or_default());
+    let o = Command::new(apiserver::KUBECTL)
+        .args(["frr", "peers", "-n", NS, "--state", "!Established"])
+        .env("PATH", path)
+        .env("KUBECONFIG", api.kubeconfig())
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(out.lines().count(), 3, "{out}");
+    assert!(out.lines().nth(1).unwrap().starts_with("wk1 ") && out.contains("Connect"), "{out}");
+}
