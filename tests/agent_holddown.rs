@@ -1,7 +1,8 @@
 //! The agent's deletion hold-down against a real kube-apiserver + etcd, a real FRR 8.4 in a
 //! network namespace and a GoBGP router: deleting an FRRConfiguration and creating it again
-//! within the hold-down changes nothing in FRR and the router never loses the route; a
-//! deletion that stays is withdrawn right after the hold-down; content changes apply at once.
+//! within the hold-down changes nothing in FRR and the router never loses the route; so does a
+//! partial write (one of three prefixes, then all three again); a deletion that stays, and a
+//! prefix that stays withdrawn, are withdrawn right after the hold-down; additions apply at once.
 //!
 //! Needs root, the lab (FRR, gobgpd) and the apiserver binaries (.ci/install-apiserver.sh):
 //! skipped without them, except under CI=true, where it fails.
@@ -149,6 +150,59 @@ fn deletion_hold_down_keeps_a_recreated_config_and_withdraws_a_removed_one() {
     );
     eprintln!("content change: kubectl returned -> router: {} ms", t.elapsed().as_millis());
 
+    // 2b. A partial write (one of the three prefixes), then all three 300 ms later, as MetalLB's
+    //     speaker writes on a restart: the router never loses any, FRR does not change.
+    let running_three = frr.running_config().unwrap();
+    let watching = AtomicBool::new(true);
+    let lost: Mutex<Vec<(Duration, String)>> = Mutex::new(Vec::new());
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            while watching.load(Ordering::Relaxed) {
+                match gobgp.received_prefixes(NODE_IP) {
+                    Ok(p) if p == set(&three) => {}
+                    other => lost.lock().unwrap().push((start.elapsed(), format!("{other:?}"))),
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        });
+        api.kubectl_stdin(&["apply", "-f", "-"], &speaker_config(&three[..1])).unwrap();
+        assert!(
+            lab::wait_until(Duration::from_secs(3), || held_condition()["message"].as_str().is_some_and(|m| m.contains("withdrawing prefixes"))),
+            "{}",
+            diag("the held withdrawal is not reported in FRRNodeState")
+        );
+        std::thread::sleep(Duration::from_millis(300));
+        api.kubectl_stdin(&["apply", "-f", "-"], &speaker_config(&three)).unwrap();
+        std::thread::sleep(HOLD + Duration::from_secs(2));
+        watching.store(false, Ordering::Relaxed);
+    });
+    assert!(lost.lock().unwrap().is_empty(), "{}", diag(&format!("the router lost routes during a partial write: {:?}", lost.lock().unwrap())));
+    assert_eq!(frr.running_config().unwrap(), running_three, "{}", diag("FRR changed for a partial write"));
+    assert!(agent_log().contains("FRRConfiguration advertises less"), "{}", diag("the held withdrawal is not logged"));
+
+    // 2c. One prefix withdrawn for good: kept for the hold-down, then withdrawn.
+    let two = &three[..2];
+    let t = Instant::now();
+    api.kubectl_stdin(&["apply", "-f", "-"], &speaker_config(two)).unwrap();
+    let mut kept_until = Duration::ZERO;
+    let mut withdrawn_after = None;
+    while t.elapsed() < HOLD + Duration::from_secs(10) {
+        match gobgp.received_prefixes(NODE_IP) {
+            Ok(p) if p == set(two) => {
+                withdrawn_after = Some(t.elapsed());
+                break;
+            }
+            Ok(p) if p == set(&three) => kept_until = t.elapsed(),
+            _ => {}
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let withdrawn_after = withdrawn_after.unwrap_or_else(|| panic!("{}", diag("the third prefix was never withdrawn")));
+    eprintln!("one prefix withdrawn: kept {} ms, gone at the router {} ms after the write", kept_until.as_millis(), withdrawn_after.as_millis());
+    assert!(kept_until >= HOLD - Duration::from_millis(300), "{}", diag(&format!("withdrawn before the hold-down ended ({kept_until:?})")));
+    let three = two;
+
     // 3. Deleted for good: kept until the hold-down ends, withdrawn right after it.
     let t = Instant::now();
     api.kubectl(&["-n", NS, "delete", "frrconfiguration", "metallb-hd1"]).unwrap();
@@ -163,7 +217,7 @@ fn deletion_hold_down_keeps_a_recreated_config_and_withdraws_a_removed_one() {
                 withdrawn_after = Some(t.elapsed());
                 break;
             }
-            Ok(p) if p == set(&three) => present_until = t.elapsed(),
+            Ok(p) if p == set(three) => present_until = t.elapsed(),
             _ => {}
         }
         std::thread::sleep(Duration::from_millis(50));
@@ -178,7 +232,11 @@ fn deletion_hold_down_keeps_a_recreated_config_and_withdraws_a_removed_one() {
     assert!(present_until >= HOLD - Duration::from_millis(300), "{}", diag(&format!("withdrawn before the hold-down ended ({present_until:?})")));
     // generous: on 2 busy cores one FRR 8.4 apply alone was seen to take 5 s (timings are for benchmarks)
     assert!(withdrawn_after <= HOLD + Duration::from_secs(6), "{}", diag(&format!("withdrawn {withdrawn_after:?} after the delete, long after the hold-down")));
-    assert!(agent_log().contains("hold-down ended; the deleted or emptied FRRConfiguration"), "{}", diag("expiry not logged"));
+    assert!(
+        agent_log().contains("hold-down ended; what the deleted, emptied or shrunk FRRConfiguration withdrew is withdrawn"),
+        "{}",
+        diag("expiry not logged")
+    );
     assert!(!frr.running_config().unwrap().contains("router bgp"), "{}", diag("FRR still has the router"));
     assert!(lab::wait_until(Duration::from_secs(5), || held_condition()["status"] == "False"), "{}", diag("DeletionHeldDown still True"));
     assert!(!agent_log().contains("panicked"));

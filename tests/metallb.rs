@@ -98,7 +98,8 @@ fn metallb_drives_three_nodes_end_to_end() {
         assert_eq!(lab.connect(local).unwrap(), "n2");
     }
 
-    // 4. Service deleted: withdrawn at the router within 1 s of MetalLB's last write.
+    // 4. Service deleted: withdrawn at the router right after the hold-down (5 s) that follows
+    //    MetalLB's last write (a partial write during a speaker restart looks the same).
     let gone = "203.0.113.30";
     lab.service("web-gone", gone, false, &[2]).unwrap();
     assert!(lab::wait_until(Duration::from_secs(30), || lab.router_nexthops(gone) == all_nodes()), "{}", lab.diag("web-gone not announced"));
@@ -118,11 +119,12 @@ fn metallb_drives_three_nodes_end_to_end() {
         last_write = last_write.max(Some(w.at));
     }
     let delay = at_router.saturating_duration_since(last_write.unwrap());
-    eprintln!("Service deleted: withdrawn at the router {} ms after MetalLB's last write", delay.as_millis());
-    // The goal is 1 s (200 ms debounce + one small FRR apply + BGP + zebra); on 2 cores shared
-    // with other builds one 4-command FRR 8.4 apply alone took 0.7-1 s, so the bound here is a
-    // regression guard and the figure is printed (timings belong to benchmarks).
-    assert!(delay <= Duration::from_secs(3), "{}", lab.diag(&format!("withdrawn {delay:?} after MetalLB's write")));
+    eprintln!("Service deleted: withdrawn at the router {} ms after MetalLB's last write (hold-down 5000 ms)", delay.as_millis());
+    // kept for the hold-down; then one small FRR apply + BGP + zebra (on 2 cores shared with
+    // other builds one 4-command FRR 8.4 apply alone took 0.7-1 s): a regression guard, the
+    // figure is printed (timings belong to benchmarks)
+    assert!(delay >= Duration::from_millis(4500), "{}", lab.diag(&format!("withdrawn {delay:?} after MetalLB's write, before the hold-down ended")));
+    assert!(delay <= Duration::from_secs(8), "{}", lab.diag(&format!("withdrawn {delay:?} after MetalLB's write")));
 
     // 5. The speaker of n1 restarted five times in a row: the router never loses n1's next hop.
     let n1 = NODES[0].1.to_string();

@@ -23,10 +23,11 @@ pub struct ControllerArgs {
     /// apply or within this time after it wait for the end of the window and apply together.
     #[arg(long, default_value_t = reconcile::DEFAULT_WINDOW_MS, env = "FRR_COMPOSER_DEBOUNCE_MS")]
     pub debounce_ms: u64,
-    /// How long the configuration of a deleted FRRConfiguration, or of one that stops
-    /// advertising anything, stays in FRR (0: withdraw at once). Advertising again within this
-    /// time changes nothing (MetalLB's speaker deletes or empties its object when it restarts);
-    /// other content changes apply at once.
+    /// How long what an FRRConfiguration withdraws stays in FRR: the configuration of a
+    /// deleted object, and the prefixes (or neighbors) an object no longer advertises (0:
+    /// withdraw at once). Advertising them again within this time changes nothing (MetalLB's
+    /// speaker deletes, empties or partly writes its object when it restarts); additions apply
+    /// at once.
     #[arg(long, default_value = "5s", value_parser = holddown::parse_duration, env = "FRR_COMPOSER_DELETION_HOLD_DOWN")]
     pub deletion_hold_down: Duration,
     /// What this node writes into the status of the FRRConfigurations it merges: `all` (applied

@@ -11,16 +11,23 @@
 //! writes the prefixes back about 3 s later: in the live lab two of five restarts did that. An
 //! object that stops advertising anything at all is therefore held the same way.
 //!
+//! The same restart can also write the object with part of its prefixes first (0, then 5,
+//! then 12 within 60 ms with 12 Services): applied at once, the partial write withdrew the
+//! missing Services for 2.7 s. So every withdrawal waits, not only a whole object's.
+//!
 //! Rules (pure, no clock: the caller passes `now`):
-//! - Held: the deletion of an object, or an object emptied (it advertised prefixes and now
-//!   advertises none), but only for objects that the last successful merge used. Every other
-//!   change - a prefix less while others stay, a new object, a node label change, the deletion
-//!   of an object that was refused or never selected - takes effect at once.
-//! - An object that comes back advertising (same name) within the hold-down ends it: the
-//!   current content counts from then on, exactly as for any content change. Coming back
-//!   still empty keeps the hold (MetalLB may recreate its object empty first).
-//! - An object still gone when its hold-down ends is withdrawn: the caller wakes at
-//!   [`Step::next_wake`] and merges without it.
+//! - Additions apply at once. A withdrawal waits: the deletion of an object, an object emptied,
+//!   or one that advertises less than the last successful merge used (a prefix, a neighbor's
+//!   prefix, a neighbor) keeps what it advertised there for the hold-down, merged with its
+//!   current content. Only objects that the last successful merge used are held; a new
+//!   object, a node label change, the deletion of an object that was refused or never
+//!   selected take effect at once, and so does a change that cannot be merged with the
+//!   earlier content (a router's or a neighbor's ASN changed).
+//! - A hold ends when the object advertises again everything it did (a refill): its current
+//!   content counts from then on. Coming back with part of it keeps the hold, merged with
+//!   what came back.
+//! - What is still withdrawn when the hold-down ends is withdrawn: the caller wakes at
+//!   [`Step::next_wake`] and merges the current content.
 //! - A zero hold-down holds nothing.
 
 use std::collections::BTreeMap;
@@ -30,14 +37,54 @@ use std::time::{Duration, Instant};
 /// and a typo cannot keep a withdrawn object in FRR for days).
 pub const MAX: Duration = Duration::from_secs(600);
 
-/// A deleted or emptied object whose previous part of the configuration is still in effect.
+/// What an object's content says for the hold-down. Pure; the agent implements it for the
+/// FRRConfigurations it keeps.
+pub trait Advertisement: Clone {
+    /// Whether it advertises anything at all.
+    fn advertises(&self) -> bool;
+    /// Whether it advertises everything `earlier` did (it withdraws nothing).
+    fn covers(&self, earlier: &Self) -> bool;
+    /// Itself plus what `earlier` advertised and it no longer does; None when the two cannot
+    /// be merged (a router's or a neighbor's ASN changed): it then applies as it is.
+    fn keeping(&self, earlier: &Self) -> Option<Self>;
+}
+
+/// Why an object is held.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Why {
+    Deleted,
+    /// Still there, advertising nothing.
+    Emptied,
+    /// Still there, advertising less.
+    Withdrawing,
+}
+
+impl Why {
+    fn of<V: Advertisement>(current: Option<&V>) -> Why {
+        match current {
+            None => Why::Deleted,
+            Some(c) if !c.advertises() => Why::Emptied,
+            Some(_) => Why::Withdrawing,
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Why::Deleted => "deleted",
+            Why::Emptied => "emptied",
+            Why::Withdrawing => "withdrawing prefixes",
+        }
+    }
+}
+
+/// An object that withdraws what the last merge used, and whose earlier content is still in
+/// effect.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Held<V> {
-    /// The content last merged.
+    /// The content merged before the withdrawal.
     pub value: V,
     pub deleted_at: Instant,
-    /// Deleted (true) or still there but emptied (false), as last seen.
-    pub deleted: bool,
+    pub why: Why,
 }
 
 /// What to merge now, and what the hold-down keeps for later.
@@ -63,15 +110,13 @@ pub struct Step<V> {
 /// One reconcile's view through the hold-down.
 ///
 /// `current`: the objects the API server holds now; `applied`: those the last successful merge
-/// used, with the content it used; `held`: the holds so far; `hold`: the hold-down;
-/// `advertises`: whether an object's content advertises any prefix.
-pub fn step<V: Clone>(
+/// used, with the content it used; `held`: the holds so far; `hold`: the hold-down.
+pub fn step<V: Advertisement>(
     current: &BTreeMap<String, V>,
     applied: &BTreeMap<String, V>,
     held: &BTreeMap<String, Held<V>>,
     now: Instant,
     hold: Duration,
-    advertises: impl Fn(&V) -> bool,
 ) -> Step<V> {
     let hold = hold.min(MAX);
     let mut out = Step {
@@ -83,16 +128,25 @@ pub fn step<V: Clone>(
         cancelled: Vec::new(),
         expired: Vec::new(),
     };
+    // what stays in effect for a held object: its earlier content, with what it has now
+    let kept = |h: &Held<V>, now_there: Option<&V>| match now_there {
+        None => Some(h.value.clone()),
+        Some(c) => c.keeping(&h.value),
+    };
     for (name, h) in held {
         let now_there = current.get(name);
-        if now_there.is_some_and(&advertises) {
+        if now_there.is_some_and(|c| c.covers(&h.value)) {
             out.cancelled.push(name.clone());
         } else if now.saturating_duration_since(h.deleted_at) >= hold {
             out.expired.push(name.clone());
             // the next merge records it again as it is then (if it exists)
             out.applied.remove(name);
+        } else if let Some(v) = kept(h, now_there) {
+            out.effective.insert(name.clone(), v);
+            out.held.insert(name.clone(), Held { why: Why::of(now_there), ..h.clone() });
         } else {
-            out.held.insert(name.clone(), Held { deleted: now_there.is_none(), ..h.clone() });
+            // cannot be merged with what it was: the change applies as it is
+            out.cancelled.push(name.clone());
         }
     }
     if !hold.is_zero() {
@@ -100,19 +154,17 @@ pub fn step<V: Clone>(
             if held.contains_key(name) {
                 continue;
             }
-            let start = match current.get(name) {
-                None => Some(true),
-                Some(c) if advertises(value) && !advertises(c) => Some(false),
-                Some(_) => None,
-            };
-            if let Some(deleted) = start {
+            let now_there = current.get(name);
+            if now_there.is_some_and(|c| c.covers(value)) {
+                continue;
+            }
+            let h = Held { value: value.clone(), deleted_at: now, why: Why::of(now_there) };
+            if let Some(v) = kept(&h, now_there) {
                 out.started.push(name.clone());
-                out.held.insert(name.clone(), Held { value: value.clone(), deleted_at: now, deleted });
+                out.effective.insert(name.clone(), v);
+                out.held.insert(name.clone(), h);
             }
         }
-    }
-    for (name, h) in &out.held {
-        out.effective.insert(name.clone(), h.value.clone());
     }
     out.next_wake = out.held.values().map(|h| h.deleted_at + hold).min();
     out
@@ -124,17 +176,16 @@ pub struct HoldDown<V> {
     pub hold: Duration,
     applied: BTreeMap<String, V>,
     held: BTreeMap<String, Held<V>>,
-    advertises: fn(&V) -> bool,
 }
 
-impl<V: Clone> HoldDown<V> {
-    pub fn new(hold: Duration, advertises: fn(&V) -> bool) -> Self {
-        HoldDown { hold: hold.min(MAX), applied: BTreeMap::new(), held: BTreeMap::new(), advertises }
+impl<V: Advertisement> HoldDown<V> {
+    pub fn new(hold: Duration) -> Self {
+        HoldDown { hold: hold.min(MAX), applied: BTreeMap::new(), held: BTreeMap::new() }
     }
 
     /// Runs [`step`] and keeps its state; returns the step for logging and merging.
     pub fn advance(&mut self, current: &BTreeMap<String, V>, now: Instant) -> Step<V> {
-        let s = step(current, &self.applied, &self.held, now, self.hold, self.advertises);
+        let s = step(current, &self.applied, &self.held, now, self.hold);
         self.held.clone_from(&s.held);
         self.applied.clone_from(&s.applied);
         s
@@ -145,9 +196,9 @@ impl<V: Clone> HoldDown<V> {
         self.applied = used.into_iter().filter_map(|n| effective.get(n).map(|v| (n.to_string(), v.clone()))).collect();
     }
 
-    /// The holds: name, deleted (or emptied), and the time the hold-down ends.
-    pub fn held(&self) -> Vec<(String, bool, Instant)> {
-        self.held.iter().map(|(n, h)| (n.clone(), h.deleted, h.deleted_at + self.hold)).collect()
+    /// The holds: name, why, and the time the hold-down ends.
+    pub fn held(&self) -> Vec<(String, Why, Instant)> {
+        self.held.iter().map(|(n, h)| (n.clone(), h.why, h.deleted_at + self.hold)).collect()
     }
 
     /// Whether the hold-down follows this object (the last merge used it, or it is held): its
@@ -175,12 +226,12 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
-/// The `DeletionHeldDown` condition of FRRNodeState: True while a deleted FRRConfiguration's
-/// part of the configuration is kept, naming each one and when it will be withdrawn.
-/// `held`: (namespace/name, deleted (or emptied), wall-clock end of its hold-down).
+/// The `DeletionHeldDown` condition of FRRNodeState: True while what a deleted, emptied or
+/// shrunk FRRConfiguration withdraws is kept, naming each one and when it will be withdrawn.
+/// `held`: (namespace/name, why, wall-clock end of its hold-down).
 pub fn condition(
     previous: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
-    held: &[(String, bool, jiff::Timestamp)],
+    held: &[(String, Why, jiff::Timestamp)],
     now: jiff::Timestamp,
 ) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
     const TYPE: &str = "DeletionHeldDown";
@@ -188,11 +239,15 @@ pub fn condition(
     let (reason, message) = if active {
         let list: Vec<String> = held
             .iter()
-            .map(|(n, deleted, until)| {
-                format!("{n} ({}) until {}", if *deleted { "deleted" } else { "emptied" }, jiff::Timestamp::from_second(until.as_second()).unwrap_or(*until))
-            })
+            .map(|(n, why, until)| format!("{n} ({}) until {}", why.label(), jiff::Timestamp::from_second(until.as_second()).unwrap_or(*until)))
             .collect();
-        ("Held", format!("previous configuration of deleted or emptied FRRConfigurations kept in FRR until the hold-down ends (withdrawn unless they advertise again): {}", list.join(", ")))
+        (
+            "Held",
+            format!(
+                "what deleted, emptied or shrunk FRRConfigurations withdraw is kept in FRR until the hold-down ends (withdrawn unless they advertise it again): {}",
+                list.join(", ")
+            ),
+        )
     } else {
         ("NothingHeld", "no deletion is held".to_string())
     };
@@ -203,9 +258,18 @@ pub fn condition(
 mod tests {
     use super::*;
 
-    /// Test values: 0 advertises nothing, anything else advertises.
-    fn adv(v: &u32) -> bool {
-        *v != 0
+    /// Test values: each bit a prefix; 0 advertises nothing.
+    impl Advertisement for u32 {
+        fn advertises(&self) -> bool {
+            *self != 0
+        }
+        fn covers(&self, earlier: &Self) -> bool {
+            self & earlier == *earlier
+        }
+        fn keeping(&self, earlier: &Self) -> Option<Self> {
+            // bit 31: a change that cannot be merged with the earlier content
+            (self & (1 << 31) == 0).then_some(self | earlier)
+        }
     }
 
     fn map(items: &[(&str, u32)]) -> BTreeMap<String, u32> {
@@ -217,7 +281,7 @@ mod tests {
     #[test]
     fn deletion_of_a_merged_object_is_held_then_withdrawn() {
         let t0 = Instant::now();
-        let mut h = HoldDown::new(HOLD, adv);
+        let mut h = HoldDown::new(HOLD);
         let s = h.advance(&map(&[("a", 1), ("b", 2)]), t0);
         assert_eq!(s.effective, map(&[("a", 1), ("b", 2)]));
         h.merged(&s.effective, ["a", "b"]);
@@ -256,7 +320,7 @@ mod tests {
     #[test]
     fn recreation_within_the_hold_down_cancels_it_with_the_new_content() {
         let t0 = Instant::now();
-        let mut h = HoldDown::new(HOLD, adv);
+        let mut h = HoldDown::new(HOLD);
         let s = h.advance(&map(&[("metallb-n1", 1)]), t0);
         h.merged(&s.effective, ["metallb-n1"]);
         let s = h.advance(&map(&[]), t0 + Duration::from_millis(300));
@@ -280,7 +344,7 @@ mod tests {
     #[test]
     fn only_objects_of_the_last_merge_are_held() {
         let t0 = Instant::now();
-        let mut h = HoldDown::new(HOLD, adv);
+        let mut h = HoldDown::new(HOLD);
         // "bad" was refused (or selects another node): the merge used only "a"
         let s = h.advance(&map(&[("a", 1), ("bad", 2)]), t0);
         h.merged(&s.effective, ["a"]);
@@ -297,18 +361,18 @@ mod tests {
     #[test]
     fn an_emptied_object_is_held_like_a_deletion() {
         let t0 = Instant::now();
-        let mut h = HoldDown::new(HOLD, adv);
+        let mut h = HoldDown::new(HOLD);
         let s = h.advance(&map(&[("a", 1), ("b", 2)]), t0);
         h.merged(&s.effective, ["a", "b"]);
         // b written with nothing to advertise (MetalLB's speaker on some restarts): held
         let s = h.advance(&map(&[("a", 1), ("b", 0)]), t0 + Duration::from_secs(1));
         assert_eq!(s.effective, map(&[("a", 1), ("b", 2)]));
         assert_eq!(s.started, vec!["b".to_string()]);
-        assert!(!h.held()[0].1, "emptied, not deleted");
+        assert_eq!(h.held()[0].1, Why::Emptied);
         h.merged(&s.effective, ["a", "b"]);
-        // its content back 3 s later: the hold ends with the new content
-        let s = h.advance(&map(&[("a", 1), ("b", 5)]), t0 + Duration::from_secs(4));
-        assert_eq!(s.effective, map(&[("a", 1), ("b", 5)]));
+        // its content back 3 s later, and more: the hold ends with the new content
+        let s = h.advance(&map(&[("a", 1), ("b", 6)]), t0 + Duration::from_secs(4));
+        assert_eq!(s.effective, map(&[("a", 1), ("b", 6)]));
         assert_eq!(s.cancelled, vec!["b".to_string()]);
         h.merged(&s.effective, ["a", "b"]);
         // emptied for good: the empty content applies when the hold-down ends, and is not held again
@@ -320,16 +384,63 @@ mod tests {
         h.merged(&s.effective, ["a", "b"]);
         let s = h.advance(&map(&[("a", 1), ("b", 0)]), t1 + HOLD + Duration::from_secs(1));
         assert!(s.started.is_empty() && s.next_wake.is_none());
-        // a prefix less while others stay is an ordinary change: at once
+        // a prefix more applies at once
         let s = h.advance(&map(&[("a", 3), ("b", 0)]), t1 + HOLD + Duration::from_secs(2));
         assert_eq!(s.effective, map(&[("a", 3), ("b", 0)]));
         assert!(s.started.is_empty());
     }
 
     #[test]
+    fn a_partial_write_withdraws_nothing_and_a_refill_ends_the_hold() {
+        let t0 = Instant::now();
+        let mut h = HoldDown::new(HOLD);
+        // 12 Services (bits 0-11)
+        let all = 0xfff;
+        let s = h.advance(&map(&[("metallb-n1", all)]), t0);
+        h.merged(&s.effective, ["metallb-n1"]);
+        // MetalLB's speaker restarts: 0, then 5, then 12 prefixes within 60 ms
+        let s = h.advance(&map(&[("metallb-n1", 0)]), t0 + Duration::from_millis(10));
+        assert_eq!(s.effective, map(&[("metallb-n1", all)]));
+        assert_eq!(s.started, ["metallb-n1"]);
+        h.merged(&s.effective, ["metallb-n1"]);
+        let s = h.advance(&map(&[("metallb-n1", 0x1f)]), t0 + Duration::from_millis(40));
+        assert_eq!(s.effective, map(&[("metallb-n1", all)]), "5 of 12 back: the 7 others stay");
+        assert!(s.cancelled.is_empty());
+        assert_eq!(h.held()[0].1, Why::Withdrawing);
+        h.merged(&s.effective, ["metallb-n1"]);
+        // a new Service during the hold applies at once
+        let s = h.advance(&map(&[("metallb-n1", 0x1f | 1 << 12)]), t0 + Duration::from_millis(50));
+        assert_eq!(s.effective, map(&[("metallb-n1", all | 1 << 12)]));
+        h.merged(&s.effective, ["metallb-n1"]);
+        let s = h.advance(&map(&[("metallb-n1", all | 1 << 12)]), t0 + Duration::from_millis(70));
+        assert_eq!(s.cancelled, ["metallb-n1"]);
+        assert_eq!(s.effective, map(&[("metallb-n1", all | 1 << 12)]));
+        assert_eq!(s.next_wake, None);
+        h.merged(&s.effective, ["metallb-n1"]);
+
+        // a real deletion of one Service: kept for the hold-down, then withdrawn
+        let t1 = t0 + Duration::from_secs(10);
+        let less = (all | 1 << 12) & !1;
+        let s = h.advance(&map(&[("metallb-n1", less)]), t1);
+        assert_eq!(s.effective, map(&[("metallb-n1", all | 1 << 12)]));
+        h.merged(&s.effective, ["metallb-n1"]);
+        let s = h.advance(&map(&[("metallb-n1", less)]), t1 + HOLD);
+        assert_eq!(s.expired, ["metallb-n1"]);
+        assert_eq!(s.effective, map(&[("metallb-n1", less)]));
+        h.merged(&s.effective, ["metallb-n1"]);
+        let s = h.advance(&map(&[("metallb-n1", less)]), t1 + HOLD + Duration::from_secs(1));
+        assert!(s.started.is_empty() && s.held.is_empty());
+
+        // a change that cannot be merged with the earlier content applies at once
+        let s = h.advance(&map(&[("metallb-n1", 1 << 31)]), t1 + HOLD + Duration::from_secs(2));
+        assert_eq!(s.effective, map(&[("metallb-n1", 1 << 31)]));
+        assert!(s.started.is_empty());
+    }
+
+    #[test]
     fn deleted_then_recreated_empty_stays_held_until_it_advertises() {
         let t0 = Instant::now();
-        let mut h = HoldDown::new(HOLD, adv);
+        let mut h = HoldDown::new(HOLD);
         let s = h.advance(&map(&[("n1", 4)]), t0);
         h.merged(&s.effective, ["n1"]);
         h.advance(&map(&[]), t0 + Duration::from_millis(300));
@@ -345,7 +456,7 @@ mod tests {
     #[test]
     fn several_deletions_wake_at_the_earliest_end() {
         let t0 = Instant::now();
-        let mut h = HoldDown::new(HOLD, adv);
+        let mut h = HoldDown::new(HOLD);
         let s = h.advance(&map(&[("a", 1), ("b", 2), ("c", 3)]), t0);
         h.merged(&s.effective, ["a", "b", "c"]);
         let s = h.advance(&map(&[("b", 2), ("c", 3)]), t0 + Duration::from_secs(1));
@@ -362,7 +473,7 @@ mod tests {
     #[test]
     fn zero_hold_down_holds_nothing() {
         let t0 = Instant::now();
-        let mut h = HoldDown::new(Duration::ZERO, adv);
+        let mut h = HoldDown::new(Duration::ZERO);
         let s = h.advance(&map(&[("a", 1)]), t0);
         h.merged(&s.effective, ["a"]);
         let s = h.advance(&map(&[]), t0);
@@ -383,10 +494,10 @@ mod tests {
     #[test]
     fn condition_names_held_objects_and_keeps_its_transition_time() {
         let t = jiff::Timestamp::from_second(1_800_000_000).unwrap();
-        let c = condition(&[], &[("ns/metallb-n1".into(), true, t + jiff::SignedDuration::from_millis(4500))], t);
+        let c = condition(&[], &[("ns/metallb-n1".into(), Why::Deleted, t + jiff::SignedDuration::from_millis(4500))], t);
         assert_eq!((c.type_.as_str(), c.status.as_str(), c.reason.as_str()), ("DeletionHeldDown", "True", "Held"));
         assert!(c.message.contains("ns/metallb-n1 (deleted) until 2027-01-15T08:00:04Z"), "{}", c.message);
-        let later = condition(std::slice::from_ref(&c), &[("ns/metallb-n1".into(), false, t)], t + jiff::SignedDuration::from_secs(1));
+        let later = condition(std::slice::from_ref(&c), &[("ns/metallb-n1".into(), Why::Emptied, t)], t + jiff::SignedDuration::from_secs(1));
         assert!(later.message.contains("ns/metallb-n1 (emptied)"), "{}", later.message);
         assert_eq!(later.last_transition_time, c.last_transition_time);
         let off = condition(&[later], &[], t + jiff::SignedDuration::from_secs(5));

@@ -63,7 +63,7 @@ pub async fn run(args: ControllerArgs, stop: Shutdown) -> anyhow::Result<()> {
         iso: isolation::Isolation::open(client.clone(), &args.node_name, args.state_dir.as_deref()),
         writer: StatusWriter::new(client, &args.node_name, &args.namespace, args.object_status),
         own_entries: watches.own_entries.clone(),
-        hold: holddown::HoldDown::new(args.deletion_hold_down, ConfigEntry::advertises),
+        hold: holddown::HoldDown::new(args.deletion_hold_down),
         node,
         keeper: keeper.clone(),
         metrics,
@@ -185,7 +185,7 @@ impl Reconciler {
                 .hold
                 .held()
                 .into_iter()
-                .map(|(n, deleted, t)| (format!("{}/{n}", self.node.namespace), deleted, now_ts + t.saturating_duration_since(now)))
+                .map(|(n, why, t)| (format!("{}/{n}", self.node.namespace), why, now_ts + t.saturating_duration_since(now)))
                 .collect(),
         };
         // 4. apply
@@ -324,19 +324,18 @@ fn stopped() -> anyhow::Result<()> {
 
 fn log_hold_down<V>(namespace: &str, step: &holddown::Step<V>, hold: Duration) {
     for n in &step.started {
-        let deleted = step.held.get(n).is_some_and(|h| h.deleted);
-        let msg = if deleted {
-            "FRRConfiguration deleted; its configuration stays until the hold-down ends"
-        } else {
-            "FRRConfiguration emptied (it advertises nothing now); its previous configuration stays until the hold-down ends"
+        let msg = match step.held.get(n).map(|h| h.why) {
+            Some(holddown::Why::Deleted) => "FRRConfiguration deleted; its configuration stays until the hold-down ends",
+            Some(holddown::Why::Emptied) => "FRRConfiguration emptied (it advertises nothing now); its previous configuration stays until the hold-down ends",
+            _ => "FRRConfiguration advertises less; what it withdraws stays until the hold-down ends (new prefixes apply at once)",
         };
         tracing::info!(object = %format!("{namespace}/{n}"), hold_down_ms = hold.as_millis() as u64, "{msg}");
     }
     for n in &step.cancelled {
-        tracing::info!(object = %format!("{namespace}/{n}"), "FRRConfiguration advertises again within its hold-down (recreated or refilled); the deletion is not applied");
+        tracing::info!(object = %format!("{namespace}/{n}"), "FRRConfiguration advertises again within its hold-down everything it withdrew (recreated or refilled), or changed in a way that applies at once; nothing is withdrawn");
     }
     for n in &step.expired {
-        tracing::info!(object = %format!("{namespace}/{n}"), "hold-down ended; the deleted or emptied FRRConfiguration's previous configuration is withdrawn");
+        tracing::info!(object = %format!("{namespace}/{n}"), "hold-down ended; what the deleted, emptied or shrunk FRRConfiguration withdrew is withdrawn");
     }
 }
 

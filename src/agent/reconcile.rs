@@ -129,7 +129,7 @@ pub struct Outcome {
     /// Per selected object: which generation is in effect (per-object isolation).
     pub decisions: Vec<core::isolation::ObjectDecision>,
     /// Deleted FRRConfigurations still in effect, with the end of their hold-down.
-    pub held: Vec<(String, bool, jiff::Timestamp)>,
+    pub held: Vec<(String, holddown::Why, jiff::Timestamp)>,
 }
 
 impl Outcome {
@@ -410,7 +410,7 @@ mod tests {
                 .map(|(value, name)| Entry { namespace: Some("ns".into()), name: name.into(), value })
                 .collect();
         // the last merge used rack-b (the node was in rack b); it is in rack a now
-        let mut hold = holddown::HoldDown::new(Duration::from_secs(5), ConfigEntry::advertises);
+        let mut hold = holddown::HoldDown::new(Duration::from_secs(5));
         let t0 = Instant::now();
         let before = configs_to_read(&store, None, |_| false);
         hold.advance(&before, t0);
@@ -422,7 +422,7 @@ mod tests {
         let view = View { node: Some(NodeInfo { labels: rack("a"), uid: Some("u".into()) }), ..Default::default() };
         assert!(gather("wk3", &view, &step.effective, LogLevel::Info).unwrap().configs.is_empty(), "withdrawn at once");
         // read without the hold-down's objects, the same change would look like a deletion
-        let mut hold2 = holddown::HoldDown::new(Duration::from_secs(5), ConfigEntry::advertises);
+        let mut hold2 = holddown::HoldDown::new(Duration::from_secs(5));
         hold2.advance(&before, t0);
         hold2.merged(&before, ["rack-b"]);
         assert_eq!(hold2.advance(&configs_to_read(&store, Some(&rack("a")), |_| false), t0 + MS).started, ["rack-b"]);

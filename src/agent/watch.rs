@@ -4,7 +4,7 @@
 //! Each store holds only what the agent derives from an object. After the initial lists the
 //! agent sends watches only: no LIST or GET at steady state.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Node, Secret};
@@ -101,6 +101,123 @@ impl ConfigEntry {
 
 fn advertises(c: &FRRConfiguration) -> bool {
     c.spec.bgp.routers.iter().any(|r| !r.prefixes.is_empty())
+}
+
+impl super::holddown::Advertisement for ConfigEntry {
+    fn advertises(&self) -> bool {
+        ConfigEntry::advertises(self)
+    }
+
+    /// Only typed objects are compared: a compact one does not select the node, a malformed
+    /// one is reported; either change applies at once.
+    fn covers(&self, earlier: &Self) -> bool {
+        match (self, earlier) {
+            (ConfigEntry::Typed(now), ConfigEntry::Typed(before)) => advertised(now).is_superset(&advertised(before)),
+            _ => true,
+        }
+    }
+
+    fn keeping(&self, earlier: &Self) -> Option<Self> {
+        match (self, earlier) {
+            (ConfigEntry::Typed(now), ConfigEntry::Typed(before)) => keeping(now, before).map(|c| ConfigEntry::Typed(Arc::new(c))),
+            _ => None,
+        }
+    }
+}
+
+/// A prefix written as the API takes it, in one spelling (`10.0.0.0/24`).
+fn canonical_prefix(p: &str) -> String {
+    p.parse::<ipnet::IpNet>().map(|n| n.to_string()).unwrap_or_else(|_| p.to_string())
+}
+
+fn peer_of(n: &crate::api::Neighbor) -> Option<String> {
+    match (n.address.as_deref(), n.interface.as_deref()) {
+        (Some(a), _) if !a.is_empty() => Some(a.parse::<std::net::IpAddr>().map(|a| a.to_string()).unwrap_or_else(|_| a.to_string())),
+        (_, Some(i)) if !i.is_empty() => Some(i.to_string()),
+        _ => None,
+    }
+}
+
+/// What an object advertises, as (VRF, neighbor or None for the router, prefix or `*` for all
+/// of the router's).
+fn advertised(c: &FRRConfiguration) -> BTreeSet<(String, Option<String>, String)> {
+    let mut out = BTreeSet::new();
+    for r in &c.spec.bgp.routers {
+        let vrf = crate::core::convert::canonical_vrf(r.vrf.as_deref()).to_string();
+        for p in &r.prefixes {
+            out.insert((vrf.clone(), None, canonical_prefix(p)));
+        }
+        for n in &r.neighbors {
+            let Some(peer) = peer_of(n) else { continue };
+            let allowed = &n.to_advertise.allowed;
+            if allowed.mode == crate::api::AllowMode::All {
+                out.insert((vrf.clone(), Some(peer.clone()), "*".into()));
+            }
+            for p in &allowed.prefixes {
+                out.insert((vrf.clone(), Some(peer.clone()), canonical_prefix(p)));
+            }
+        }
+    }
+    out
+}
+
+/// `now` plus what `before` advertised and `now` withdraws: router prefixes, neighbors, a
+/// neighbor's prefixes with their communities, local preferences and AS-path prepends. None
+/// when a router's or a neighbor's ASN changed (the two cannot be one configuration).
+fn keeping(now: &FRRConfiguration, before: &FRRConfiguration) -> Option<FRRConfiguration> {
+    let mut out = now.clone();
+    for rb in &before.spec.bgp.routers {
+        let vrf = crate::core::convert::canonical_vrf(rb.vrf.as_deref());
+        let Some(ro) = out.spec.bgp.routers.iter_mut().find(|r| crate::core::convert::canonical_vrf(r.vrf.as_deref()) == vrf) else {
+            out.spec.bgp.routers.push(rb.clone());
+            continue;
+        };
+        if ro.asn != rb.asn {
+            return None;
+        }
+        let have: BTreeSet<String> = ro.prefixes.iter().map(|p| canonical_prefix(p)).collect();
+        ro.prefixes.extend(rb.prefixes.iter().filter(|p| !have.contains(&canonical_prefix(p))).cloned());
+        for nb in &rb.neighbors {
+            let peer = peer_of(nb);
+            let Some(no) = ro.neighbors.iter_mut().find(|n| peer.is_some() && peer_of(n) == peer) else {
+                ro.neighbors.push(nb.clone());
+                continue;
+            };
+            if (no.asn, no.dynamic_asn) != (nb.asn, nb.dynamic_asn) {
+                return None;
+            }
+            let (o, b) = (&mut no.to_advertise, &nb.to_advertise);
+            if b.allowed.mode == crate::api::AllowMode::All {
+                o.allowed.mode = crate::api::AllowMode::All;
+            }
+            let have: BTreeSet<String> = o.allowed.prefixes.iter().map(|p| canonical_prefix(p)).collect();
+            let gone: BTreeSet<String> = b.allowed.prefixes.iter().map(|p| canonical_prefix(p)).filter(|p| !have.contains(p)).collect();
+            if gone.is_empty() {
+                continue;
+            }
+            o.allowed.prefixes.extend(b.allowed.prefixes.iter().filter(|p| gone.contains(&canonical_prefix(p))).cloned());
+            let only_gone = |ps: &[String]| ps.iter().filter(|p| gone.contains(&canonical_prefix(p))).cloned().collect::<Vec<_>>();
+            for c in &b.with_community {
+                let prefixes = only_gone(&c.prefixes);
+                if !prefixes.is_empty() {
+                    o.with_community.push(crate::api::CommunityPrefixes { prefixes, ..c.clone() });
+                }
+            }
+            for l in &b.with_local_pref {
+                let prefixes = only_gone(&l.prefixes);
+                if !prefixes.is_empty() {
+                    o.with_local_pref.push(crate::api::LocalPrefPrefixes { prefixes, ..l.clone() });
+                }
+            }
+            for a in &b.with_as_path_prepend {
+                let prefixes = only_gone(&a.prefixes);
+                if !prefixes.is_empty() {
+                    o.with_as_path_prepend.push(crate::api::AsPathPrependPrefixes { prefixes, ..a.clone() });
+                }
+            }
+        }
+    }
+    Some(out)
 }
 
 fn selector_admits(selector: Option<&LabelSelector>, labels: &BTreeMap<String, String>) -> bool {
@@ -347,6 +464,43 @@ fn secret_entry(s: &Secret) -> SecretEntry {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A MetalLB-like object: `n` Services' /32s to one neighbor, each with a community.
+    fn metallb(n: usize, asn: u32) -> ConfigEntry {
+        let ips: Vec<String> = (0..n).map(|i| format!("198.51.100.{}/32", 10 + i)).collect();
+        let list = ips.iter().map(|p| format!("\"{p}\"")).collect::<Vec<_>>().join(", ");
+        let yaml = format!(
+            "apiVersion: frrk8s.metallb.io/v1beta1\nkind: FRRConfiguration\nmetadata: {{name: metallb-wk1, namespace: ns}}\nspec:\n  bgp:\n    routers:\n    - asn: 64512\n      prefixes: [{list}]\n      neighbors:\n      - address: 192.0.2.1\n        asn: {asn}\n        toAdvertise:\n          allowed: {{prefixes: [{list}]}}\n          withCommunity: [{{community: \"65000:1\", prefixes: [{list}]}}]\n"
+        );
+        ConfigEntry::Typed(Arc::new(serde_yaml::from_str(&yaml).unwrap()))
+    }
+
+    #[test]
+    fn a_partial_object_keeps_what_it_withdrew_and_still_merges() {
+        use crate::agent::holddown::Advertisement;
+        let (all, part) = (metallb(12, 65001), metallb(5, 65001));
+        assert!(all.covers(&part) && !part.covers(&all) && all.covers(&all));
+        let kept = part.keeping(&all).unwrap();
+        assert!(kept.covers(&all) && all.covers(&kept), "the union advertises exactly the 12");
+        // and it is a valid configuration: the 12 /32s with their community reach the neighbor
+        let c = kept.typed().unwrap();
+        let settings =
+            crate::core::Settings { namespace: "ns".into(), hostname: "wk1".into(), log_level: LogLevel::Info, always_block: vec![], node_has_ipv4: true };
+        let comp =
+            crate::core::compose(&settings, crate::core::Snapshot { node_labels: &BTreeMap::new(), configs: &[(*c).clone()], secrets: &BTreeMap::new() })
+                .unwrap_or_else(|e| panic!("{e}"));
+        let n = &comp.model.routers[0].neighbors[0];
+        assert_eq!(n.outbound.advertise.len(), 12);
+        assert_eq!(n.outbound.communities.values().next().unwrap().len(), 12);
+        // emptied (no prefixes, no neighbor) keeps everything
+        let empty = ConfigEntry::Typed(Arc::new(
+            serde_yaml::from_str("apiVersion: frrk8s.metallb.io/v1beta1\nkind: FRRConfiguration\nmetadata: {name: metallb-wk1, namespace: ns}\nspec: {}\n")
+                .unwrap(),
+        ));
+        assert!(empty.keeping(&all).unwrap().covers(&all));
+        // a neighbor's ASN changed: the change cannot keep the old content
+        assert!(metallb(5, 65002).keeping(&all).is_none());
+    }
 
     fn doc(rv: &str, status: serde_json::Value) -> DynamicObject {
         serde_json::from_value(serde_json::json!({
