@@ -34,6 +34,8 @@ enum Command {
     Lab(cli::lab::LabArgs),
     /// Every node's BGP sessions, with the FRRConfigurations that define each neighbor.
     Peers(cli::peers::PeersArgs),
+    /// What applying (or deleting) FRRConfigurations would do on every node, before it does it.
+    Diff(cli::diff::DiffArgs),
 }
 
 fn main() -> ExitCode {
@@ -125,6 +127,7 @@ fn one_shot(command: Command) -> ExitCode {
         }
         Command::BenchRender(args) => cli::bench::run(&args, &mut out),
         Command::Peers(args) => cli::peers::run(&args, &mut out, &mut err),
+        Command::Diff(args) => cli::diff::run(&args, &mut out, &mut err),
     };
     ExitCode::from(code as u8)
 }

@@ -126,6 +126,22 @@ fn peers_from_a_real_apiserver() {
     let o = Command::new(BIN).args(["peers", "-n", NS, "-o", "json", "-l", "rack=a", "--from"]).arg(&saved).output().unwrap();
     assert_eq!(keys(&String::from_utf8_lossy(&o.stdout)).len(), 3);
 
+    // `diff` against the same cluster: admin-all's neighbor with another ASN conflicts with
+    // metallb-wk1 on wk1 (refused, its last good generation stays) and resets wk2's session
+    let change = dir.path().join("change.yaml");
+    let admin = objects().split("---\n").find(|d| d.contains("name: admin-all")).unwrap().replace("asn: 64513", "asn: 64514");
+    std::fs::write(&change, admin).unwrap();
+    let o = Command::new(BIN).args(["diff", "-n", NS, "-o", "json", "-f"]).arg(&change).env("KUBECONFIG", api.kubeconfig()).output().unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let group = |node: &str| {
+        v["groups"].as_array().unwrap().iter().find(|g| g["nodes"] == serde_json::json!([node])).cloned().unwrap_or_else(|| panic!("no group of {node}: {v:#}"))
+    };
+    assert_eq!(group("wk2")["sessions"], serde_json::json!(["192.0.2.1 (default): resets (remote AS)"]), "{v:#}");
+    let wk1 = group("wk1");
+    assert!(wk1["refused"][0].as_str().unwrap().starts_with(&format!("{NS}/admin-all: generation 2 is refused, generation 1 stays in effect")), "{v:#}");
+    assert_eq!(wk1["added"], serde_json::json!([]), "{v:#}");
+
     // installed as kubectl-frr, kubectl finds it as a plugin
     let plugins = dir.path().join("bin");
     std::fs::create_dir(&plugins).unwrap();

@@ -2,6 +2,7 @@
 
 pub mod apply;
 pub mod bench;
+pub mod diff;
 pub mod lab;
 pub mod peers;
 pub mod render;

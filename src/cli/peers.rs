@@ -231,7 +231,7 @@ pub fn print(rows: &[PeerRow], output: Output, now: jiff::Timestamp) -> String {
 
 /// Every item of a list, a page of at most 500 at a time (the API server never builds one
 /// answer of every object of a big cluster).
-async fn list_all<K>(api: &Api<K>, lp: &ListParams) -> anyhow::Result<Vec<K>>
+pub(crate) async fn list_all<K>(api: &Api<K>, lp: &ListParams) -> anyhow::Result<Vec<K>>
 where
     K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {
@@ -248,7 +248,7 @@ where
 }
 
 /// Node labels by name, read as metadata only (paged).
-async fn node_labels(client: &kube::Client, selector: Option<&str>) -> anyhow::Result<BTreeMap<String, BTreeMap<String, String>>> {
+pub(crate) async fn node_labels(client: &kube::Client, selector: Option<&str>) -> anyhow::Result<BTreeMap<String, BTreeMap<String, String>>> {
     let api: Api<Node> = Api::all(client.clone());
     let mut lp = ListParams::default().limit(500);
     if let Some(s) = selector {

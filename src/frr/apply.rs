@@ -67,6 +67,13 @@ fn managed_part(tree: Vec<Node>, desired: &[Node]) -> Vec<Node> {
         .collect()
 }
 
+/// The commands an apply sends to bring FRR from `old` (what it runs, as rendered) to `new`:
+/// the same difference [`Applier::apply`] computes from its last verified state, so what
+/// `frr-composer diff` predicts is what the agent sends.
+pub fn commands(old: &str, new: &str) -> conf::Batch {
+    conf::diff(&without_hostname(conf::parse(old)), &without_hostname(conf::parse(new)))
+}
+
 fn without_hostname(tree: Vec<Node>) -> Vec<Node> {
     tree.into_iter().filter(|n| !n.line.starts_with("hostname ")).collect()
 }
