@@ -222,6 +222,7 @@ pub fn compose_objects(args: &NodeArgs, objects: &Objects, notices: &mut Vec<Str
         notices.push(format!("FRRConfiguration {o} does not select this node"));
     }
     notices.extend(c.model.warnings.iter().map(|w| format!("warning: {w}")));
+    notices.extend(crate::render::raw_name_warnings(&c.model).into_iter().map(|w| format!("warning: {w}")));
     Ok(c)
 }
 

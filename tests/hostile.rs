@@ -252,3 +252,25 @@ fn raw_config_does_not_switch_off_the_guard_on_generated_lines() {
     m.hostname = "n\rrouter bgp 1".into();
     assert!(frr_composer::render::render(&m).unwrap_err().to_string().contains("control character"));
 }
+
+#[test]
+fn a_raw_filter_for_a_shared_name_is_reported() {
+    // the admin's raw deny entry was written for eth0 in VRF a-b (eth0-a-b-in); MetalLB's
+    // object adds eth0-a in VRF b, whose name would be the same: both take their fallback
+    // names and the raw entry filters nothing
+    let admin = "apiVersion: frrk8s.metallb.io/v1beta1\nkind: FRRConfiguration\nmetadata: {name: admin, namespace: ns}\nspec:\n  bgp:\n    routers:\n    - asn: 65000\n      vrf: a-b\n      neighbors:\n      - {interface: eth0, dynamicASN: external}\n  raw:\n    rawConfig: |\n      route-map eth0-a-b-in deny 1\n       match ip address prefix-list bogons\n";
+    let other = "apiVersion: frrk8s.metallb.io/v1beta1\nkind: FRRConfiguration\nmetadata: {name: other, namespace: ns}\nspec:\n  bgp:\n    routers:\n    - asn: 65000\n      vrf: b\n      neighbors:\n      - {interface: eth0-a, dynamicASN: external}\n";
+    let d = dir();
+    let a = write(d.path(), "admin.yaml", admin);
+    let o = render(&[&a]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("rawConfig refers to"), "alone, the name is eth0's: {}", stderr(&o));
+    let b = write(d.path(), "other.yaml", other);
+    let o = render(&[&a, &b]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(
+        e.contains("warning: FRRConfiguration ns/admin: rawConfig refers to eth0-a-b-in, a name neighbors eth0 (vrf a-b) and eth0-a (vrf b) would share; they are named eth0~a-b~in and eth0-a~b~in instead, so the raw lines apply to neither"),
+        "{e}"
+    );
+}

@@ -13,7 +13,7 @@ use std::sync::OnceLock;
 use minijinja::{AutoEscape, Environment, UndefinedBehavior};
 
 use crate::core::Model;
-pub use plan::{plan, Plan, PrefixList, RouteMapEntry};
+pub use plan::{plan, raw_name_warnings, Plan, PrefixList, RouteMapEntry};
 
 const TEMPLATES: &[(&str, &str)] = &[
     ("frr.conf.j2", include_str!("../../templates/frr.conf.j2")),

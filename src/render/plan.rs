@@ -364,6 +364,41 @@ fn ambiguous_names(model: &Model) -> BTreeSet<(bool, String)> {
     owners.into_iter().filter(|(_, o)| o.len() > 1).map(|(k, _)| k).collect()
 }
 
+/// Warnings for raw configuration that refers to a prefix-list or route-map name two
+/// neighbors would both have (`eth0` in VRF `a-b` and `eth0-a` in VRF `b` are both
+/// `eth0-a-b-in`): both are then named by their fallback (`peer~vrf~suffix`), so the raw lines
+/// apply to neither. A neighbor that appears later can cause this for one that was alone.
+pub fn raw_name_warnings(model: &Model) -> Vec<String> {
+    let ambiguous = ambiguous_names(model);
+    let mut out = Vec::new();
+    for raw in &model.raw {
+        let words: BTreeSet<&str> = raw.text.split_whitespace().collect();
+        for (_, name) in ambiguous.iter().filter(|(_, n)| words.contains(n.as_str())) {
+            let owners: Vec<(String, String)> = model
+                .routers
+                .iter()
+                .flat_map(|r| r.neighbors.iter())
+                .filter_map(|n| {
+                    let (_, suffix) = name_suffixes(n).into_iter().find(|(_, suffix)| format!("{}-{suffix}", n.id()) == *name)?;
+                    let vrf = if n.vrf.is_empty() { "default" } else { &n.vrf };
+                    Some((format!("{} (vrf {vrf})", n.peer), format!("{}~{vrf}~{suffix}", n.peer)))
+                })
+                .collect();
+            if owners.is_empty() {
+                continue; // a fixed name (deny-any, permit-any)
+            }
+            let (who, names): (Vec<String>, Vec<String>) = owners.into_iter().unzip();
+            out.push(format!(
+                "FRRConfiguration {}: rawConfig refers to {name}, a name neighbors {} would share; they are named {} instead, so the raw lines apply to neither",
+                raw.source,
+                who.join(" and "),
+                names.join(" and ")
+            ));
+        }
+    }
+    out
+}
+
 /// The prefix every fallback name of this neighbor starts with (for `--explain`'s line lookup).
 pub fn fallback_prefix(n: &Neighbor) -> String {
     format!("{}~{}~", n.peer, if n.vrf.is_empty() { "default" } else { &n.vrf })
