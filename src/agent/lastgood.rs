@@ -51,8 +51,9 @@ impl LastGood {
     /// reported and treated as empty (the decisions start afresh).
     pub fn load(&self) -> anyhow::Result<Ledger> {
         let path = self.path();
-        match fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).with_context(|| format!("{} is not a ledger", path.display())),
+        // a regular file of bounded size only: a link to /dev/zero was once read for 15 s
+        match crate::files::read_regular(&path, crate::files::MAX_STATE_FILE) {
+            Ok(text) => serde_json::from_str(&text).with_context(|| format!("{} is not a ledger", path.display())),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Ledger::default()),
             Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
         }
@@ -156,6 +157,13 @@ mod tests {
         let lg = LastGood::open(&d).unwrap();
         fs::write(lg.path(), "not json").unwrap();
         assert!(lg.load().is_err());
+        // a link to an endless device is refused at once, not read
+        fs::remove_file(lg.path()).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", lg.path()).unwrap();
+        let t = std::time::Instant::now();
+        let e = lg.load().unwrap_err();
+        assert!(format!("{e:#}").contains("not a regular file"), "{e:#}");
+        assert!(t.elapsed() < std::time::Duration::from_secs(1));
         fs::remove_dir_all(&d).unwrap();
     }
 }
