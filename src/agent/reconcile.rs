@@ -1,19 +1,27 @@
-//! The steps of one reconcile, each on its own: `gather` (pure: what the watches hold → what
-//! this node merges), compose (per-object isolation, `isolation::Isolation::decide`), render,
-//! apply (the FRR keeper), `node_status` and `config_entries` (pure: the status to report), and
-//! the status writes. The loop that runs them is `super::run`; `Coalescer` says when.
+//! One reconcile, told in order in [`Reconciler::reconcile`]: 1. gather (pure: what the
+//! watches hold → what this node merges), 2. compose (per-object isolation,
+//! `isolation::Isolation::decide`), 3. render, 4. apply (the FRR keeper), 5. the status to
+//! report (pure: `node_status`, `config_entries`) and 6. its writes. The loop that calls it is
+//! `super::run`; `super::trigger` says when.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::Client;
 
-use super::watch::{ConfigEntry, View};
-use super::{holddown, isolation, status};
+use super::http::{self, Health, APPLY_LIMIT, COMPOSE_LIMIT};
+use super::metrics::Metrics;
+use super::status::StatusWriter;
+use super::watch::{self, ConfigEntry, View, Watches};
+use super::{holddown, isolation, status, ControllerArgs, API_TIMEOUT};
 use crate::api::{FRRConfiguration, FRRNodeStateStatus, LogLevel};
-use crate::core::{self, Errors, ObjRef, SecretEntry};
+use crate::core::{self, Errors, ObjRef, SecretEntry, Snapshot};
 use crate::frr::apply::ApplyError;
+use crate::frr::keeper::{Check, Keeper, Reason};
 use crate::frr::redact;
+use crate::settings::{set_log_level, NodeSettings};
 
 /// Why a reconcile did not bring FRR to the merged configuration. The status texts are made
 /// from these; `category` names the kind for logs.
@@ -216,56 +224,269 @@ pub fn config_entries(o: &Outcome) -> BTreeMap<String, Option<String>> {
     out
 }
 
-/// The default coalescing window (`--debounce-ms`): long enough that 100 changes within one
-/// second cost at most 5 applies even when an apply takes only 40 ms.
-pub const DEFAULT_WINDOW_MS: u64 = 250;
-
-/// When to apply after a change: the first change after a quiet period applies at once;
-/// changes that arrive while an apply runs, or within `window` after it ended, wait for the
-/// end of the window and then apply together. A burst of changes thus costs at most one apply
-/// per (apply time + window), and a lone change waits for nothing.
-#[derive(Clone, Debug)]
-pub struct Coalescer {
-    window: Duration,
-    last_end: Option<Instant>,
-    pending: Option<Instant>,
+/// What the reconcile keeps from one run to the next.
+pub struct Reconciler {
+    node_name: String,
+    node: NodeSettings,
+    default_level: LogLevel,
+    keeper: Arc<Mutex<Keeper>>,
+    iso: isolation::Isolation,
+    hold: holddown::HoldDown<ConfigEntry>,
+    writer: StatusWriter,
+    /// The FRRConfigurations whose status holds an entry of this node (from the watch).
+    own_entries: watch::OwnEntries,
+    metrics: Metrics,
+    health: Arc<Mutex<Health>>,
+    previous_conditions: Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>,
+    /// A refused conversion applies nothing: the status keeps the last reload's result.
+    last_reload: Option<String>,
+    log_level: Option<LogLevel>,
 }
 
-impl Coalescer {
-    pub fn new(window: Duration) -> Coalescer {
-        Coalescer { window, last_end: None, pending: None }
-    }
-
-    /// A change was seen at `now`.
-    pub fn changed(&mut self, now: Instant) {
-        if self.pending.is_none() {
-            let at = match self.last_end {
-                Some(end) if now < end + self.window => end + self.window,
-                _ => now,
-            };
-            self.pending = Some(at);
+impl Reconciler {
+    pub fn new(
+        args: &ControllerArgs,
+        client: Client,
+        node: NodeSettings,
+        watches: &Watches,
+        keeper: Arc<Mutex<Keeper>>,
+        metrics: Metrics,
+        health: Arc<Mutex<Health>>,
+    ) -> Reconciler {
+        Reconciler {
+            node_name: args.node_name.clone(),
+            default_level: args.log_level.into(),
+            iso: isolation::Isolation::open(client.clone(), &args.node_name, args.state_dir.as_deref()),
+            writer: StatusWriter::new(client, &args.node_name, &args.namespace, args.object_status),
+            own_entries: watches.own_entries.clone(),
+            hold: holddown::HoldDown::new(args.deletion_hold_down, ConfigEntry::advertises),
+            node,
+            keeper,
+            metrics,
+            health,
+            previous_conditions: Vec::new(),
+            last_reload: None,
+            log_level: None,
         }
     }
 
-    /// When the pending changes are to be applied (None: nothing pending).
-    pub fn due_at(&self) -> Option<Instant> {
-        self.pending
+    /// The keeper's answer when nothing changed in the API: whether FRR must be brought back
+    /// (restarted daemons, a failed apply to retry, drift to repair), logged.
+    pub fn wants_reapply(&self, check: Check) -> bool {
+        match check {
+            Check::Fine => return false,
+            Check::Unreadable(e) => {
+                tracing::warn!(error = %e, "drift check");
+                return false;
+            }
+            Check::Reapply(Reason::Restarted) => tracing::warn!("FRR daemons restarted; re-applying"),
+            Check::Reapply(Reason::Retry) => tracing::info!("retrying the failed apply"),
+            Check::Reapply(Reason::Drift(d)) => {
+                self.metrics.drift_repairs.inc();
+                tracing::warn!(drift = %redact(&d.to_string()), "FRR's running configuration drifted; repairing");
+            }
+        }
+        true
     }
 
-    /// Whether pending changes are due at `now`; if so they are taken (the caller applies).
-    pub fn take(&mut self, now: Instant) -> bool {
-        if self.pending.is_some_and(|t| now >= t) {
-            self.pending = None;
-            true
+    /// The hold-down's next wake-up (a held deletion ends), for the loop's timer.
+    pub fn next_wake(&self) -> Option<Instant> {
+        self.hold.next_wake()
+    }
+
+    /// Whether the hold-down follows `name` (the view must keep it).
+    pub fn knows(&self, name: &str) -> bool {
+        self.hold.knows(name)
+    }
+
+    /// One reconcile: gather → compose → render → apply → status. Errors are reported in the
+    /// status and the log; only a failure of the runtime itself (a panicked task) is returned.
+    pub async fn reconcile(&mut self, view: &View) -> anyhow::Result<()> {
+        self.metrics.updates.inc();
+        // deleted objects stay for their hold-down
+        let step = self.hold.advance(&view.configs, Instant::now());
+        log_hold_down(&self.node.namespace, &step, self.hold.hold);
+        // 1. gather
+        let g = match gather(&self.node_name, view, &step.effective, self.default_level) {
+            Ok(g) => g,
+            Err(e) => {
+                tracing::warn!(category = e.category(), error = %e, "waiting");
+                return Ok(());
+            }
+        };
+        if self.log_level != Some(g.log_level) {
+            set_log_level(g.log_level);
+            tracing::info!(level = ?g.log_level, "log level");
+            self.log_level = Some(g.log_level);
+        }
+        for (name, e) in &g.malformed {
+            tracing::error!(object = %format!("{}/{name}", self.node.namespace), category = "conversion", error = %e, "malformed FRRConfiguration left out");
+        }
+        // 2. compose: every valid object applies; refused ones keep their last good generation
+        //    or are left out (core::isolation)
+        Health::begin(&self.health, "compose and render", COMPOSE_LIMIT);
+        let settings = self.node.core(g.log_level);
+        let isolated = self.iso.decide(&settings, Snapshot { node_labels: &g.labels, configs: &g.configs, secrets: &g.secrets });
+        let decisions = isolated.as_ref().map(|i| i.decisions.clone()).unwrap_or_default();
+        for d in decisions.iter().filter(|d| !matches!(d.decision, core::isolation::Decision::Applied)) {
+            tracing::error!(object = %d.obj, reason = d.reason(), error = %redact(&d.message()), "configuration refused");
+        }
+        if let Ok(i) = &isolated {
+            self.metrics.objects_held.set(i.held() as i64);
+            self.metrics.objects_left_out.set(i.left_out() as i64);
+            tracing::debug!(configs = g.configs.len(), selected = i.composition.selected.len(), "composed");
+        }
+        // 3. render
+        let rendered = isolated.as_ref().ok().map(|i| crate::render::render(&i.composition.model).map_err(|e| ReconcileError::Render(e.to_string())));
+        Health::end(&self.health);
+        if let Ok(i) = &isolated {
+            self.hold.merged(&step.effective, i.composition.selected.iter().map(|o| &*o.name));
+        }
+        let (now, now_ts) = (Instant::now(), jiff::Timestamp::now());
+        let mut outcome = Outcome {
+            conversion: isolated.as_ref().map(|i| i.composition.selected.clone()).map_err(|e| e.clone()),
+            reload: None,
+            generations: BTreeMap::new(),
+            malformed: g.malformed.clone(),
+            decisions,
+            held: self
+                .hold
+                .held()
+                .into_iter()
+                .map(|(n, deleted, t)| (format!("{}/{n}", self.node.namespace), deleted, now_ts + t.saturating_duration_since(now)))
+                .collect(),
+        };
+        // 4. apply
+        match (&isolated, rendered) {
+            (Err(errors), _) => {
+                self.metrics.update_errors.inc();
+                self.metrics.config_stale.set(1);
+                // (a missing Secret may still appear: the Secret watch triggers the next try)
+                for e in &errors.0 {
+                    tracing::error!(category = "conversion", error = %e, "configuration refused; FRR keeps its current configuration");
+                }
+            }
+            (Ok(_), Some(Err(e))) => {
+                self.metrics.update_errors.inc();
+                self.metrics.config_stale.set(1);
+                tracing::error!(category = e.category(), error = %e, "FRR keeps its current configuration");
+                outcome.reload = Some(Err(e));
+            }
+            (Ok(i), Some(Ok(text))) => {
+                let result = self.apply(text, &i.composition.model).await?;
+                if result.is_ok() {
+                    self.iso.commit(i);
+                }
+                outcome.reload = Some(result);
+            }
+            (Ok(_), None) => unreachable!("rendered whenever composed"),
+        }
+        http::lock(&self.health).last_apply_ok = outcome.ok();
+        // 5. status (computed by pure functions) and 6. its writes
+        self.write_status(outcome, &g).await
+    }
+
+    /// Step 4: FRR brought to `text` by the keeper (on a blocking thread).
+    async fn apply(&mut self, text: String, model: &core::Model) -> anyhow::Result<Result<(), ReconcileError>> {
+        let k = self.keeper.clone();
+        let started = Instant::now();
+        Health::begin(&self.health, "apply", APPLY_LIMIT);
+        let result = tokio::task::spawn_blocking(move || k.lock().unwrap_or_else(|e| e.into_inner()).apply(&text)).await?;
+        Health::end(&self.health);
+        let m = &self.metrics;
+        m.apply_duration.observe(started.elapsed().as_secs_f64());
+        Ok(match result {
+            Ok(r) => {
+                // the first apply is always logged: after a restart it should send nothing
+                let first = m.applies.get() == 0;
+                if r.commands > 0 || first {
+                    tracing::info!(
+                        commands = r.commands,
+                        added = r.added.len(),
+                        removed = r.removed.len(),
+                        ms = r.total.as_millis() as u64,
+                        check_ms = r.check.as_millis() as u64,
+                        apply_ms = r.apply.as_millis() as u64,
+                        verify_ms = r.verify.as_millis() as u64,
+                        first,
+                        "applied"
+                    );
+                }
+                m.applies.inc();
+                m.commands_sent.inc_by(r.commands as u64);
+                m.config_loaded.set(1);
+                m.config_stale.set(0);
+                Ok(())
+            }
+            Err(e) => {
+                m.apply_errors.inc();
+                m.update_errors.inc();
+                m.config_stale.set(1);
+                let e = ReconcileError::from_apply(&e, model);
+                let retry_in = self.keeper.lock().unwrap_or_else(|e| e.into_inner()).retry_in(Instant::now()).unwrap_or_default();
+                tracing::error!(category = e.category(), error = %e, retry_in_s = retry_in.as_secs(), "apply failed; FRR keeps its last good configuration");
+                Err(e)
+            }
+        })
+    }
+
+    /// Steps 5 and 6: the status values, then the writes (each only when it changed).
+    async fn write_status(&mut self, mut outcome: Outcome, g: &Gathered) -> anyhow::Result<()> {
+        // the running configuration read back by the apply (or, when nothing was applied, now)
+        let k = self.keeper.clone();
+        let running = tokio::task::spawn_blocking(move || {
+            let k = k.lock().unwrap_or_else(|e| e.into_inner());
+            match &k.applier.last_running {
+                Some(r) => Ok(r.clone()),
+                None => k.applier.location.running_config(),
+            }
+        })
+        .await?;
+        // observed generations: those in effect in FRR
+        outcome.generations = self.iso.ledger.objects.iter().map(|(o, e)| (o.clone(), e.generation)).collect();
+        let now = jiff::Timestamp::now();
+        let status = node_status(&outcome, running.ok().map(|r| redact(&r)), &mut self.previous_conditions, &mut self.last_reload, now);
+        let object_conditions = self.iso.object_conditions(&outcome.decisions, now);
+        self.iso.publish_events(&outcome.decisions, &g.configs).await;
+        let entries = config_entries(&outcome);
+        // an API server that is away must not hold the agent: writes time out and are retried
+        // with the next status change
+        let results = [
+            ("writing FRRNodeState", tokio::time::timeout(API_TIMEOUT, self.writer.node_state(&g.node_uid, status)).await.map(|r| r.map(|_| ()))),
+            (
+                "writing FRRConfiguration status",
+                tokio::time::timeout(API_TIMEOUT, self.writer.config_entries(entries, &object_conditions, &self.own_entries)).await,
+            ),
+        ];
+        for (what, r) in results {
+            match r {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    let e = ReconcileError::api(what, &e);
+                    tracing::warn!(category = e.category(), error = %e, "status not written");
+                }
+                Err(_) => tracing::warn!(category = "api", "{what} timed out"),
+            }
+        }
+        Ok(())
+    }
+}
+
+fn log_hold_down<V>(namespace: &str, step: &holddown::Step<V>, hold: Duration) {
+    for n in &step.started {
+        let deleted = step.held.get(n).is_some_and(|h| h.deleted);
+        let msg = if deleted {
+            "FRRConfiguration deleted; its configuration stays until the hold-down ends"
         } else {
-            false
-        }
+            "FRRConfiguration emptied (it advertises nothing now); its previous configuration stays until the hold-down ends"
+        };
+        tracing::info!(object = %format!("{namespace}/{n}"), hold_down_ms = hold.as_millis() as u64, "{msg}");
     }
-
-    /// An apply (of whatever reason) ended at `now`: it included every change seen before it
-    /// started.
-    pub fn applied(&mut self, now: Instant) {
-        self.last_end = Some(now);
+    for n in &step.cancelled {
+        tracing::info!(object = %format!("{namespace}/{n}"), "FRRConfiguration advertises again within its hold-down (recreated or refilled); the deletion is not applied");
+    }
+    for n in &step.expired {
+        tracing::info!(object = %format!("{namespace}/{n}"), "hold-down ended; the deleted or emptied FRRConfiguration's previous configuration is withdrawn");
     }
 }
 
@@ -275,65 +496,6 @@ mod tests {
     use crate::agent::watch::{configs_to_read, NodeInfo};
 
     const MS: Duration = Duration::from_millis(1);
-
-    #[test]
-    fn a_lone_change_applies_at_once() {
-        let t0 = Instant::now();
-        let mut c = Coalescer::new(200 * MS);
-        assert_eq!(c.due_at(), None);
-        c.changed(t0);
-        assert_eq!(c.due_at(), Some(t0));
-        assert!(c.take(t0));
-        c.applied(t0 + 50 * MS);
-        // long after: again at once
-        c.changed(t0 + 1000 * MS);
-        assert_eq!(c.due_at(), Some(t0 + 1000 * MS));
-    }
-
-    #[test]
-    fn changes_during_or_right_after_an_apply_coalesce_at_the_window_end() {
-        let t0 = Instant::now();
-        let mut c = Coalescer::new(200 * MS);
-        c.changed(t0);
-        assert!(c.take(t0));
-        // seen while the apply runs (the loop notices them after it)
-        c.applied(t0 + 60 * MS);
-        c.changed(t0 + 60 * MS);
-        c.changed(t0 + 100 * MS);
-        c.changed(t0 + 250 * MS);
-        assert_eq!(c.due_at(), Some(t0 + 260 * MS), "one apply at the end of the window");
-        assert!(!c.take(t0 + 259 * MS));
-        assert!(c.take(t0 + 260 * MS));
-        assert_eq!(c.due_at(), None);
-    }
-
-    #[test]
-    fn a_burst_of_a_hundred_changes_in_a_second_is_at_most_five_applies() {
-        let t0 = Instant::now();
-        // a fast apply (FRR's own apply of a small change is 40-100 ms) at the default window
-        let apply_time = 40 * MS;
-        let mut c = Coalescer::new(Duration::from_millis(DEFAULT_WINDOW_MS));
-        let mut applies = 0;
-        let mut t = t0;
-        let mut next_change = 0;
-        // simulate: a change every 10 ms for 1 s; an apply takes `apply_time`
-        while t < t0 + 3000 * MS {
-            while next_change < 100 && t0 + next_change * 10 * MS <= t {
-                c.changed(t);
-                next_change += 1;
-            }
-            if c.take(t) {
-                applies += 1;
-                t += apply_time;
-                c.applied(t);
-            } else {
-                t += MS;
-            }
-        }
-        assert!(next_change == 100 && c.due_at().is_none(), "every change applied");
-        assert!(applies <= 5, "{applies} applies");
-        assert!(applies >= 4, "{applies} applies: the window is not longer than needed");
-    }
 
     fn cfg(name: &str, selector: Option<(&str, &str)>) -> ConfigEntry {
         let mut c = FRRConfiguration::default();
