@@ -30,6 +30,16 @@ use std::time::{Duration, Instant};
 /// and a typo cannot keep a withdrawn object in FRR for days).
 pub const MAX: Duration = Duration::from_secs(600);
 
+/// A held deletion, as the hold-down reports it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Holding {
+    pub name: String,
+    /// Deleted (false: emptied).
+    pub deleted: bool,
+    /// When its hold-down ends.
+    pub until: Instant,
+}
+
 /// A deleted or emptied object whose previous part of the configuration is still in effect.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Held<V> {
@@ -145,9 +155,9 @@ impl<V: Clone> HoldDown<V> {
         self.applied = used.into_iter().filter_map(|n| effective.get(n).map(|v| (n.to_string(), v.clone()))).collect();
     }
 
-    /// The holds: name, deleted (or emptied), and the time the hold-down ends.
-    pub fn held(&self) -> Vec<(String, bool, Instant)> {
-        self.held.iter().map(|(n, h)| (n.clone(), h.deleted, h.deleted_at + self.hold)).collect()
+    /// The holds, each with the time its hold-down ends.
+    pub fn held(&self) -> Vec<Holding> {
+        self.held.iter().map(|(n, h)| Holding { name: n.clone(), deleted: h.deleted, until: h.deleted_at + self.hold }).collect()
     }
 
     /// Whether the hold-down follows this object (the last merge used it, or it is held): its
@@ -173,30 +183,6 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         return Err(format!("at most {}s", MAX.as_secs()));
     }
     Ok(d)
-}
-
-/// The `DeletionHeldDown` condition of FRRNodeState: True while a deleted FRRConfiguration's
-/// part of the configuration is kept, naming each one and when it will be withdrawn.
-/// `held`: (namespace/name, deleted (or emptied), wall-clock end of its hold-down).
-pub fn condition(
-    previous: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
-    held: &[(String, bool, jiff::Timestamp)],
-    now: jiff::Timestamp,
-) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
-    const TYPE: &str = "DeletionHeldDown";
-    let active = !held.is_empty();
-    let (reason, message) = if active {
-        let list: Vec<String> = held
-            .iter()
-            .map(|(n, deleted, until)| {
-                format!("{n} ({}) until {}", if *deleted { "deleted" } else { "emptied" }, jiff::Timestamp::from_second(until.as_second()).unwrap_or(*until))
-            })
-            .collect();
-        ("Held", format!("previous configuration of deleted or emptied FRRConfigurations kept in FRR until the hold-down ends (withdrawn unless they advertise again): {}", list.join(", ")))
-    } else {
-        ("NothingHeld", "no deletion is held".to_string())
-    };
-    super::report::condition(super::report::find(previous, TYPE), TYPE, active, reason, message, None, now)
 }
 
 #[cfg(test)]
@@ -304,7 +290,7 @@ mod tests {
         let s = h.advance(&map(&[("a", 1), ("b", 0)]), t0 + Duration::from_secs(1));
         assert_eq!(s.effective, map(&[("a", 1), ("b", 2)]));
         assert_eq!(s.started, vec!["b".to_string()]);
-        assert!(!h.held()[0].1, "emptied, not deleted");
+        assert!(!h.held()[0].deleted, "emptied, not deleted");
         h.merged(&s.effective, ["a", "b"]);
         // its content back 3 s later: the hold ends with the new content
         let s = h.advance(&map(&[("a", 1), ("b", 5)]), t0 + Duration::from_secs(4));
@@ -378,19 +364,5 @@ mod tests {
         assert!(parse_duration("-5s").is_err());
         assert!(parse_duration("2h").unwrap_err().contains("at most"));
         assert!(parse_duration("soon").is_err());
-    }
-
-    #[test]
-    fn condition_names_held_objects_and_keeps_its_transition_time() {
-        let t = jiff::Timestamp::from_second(1_800_000_000).unwrap();
-        let c = condition(&[], &[("ns/metallb-n1".into(), true, t + jiff::SignedDuration::from_millis(4500))], t);
-        assert_eq!((c.type_.as_str(), c.status.as_str(), c.reason.as_str()), ("DeletionHeldDown", "True", "Held"));
-        assert!(c.message.contains("ns/metallb-n1 (deleted) until 2027-01-15T08:00:04Z"), "{}", c.message);
-        let later = condition(std::slice::from_ref(&c), &[("ns/metallb-n1".into(), false, t)], t + jiff::SignedDuration::from_secs(1));
-        assert!(later.message.contains("ns/metallb-n1 (emptied)"), "{}", later.message);
-        assert_eq!(later.last_transition_time, c.last_transition_time);
-        let off = condition(&[later], &[], t + jiff::SignedDuration::from_secs(5));
-        assert_eq!((off.status.as_str(), off.reason.as_str()), ("False", "NothingHeld"));
-        assert_eq!(off.last_transition_time.0, t + jiff::SignedDuration::from_secs(5));
     }
 }

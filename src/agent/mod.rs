@@ -26,7 +26,6 @@ use kube::Client;
 
 use crate::frr::apply::Applier;
 use crate::frr::keeper::Keeper;
-use crate::frr::state;
 use crate::settings::NodeSettings;
 use crate::signals::Shutdown;
 pub use args::ControllerArgs;
@@ -52,7 +51,8 @@ pub async fn run(args: ControllerArgs, stop: Shutdown) -> anyhow::Result<()> {
         _ = watches.ready() => {}
     }
     // a separate writer: a slow session write never holds up the status of an apply
-    spawn_session_poller(&args, StatusWriter::new(client.clone(), &args.node_name, &args.namespace, args.object_status), watches.clone(), metrics.clone());
+    let sessions = StatusWriter::new(client.clone(), &args.node_name, &args.namespace, args.object_status);
+    status::spawn_session_poller(Duration::from_secs(args.poll_interval.max(1)), args.frr.location(), sessions, watches.clone(), metrics.clone());
     tracing::info!(node = %args.node_name, namespace = %args.namespace, "caches synced");
     http::lock(&health).synced = true;
 
@@ -91,41 +91,4 @@ pub async fn run(args: ControllerArgs, stop: Shutdown) -> anyhow::Result<()> {
 fn stopped() -> anyhow::Result<()> {
     tracing::info!("stopped");
     Ok(())
-}
-
-/// A status write that takes longer is given up (retried with the next change).
-pub(crate) const API_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Reads BGP and BFD state from FRR every poll interval (local vtysh) for the metrics and the
-/// BGPSessionStates, which are written only when a session changed. Started once the stores
-/// are ready.
-fn spawn_session_poller(args: &ControllerArgs, mut writer: StatusWriter, watches: Watches, metrics: Metrics) {
-    let interval = Duration::from_secs(args.poll_interval.max(1));
-    let loc = args.frr.location();
-    tokio::spawn(async move {
-        loop {
-            tokio::time::sleep(interval).await;
-            let l = loc.clone();
-            let read = tokio::task::spawn_blocking(move || {
-                let n = state::bgp_neighbors(&l)?;
-                let b = state::bfd_peers(&l).unwrap_or_default();
-                let c = l.show_json("show bfd peers counters json").map(|v| metrics::parse_bfd_counters(&v)).unwrap_or_default();
-                Ok::<_, crate::frr::vtysh::FrrError>((n, b, c))
-            })
-            .await;
-            let Ok(Ok((neighbors, bfd, counters))) = read else { continue };
-            {
-                let mut s = metrics.frr.0.lock().unwrap_or_else(|e| e.into_inner());
-                s.neighbors = neighbors.clone();
-                s.bfd = bfd;
-                s.bfd_counters = counters;
-            }
-            let Some(uid) = watches.node_uid() else { continue };
-            match tokio::time::timeout(API_TIMEOUT, writer.sessions(&uid, &neighbors, &watches.sessions, jiff::Timestamp::now())).await {
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => tracing::warn!(category = "api", error = %e, "writing BGPSessionStates"),
-                Err(_) => tracing::warn!(category = "api", "writing BGPSessionStates timed out"),
-            }
-        }
-    });
 }

@@ -1,89 +1,27 @@
 //! One reconcile, told in order in [`Reconciler::reconcile`]: 1. gather (pure: what the
 //! watches hold → what this node merges), 2. compose (per-object isolation,
 //! `isolation::Isolation::decide`), 3. render, 4. apply (the FRR keeper), 5. the status to
-//! report (pure: `node_status`, `config_entries`) and 6. its writes. The loop that calls it is
+//! report (pure, built in `super::report`) and 6. its writes and events (`super::status`). The loop that calls it is
 //! `super::run`; `super::trigger` says when.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::Client;
 
+use super::args::ControllerArgs;
 use super::http::{self, Health, APPLY_LIMIT, COMPOSE_LIMIT};
 use super::metrics::Metrics;
-use super::status::StatusWriter;
+use super::report::{config_entries, node_status, HeldDeletion, ObjectConditions, Outcome, ReconcileError, Reported};
+use super::status::{Events, StatusWriter, API_TIMEOUT};
 use super::watch::{self, ConfigEntry, View, Watches};
-use super::{holddown, isolation, status, ControllerArgs, API_TIMEOUT};
-use crate::api::{FRRConfiguration, FRRNodeStateStatus, LogLevel};
-use crate::core::{self, Errors, ObjRef, SecretEntry, Snapshot};
-use crate::frr::apply::ApplyError;
+use super::{holddown, isolation};
+use crate::api::{FRRConfiguration, LogLevel};
+use crate::core::{self, SecretEntry, Snapshot};
 use crate::frr::keeper::{Check, Keeper, Reason};
 use crate::frr::redact;
 use crate::settings::{set_log_level, NodeSettings};
-
-/// Why a reconcile did not bring FRR to the merged configuration. The status texts are made
-/// from these; `category` names the kind for logs.
-#[derive(Clone, Debug, thiserror::Error)]
-pub enum ReconcileError {
-    /// The agent's Node is not (yet) known.
-    #[error("the Node {0} does not exist")]
-    NoNode(String),
-    /// The selected configurations do not merge (the core's errors, naming objects and fields).
-    #[error("{0}")]
-    Conversion(Errors),
-    /// The merged model could not be rendered.
-    #[error("rendering: {0}")]
-    Render(String),
-    /// FRR refused the configuration (syntax check or while applying) or did not run it after
-    /// applying. The message names the lines and the objects they come from.
-    #[error("{0}")]
-    FrrRefused(String),
-    /// FRR could not be reached (vtysh failed, a daemon is down, a file could not be written).
-    #[error("{0}")]
-    FrrUnreachable(String),
-    /// A request to the API server failed.
-    #[error("{what}: {message}")]
-    Api { what: &'static str, message: String },
-}
-
-impl ReconcileError {
-    pub fn category(&self) -> &'static str {
-        match self {
-            ReconcileError::NoNode(_) => "no-node",
-            ReconcileError::Conversion(_) => "conversion",
-            ReconcileError::Render(_) => "render",
-            ReconcileError::FrrRefused(_) => "frr-refused",
-            ReconcileError::FrrUnreachable(_) => "frr-unreachable",
-            ReconcileError::Api { .. } => "api",
-        }
-    }
-
-    /// An apply's failure, with the objects each refused line comes from (redacted).
-    pub fn from_apply(e: &ApplyError, model: &core::Model) -> ReconcileError {
-        match e {
-            ApplyError::Refused(r) | ApplyError::Failed(r) => {
-                let lines: Vec<String> = r
-                    .iter()
-                    .map(|r| {
-                        let from = crate::render::sources_for_line(model, &r.line).iter().map(|o| o.to_string()).collect::<Vec<_>>().join(", ");
-                        format!("{}: {} (from FRRConfiguration {from})", r.line, r.message)
-                    })
-                    .collect();
-                let what =
-                    if matches!(e, ApplyError::Refused(_)) { "FRR refuses the configuration" } else { "FRR refused commands; previous configuration restored" };
-                ReconcileError::FrrRefused(redact(&format!("{what}: {}", lines.join("; "))))
-            }
-            ApplyError::Drift(_) => ReconcileError::FrrRefused(redact(&e.to_string())),
-            ApplyError::Frr(f) => ReconcileError::FrrUnreachable(redact(&f.to_string())),
-        }
-    }
-
-    pub fn api(what: &'static str, e: &kube::Error) -> ReconcileError {
-        ReconcileError::Api { what, message: e.to_string() }
-    }
-}
 
 /// What this node merges now: the output of `gather`.
 #[derive(Clone, Debug, PartialEq)]
@@ -125,105 +63,6 @@ pub fn gather(node: &str, view: &View, effective: &BTreeMap<String, ConfigEntry>
     })
 }
 
-/// The outcome of one reconcile, for status.
-#[derive(Clone, Debug)]
-pub struct Outcome {
-    pub conversion: Result<Vec<ObjRef>, Errors>,
-    /// The apply's result (None: nothing was applied, e.g. a refused conversion).
-    pub reload: Option<Result<(), ReconcileError>>,
-    /// Generations in effect in FRR, by namespace/name.
-    pub generations: BTreeMap<String, i64>,
-    pub malformed: BTreeMap<String, String>,
-    /// Per selected object: which generation is in effect (per-object isolation).
-    pub decisions: Vec<core::isolation::ObjectDecision>,
-    /// Deleted FRRConfigurations still in effect, with the end of their hold-down.
-    pub held: Vec<(String, bool, jiff::Timestamp)>,
-}
-
-impl Outcome {
-    /// FRR runs the merged configuration.
-    pub fn ok(&self) -> bool {
-        self.conversion.is_ok() && matches!(self.reload, Some(Ok(())))
-    }
-}
-
-/// Step 5 (pure): FRRNodeState's status. `previous` holds the conditions last reported (their
-/// transition times are kept); `last_reload` the reload result last reported (a refused
-/// conversion applies nothing and keeps it). Both are updated.
-pub fn node_status(
-    o: &Outcome,
-    running: Option<String>,
-    previous: &mut Vec<Condition>,
-    last_reload: &mut Option<String>,
-    now: jiff::Timestamp,
-) -> FRRNodeStateStatus {
-    let refused: Vec<String> =
-        o.decisions.iter().filter(|d| !matches!(d.decision, core::isolation::Decision::Applied)).map(|d| format!("{}: {}", d.obj, d.message())).collect();
-    let conversion = match &o.conversion {
-        Ok(_) if !refused.is_empty() => format!("failed: {}", redact(&refused.join("; "))),
-        Ok(_) if o.malformed.is_empty() => "success".to_string(),
-        Ok(_) => format!("success, malformed objects left out: {}", o.malformed.iter().map(|(n, e)| format!("{n}: {e}")).collect::<Vec<_>>().join("; ")),
-        Err(e) => format!("failed: {}", redact(&e.to_string()).replace('\n', "; ")),
-    };
-    let reload = match &o.reload {
-        Some(Ok(())) => Some("success".to_string()),
-        Some(Err(e)) => Some(format!("failed: {e}")),
-        None => last_reload.clone(),
-    };
-    last_reload.clone_from(&reload);
-    let (reason, message) = match (&o.conversion, &o.reload) {
-        (Err(_), _) => ("ConversionFailed", conversion.clone()),
-        (Ok(_), Some(Err(e))) => ("ReloadFailed", e.to_string()),
-        _ => ("Applied", "FRR runs the merged configuration".to_string()),
-    };
-    let mut conditions = status::conditions(previous, o.ok(), reason, &message, None, now);
-    conditions.push(isolation::node_condition(&o.decisions, previous, now));
-    conditions.push(holddown::condition(previous, &o.held, now));
-    *previous = conditions.clone();
-    FRRNodeStateStatus {
-        running_config: running,
-        last_reload_result: reload,
-        last_conversion_result: Some(conversion),
-        observed_generations: o.generations.clone(),
-        conditions,
-    }
-}
-
-/// Step 5 (pure): per FRRConfiguration, applied here (None) or the reason it is not.
-pub fn config_entries(o: &Outcome) -> BTreeMap<String, Option<String>> {
-    let mut out = BTreeMap::new();
-    match &o.conversion {
-        Ok(_) => {
-            for d in &o.decisions {
-                let entry = match &d.decision {
-                    core::isolation::Decision::Applied => o.reload.as_ref().and_then(|r| r.as_ref().err().map(|e| e.to_string())),
-                    _ => Some(redact(&d.message())),
-                };
-                out.insert(d.obj.name.to_string(), entry);
-            }
-        }
-        Err(errors) => {
-            for e in &errors.0 {
-                for obj in e.objects() {
-                    let msg = redact(&e.to_string());
-                    out.entry(obj.name.to_string())
-                        .and_modify(|m: &mut Option<String>| {
-                            if let Some(m) = m {
-                                m.push_str("; ");
-                                m.push_str(&msg);
-                            }
-                        })
-                        .or_insert(Some(msg));
-                }
-            }
-        }
-    }
-    for (name, e) in &o.malformed {
-        out.insert(name.clone(), Some(format!("malformed: {e}")));
-    }
-    out
-}
-
 /// What the reconcile keeps from one run to the next.
 pub struct Reconciler {
     node_name: String,
@@ -237,9 +76,12 @@ pub struct Reconciler {
     own_entries: watch::OwnEntries,
     metrics: Metrics,
     health: Arc<Mutex<Health>>,
-    previous_conditions: Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>,
-    /// A refused conversion applies nothing: the status keeps the last reload's result.
-    last_reload: Option<String>,
+    /// What FRRNodeState reported last (a refused conversion applies nothing: the status keeps
+    /// the last reload's result).
+    reported: Reported,
+    /// This node's condition in each FRRConfiguration's status, as last reported.
+    object_conditions: ObjectConditions,
+    events: Events,
     log_level: Option<LogLevel>,
 }
 
@@ -256,7 +98,9 @@ impl Reconciler {
         Reconciler {
             node_name: args.node_name.clone(),
             default_level: args.log_level.into(),
-            iso: isolation::Isolation::open(client.clone(), &args.node_name, args.state_dir.as_deref()),
+            iso: isolation::Isolation::open(args.state_dir.as_deref()),
+            events: Events::new(client.clone(), &args.node_name),
+            object_conditions: ObjectConditions::new(&args.node_name),
             writer: StatusWriter::new(client, &args.node_name, &args.namespace, args.object_status),
             own_entries: watches.own_entries.clone(),
             hold: holddown::HoldDown::new(args.deletion_hold_down, ConfigEntry::advertises),
@@ -264,8 +108,7 @@ impl Reconciler {
             keeper,
             metrics,
             health,
-            previous_conditions: Vec::new(),
-            last_reload: None,
+            reported: Reported::default(),
             log_level: None,
         }
     }
@@ -337,7 +180,7 @@ impl Reconciler {
             tracing::debug!(configs = g.configs.len(), selected = i.composition.selected.len(), "composed");
         }
         // 3. render
-        let rendered = isolated.as_ref().ok().map(|i| crate::render::render(&i.composition.model).map_err(|e| ReconcileError::Render(e.to_string())));
+        let rendered = isolated.as_ref().ok().map(|i| crate::render::render(&i.composition.model).map_err(ReconcileError::Render));
         Health::end(&self.health);
         if let Ok(i) = &isolated {
             self.hold.merged(&step.effective, i.composition.selected.iter().map(|o| &*o.name));
@@ -353,7 +196,11 @@ impl Reconciler {
                 .hold
                 .held()
                 .into_iter()
-                .map(|(n, deleted, t)| (format!("{}/{n}", self.node.namespace), deleted, now_ts + t.saturating_duration_since(now)))
+                .map(|h| HeldDeletion {
+                    object: format!("{}/{}", self.node.namespace, h.name),
+                    deleted: h.deleted,
+                    until: now_ts + h.until.saturating_duration_since(now),
+                })
                 .collect(),
         };
         // 4. apply
@@ -422,7 +269,7 @@ impl Reconciler {
                 m.apply_errors.inc();
                 m.update_errors.inc();
                 m.config_stale.set(1);
-                let e = ReconcileError::from_apply(&e, model);
+                let e = ReconcileError::from_apply(e, model);
                 let retry_in = self.keeper.lock().unwrap_or_else(|e| e.into_inner()).retry_in(Instant::now()).unwrap_or_default();
                 tracing::error!(category = e.category(), error = %e, retry_in_s = retry_in.as_secs(), "apply failed; FRR keeps its last good configuration");
                 Err(e)
@@ -445,9 +292,9 @@ impl Reconciler {
         // observed generations: those in effect in FRR
         outcome.generations = self.iso.ledger.objects.iter().map(|(o, e)| (o.clone(), e.generation)).collect();
         let now = jiff::Timestamp::now();
-        let status = node_status(&outcome, running.ok().map(|r| redact(&r)), &mut self.previous_conditions, &mut self.last_reload, now);
-        let object_conditions = self.iso.object_conditions(&outcome.decisions, now);
-        self.iso.publish_events(&outcome.decisions, &g.configs).await;
+        let status = node_status(&outcome, running.ok().map(|r| redact(&r)), &mut self.reported, now);
+        let object_conditions = self.object_conditions.update(&outcome.decisions, now);
+        self.events.publish(&outcome.decisions, &g.configs).await;
         let entries = config_entries(&outcome);
         // an API server that is away must not hold the agent: writes time out and are retried
         // with the next status change
@@ -462,7 +309,7 @@ impl Reconciler {
             match r {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => {
-                    let e = ReconcileError::api(what, &e);
+                    let e = ReconcileError::api(what, e);
                     tracing::warn!(category = e.category(), error = %e, "status not written");
                 }
                 Err(_) => tracing::warn!(category = "api", "{what} timed out"),
@@ -492,8 +339,8 @@ fn log_hold_down<V>(namespace: &str, step: &holddown::Step<V>, hold: Duration) {
 
 #[cfg(test)]
 mod tests {
+    use super::watch::{configs_to_read, NodeInfo};
     use super::*;
-    use crate::agent::watch::{configs_to_read, NodeInfo};
 
     const MS: Duration = Duration::from_millis(1);
 
@@ -566,43 +413,5 @@ mod tests {
         hold2.advance(&before, t0);
         hold2.merged(&before, ["rack-b"]);
         assert_eq!(hold2.advance(&configs_to_read(&store, Some(&rack("a")), |_| false), t0 + MS).started, ["rack-b"]);
-    }
-
-    fn outcome(conversion: Result<Vec<ObjRef>, Errors>, reload: Option<Result<(), ReconcileError>>) -> Outcome {
-        Outcome { conversion, reload, generations: BTreeMap::new(), malformed: BTreeMap::new(), decisions: Vec::new(), held: Vec::new() }
-    }
-
-    #[test]
-    fn status_after_success_failure_and_a_refused_conversion() {
-        let t0 = jiff::Timestamp::from_second(1_700_000_000).unwrap();
-        let (mut prev, mut last) = (Vec::new(), None);
-        let s = node_status(&outcome(Ok(vec![]), Some(Ok(()))), Some("running".into()), &mut prev, &mut last, t0);
-        assert_eq!(s.last_reload_result.as_deref(), Some("success"));
-        assert_eq!(s.last_conversion_result.as_deref(), Some("success"));
-        let ready = s.conditions.iter().find(|c| c.type_ == "Ready").unwrap();
-        assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("True", "Applied"));
-
-        let e = ReconcileError::FrrRefused("FRR refuses the configuration: x: y (from FRRConfiguration ns/a)".into());
-        assert_eq!(e.category(), "frr-refused");
-        let s = node_status(&outcome(Ok(vec![]), Some(Err(e))), None, &mut prev, &mut last, t0);
-        assert_eq!(s.last_reload_result.as_deref(), Some("failed: FRR refuses the configuration: x: y (from FRRConfiguration ns/a)"));
-        let ready = s.conditions.iter().find(|c| c.type_ == "Ready").unwrap();
-        assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("False", "ReloadFailed"));
-
-        // a refused conversion applies nothing: the last reload result stays
-        let err = core::Error::Invalid { object: ObjRef::new("ns", "a"), field: "spec.bgp.routers[0].asn".into(), reason: "65999".into() };
-        let s = node_status(&outcome(Err(Errors::new(vec![err])), None), None, &mut prev, &mut last, t0);
-        assert!(s.last_reload_result.as_deref().unwrap().starts_with("failed: FRR refuses"));
-        assert_eq!(s.last_conversion_result.as_deref(), Some("failed: FRRConfiguration ns/a: spec.bgp.routers[0].asn: 65999"));
-        let ready = s.conditions.iter().find(|c| c.type_ == "Ready").unwrap();
-        assert_eq!(ready.reason, "ConversionFailed");
-    }
-
-    #[test]
-    fn config_entries_name_the_malformed_and_the_reload_failure() {
-        let mut o = outcome(Ok(vec![]), Some(Err(ReconcileError::FrrUnreachable("vtysh: no bgpd".into()))));
-        o.malformed.insert("bad".into(), "spec.bgp: invalid".into());
-        let e = config_entries(&o);
-        assert_eq!(e.get("bad"), Some(&Some("malformed: spec.bgp: invalid".to_string())));
     }
 }
