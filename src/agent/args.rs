@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use super::{holddown, reconcile, status};
+use super::{holddown, status, trigger};
 use crate::settings::{FrrArgs, LogLevelArg};
 
 #[derive(clap::Args, Clone, Debug)]
@@ -21,7 +21,7 @@ pub struct ControllerArgs {
     pub always_block: Vec<String>,
     /// Coalescing window: a change after a quiet period applies at once; changes during an
     /// apply or within this time after it wait for the end of the window and apply together.
-    #[arg(long, default_value_t = reconcile::DEFAULT_WINDOW_MS, env = "FRR_COMPOSER_DEBOUNCE_MS")]
+    #[arg(long, default_value_t = trigger::DEFAULT_WINDOW_MS, env = "FRR_COMPOSER_DEBOUNCE_MS")]
     pub debounce_ms: u64,
     /// How long what an FRRConfiguration withdraws stays in FRR: the configuration of a
     /// deleted object, and the prefixes (or neighbors) an object no longer advertises (0:

@@ -77,6 +77,15 @@ impl Why {
     }
 }
 
+/// A hold, as the hold-down reports it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Holding {
+    pub name: String,
+    pub why: Why,
+    /// When its hold-down ends.
+    pub until: Instant,
+}
+
 /// An object that withdraws what the last merge used, and whose earlier content is still in
 /// effect.
 #[derive(Clone, Debug, PartialEq)]
@@ -196,9 +205,9 @@ impl<V: Advertisement> HoldDown<V> {
         self.applied = used.into_iter().filter_map(|n| effective.get(n).map(|v| (n.to_string(), v.clone()))).collect();
     }
 
-    /// The holds: name, why, and the time the hold-down ends.
-    pub fn held(&self) -> Vec<(String, Why, Instant)> {
-        self.held.iter().map(|(n, h)| (n.clone(), h.why, h.deleted_at + self.hold)).collect()
+    /// The holds, each with the time its hold-down ends.
+    pub fn held(&self) -> Vec<Holding> {
+        self.held.iter().map(|(n, h)| Holding { name: n.clone(), why: h.why, until: h.deleted_at + self.hold }).collect()
     }
 
     /// Whether the hold-down follows this object (the last merge used it, or it is held): its
@@ -224,34 +233,6 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         return Err(format!("at most {}s", MAX.as_secs()));
     }
     Ok(d)
-}
-
-/// The `DeletionHeldDown` condition of FRRNodeState: True while what a deleted, emptied or
-/// shrunk FRRConfiguration withdraws is kept, naming each one and when it will be withdrawn.
-/// `held`: (namespace/name, why, wall-clock end of its hold-down).
-pub fn condition(
-    previous: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
-    held: &[(String, Why, jiff::Timestamp)],
-    now: jiff::Timestamp,
-) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
-    const TYPE: &str = "DeletionHeldDown";
-    let active = !held.is_empty();
-    let (reason, message) = if active {
-        let list: Vec<String> = held
-            .iter()
-            .map(|(n, why, until)| format!("{n} ({}) until {}", why.label(), jiff::Timestamp::from_second(until.as_second()).unwrap_or(*until)))
-            .collect();
-        (
-            "Held",
-            format!(
-                "what deleted, emptied or shrunk FRRConfigurations withdraw is kept in FRR until the hold-down ends (withdrawn unless they advertise it again): {}",
-                list.join(", ")
-            ),
-        )
-    } else {
-        ("NothingHeld", "no deletion is held".to_string())
-    };
-    super::report::condition(super::report::find(previous, TYPE), TYPE, active, reason, message, None, now)
 }
 
 #[cfg(test)]
@@ -368,7 +349,7 @@ mod tests {
         let s = h.advance(&map(&[("a", 1), ("b", 0)]), t0 + Duration::from_secs(1));
         assert_eq!(s.effective, map(&[("a", 1), ("b", 2)]));
         assert_eq!(s.started, vec!["b".to_string()]);
-        assert_eq!(h.held()[0].1, Why::Emptied);
+        assert_eq!(h.held()[0].why, Why::Emptied);
         h.merged(&s.effective, ["a", "b"]);
         // its content back 3 s later, and more: the hold ends with the new content
         let s = h.advance(&map(&[("a", 1), ("b", 6)]), t0 + Duration::from_secs(4));
@@ -406,7 +387,7 @@ mod tests {
         let s = h.advance(&map(&[("metallb-n1", 0x1f)]), t0 + Duration::from_millis(40));
         assert_eq!(s.effective, map(&[("metallb-n1", all)]), "5 of 12 back: the 7 others stay");
         assert!(s.cancelled.is_empty());
-        assert_eq!(h.held()[0].1, Why::Withdrawing);
+        assert_eq!(h.held()[0].why, Why::Withdrawing);
         h.merged(&s.effective, ["metallb-n1"]);
         // a new Service during the hold applies at once
         let s = h.advance(&map(&[("metallb-n1", 0x1f | 1 << 12)]), t0 + Duration::from_millis(50));
@@ -489,19 +470,5 @@ mod tests {
         assert!(parse_duration("-5s").is_err());
         assert!(parse_duration("2h").unwrap_err().contains("at most"));
         assert!(parse_duration("soon").is_err());
-    }
-
-    #[test]
-    fn condition_names_held_objects_and_keeps_its_transition_time() {
-        let t = jiff::Timestamp::from_second(1_800_000_000).unwrap();
-        let c = condition(&[], &[("ns/metallb-n1".into(), Why::Deleted, t + jiff::SignedDuration::from_millis(4500))], t);
-        assert_eq!((c.type_.as_str(), c.status.as_str(), c.reason.as_str()), ("DeletionHeldDown", "True", "Held"));
-        assert!(c.message.contains("ns/metallb-n1 (deleted) until 2027-01-15T08:00:04Z"), "{}", c.message);
-        let later = condition(std::slice::from_ref(&c), &[("ns/metallb-n1".into(), Why::Emptied, t)], t + jiff::SignedDuration::from_secs(1));
-        assert!(later.message.contains("ns/metallb-n1 (emptied)"), "{}", later.message);
-        assert_eq!(later.last_transition_time, c.last_transition_time);
-        let off = condition(&[later], &[], t + jiff::SignedDuration::from_secs(5));
-        assert_eq!((off.status.as_str(), off.reason.as_str()), ("False", "NothingHeld"));
-        assert_eq!(off.last_transition_time.0, t + jiff::SignedDuration::from_secs(5));
     }
 }

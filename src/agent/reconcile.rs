@@ -1,81 +1,27 @@
-//! The steps of one reconcile, each on its own: `gather` (pure: what the watches hold → what
-//! this node merges), compose (per-object isolation, `isolation::Isolation::decide`), render,
-//! apply (the FRR keeper), `node_status` and `config_entries` (pure: the status to report), and
-//! the status writes. The loop that runs them is `super::run`; `Coalescer` says when.
+//! One reconcile, told in order in [`Reconciler::reconcile`]: 1. gather (pure: what the
+//! watches hold → what this node merges), 2. compose (per-object isolation,
+//! `isolation::Isolation::decide`), 3. render, 4. apply (the FRR keeper), 5. the status to
+//! report (pure, built in `super::report`) and 6. its writes and events (`super::status`). The loop that calls it is
+//! `super::run`; `super::trigger` says when.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::Client;
 
-use super::watch::{ConfigEntry, View};
-use super::{holddown, isolation, status};
-use crate::api::{FRRConfiguration, FRRNodeStateStatus, LogLevel};
-use crate::core::{self, Errors, ObjRef, SecretEntry};
-use crate::frr::apply::ApplyError;
+use super::args::ControllerArgs;
+use super::http::{self, Health, APPLY_LIMIT, COMPOSE_LIMIT};
+use super::metrics::Metrics;
+use super::report::{config_entries, node_status, HeldDeletion, ObjectConditions, Outcome, ReconcileError, Reported};
+use super::status::{Events, StatusWriter, API_TIMEOUT};
+use super::watch::{self, ConfigEntry, View, Watches};
+use super::{holddown, isolation};
+use crate::api::{FRRConfiguration, LogLevel};
+use crate::core::{self, SecretEntry, Snapshot};
+use crate::frr::keeper::{Check, Keeper, Reason};
 use crate::frr::redact;
-
-/// Why a reconcile did not bring FRR to the merged configuration. The status texts are made
-/// from these; `category` names the kind for logs.
-#[derive(Clone, Debug, thiserror::Error)]
-pub enum ReconcileError {
-    /// The agent's Node is not (yet) known.
-    #[error("the Node {0} does not exist")]
-    NoNode(String),
-    /// The selected configurations do not merge (the core's errors, naming objects and fields).
-    #[error("{0}")]
-    Conversion(Errors),
-    /// The merged model could not be rendered.
-    #[error("rendering: {0}")]
-    Render(String),
-    /// FRR refused the configuration (syntax check or while applying) or did not run it after
-    /// applying. The message names the lines and the objects they come from.
-    #[error("{0}")]
-    FrrRefused(String),
-    /// FRR could not be reached (vtysh failed, a daemon is down, a file could not be written).
-    #[error("{0}")]
-    FrrUnreachable(String),
-    /// A request to the API server failed.
-    #[error("{what}: {message}")]
-    Api { what: &'static str, message: String },
-}
-
-impl ReconcileError {
-    pub fn category(&self) -> &'static str {
-        match self {
-            ReconcileError::NoNode(_) => "no-node",
-            ReconcileError::Conversion(_) => "conversion",
-            ReconcileError::Render(_) => "render",
-            ReconcileError::FrrRefused(_) => "frr-refused",
-            ReconcileError::FrrUnreachable(_) => "frr-unreachable",
-            ReconcileError::Api { .. } => "api",
-        }
-    }
-
-    /// An apply's failure, with the objects each refused line comes from (redacted).
-    pub fn from_apply(e: &ApplyError, model: &core::Model) -> ReconcileError {
-        match e {
-            ApplyError::Refused(r) | ApplyError::Failed(r) => {
-                let lines: Vec<String> = r
-                    .iter()
-                    .map(|r| {
-                        let from = crate::render::sources_for_line(model, &r.line).iter().map(|o| o.to_string()).collect::<Vec<_>>().join(", ");
-                        format!("{}: {} (from FRRConfiguration {from})", r.line, r.message)
-                    })
-                    .collect();
-                let what =
-                    if matches!(e, ApplyError::Refused(_)) { "FRR refuses the configuration" } else { "FRR refused commands; previous configuration restored" };
-                ReconcileError::FrrRefused(redact(&format!("{what}: {}", lines.join("; "))))
-            }
-            ApplyError::Drift(_) => ReconcileError::FrrRefused(redact(&e.to_string())),
-            ApplyError::Frr(f) => ReconcileError::FrrUnreachable(redact(&f.to_string())),
-        }
-    }
-
-    pub fn api(what: &'static str, e: &kube::Error) -> ReconcileError {
-        ReconcileError::Api { what, message: e.to_string() }
-    }
-}
+use crate::settings::{set_log_level, NodeSettings};
 
 /// What this node merges now: the output of `gather`.
 #[derive(Clone, Debug, PartialEq)]
@@ -117,245 +63,297 @@ pub fn gather(node: &str, view: &View, effective: &BTreeMap<String, ConfigEntry>
     })
 }
 
-/// The outcome of one reconcile, for status.
-#[derive(Clone, Debug)]
-pub struct Outcome {
-    pub conversion: Result<Vec<ObjRef>, Errors>,
-    /// The apply's result (None: nothing was applied, e.g. a refused conversion).
-    pub reload: Option<Result<(), ReconcileError>>,
-    /// Generations in effect in FRR, by namespace/name.
-    pub generations: BTreeMap<String, i64>,
-    pub malformed: BTreeMap<String, String>,
-    /// Per selected object: which generation is in effect (per-object isolation).
-    pub decisions: Vec<core::isolation::ObjectDecision>,
-    /// Deleted FRRConfigurations still in effect, with the end of their hold-down.
-    pub held: Vec<(String, holddown::Why, jiff::Timestamp)>,
+/// What the reconcile keeps from one run to the next.
+pub struct Reconciler {
+    node_name: String,
+    node: NodeSettings,
+    default_level: LogLevel,
+    keeper: Arc<Mutex<Keeper>>,
+    iso: isolation::Isolation,
+    hold: holddown::HoldDown<ConfigEntry>,
+    writer: StatusWriter,
+    /// The FRRConfigurations whose status holds an entry of this node (from the watch).
+    own_entries: watch::OwnEntries,
+    metrics: Metrics,
+    health: Arc<Mutex<Health>>,
+    /// What FRRNodeState reported last (a refused conversion applies nothing: the status keeps
+    /// the last reload's result).
+    reported: Reported,
+    /// This node's condition in each FRRConfiguration's status, as last reported.
+    object_conditions: ObjectConditions,
+    events: Events,
+    log_level: Option<LogLevel>,
 }
 
-impl Outcome {
-    /// FRR runs the merged configuration.
-    pub fn ok(&self) -> bool {
-        self.conversion.is_ok() && matches!(self.reload, Some(Ok(())))
+impl Reconciler {
+    pub fn new(
+        args: &ControllerArgs,
+        client: Client,
+        node: NodeSettings,
+        watches: &Watches,
+        keeper: Arc<Mutex<Keeper>>,
+        metrics: Metrics,
+        health: Arc<Mutex<Health>>,
+    ) -> Reconciler {
+        Reconciler {
+            node_name: args.node_name.clone(),
+            default_level: args.log_level.into(),
+            iso: isolation::Isolation::open(args.state_dir.as_deref()),
+            events: Events::new(client.clone(), &args.node_name),
+            object_conditions: ObjectConditions::new(&args.node_name),
+            writer: StatusWriter::new(client, &args.node_name, &args.namespace, args.object_status),
+            own_entries: watches.own_entries.clone(),
+            hold: holddown::HoldDown::new(args.deletion_hold_down),
+            node,
+            keeper,
+            metrics,
+            health,
+            reported: Reported::default(),
+            log_level: None,
+        }
     }
-}
 
-/// What FRRNodeState may hold of FRR's running configuration: the API server stores objects of
-/// up to about 1.5 MB, and one node's object must never approach that (10,000 admitted
-/// neighbors once made a 5.9 MB status that the API server refused).
-pub const MAX_RUNNING_CONFIG: usize = 512 << 10;
-/// What FRRNodeState may hold of each result message (one line per refused object).
-pub const MAX_RESULT: usize = 16 << 10;
-
-/// `text`, or its first whole lines within `limit` bytes and a last line that says how much
-/// was left out and where the rest is.
-fn bounded(text: String, limit: usize, rest: &str) -> String {
-    if text.len() <= limit {
-        return text;
-    }
-    let mut end = limit;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    let cut = text[..end].rfind('\n').map_or(end, |i| i + 1);
-    format!("{}... {} more bytes left out ({rest})", &text[..cut], text.len() - cut)
-}
-
-/// Step 5 (pure): FRRNodeState's status. `previous` holds the conditions last reported (their
-/// transition times are kept); `last_reload` the reload result last reported (a refused
-/// conversion applies nothing and keeps it). Both are updated.
-pub fn node_status(
-    o: &Outcome,
-    running: Option<String>,
-    previous: &mut Vec<Condition>,
-    last_reload: &mut Option<String>,
-    now: jiff::Timestamp,
-) -> FRRNodeStateStatus {
-    let refused: Vec<String> =
-        o.decisions.iter().filter(|d| !matches!(d.decision, core::isolation::Decision::Applied)).map(|d| format!("{}: {}", d.obj, d.message())).collect();
-    let conversion = match &o.conversion {
-        Ok(_) if !refused.is_empty() => format!("failed: {}", redact(&refused.join("; "))),
-        Ok(_) if o.malformed.is_empty() => "success".to_string(),
-        Ok(_) => format!("success, malformed objects left out: {}", o.malformed.iter().map(|(n, e)| format!("{n}: {e}")).collect::<Vec<_>>().join("; ")),
-        Err(e) => format!("failed: {}", redact(&e.to_string()).replace('\n', "; ")),
-    };
-    let reload = match &o.reload {
-        Some(Ok(())) => Some("success".to_string()),
-        Some(Err(e)) => Some(format!("failed: {e}")),
-        None => last_reload.clone(),
-    };
-    last_reload.clone_from(&reload);
-    let (reason, message) = match (&o.conversion, &o.reload) {
-        (Err(_), _) => ("ConversionFailed", conversion.clone()),
-        (Ok(_), Some(Err(e))) => ("ReloadFailed", e.to_string()),
-        _ => ("Applied", "FRR runs the merged configuration".to_string()),
-    };
-    let mut conditions = status::conditions(previous, o.ok(), reason, &message, None, now);
-    conditions.push(isolation::node_condition(&o.decisions, previous, now));
-    conditions.push(holddown::condition(previous, &o.held, now));
-    *previous = conditions.clone();
-    FRRNodeStateStatus {
-        frr_version: None,
-        running_config: running.map(|r| bounded(r, MAX_RUNNING_CONFIG, "the whole configuration: vtysh -c 'show running-config' in the FRR container")),
-        last_reload_result: reload.map(|r| bounded(r, MAX_RESULT, "the whole message is in the agent's log")),
-        last_conversion_result: Some(bounded(conversion, MAX_RESULT, "every error is in the agent's log and in each FRRConfiguration's status")),
-        observed_generations: o.generations.clone(),
-        conditions,
-    }
-}
-
-/// Step 5 (pure): per FRRConfiguration, applied here (None) or the reason it is not.
-pub fn config_entries(o: &Outcome) -> BTreeMap<String, Option<String>> {
-    let mut out = BTreeMap::new();
-    match &o.conversion {
-        Ok(_) => {
-            for d in &o.decisions {
-                let entry = match &d.decision {
-                    core::isolation::Decision::Applied => o.reload.as_ref().and_then(|r| r.as_ref().err().map(|e| e.to_string())),
-                    _ => Some(redact(&d.message())),
-                };
-                out.insert(d.obj.name.to_string(), entry);
+    /// The keeper's answer when nothing changed in the API: whether FRR must be brought back
+    /// (restarted daemons, a failed apply to retry, drift to repair), logged.
+    pub fn wants_reapply(&self, check: Check) -> bool {
+        match check {
+            Check::Fine => return false,
+            Check::Unreadable(e) => {
+                tracing::warn!(error = %e, "drift check");
+                return false;
+            }
+            Check::Reapply(Reason::Restarted) => tracing::warn!("FRR daemons restarted; re-applying"),
+            Check::Reapply(Reason::Retry) => tracing::info!("retrying the failed apply"),
+            Check::Reapply(Reason::Drift(d)) => {
+                self.metrics.drift_repairs.inc();
+                tracing::warn!(drift = %redact(&d.to_string()), "FRR's running configuration drifted; repairing");
             }
         }
-        Err(errors) => {
-            for e in &errors.0 {
-                for obj in e.objects() {
-                    let msg = redact(&e.to_string());
-                    out.entry(obj.name.to_string())
-                        .and_modify(|m: &mut Option<String>| {
-                            if let Some(m) = m {
-                                m.push_str("; ");
-                                m.push_str(&msg);
-                            }
-                        })
-                        .or_insert(Some(msg));
+        true
+    }
+
+    /// The hold-down's next wake-up (a held deletion ends), for the loop's timer.
+    pub fn next_wake(&self) -> Option<Instant> {
+        self.hold.next_wake()
+    }
+
+    /// Whether the hold-down follows `name` (the view must keep it).
+    pub fn knows(&self, name: &str) -> bool {
+        self.hold.knows(name)
+    }
+
+    /// One reconcile: gather → compose → render → apply → status. Errors are reported in the
+    /// status and the log; only a failure of the runtime itself (a panicked task) is returned.
+    pub async fn reconcile(&mut self, view: &View) -> anyhow::Result<()> {
+        self.metrics.updates.inc();
+        // deleted objects stay for their hold-down
+        let step = self.hold.advance(&view.configs, Instant::now());
+        log_hold_down(&self.node.namespace, &step, self.hold.hold);
+        // 1. gather
+        let g = match gather(&self.node_name, view, &step.effective, self.default_level) {
+            Ok(g) => g,
+            Err(e) => {
+                tracing::warn!(category = e.category(), error = %e, "waiting");
+                return Ok(());
+            }
+        };
+        if self.log_level != Some(g.log_level) {
+            set_log_level(g.log_level);
+            tracing::info!(level = ?g.log_level, "log level");
+            self.log_level = Some(g.log_level);
+        }
+        for (name, e) in &g.malformed {
+            tracing::error!(object = %format!("{}/{name}", self.node.namespace), category = "conversion", error = %e, "malformed FRRConfiguration left out");
+        }
+        // 2. compose: every valid object applies; refused ones keep their last good generation
+        //    or are left out (core::isolation)
+        Health::begin(&self.health, "compose and render", COMPOSE_LIMIT);
+        let settings = self.node.core(g.log_level);
+        let isolated = self.iso.decide(&settings, Snapshot { node_labels: &g.labels, configs: &g.configs, secrets: &g.secrets });
+        let decisions = isolated.as_ref().map(|i| i.decisions.clone()).unwrap_or_default();
+        for d in decisions.iter().filter(|d| !matches!(d.decision, core::isolation::Decision::Applied)) {
+            tracing::error!(object = %d.obj, reason = d.reason(), error = %redact(&d.message()), "configuration refused");
+        }
+        if let Ok(i) = &isolated {
+            self.metrics.objects_held.set(i.held() as i64);
+            self.metrics.objects_left_out.set(i.left_out() as i64);
+            tracing::debug!(configs = g.configs.len(), selected = i.composition.selected.len(), "composed");
+        }
+        // 3. render
+        let rendered = isolated.as_ref().ok().map(|i| crate::render::render(&i.composition.model).map_err(ReconcileError::Render));
+        Health::end(&self.health);
+        if let Ok(i) = &isolated {
+            self.hold.merged(&step.effective, i.composition.selected.iter().map(|o| &*o.name));
+        }
+        let (now, now_ts) = (Instant::now(), jiff::Timestamp::now());
+        let mut outcome = Outcome {
+            conversion: isolated.as_ref().map(|i| i.composition.selected.clone()).map_err(|e| e.clone()),
+            reload: None,
+            generations: BTreeMap::new(),
+            malformed: g.malformed.clone(),
+            decisions,
+            held: self
+                .hold
+                .held()
+                .into_iter()
+                .map(|h| HeldDeletion {
+                    object: format!("{}/{}", self.node.namespace, h.name),
+                    why: h.why,
+                    until: now_ts + h.until.saturating_duration_since(now),
+                })
+                .collect(),
+        };
+        // 4. apply
+        match (&isolated, rendered) {
+            (Err(errors), _) => {
+                self.metrics.update_errors.inc();
+                self.metrics.config_stale.set(1);
+                // (a missing Secret may still appear: the Secret watch triggers the next try)
+                for e in &errors.0 {
+                    tracing::error!(category = "conversion", error = %e, "configuration refused; FRR keeps its current configuration");
                 }
             }
+            (Ok(_), Some(Err(e))) => {
+                self.metrics.update_errors.inc();
+                self.metrics.config_stale.set(1);
+                tracing::error!(category = e.category(), error = %e, "FRR keeps its current configuration");
+                outcome.reload = Some(Err(e));
+            }
+            (Ok(i), Some(Ok(text))) => {
+                let result = self.apply(text, &i.composition.model).await?;
+                if result.is_ok() {
+                    self.iso.commit(i);
+                }
+                outcome.reload = Some(result);
+            }
+            (Ok(_), None) => unreachable!("rendered whenever composed"),
         }
-    }
-    for (name, e) in &o.malformed {
-        out.insert(name.clone(), Some(format!("malformed: {e}")));
-    }
-    out
-}
-
-/// The default coalescing window (`--debounce-ms`): long enough that 100 changes within one
-/// second cost at most 5 applies even when an apply takes only 40 ms.
-pub const DEFAULT_WINDOW_MS: u64 = 250;
-
-/// When to apply after a change: the first change after a quiet period applies at once;
-/// changes that arrive while an apply runs, or within `window` after it ended, wait for the
-/// end of the window and then apply together. A burst of changes thus costs at most one apply
-/// per (apply time + window), and a lone change waits for nothing.
-#[derive(Clone, Debug)]
-pub struct Coalescer {
-    window: Duration,
-    last_end: Option<Instant>,
-    pending: Option<Instant>,
-}
-
-impl Coalescer {
-    pub fn new(window: Duration) -> Coalescer {
-        Coalescer { window, last_end: None, pending: None }
+        http::lock(&self.health).last_apply_ok = outcome.ok();
+        // 5. status (computed by pure functions) and 6. its writes
+        self.write_status(outcome, &g).await
     }
 
-    /// A change was seen at `now`.
-    pub fn changed(&mut self, now: Instant) {
-        if self.pending.is_none() {
-            let at = match self.last_end {
-                Some(end) if now < end + self.window => end + self.window,
-                _ => now,
+    /// Step 4: FRR brought to `text` by the keeper (on a blocking thread).
+    async fn apply(&mut self, text: String, model: &core::Model) -> anyhow::Result<Result<(), ReconcileError>> {
+        let k = self.keeper.clone();
+        let started = Instant::now();
+        Health::begin(&self.health, "apply", APPLY_LIMIT);
+        let result = tokio::task::spawn_blocking(move || k.lock().unwrap_or_else(|e| e.into_inner()).apply(&text)).await?;
+        Health::end(&self.health);
+        let m = &self.metrics;
+        m.apply_duration.observe(started.elapsed().as_secs_f64());
+        Ok(match result {
+            Ok(r) => {
+                // the first apply is always logged: after a restart it should send nothing
+                let first = m.applies.get() == 0;
+                if r.commands > 0 || first {
+                    tracing::info!(
+                        commands = r.commands,
+                        added = r.added.len(),
+                        removed = r.removed.len(),
+                        ms = r.total.as_millis() as u64,
+                        check_ms = r.check.as_millis() as u64,
+                        apply_ms = r.apply.as_millis() as u64,
+                        verify_ms = r.verify.as_millis() as u64,
+                        first,
+                        "applied"
+                    );
+                }
+                m.applies.inc();
+                m.commands_sent.inc_by(r.commands as u64);
+                m.config_loaded.set(1);
+                m.config_stale.set(0);
+                Ok(())
+            }
+            Err(e) => {
+                m.apply_errors.inc();
+                m.update_errors.inc();
+                m.config_stale.set(1);
+                let e = ReconcileError::from_apply(e, model);
+                let retry_in = self.keeper.lock().unwrap_or_else(|e| e.into_inner()).retry_in(Instant::now()).unwrap_or_default();
+                tracing::error!(category = e.category(), error = %e, retry_in_s = retry_in.as_secs(), "apply failed; FRR keeps its last good configuration");
+                Err(e)
+            }
+        })
+    }
+
+    /// Steps 5 and 6: the status values, then the writes (each only when it changed).
+    async fn write_status(&mut self, mut outcome: Outcome, g: &Gathered) -> anyhow::Result<()> {
+        // the running configuration read back by the apply (or, when nothing was applied, now)
+        let k = self.keeper.clone();
+        let (running, version) = tokio::task::spawn_blocking(move || {
+            let k = k.lock().unwrap_or_else(|e| e.into_inner());
+            let running = match &k.applier.last_running {
+                Some(r) => Ok(r.clone()),
+                None => k.applier.location.running_config(),
             };
-            self.pending = Some(at);
+            // read at every reconcile: an FRR container upgraded beside a running agent shows
+            // its new version with the re-apply that its restart causes
+            (running, k.applier.location.version().ok())
+        })
+        .await?;
+        // a failed read (FRR restarting) keeps the version last read
+        let version = {
+            let mut snapshot = self.metrics.frr.0.lock().unwrap_or_else(|e| e.into_inner());
+            if version.is_some() {
+                snapshot.version = version;
+            }
+            snapshot.version.clone()
+        };
+        // observed generations: those in effect in FRR
+        outcome.generations = self.iso.ledger.objects.iter().map(|(o, e)| (o.clone(), e.generation)).collect();
+        let now = jiff::Timestamp::now();
+        let mut status = node_status(&outcome, running.ok().map(|r| redact(&r)), &mut self.reported, now);
+        status.frr_version = version;
+        let object_conditions = self.object_conditions.update(&outcome.decisions, now);
+        self.events.publish(&outcome.decisions, &g.configs).await;
+        let entries = config_entries(&outcome);
+        // an API server that is away must not hold the agent: writes time out and are retried
+        // with the next status change
+        let results = [
+            ("writing FRRNodeState", tokio::time::timeout(API_TIMEOUT, self.writer.node_state(&g.node_uid, status)).await.map(|r| r.map(|_| ()))),
+            (
+                "writing FRRConfiguration status",
+                tokio::time::timeout(API_TIMEOUT, self.writer.config_entries(entries, &object_conditions, &self.own_entries)).await,
+            ),
+        ];
+        for (what, r) in results {
+            match r {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    let e = ReconcileError::api(what, e);
+                    tracing::warn!(category = e.category(), error = %e, "status not written");
+                }
+                Err(_) => tracing::warn!(category = "api", "{what} timed out"),
+            }
         }
+        Ok(())
     }
+}
 
-    /// When the pending changes are to be applied (None: nothing pending).
-    pub fn due_at(&self) -> Option<Instant> {
-        self.pending
+fn log_hold_down<V>(namespace: &str, step: &holddown::Step<V>, hold: Duration) {
+    for n in &step.started {
+        let msg = match step.held.get(n).map(|h| h.why) {
+            Some(holddown::Why::Deleted) => "FRRConfiguration deleted; its configuration stays until the hold-down ends",
+            Some(holddown::Why::Emptied) => "FRRConfiguration emptied (it advertises nothing now); its previous configuration stays until the hold-down ends",
+            _ => "FRRConfiguration advertises less; what it withdraws stays until the hold-down ends (new prefixes apply at once)",
+        };
+        tracing::info!(object = %format!("{namespace}/{n}"), hold_down_ms = hold.as_millis() as u64, "{msg}");
     }
-
-    /// Whether pending changes are due at `now`; if so they are taken (the caller applies).
-    pub fn take(&mut self, now: Instant) -> bool {
-        if self.pending.is_some_and(|t| now >= t) {
-            self.pending = None;
-            true
-        } else {
-            false
-        }
+    for n in &step.cancelled {
+        tracing::info!(object = %format!("{namespace}/{n}"), "FRRConfiguration advertises again within its hold-down everything it withdrew (recreated or refilled), or changed in a way that applies at once; nothing is withdrawn");
     }
-
-    /// An apply (of whatever reason) ended at `now`: it included every change seen before it
-    /// started.
-    pub fn applied(&mut self, now: Instant) {
-        self.last_end = Some(now);
+    for n in &step.expired {
+        tracing::info!(object = %format!("{namespace}/{n}"), "hold-down ended; what the deleted, emptied or shrunk FRRConfiguration withdrew is withdrawn");
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::watch::{configs_to_read, NodeInfo};
     use super::*;
-    use crate::agent::watch::{configs_to_read, NodeInfo};
 
     const MS: Duration = Duration::from_millis(1);
-
-    #[test]
-    fn a_lone_change_applies_at_once() {
-        let t0 = Instant::now();
-        let mut c = Coalescer::new(200 * MS);
-        assert_eq!(c.due_at(), None);
-        c.changed(t0);
-        assert_eq!(c.due_at(), Some(t0));
-        assert!(c.take(t0));
-        c.applied(t0 + 50 * MS);
-        // long after: again at once
-        c.changed(t0 + 1000 * MS);
-        assert_eq!(c.due_at(), Some(t0 + 1000 * MS));
-    }
-
-    #[test]
-    fn changes_during_or_right_after_an_apply_coalesce_at_the_window_end() {
-        let t0 = Instant::now();
-        let mut c = Coalescer::new(200 * MS);
-        c.changed(t0);
-        assert!(c.take(t0));
-        // seen while the apply runs (the loop notices them after it)
-        c.applied(t0 + 60 * MS);
-        c.changed(t0 + 60 * MS);
-        c.changed(t0 + 100 * MS);
-        c.changed(t0 + 250 * MS);
-        assert_eq!(c.due_at(), Some(t0 + 260 * MS), "one apply at the end of the window");
-        assert!(!c.take(t0 + 259 * MS));
-        assert!(c.take(t0 + 260 * MS));
-        assert_eq!(c.due_at(), None);
-    }
-
-    #[test]
-    fn a_burst_of_a_hundred_changes_in_a_second_is_at_most_five_applies() {
-        let t0 = Instant::now();
-        // a fast apply (FRR's own apply of a small change is 40-100 ms) at the default window
-        let apply_time = 40 * MS;
-        let mut c = Coalescer::new(Duration::from_millis(DEFAULT_WINDOW_MS));
-        let mut applies = 0;
-        let mut t = t0;
-        let mut next_change = 0;
-        // simulate: a change every 10 ms for 1 s; an apply takes `apply_time`
-        while t < t0 + 3000 * MS {
-            while next_change < 100 && t0 + next_change * 10 * MS <= t {
-                c.changed(t);
-                next_change += 1;
-            }
-            if c.take(t) {
-                applies += 1;
-                t += apply_time;
-                c.applied(t);
-            } else {
-                t += MS;
-            }
-        }
-        assert!(next_change == 100 && c.due_at().is_none(), "every change applied");
-        assert!(applies <= 5, "{applies} applies");
-        assert!(applies >= 4, "{applies} applies: the window is not longer than needed");
-    }
 
     fn cfg(name: &str, selector: Option<(&str, &str)>) -> ConfigEntry {
         let mut c = FRRConfiguration::default();
@@ -426,66 +424,5 @@ mod tests {
         hold2.advance(&before, t0);
         hold2.merged(&before, ["rack-b"]);
         assert_eq!(hold2.advance(&configs_to_read(&store, Some(&rack("a")), |_| false), t0 + MS).started, ["rack-b"]);
-    }
-
-    fn outcome(conversion: Result<Vec<ObjRef>, Errors>, reload: Option<Result<(), ReconcileError>>) -> Outcome {
-        Outcome { conversion, reload, generations: BTreeMap::new(), malformed: BTreeMap::new(), decisions: Vec::new(), held: Vec::new() }
-    }
-
-    #[test]
-    fn status_after_success_failure_and_a_refused_conversion() {
-        let t0 = jiff::Timestamp::from_second(1_700_000_000).unwrap();
-        let (mut prev, mut last) = (Vec::new(), None);
-        let s = node_status(&outcome(Ok(vec![]), Some(Ok(()))), Some("running".into()), &mut prev, &mut last, t0);
-        assert_eq!(s.last_reload_result.as_deref(), Some("success"));
-        assert_eq!(s.last_conversion_result.as_deref(), Some("success"));
-        let ready = s.conditions.iter().find(|c| c.type_ == "Ready").unwrap();
-        assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("True", "Applied"));
-
-        let e = ReconcileError::FrrRefused("FRR refuses the configuration: x: y (from FRRConfiguration ns/a)".into());
-        assert_eq!(e.category(), "frr-refused");
-        let s = node_status(&outcome(Ok(vec![]), Some(Err(e))), None, &mut prev, &mut last, t0);
-        assert_eq!(s.last_reload_result.as_deref(), Some("failed: FRR refuses the configuration: x: y (from FRRConfiguration ns/a)"));
-        let ready = s.conditions.iter().find(|c| c.type_ == "Ready").unwrap();
-        assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("False", "ReloadFailed"));
-
-        // a refused conversion applies nothing: the last reload result stays
-        let err = core::Error::Invalid { object: ObjRef::new("ns", "a"), field: "spec.bgp.routers[0].asn".into(), reason: "65999".into() };
-        let s = node_status(&outcome(Err(Errors::new(vec![err])), None), None, &mut prev, &mut last, t0);
-        assert!(s.last_reload_result.as_deref().unwrap().starts_with("failed: FRR refuses"));
-        assert_eq!(s.last_conversion_result.as_deref(), Some("failed: FRRConfiguration ns/a: spec.bgp.routers[0].asn: 65999"));
-        let ready = s.conditions.iter().find(|c| c.type_ == "Ready").unwrap();
-        assert_eq!(ready.reason, "ConversionFailed");
-    }
-
-    #[test]
-    fn status_texts_are_bounded() {
-        let t0 = jiff::Timestamp::from_second(1_700_000_000).unwrap();
-        let (mut prev, mut last) = (Vec::new(), None);
-        let running: String = (0..100_000).map(|i| format!("ip prefix-list 10.0.0.{i}-in seq 5 permit any\n")).collect();
-        let errors: Vec<core::Error> = (0..5_000)
-            .map(|i| core::Error::Invalid { object: ObjRef::new("ns", format!("o{i}")), field: "spec.bgp.routers[0].asn".into(), reason: "0".into() })
-            .collect();
-        let s = node_status(&outcome(Err(Errors::new(errors)), None), Some(running.clone()), &mut prev, &mut last, t0);
-        let r = s.running_config.unwrap();
-        assert!(r.len() < MAX_RUNNING_CONFIG + 200, "{}", r.len());
-        assert!(running.starts_with(r.lines().next().unwrap()));
-        let tail = r.lines().last().unwrap();
-        assert!(tail.starts_with("... ") && tail.contains("more bytes left out") && tail.contains("show running-config"), "{tail}");
-        // only whole lines are kept
-        assert!(r.lines().rev().nth(1).unwrap().ends_with("permit any"));
-        let c = s.last_conversion_result.unwrap();
-        assert!(c.len() < MAX_RESULT + 200 && c.starts_with("failed: FRRConfiguration ns/o0") && c.contains("more bytes left out"), "{}", c.len());
-        // small texts are kept whole
-        let s = node_status(&outcome(Ok(vec![]), Some(Ok(()))), Some("running\n".into()), &mut prev, &mut last, t0);
-        assert_eq!(s.running_config.as_deref(), Some("running\n"));
-    }
-
-    #[test]
-    fn config_entries_name_the_malformed_and_the_reload_failure() {
-        let mut o = outcome(Ok(vec![]), Some(Err(ReconcileError::FrrUnreachable("vtysh: no bgpd".into()))));
-        o.malformed.insert("bad".into(), "spec.bgp: invalid".into());
-        let e = config_entries(&o);
-        assert_eq!(e.get("bad"), Some(&Some("malformed: spec.bgp: invalid".to_string())));
     }
 }

@@ -1,33 +1,36 @@
-//! Status objects: FRRNodeState (per node), BGPSessionState (per session), and each
-//! FRRConfiguration's per-node entry. The status values are computed by pure functions; the
-//! writers use server-side apply with one field manager per node and write only on change.
+//! Writing what the agent reports: status objects (FRRNodeState per node, BGPSessionState per
+//! session, each FRRConfiguration's per-node entry) and Kubernetes Events on FRRConfigurations.
+//! The values are computed by pure functions (`super::report`, and the session status here);
+//! the writers use server-side apply with one field manager per node and write only on change.
+//! Events go through kube-runtime's recorder, which folds repeats into a series; they are sent
+//! only when a decision changes, and at most once per object per [`EVENT_INTERVAL`].
 
 use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
-use kube::Client;
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::{Client, Resource};
 use serde_json::json;
 
-use super::watch::OwnEntries;
-use super::watch::SessionEntry;
+use super::metrics::Metrics;
+use super::watch::{OwnEntries, SessionEntry, Watches};
 use crate::api::{BGPSessionState, BGPSessionStateStatus, FRRConfiguration, FRRNodeState, FRRNodeStateStatus, API_VERSION};
-use crate::frr::state::BgpNeighbor;
+use crate::core::isolation::{Decision, ObjectDecision};
+use crate::frr::redact;
+use crate::frr::state::{self, BgpNeighbor};
+use crate::frr::vtysh::FrrLocation;
 use crate::watch::Reader;
 
 pub const MANAGER: &str = "frr-composer";
+/// A status write that takes longer is given up: an API server that is away must not hold the
+/// agent (the write is retried with the next change).
+pub const API_TIMEOUT: Duration = Duration::from_secs(10);
 /// FRRConfiguration status writes in flight at once.
 const STATUS_WRITES_AT_ONCE: usize = 8;
 use crate::api::{LABEL_NODE, LABEL_PEER, LABEL_VRF};
-
-/// Conditions after an outcome: `Ready` and `Degraded`, with transition times kept while the
-/// status does not change.
-pub fn conditions(previous: &[Condition], ok: bool, reason: &str, message: &str, generation: Option<i64>, now: jiff::Timestamp) -> Vec<Condition> {
-    let make =
-        |type_: &str, status: bool| super::report::condition(super::report::find(previous, type_), type_, status, reason, message.to_string(), generation, now);
-    vec![make("Ready", ok), make("Degraded", !ok)]
-}
 
 /// The peer label as frr-k8s writes it: IPv6 fully expanded with `-` for `:`.
 pub fn peer_label(peer: &str) -> String {
@@ -293,6 +296,112 @@ fn keep_established_since(known: Option<&BGPSessionStateStatus>, mut status: BGP
     status
 }
 
+/// An object's events are sent at most this often (its status always holds the latest).
+pub const EVENT_INTERVAL: Duration = Duration::from_secs(10);
+/// Kubernetes limits an event's note to 1 kB.
+const NOTE_MAX: usize = 1000;
+
+/// Sends the Events of per-object isolation on FRRConfigurations, remembering what it sent.
+pub struct Events {
+    recorder: Recorder,
+    /// Per object: the decision last seen for events, and when an event was last sent.
+    sent: BTreeMap<String, (String, Option<Instant>)>,
+}
+
+impl Events {
+    pub fn new(client: Client, node: &str) -> Events {
+        let reporter = Reporter { controller: "frr-composer".into(), instance: Some(node.to_string()) };
+        Events { recorder: Recorder::new(client, reporter), sent: BTreeMap::new() }
+    }
+
+    /// Events for decisions that changed: a Warning when a generation is refused, a Normal
+    /// event when an object that was refused applies again. Nothing for objects that simply
+    /// apply, nothing twice for the same decision, and at most one per object per interval.
+    pub async fn publish(&mut self, decisions: &[ObjectDecision], configs: &[FRRConfiguration]) {
+        let now = Instant::now();
+        for d in decisions {
+            let name = d.obj.name.to_string();
+            let applied = matches!(d.decision, Decision::Applied);
+            let key = if applied { "Applied".to_string() } else { d.message() };
+            match self.sent.get(&name) {
+                Some((k, _)) if *k == key => continue,
+                Some((_, Some(at))) if now.duration_since(*at) < EVENT_INTERVAL => continue,
+                None if applied => {
+                    self.sent.insert(name, (key, None));
+                    continue;
+                }
+                _ => {}
+            }
+            let note = Some(truncate(&redact(&d.message())));
+            let event = if applied {
+                Event { type_: EventType::Normal, reason: "Applied".into(), note, action: "Apply".into(), secondary: None }
+            } else {
+                Event { type_: EventType::Warning, reason: d.reason().into(), note, action: "Apply".into(), secondary: None }
+            };
+            let Some(obj) =
+                configs.iter().find(|c| c.metadata.name.as_deref() == Some(&*d.obj.name) && c.metadata.namespace.as_deref() == Some(&*d.obj.namespace))
+            else {
+                continue;
+            };
+            match tokio::time::timeout(Duration::from_secs(5), self.recorder.publish(&event, &obj.object_ref(&()))).await {
+                Ok(Ok(())) => {
+                    self.sent.insert(name, (key, Some(now)));
+                }
+                Ok(Err(e)) => tracing::warn!(error = %e, object = %d.obj, "publishing an event"),
+                Err(_) => {
+                    // the API server is away: the rest waits for the next round
+                    tracing::warn!(object = %d.obj, "publishing an event timed out");
+                    break;
+                }
+            }
+        }
+        self.sent.retain(|k, _| decisions.iter().any(|d| *d.obj.name == **k));
+    }
+}
+
+fn truncate(s: &str) -> String {
+    if s.len() <= NOTE_MAX {
+        return s.to_string();
+    }
+    let mut end = NOTE_MAX;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &s[..end])
+}
+
+/// Reads BGP and BFD state from FRR every poll interval (local vtysh) for the metrics and the
+/// BGPSessionStates, which are written only when a session changed. Started once the stores
+/// are ready.
+pub fn spawn_session_poller(interval: Duration, loc: FrrLocation, mut writer: StatusWriter, watches: Watches, metrics: Metrics) {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(interval).await;
+            let l = loc.clone();
+            let read = tokio::task::spawn_blocking(move || {
+                let n = state::bgp_neighbors(&l)?;
+                let b = state::bfd_peers(&l).unwrap_or_default();
+                let c = l.show_json("show bfd peers counters json").map(|v| super::metrics::parse_bfd_counters(&v)).unwrap_or_default();
+                Ok::<_, crate::frr::vtysh::FrrError>((n, b, c))
+            })
+            .await;
+            let Ok(Ok((neighbors, bfd, counters))) = read else { continue };
+            {
+                let mut s = metrics.frr.0.lock().unwrap_or_else(|e| e.into_inner());
+                s.neighbors = neighbors.clone();
+                s.bfd = bfd;
+                s.bfd_counters = counters;
+            }
+            let Some(uid) = watches.node_uid() else { continue };
+            match tokio::time::timeout(API_TIMEOUT, writer.sessions(&uid, &neighbors, &watches.sessions, jiff::Timestamp::now())).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => tracing::warn!(category = "api", error = %e, "writing BGPSessionStates"),
+                Err(_) => tracing::warn!(category = "api", "writing BGPSessionStates timed out"),
+            }
+        }
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -349,23 +458,18 @@ mod tests {
     }
 
     #[test]
-    fn transition_times_stay_while_nothing_changes() {
-        let t0 = jiff::Timestamp::from_second(1_700_000_000).unwrap();
-        let t1 = jiff::Timestamp::from_second(1_700_000_100).unwrap();
-        let c0 = conditions(&[], true, "Applied", "ok", Some(1), t0);
-        let c1 = conditions(&c0, true, "Applied", "ok", Some(2), t1);
-        assert_eq!(c1[0].last_transition_time.0, t0);
-        let c2 = conditions(&c1, false, "ConversionFailed", "bad", Some(3), t1);
-        assert_eq!(c2[0].status, "False");
-        assert_eq!(c2[0].last_transition_time.0, t1);
-    }
-
-    #[test]
     fn an_uptime_a_second_off_is_not_a_change() {
         let s = |since: &str| BGPSessionStateStatus { established_since: Some(since.into()), ..Default::default() };
         let known = s("2026-01-01T00:00:10Z");
         assert_eq!(keep_established_since(Some(&known), s("2026-01-01T00:00:11Z")), known);
         assert_eq!(keep_established_since(Some(&known), s("2026-01-01T00:01:11Z")), s("2026-01-01T00:01:11Z"), "a new session");
         assert_eq!(keep_established_since(None, s("2026-01-01T00:00:11Z")), s("2026-01-01T00:00:11Z"));
+    }
+
+    #[test]
+    fn long_notes_are_cut_on_a_character_boundary() {
+        let s = "é".repeat(800);
+        let t = truncate(&s);
+        assert!(t.len() <= NOTE_MAX + 3 && t.ends_with("..."));
     }
 }

@@ -2,7 +2,9 @@
 //! its namespace's FRRConfigurations and Secrets, the FRRK8sConfiguration named `config`, its
 //! own Node (metadata only: labels and uid) and its own BGPSessionStates (label-selected).
 //! Each store holds only what the agent derives from an object. After the initial lists the
-//! agent sends watches only: no LIST or GET at steady state.
+//! agent sends watches only: no LIST or GET at steady state. Each kind is described in one
+//! place, an impl of [`WatchedKind`]: where it is watched, what is kept of an object, and
+//! which changes wake a reconcile.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -12,11 +14,12 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::api::{Api, ApiResource, DynamicObject, PartialObjectMeta};
 use kube::core::SelectorExt;
 use kube::runtime::watcher::{self, watcher};
-use kube::{Client, ResourceExt};
+use kube::{Client, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
 
 use crate::api::{BGPSessionState, BGPSessionStateStatus, FRRConfiguration, FRRK8sConfiguration, LogLevel};
 use crate::core::SecretEntry;
-use crate::watch::{reflect, reflect_where, typed_config, Changes, Entry, Reader, Refresh, WatchErrors};
+use crate::watch::{reflect_where, typed_config, Changes, Entry, Reader, Refresh, WatchErrors};
 
 /// A FRRConfiguration as the agent keeps it. Every object of the namespace is kept (a change
 /// of the node's labels can select any of them, and must apply at once), but at 3,000 nodes
@@ -276,7 +279,200 @@ pub struct SessionEntry {
     pub status: Option<BGPSessionStateStatus>,
 }
 
-/// The watched stores. `changes` wakes the reconciler for the stores it merges (not for the
+/// One kind the agent watches, described in one place: where its objects are watched, what is
+/// kept of each one, and which changes wake a reconcile. Adding a kind is one impl (and its
+/// RBAC) and one `start` in [`Watches::start`]: the readiness wait and the watch errors follow
+/// by themselves.
+pub trait WatchedKind: Send + Sync + 'static {
+    /// The object as it is watched (typed, metadata only, or untyped).
+    type Object: Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + 'static;
+    /// What the agent keeps of one object.
+    type Kept: Clone + PartialEq + Send + Sync + 'static;
+    /// The kind's name, in logs and in the readiness wait.
+    const NAME: &'static str;
+    /// Whether its changes wake the reconcile (false: only another reader looks at it).
+    const WAKES: bool = true;
+    /// Where its objects are watched, and which of them.
+    fn watch(&self, client: Client) -> (Api<Self::Object>, watcher::Config);
+    /// What to keep of an object.
+    fn keep(&self, o: &Self::Object) -> Self::Kept;
+    /// Whether a change from `old` to `new` (None: absent) wakes the reconcile.
+    fn wakes(&self, _old: Option<&Self::Kept>, _new: Option<&Self::Kept>) -> bool {
+        true
+    }
+    /// How the kept values follow the node's labels (see [`Refresh`]); None: they do not.
+    fn refresh(&self) -> Option<LabelsRefresh<Self::Kept>> {
+        None
+    }
+}
+
+/// Kept values that follow the node's labels.
+pub type LabelsRefresh<T> = Refresh<T, Option<BTreeMap<String, String>>>;
+
+/// Lists in pages of 100 (kube's default is 500): what a page holds while it is read is the
+/// agent's peak memory at start.
+fn paged() -> watcher::Config {
+    watcher::Config::default().page_size(LIST_PAGE)
+}
+
+/// The namespace's Secrets: the password entry of each.
+struct Secrets {
+    namespace: String,
+}
+
+impl WatchedKind for Secrets {
+    type Object = Secret;
+    type Kept = SecretEntry;
+    const NAME: &'static str = "Secret";
+    fn watch(&self, client: Client) -> (Api<Secret>, watcher::Config) {
+        (Api::namespaced(client, &self.namespace), paged())
+    }
+    fn keep(&self, s: &Secret) -> SecretEntry {
+        secret_entry(s)
+    }
+}
+
+/// The agent's own Node, metadata only: its labels and uid (heartbeats change nothing). Its
+/// labels are also sent to `labels`, for the FRRConfigurations' watch.
+struct OwnNode {
+    name: String,
+    labels: tokio::sync::watch::Sender<Option<BTreeMap<String, String>>>,
+}
+
+impl WatchedKind for OwnNode {
+    type Object = PartialObjectMeta<Node>;
+    type Kept = NodeInfo;
+    const NAME: &'static str = "Node";
+    fn watch(&self, client: Client) -> (Api<PartialObjectMeta<Node>>, watcher::Config) {
+        (Api::all(client), watcher::Config::default().fields(&format!("metadata.name={}", self.name)))
+    }
+    fn keep(&self, n: &PartialObjectMeta<Node>) -> NodeInfo {
+        self.labels.send_if_modified(|l| {
+            let new = l.as_ref() != Some(n.labels());
+            if new {
+                *l = Some(n.labels().clone());
+            }
+            new
+        });
+        NodeInfo { labels: n.labels().clone(), uid: n.metadata.uid.clone() }
+    }
+}
+
+/// The namespace's FRRConfigurations, read untyped, so that one malformed object cannot stop
+/// the watch; kept as [`ConfigEntry`] (compact when they select other nodes), and which of
+/// them hold an entry of this node in their status is recorded in `own`.
+struct Configs {
+    namespace: String,
+    node: String,
+    labels: Labels,
+    own: OwnEntries,
+}
+
+impl WatchedKind for Configs {
+    type Object = DynamicObject;
+    type Kept = ConfigEntry;
+    const NAME: &'static str = "FRRConfiguration";
+    fn watch(&self, client: Client) -> (Api<DynamicObject>, watcher::Config) {
+        (Api::namespaced_with(client, &self.namespace, &ApiResource::erase::<FRRConfiguration>(&())), paged())
+    }
+    fn keep(&self, o: &DynamicObject) -> ConfigEntry {
+        self.own.read(o, &self.node);
+        config_entry(o, self.labels.borrow().as_ref())
+    }
+    /// A change to an object that selects this node neither before nor after it wakes nothing:
+    /// 100 changes a second elsewhere in the namespace must not hold up this node's own (the
+    /// reconcile re-reads everything, and a change of the node's labels wakes it).
+    fn wakes(&self, old: Option<&ConfigEntry>, new: Option<&ConfigEntry>) -> bool {
+        let labels = self.labels.borrow();
+        let Some(labels) = labels.as_ref() else { return true };
+        [old, new].into_iter().flatten().any(|c| c.selects(labels))
+    }
+    /// Objects that select other nodes are kept compact; when the labels change, the kept
+    /// forms follow (gather reads a compact object that selects the node either way).
+    fn refresh(&self) -> Option<LabelsRefresh<ConfigEntry>> {
+        let labels = self.labels.clone();
+        Some(Refresh { trigger: self.labels.clone(), with: Box::new(move |c: &ConfigEntry| c.refresh(labels.borrow().as_ref())) })
+    }
+}
+
+/// The FRRK8sConfiguration named `config`: its log level.
+struct Settings {
+    namespace: String,
+}
+
+impl WatchedKind for Settings {
+    type Object = FRRK8sConfiguration;
+    type Kept = Option<LogLevel>;
+    const NAME: &'static str = "FRRK8sConfiguration";
+    fn watch(&self, client: Client) -> (Api<FRRK8sConfiguration>, watcher::Config) {
+        (Api::namespaced(client, &self.namespace), watcher::Config::default().fields("metadata.name=config"))
+    }
+    fn keep(&self, c: &FRRK8sConfiguration) -> Option<LogLevel> {
+        c.spec.log_level
+    }
+}
+
+/// This node's BGPSessionStates (label-selected): their status, for the session writer only.
+struct Sessions {
+    namespace: String,
+    node: String,
+}
+
+impl WatchedKind for Sessions {
+    type Object = BGPSessionState;
+    type Kept = SessionEntry;
+    const NAME: &'static str = "BGPSessionState";
+    const WAKES: bool = false;
+    fn watch(&self, client: Client) -> (Api<BGPSessionState>, watcher::Config) {
+        (Api::namespaced(client, &self.namespace), watcher::Config::default().labels(&format!("{}={}", crate::api::LABEL_NODE, self.node)))
+    }
+    fn keep(&self, s: &BGPSessionState) -> SessionEntry {
+        SessionEntry { status: s.status.clone() }
+    }
+}
+
+/// Waits for one store's first complete list.
+type Readiness = Arc<dyn Fn() -> futures::future::BoxFuture<'static, ()> + Send + Sync>;
+
+/// Starts the watches of the kinds given to `start`, and keeps what `ready` waits for.
+struct Starter {
+    client: Client,
+    changes: Changes,
+    errors: WatchErrors,
+    ready: Vec<(&'static str, Readiness)>,
+}
+
+impl Starter {
+    fn start<W: WatchedKind>(&mut self, kind: W) -> Reader<W::Kept> {
+        use futures::FutureExt;
+        let (api, config) = kind.watch(self.client.clone());
+        let refresh = kind.refresh();
+        let kind = Arc::new(kind);
+        let (keep, wakes) = (kind.clone(), kind);
+        let changes = if W::WAKES { self.changes.clone() } else { Changes::default() };
+        let reader = reflect_where(
+            W::NAME,
+            watcher(api, config),
+            move |o: &W::Object| keep.keep(o),
+            move |old: Option<&W::Kept>, new: Option<&W::Kept>| wakes.wakes(old, new),
+            refresh,
+            changes,
+            self.errors.clone(),
+        );
+        let store = reader.clone();
+        let wait: Readiness = Arc::new(move || {
+            let store = store.clone();
+            async move {
+                let _ = store.wait_until_ready().await;
+            }
+            .boxed()
+        });
+        self.ready.push((W::NAME, wait));
+        reader
+    }
+}
+
+/// The watched stores. `changes` wakes the reconciler for the kinds that wake it (not for the
 /// session states, which only the session writer reads).
 #[derive(Clone)]
 pub struct Watches {
@@ -288,6 +484,8 @@ pub struct Watches {
     pub own_entries: OwnEntries,
     pub changes: Changes,
     pub errors: WatchErrors,
+    /// Each store's first complete list, by kind.
+    initial_lists: Vec<(&'static str, Readiness)>,
 }
 
 /// What the stores hold at one moment, by name.
@@ -302,78 +500,24 @@ pub struct View {
 }
 
 impl Watches {
-    /// Starts the five watches (they run until the process ends).
+    /// Starts the watches (they run until the process ends).
     pub fn start(client: Client, namespace: &str, node_name: &str) -> Watches {
-        let changes = Changes::default();
-        let errors = WatchErrors::default();
-        // FRRConfigurations are read untyped, so that one malformed object cannot stop the watch.
-        let configs: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &ApiResource::erase::<FRRConfiguration>(&()));
-        // lists in pages of 100 (kube's default is 500): what a page holds while it is read is
-        // the agent's peak memory at start
-        let paged = || watcher::Config::default().page_size(LIST_PAGE);
-        let secrets = reflect("Secret", watcher(Api::<Secret>::namespaced(client.clone(), namespace), paged()), secret_entry, changes.clone(), errors.clone());
-        let by_name = watcher::Config::default().fields(&format!("metadata.name={node_name}"));
+        let mut s = Starter { client, changes: Changes::default(), errors: WatchErrors::default(), ready: Vec::new() };
+        let (namespace, node) = (namespace.to_string(), node_name.to_string());
         // the node's labels as they are read, for the FRRConfigurations' watch
         let (labels_tx, labels): (_, Labels) = tokio::sync::watch::channel(None);
-        let node = reflect(
-            "Node",
-            watcher(Api::<PartialObjectMeta<Node>>::all(client.clone()), by_name),
-            move |n: &PartialObjectMeta<Node>| {
-                labels_tx.send_if_modified(|l| {
-                    let new = l.as_ref() != Some(n.labels());
-                    if new {
-                        *l = Some(n.labels().clone());
-                    }
-                    new
-                });
-                NodeInfo { labels: n.labels().clone(), uid: n.metadata.uid.clone() }
-            },
-            changes.clone(),
-            errors.clone(),
-        );
-        // A change to an object that selects this node neither before nor after it wakes nothing:
-        // 100 changes a second elsewhere in the namespace must not hold up this node's own
-        // (the reconcile re-reads everything, and a change of the node's labels wakes it).
-        let (l1, l2, l3) = (labels.clone(), labels.clone(), labels.clone());
-        let concerns_this_node = move |old: Option<&ConfigEntry>, new: Option<&ConfigEntry>| {
-            let labels = l1.borrow();
-            let Some(labels) = labels.as_ref() else { return true };
-            [old, new].into_iter().flatten().any(|c| c.selects(labels))
-        };
-        // Objects that select other nodes are kept compact; when the labels change, the kept
-        // forms follow (gather reads a compact object that selects the node either way).
-        // (and which of them hold an entry of this node in their status)
         let own_entries = OwnEntries::default();
-        let (own, me) = (own_entries.clone(), node_name.to_string());
-        let refresh = Refresh { trigger: labels, with: Box::new(move |c: &ConfigEntry| c.refresh(l2.borrow().as_ref())) };
-        let configs = reflect_where(
-            "FRRConfiguration",
-            watcher(configs, paged()),
-            move |o: &DynamicObject| {
-                own.read(o, &me);
-                config_entry(o, l3.borrow().as_ref())
-            },
-            concerns_this_node,
-            Some(refresh),
-            changes.clone(),
-            errors.clone(),
-        );
-        let settings = reflect(
-            "FRRK8sConfiguration",
-            watcher(Api::<FRRK8sConfiguration>::namespaced(client.clone(), namespace), watcher::Config::default().fields("metadata.name=config")),
-            |c: &FRRK8sConfiguration| c.spec.log_level,
-            changes.clone(),
-            errors.clone(),
-        );
-        let own = watcher::Config::default().labels(&format!("{}={node_name}", crate::api::LABEL_NODE));
-        let sessions = reflect(
-            "BGPSessionState",
-            watcher(Api::<BGPSessionState>::namespaced(client, namespace), own),
-            |s: &BGPSessionState| SessionEntry { status: s.status.clone() },
-            Changes::default(),
-            errors.clone(),
-        );
-        Watches { configs, secrets, node, settings, sessions, own_entries, changes, errors }
+        Watches {
+            secrets: s.start(Secrets { namespace: namespace.clone() }),
+            node: s.start(OwnNode { name: node.clone(), labels: labels_tx }),
+            configs: s.start(Configs { namespace: namespace.clone(), node: node.clone(), labels, own: own_entries.clone() }),
+            settings: s.start(Settings { namespace: namespace.clone() }),
+            sessions: s.start(Sessions { namespace, node }),
+            own_entries,
+            changes: s.changes,
+            errors: s.errors,
+            initial_lists: s.ready,
+        }
     }
 
     /// Returns once every store has had its first complete list (never render from an
@@ -383,17 +527,8 @@ impl Watches {
     pub async fn ready(&self) {
         use futures::stream::{FuturesUnordered, StreamExt};
         use futures::FutureExt;
-        let mut waits: FuturesUnordered<_> = [
-            ("FRRConfiguration", self.configs.wait_until_ready().boxed()),
-            ("Secret", self.secrets.wait_until_ready().boxed()),
-            ("Node", self.node.wait_until_ready().boxed()),
-            ("FRRK8sConfiguration", self.settings.wait_until_ready().boxed()),
-            ("BGPSessionState", self.sessions.wait_until_ready().boxed()),
-        ]
-        .into_iter()
-        .map(|(name, f)| f.map(move |_| name))
-        .collect();
-        let mut pending: std::collections::BTreeSet<&str> = ["FRRConfiguration", "Secret", "Node", "FRRK8sConfiguration", "BGPSessionState"].into();
+        let mut waits: FuturesUnordered<_> = self.initial_lists.iter().map(|(name, wait)| wait().map(move |_| *name)).collect();
+        let mut pending: std::collections::BTreeSet<&str> = self.initial_lists.iter().map(|(name, _)| *name).collect();
         while !pending.is_empty() {
             match tokio::time::timeout(std::time::Duration::from_secs(5), waits.next()).await {
                 Ok(Some(name)) => {
