@@ -83,6 +83,8 @@ pub struct Reconciler {
     object_conditions: ObjectConditions,
     events: Events,
     log_level: Option<LogLevel>,
+    /// The configuration's warnings as last logged (logged again only when they change).
+    warnings: Vec<String>,
 }
 
 impl Reconciler {
@@ -110,6 +112,7 @@ impl Reconciler {
             health,
             reported: Reported::default(),
             log_level: None,
+            warnings: Vec::new(),
         }
     }
 
@@ -178,6 +181,15 @@ impl Reconciler {
             self.metrics.objects_held.set(i.held() as i64);
             self.metrics.objects_left_out.set(i.left_out() as i64);
             tracing::debug!(configs = g.configs.len(), selected = i.composition.selected.len(), "composed");
+            // deprecated fields, raw lines that refer to a name two neighbors would share
+            let model = &i.composition.model;
+            let warnings: Vec<String> = model.warnings.iter().cloned().chain(crate::render::raw_name_warnings(model)).collect();
+            if warnings != self.warnings {
+                for w in &warnings {
+                    tracing::warn!(category = "configuration", "{}", redact(w));
+                }
+                self.warnings = warnings;
+            }
         }
         // 3. render
         let rendered = isolated.as_ref().ok().map(|i| crate::render::render(&i.composition.model).map_err(ReconcileError::Render));
