@@ -46,6 +46,28 @@ fn set(items: &[&str]) -> std::collections::BTreeSet<String> {
     items.iter().map(|s| s.to_string()).collect()
 }
 
+/// Runs `during` while the router is polled every 50 ms; returns every poll (time since the
+/// start, what it saw) in which the router did not have exactly `want` from the node.
+fn losses_while(gobgp: &GoBgp, want: &[&str], during: impl FnOnce(Instant)) -> Vec<(Duration, String)> {
+    let watching = AtomicBool::new(true);
+    let lost: Mutex<Vec<(Duration, String)>> = Mutex::new(Vec::new());
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            while watching.load(Ordering::Relaxed) {
+                match gobgp.received_prefixes(NODE_IP) {
+                    Ok(p) if p == set(want) => {}
+                    other => lost.lock().unwrap().push((start.elapsed(), format!("{other:?}"))),
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        });
+        during(start);
+        watching.store(false, Ordering::Relaxed);
+    });
+    lost.into_inner().unwrap()
+}
+
 #[test]
 fn deletion_hold_down_keeps_a_recreated_config_and_withdraws_a_removed_one() {
     if !lab::require(&[Req::Frr(FrrVersion::V8), Req::GoBgp]) || !apiserver::require() {
@@ -99,22 +121,9 @@ fn deletion_hold_down_keeps_a_recreated_config_and_withdraws_a_removed_one() {
     assert!(lab::wait_until(Duration::from_secs(10), || held_condition()["status"] == "False"), "{}", diag("no DeletionHeldDown=False condition"));
     let running_before = frr.running_config().unwrap();
 
-    // The router is watched every 50 ms from here on: `lost` records any poll without the routes.
-    let watching = AtomicBool::new(true);
-    let lost: Mutex<Vec<(Duration, String)>> = Mutex::new(Vec::new());
-    let start = Instant::now();
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            while watching.load(Ordering::Relaxed) {
-                match gobgp.received_prefixes(NODE_IP) {
-                    Ok(p) if p == set(&lb) => {}
-                    other => lost.lock().unwrap().push((start.elapsed(), format!("{other:?}"))),
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        });
-
-        // 1. Deleted, then recreated 1.5 s later (as MetalLB's speaker does on a restart).
+    // 1. Deleted, then recreated 1.5 s later (as MetalLB's speaker does on a restart); the
+    //    router is polled every 50 ms throughout.
+    let lost = losses_while(&gobgp, &lb, |start| {
         api.kubectl(&["-n", NS, "delete", "frrconfiguration", "metallb-hd1"]).unwrap();
         assert!(
             lab::wait_until(Duration::from_secs(2), || held_condition()["status"] == "True"
@@ -132,9 +141,8 @@ fn deletion_hold_down_keeps_a_recreated_config_and_withdraws_a_removed_one() {
         assert!(lab::wait_until(Duration::from_secs(3), || agent_log().contains("advertises again within its hold-down")), "{}", diag("recreation not logged"));
         // past the end of the hold-down that would have applied: nothing changed
         std::thread::sleep((HOLD + Duration::from_secs(2)).saturating_sub(start.elapsed()));
-        watching.store(false, Ordering::Relaxed);
     });
-    assert!(lost.lock().unwrap().is_empty(), "{}", diag(&format!("the router lost routes during delete + recreate: {:?}", lost.lock().unwrap())));
+    assert!(lost.is_empty(), "{}", diag(&format!("the router lost routes during delete + recreate: {lost:?}")));
     assert_eq!(frr.running_config().unwrap(), running_before, "{}", diag("FRR changed although the object came back within the hold-down"));
     assert!(!agent_log().contains("hold-down ended"), "{}", diag("the hold-down ended although the object came back"));
     assert!(lab::wait_until(Duration::from_secs(5), || held_condition()["status"] == "False"), "{}", diag("DeletionHeldDown still True after the re-creation"));
@@ -153,19 +161,7 @@ fn deletion_hold_down_keeps_a_recreated_config_and_withdraws_a_removed_one() {
     // 2b. A partial write (one of the three prefixes), then all three 300 ms later, as MetalLB's
     //     speaker writes on a restart: the router never loses any, FRR does not change.
     let running_three = frr.running_config().unwrap();
-    let watching = AtomicBool::new(true);
-    let lost: Mutex<Vec<(Duration, String)>> = Mutex::new(Vec::new());
-    let start = Instant::now();
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            while watching.load(Ordering::Relaxed) {
-                match gobgp.received_prefixes(NODE_IP) {
-                    Ok(p) if p == set(&three) => {}
-                    other => lost.lock().unwrap().push((start.elapsed(), format!("{other:?}"))),
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        });
+    let lost = losses_while(&gobgp, &three, |_| {
         api.kubectl_stdin(&["apply", "-f", "-"], &speaker_config(&three[..1])).unwrap();
         assert!(
             lab::wait_until(Duration::from_secs(3), || held_condition()["message"].as_str().is_some_and(|m| m.contains("withdrawing prefixes"))),
@@ -175,9 +171,8 @@ fn deletion_hold_down_keeps_a_recreated_config_and_withdraws_a_removed_one() {
         std::thread::sleep(Duration::from_millis(300));
         api.kubectl_stdin(&["apply", "-f", "-"], &speaker_config(&three)).unwrap();
         std::thread::sleep(HOLD + Duration::from_secs(2));
-        watching.store(false, Ordering::Relaxed);
     });
-    assert!(lost.lock().unwrap().is_empty(), "{}", diag(&format!("the router lost routes during a partial write: {:?}", lost.lock().unwrap())));
+    assert!(lost.is_empty(), "{}", diag(&format!("the router lost routes during a partial write: {lost:?}")));
     assert_eq!(frr.running_config().unwrap(), running_three, "{}", diag("FRR changed for a partial write"));
     assert!(agent_log().contains("FRRConfiguration advertises less"), "{}", diag("the held withdrawal is not logged"));
 

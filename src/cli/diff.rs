@@ -262,13 +262,7 @@ pub fn text(groups: &[Group]) -> String {
 }
 
 async fn read_cluster(args: &DiffArgs) -> anyhow::Result<Cluster> {
-    let config = match &args.context {
-        Some(context) => kube::Config::from_kubeconfig(&kube::config::KubeConfigOptions { context: Some(context.clone()), ..Default::default() })
-            .await
-            .with_context(|| format!("kubeconfig context {context:?}"))?,
-        None => kube::Config::infer().await.context("no kubeconfig (KUBECONFIG, ~/.kube/config) and not in a cluster")?,
-    };
-    let client = kube::Client::try_from(config)?;
+    let client = super::peers::client(args.context.as_deref()).await?;
     let lp = ListParams::default();
     let configs =
         super::peers::list_all(&Api::<FRRConfiguration>::namespaced(client.clone(), &args.namespace), &lp).await.context("listing FRRConfigurations")?;

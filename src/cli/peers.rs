@@ -267,14 +267,20 @@ pub(crate) async fn node_labels(client: &kube::Client, selector: Option<&str>) -
     }
 }
 
-async fn read_cluster(args: &PeersArgs) -> anyhow::Result<(Inputs, Option<std::collections::BTreeSet<String>>)> {
-    let config = match &args.context {
-        Some(context) => kube::Config::from_kubeconfig(&kube::config::KubeConfigOptions { context: Some(context.clone()), ..Default::default() })
+/// A client as kubectl finds its cluster: `context` of the kubeconfig, or the current one (or
+/// the in-cluster service account).
+pub(crate) async fn client(context: Option<&str>) -> anyhow::Result<kube::Client> {
+    let config = match context {
+        Some(context) => kube::Config::from_kubeconfig(&kube::config::KubeConfigOptions { context: Some(context.to_string()), ..Default::default() })
             .await
             .with_context(|| format!("kubeconfig context {context:?}"))?,
         None => kube::Config::infer().await.context("no kubeconfig (KUBECONFIG, ~/.kube/config) and not in a cluster")?,
     };
-    let client = kube::Client::try_from(config)?;
+    Ok(kube::Client::try_from(config)?)
+}
+
+async fn read_cluster(args: &PeersArgs) -> anyhow::Result<(Inputs, Option<std::collections::BTreeSet<String>>)> {
+    let client = client(args.context.as_deref()).await?;
     let lp = ListParams::default();
     let sessions = list_all(&Api::<BGPSessionState>::namespaced(client.clone(), &args.namespace), &lp).await.context("listing BGPSessionStates")?;
     let configs = list_all(&Api::<FRRConfiguration>::namespaced(client.clone(), &args.namespace), &lp).await.context("listing FRRConfigurations")?;
