@@ -208,10 +208,28 @@ pub fn changed(current: &[FRRConfiguration], change: &[FRRConfiguration], delete
     out
 }
 
+/// An object with its nodeSelector parsed (None: none, or an invalid one).
+type Selecting = (Option<kube::core::Selector>, FRRConfiguration);
+
 /// Every node's outcome, grouped; nodes the change does not touch are left out. Errors are
 /// per node (`node: error`).
 pub fn predict(cluster: &Cluster, change: &[FRRConfiguration], delete: bool) -> (Vec<Group>, Vec<String>) {
     let after = changed(&cluster.configs, change, delete);
+    // each selector parsed once; a node composes only the objects that may select it (an
+    // invalid selector counts: the node reports it), as the agent's watch keeps them
+    let selecting = |configs: &[FRRConfiguration]| -> Vec<Selecting> {
+        configs.iter().map(|c| (c.spec.node_selector.as_ref().and_then(|s| crate::core::parse_selector(s).ok()), c.clone())).collect()
+    };
+    let (before_sel, after_sel) = (selecting(&cluster.configs), selecting(&after));
+    let for_node = |all: &[Selecting], labels: &BTreeMap<String, String>| -> Vec<FRRConfiguration> {
+        all.iter()
+            .filter(|(sel, c)| match sel {
+                Some(s) => kube::core::SelectorExt::matches(s, labels),
+                None => c.spec.node_selector.is_none() || crate::core::parse_selector(c.spec.node_selector.as_ref().expect("checked")).is_err(),
+            })
+            .map(|(_, c)| c.clone())
+            .collect()
+    };
     let mut groups: BTreeMap<Outcome, Vec<String>> = BTreeMap::new();
     let mut errors = Vec::new();
     for (node, labels) in &cluster.node_labels {
@@ -222,7 +240,7 @@ pub fn predict(cluster: &Cluster, change: &[FRRConfiguration], delete: bool) -> 
             always_block: Vec::new(),
             node_has_ipv4: true,
         };
-        match node_outcome(&settings, labels, &cluster.configs, &after, &cluster.secrets) {
+        match node_outcome(&settings, labels, &for_node(&before_sel, labels), &for_node(&after_sel, labels), &cluster.secrets) {
             Ok(o) if o.changes() || !o.refused.is_empty() => groups.entry(o).or_default().push(node.clone()),
             Ok(_) => {}
             Err(e) => errors.push(format!("{node}: {e}")),

@@ -3,7 +3,7 @@
 //! neighbor. Read from the API server with paged lists (no `exec`, nothing per node), or
 //! offline from what `kubectl get -o yaml` saved.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -125,19 +125,17 @@ fn same_peer(a: &str, b: &str) -> bool {
 /// this decides.
 pub fn rows(inputs: &Inputs, filter: &Filter) -> Vec<PeerRow> {
     let no_labels = BTreeMap::new();
+    let definers = Definers::new(&inputs.configs);
     let mut out: Vec<PeerRow> = inputs
         .sessions
         .iter()
         .filter_map(|s| {
             let st = s.status.as_ref()?;
             let node = st.node.clone().or_else(|| s.labels().get(crate::api::LABEL_NODE).cloned())?;
-            let peer = st.peer.clone()?;
             let vrf = st.vrf.clone().unwrap_or_default();
-            let labels = inputs.node_labels.as_ref().and_then(|l| l.get(&node)).unwrap_or(&no_labels);
-            let objects = defining_objects(&inputs.configs, labels, &peer, &vrf);
             Some(PeerRow {
                 node,
-                peer,
+                peer: st.peer.clone()?,
                 vrf: if vrf.is_empty() { "default".into() } else { vrf },
                 state: st.bgp_status.clone().unwrap_or_else(|| "Unknown".into()),
                 established_since: st.established_since.clone(),
@@ -146,33 +144,73 @@ pub fn rows(inputs: &Inputs, filter: &Filter) -> Vec<PeerRow> {
                 prefixes_accepted: st.prefixes_accepted,
                 bfd: st.bfd_status.clone().unwrap_or_else(|| "N/A".into()),
                 last_reset_reason: st.last_reset_reason.clone(),
-                objects,
+                objects: Vec::new(),
             })
         })
         .filter(|r| filter.admits(r))
         .collect();
+    for r in &mut out {
+        let labels = inputs.node_labels.as_ref().and_then(|l| l.get(&r.node)).unwrap_or(&no_labels);
+        r.objects = definers.of(labels, &r.peer, &r.vrf);
+    }
     out.sort_by(|a, b| (&a.node, canonical_vrf(Some(&a.vrf)), &a.peer).cmp(&(&b.node, canonical_vrf(Some(&b.vrf)), &b.peer)));
     out
 }
 
-/// The FRRConfigurations that select a node with `labels` and have a neighbor `peer` in `vrf`:
-/// the objects whose neighbors the merge combines into this session.
-fn defining_objects(configs: &[FRRConfiguration], labels: &BTreeMap<String, String>, peer: &str, vrf: &str) -> Vec<String> {
-    let mut out: Vec<String> = configs
-        .iter()
-        .filter(|c| c.spec.node_selector.as_ref().is_none_or(|sel| crate::core::selector_matches(sel, labels) == Ok(true)))
-        .filter(|c| {
-            c.spec
-                .bgp
-                .routers
-                .iter()
-                .filter(|r| canonical_vrf(r.vrf.as_deref()) == canonical_vrf(Some(vrf)))
-                .any(|r| r.neighbors.iter().any(|n| n.address.as_deref().or(n.interface.as_deref()).is_some_and(|p| same_peer(p, peer))))
-        })
-        .map(|c| format!("{}/{}", c.namespace().unwrap_or_default(), c.name_any()))
-        .collect();
-    out.sort();
-    out
+/// One spelling of a peer: an address as Rust prints it, an interface as it is.
+fn canonical_peer(p: &str) -> String {
+    p.parse::<IpAddr>().map(|a| a.to_string()).unwrap_or_else(|_| p.to_string())
+}
+
+/// The FRRConfigurations by the neighbors they define, `(vrf, peer)`, each with its parsed
+/// nodeSelector: built once, so that a row costs the objects of its neighbor, not all of them.
+struct Definers {
+    by_neighbor: std::collections::HashMap<(String, String), Vec<Definer>>,
+}
+
+/// An object's parsed nodeSelector (None: every node) and its `namespace/name`.
+type Definer = (Option<kube::core::Selector>, String);
+
+impl Definers {
+    fn new(configs: &[FRRConfiguration]) -> Definers {
+        let mut by_neighbor: std::collections::HashMap<_, Vec<_>> = std::collections::HashMap::new();
+        for c in configs {
+            let selector = match c.spec.node_selector.as_ref().map(crate::core::parse_selector) {
+                None => None,
+                Some(Ok(s)) => Some(s),
+                Some(Err(_)) => continue, // an invalid selector selects no node (it is refused)
+            };
+            let name = format!("{}/{}", c.namespace().unwrap_or_default(), c.name_any());
+            let mut keys = BTreeSet::new();
+            for r in &c.spec.bgp.routers {
+                for n in &r.neighbors {
+                    if let Some(p) = n.address.as_deref().or(n.interface.as_deref()) {
+                        keys.insert((canonical_vrf(r.vrf.as_deref()).to_string(), canonical_peer(p)));
+                    }
+                }
+            }
+            for k in keys {
+                by_neighbor.entry(k).or_default().push((selector.clone(), name.clone()));
+            }
+        }
+        Definers { by_neighbor }
+    }
+
+    /// The objects that select a node with `labels` and define `peer` in `vrf`: those whose
+    /// neighbors the merge combines into this session.
+    fn of(&self, labels: &BTreeMap<String, String>, peer: &str, vrf: &str) -> Vec<String> {
+        let key = (canonical_vrf(Some(vrf)).to_string(), canonical_peer(peer));
+        let mut out: Vec<String> = self
+            .by_neighbor
+            .get(&key)
+            .into_iter()
+            .flatten()
+            .filter(|(sel, _)| sel.as_ref().is_none_or(|s| kube::core::SelectorExt::matches(s, labels)))
+            .map(|(_, name)| name.clone())
+            .collect();
+        out.sort();
+        out
+    }
 }
 
 /// How long ago `since` (RFC 3339) was, as kubectl prints ages: `45s`, `12m`, `3h12m`, `4d3h`.
