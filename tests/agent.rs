@@ -33,6 +33,19 @@ fn metallb(extra_neighbor_fields: &str) -> String {
     )
 }
 
+/// The node's object as MetalLB v0.16.2 writes it for a BGPAdvertisement with `asPathPrepend:
+/// count` and a community (0: no prepend, only the community).
+fn metallb_prepend(count: u32) -> String {
+    let prepend = if count == 0 {
+        String::new()
+    } else {
+        format!("          withAsPathPrepend:\n          - asPathPrepend: {count}\n            prefixes:\n            - 198.51.100.181/32\n")
+    };
+    let community = "          withCommunity:\n          - community: 65000:181\n            prefixes:\n            - 198.51.100.181/32\n";
+    metallb("")
+        .replace("            - 198.51.100.181/32\n        toReceive:", &format!("            - 198.51.100.181/32\n{prepend}{community}        toReceive:"))
+}
+
 const RECEIVE_ALL: &str = "apiVersion: frrk8s.metallb.io/v1beta1\nkind: FRRConfiguration\nmetadata:\n  name: receive-all\n  namespace: openshift-frr-k8s\nspec:\n  bgp:\n    routers:\n    - asn: 65801\n      neighbors:\n      - address: 192.0.2.1\n        asn: 65102\n        toReceive:\n          allowed:\n            mode: all\n";
 
 const CONFLICT: &str = "apiVersion: frrk8s.metallb.io/v1beta1\nkind: FRRConfiguration\nmetadata:\n  name: conflicting\n  namespace: openshift-frr-k8s\nspec:\n  bgp:\n    routers:\n    - asn: 65801\n      neighbors:\n      - address: 192.0.2.1\n        asn: 65999\n";
@@ -195,6 +208,39 @@ fn agent_against_real_apiserver(version: FrrVersion) {
     let info = format!(r#"frr_composer_frr_info{{version="{frr_version}"}} 1"#);
     assert!(http_get(metrics_port, "/metrics").1.contains(&info), "no {info}:\n{}", http_get(metrics_port, "/metrics").1);
 
+    // 2b. MetalLB v0.16.2's AS-path prepend, as its speaker writes it (frr-k8s v0.0.27's
+    //     `withAsPathPrepend`, beside a community): kept by the API server, applied by the
+    //     agent, and the router holds the LB IP with 65801 prepended N times and its community.
+    //     Changing and removing the prepend does not reset the session.
+    let lb_at_router = || gobgp.adj_in(NODE_IP).ok()?.into_iter().find(|r| r.prefix == LB_IP).map(|r| (r.as_path, r.communities));
+    let session_counters = |frr: &Frr| {
+        let v = frr.vtysh_json("show bgp neighbors 192.0.2.1 json").unwrap_or_default();
+        (v[ROUTER_IP]["connectionsDropped"].as_u64().unwrap_or(u64::MAX), v[ROUTER_IP]["bgpTimerUpMsec"].as_u64().unwrap_or(0))
+    };
+    let (dropped, mut uptime) = session_counters(&frr);
+    let mut seen = Vec::new();
+    for count in [3u32, 1, 0] {
+        let t = Instant::now();
+        api.kubectl_stdin(&["apply", "-f", "-"], &metallb_prepend(count)).unwrap();
+        let stored = api.kubectl_json(&["-n", NS, "get", "frrconfiguration", "metallb-wk3"]).unwrap();
+        let kept = &stored["spec"]["bgp"]["routers"][0]["neighbors"][0]["toAdvertise"]["withAsPathPrepend"];
+        assert_eq!(kept.as_array().map(Vec::len).unwrap_or(0), usize::from(count > 0), "the API server pruned withAsPathPrepend: {stored}");
+        let want = (vec![65801u32; count as usize + 1], vec!["65000:181".to_string()]);
+        assert!(
+            lab::wait_until(Duration::from_secs(30), || lb_at_router().as_ref() == Some(&want)),
+            "the router holds {:?}, expected {want:?}\n{}",
+            lb_at_router(),
+            diag!(&api, &format!("prepend {count} did not reach the router"))
+        );
+        seen.push(format!("{count}: {:.1} s", t.elapsed().as_secs_f64()));
+        let (d, u) = session_counters(&frr);
+        assert_eq!(d, dropped, "FRR {v}: prepend {count} reset the session");
+        assert!(u > uptime, "FRR {v}: prepend {count}: the session's uptime went from {uptime} to {u} ms");
+        uptime = u;
+    }
+    eprintln!("FRR {v}: kubectl apply -> the router holds the new AS path, by prepend count: {}", seen.join(", "));
+    api.kubectl_stdin(&["apply", "-f", "-"], &metallb("")).unwrap();
+
     // 3. receive-all widens: the node's kernel gains the routes; removing it takes them away.
     api.kubectl_stdin(&["apply", "-f", "-"], RECEIVE_ALL).unwrap();
     let kernel_has = |p: &str| node.routes(false, &["proto", "bgp"]).is_ok_and(|r| r.lines().any(|l| l.starts_with(p) && l.contains("via 192.0.2.1")));
@@ -255,7 +301,10 @@ fn agent_against_real_apiserver(version: FrrVersion) {
 
     // 6. Password Secret rotation; the password never shows in FRRNodeState or the log.
     api.kubectl(&["-n", NS, "create", "secret", "generic", "peer-pw", "--type=kubernetes.io/basic-auth", "--from-literal=password=first-Secret-9"]).unwrap();
-    api.kubectl_stdin(&["apply", "-f", "-"], &metallb("").replace("passwordSecret: {}", "passwordSecret:\n          name: peer-pw")).unwrap();
+    // as MetalLB v0.16.2 writes it with --frrk8s-secret-passthrough: the reference names the
+    // frr-k8s namespace
+    let passthrough = format!("passwordSecret:\n          name: peer-pw\n          namespace: {NS}");
+    api.kubectl_stdin(&["apply", "-f", "-"], &metallb("").replace("passwordSecret: {}", &passthrough)).unwrap();
     assert!(
         lab::wait_until(Duration::from_secs(10), || frr.running_config().unwrap_or_default().contains("password first-Secret-9")),
         "{}",
