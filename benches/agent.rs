@@ -499,8 +499,10 @@ fn run_latency(o: &Opts, bin: &Path, api: &ApiServer, tmp: &TempDir) -> Result<L
         r.incl_kubectl.push(ms(t2 - t0));
         r.kubectl.push(ms(t1 - t0));
         eprintln!("  latency change {i:>2}: {d:>6.0} ms after kubectl apply returned ({:.0} ms incl. kubectl)", ms(t2 - t0));
-        // let the agent settle (its status writes, the session poller) before the next change
-        std::thread::sleep(Duration::from_millis(400));
+        // let the agent settle (its status writes, the session poller) before the next change,
+        // and let the status interval pass: a lone change's status is written at once, one
+        // within the interval of the last write waits for its end
+        std::thread::sleep(frr_composer::agent::pacer::STATUS_INTERVAL + Duration::from_millis(400));
     }
     r.apply_ms = agent.apply_ms().into_iter().skip(applied_before).collect();
     // FRR itself has all prefixes

@@ -353,7 +353,8 @@ fn timed_changes(cx: &Ctx, site: &mut Site, first: usize, n: usize) -> Result<Ve
             .wait(&name, from, CHANGE_TIMEOUT, &mut || agent.alive(), &|v| applied(v) && has_network(v, &prefix))
             .with_context(|| format!("change {c} ({prefix})"))?;
         out.push(ms(t2.saturating_duration_since(t1)));
-        std::thread::sleep(Duration::from_millis(1000));
+        // past the status interval: a lone change's status is written at once
+        std::thread::sleep(frr_composer::agent::pacer::STATUS_INTERVAL + Duration::from_millis(200));
     }
     Ok(out)
 }

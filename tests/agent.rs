@@ -490,6 +490,110 @@ fn burst_of_100_changes_coalesces_frr10() {
     assert!(!agent.log().contains("panicked"));
 }
 
+/// Status requests (`<resource>/status`) the API server has received, all verbs.
+fn status_requests(api: &ApiServer, resource: &str) -> u64 {
+    let metrics = api.kubectl(&["get", "--raw", "/metrics"]).unwrap();
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("apiserver_request_total{") && l.contains(&format!("resource=\"{resource}\"")) && l.contains(r#"subresource="status""#))
+        .filter_map(|l| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()))
+        .sum::<f64>() as u64
+}
+
+/// Status writes are paced: an object that flips between valid and conflicting every 50 ms for
+/// 6 s (120 writes of it) costs this node at most one FRRNodeState write and one write of the
+/// object's status per status interval (2 s), counted by the API server itself; when the
+/// flipping stops, the last state is written (the conflict, naming the other ASN). Also with
+/// `--object-status problems`, where every flip adds or gives up the node's entry.
+#[test]
+fn status_writes_of_a_flipping_object_are_paced_frr10() {
+    if !lab::require(&[Req::Frr(FrrVersion::V10)]) || !apiserver::require() {
+        return;
+    }
+    let tmp = TempDir::new().unwrap();
+    let netns = Netns::new().unwrap();
+    let frr = Frr::start(FrrVersion::V10, &netns).unwrap();
+    let api = ApiServer::start().unwrap();
+    api.install_crds().unwrap();
+    api.kubectl(&["create", "namespace", NS]).unwrap();
+    api.kubectl_stdin(&["apply", "-f", "-"], NODE).unwrap();
+    api.kubectl_stdin(&["apply", "-f", "-"], &metallb("")).unwrap();
+    let log = tmp.path().join("agent.log");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_frr-composer"));
+    cmd.arg("controller")
+        .args(["--node-name", "wk3", "--namespace", NS, "--hostname", "wk3", "--log-level", "info", "--object-status", "problems"])
+        .args(["--metrics-address", &format!("127.0.0.1:{}", free_port()), "--health-address", &format!("127.0.0.1:{}", free_port())])
+        .args(frr.cli_args())
+        .env("KUBECONFIG", api.kubeconfig())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap());
+    let agent = Agent { _process: apiserver::support::KillOnDrop(cmd.spawn().unwrap()), log };
+    let conversion = || {
+        api.kubectl_json(&["get", "frrnodestate", "wk3"]).ok().and_then(|s| s["status"]["lastConversionResult"].as_str().map(String::from)).unwrap_or_default()
+    };
+    assert!(
+        lab::wait_until(Duration::from_secs(30), || conversion() == "success" && frr.running_config().is_ok_and(|r| r.contains("router bgp 65801"))),
+        "the first apply did not happen\n{}",
+        agent.log()
+    );
+    // quiet: the first writes are done and their interval is over
+    std::thread::sleep(frr_composer::agent::pacer::STATUS_INTERVAL + Duration::from_secs(1));
+    let (nodes_before, configs_before) = (status_requests(&api, "frrnodestates"), status_requests(&api, "frrconfigurations"));
+
+    // the admin's object: agrees with MetalLB's neighbor (asn 65102) or conflicts (65999)
+    let flipper = |asn: u32| {
+        serde_json::json!({"apiVersion": "frrk8s.metallb.io/v1beta1", "kind": "FRRConfiguration", "metadata": {"name": "flipper", "namespace": NS},
+            "spec": {"bgp": {"routers": [{"asn": 65801, "neighbors": [{"address": ROUTER_IP, "asn": asn}]}]}}})
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let window = rt.block_on(async {
+        let kubeconfig = kube::config::Kubeconfig::read_from(api.kubeconfig()).unwrap();
+        let config_ = kube::Config::from_custom_kubeconfig(kubeconfig, &kube::config::KubeConfigOptions::default()).await.unwrap();
+        let client = kube::Client::try_from(config_).unwrap();
+        let configs: kube::Api<frr_composer::api::FRRConfiguration> = kube::Api::namespaced(client, NS);
+        let pp = kube::api::PatchParams::apply("flipper-test").force();
+        let start = Instant::now();
+        for i in 0..120u64 {
+            tokio::time::sleep_until((start + Duration::from_millis(50 * i)).into()).await;
+            // ends on the conflict (i = 119 is odd)
+            let asn = if i % 2 == 0 { 65102 } else { 65999 };
+            configs.patch("flipper", &pp, &kube::api::Patch::Apply(&flipper(asn))).await.unwrap();
+        }
+        start.elapsed()
+    });
+    // the last state is written: the conflict, on the object and in FRRNodeState
+    let flipper_error = || {
+        api.kubectl_json(&["-n", NS, "get", "frrconfiguration", "flipper"])
+            .ok()
+            .and_then(|c| c["status"]["errors"][0]["message"].as_str().map(String::from))
+            .unwrap_or_default()
+    };
+    assert!(
+        lab::wait_until(Duration::from_secs(10), || flipper_error().contains("65999") && conversion().contains("65999")),
+        "the last state was not written: object {:?}, FRRNodeState {:?}\n{}",
+        flipper_error(),
+        conversion(),
+        agent.log()
+    );
+    // anything still waiting would land within an interval
+    std::thread::sleep(frr_composer::agent::pacer::STATUS_INTERVAL + Duration::from_secs(1));
+    let nodes = status_requests(&api, "frrnodestates") - nodes_before;
+    let configs = status_requests(&api, "frrconfigurations") - configs_before;
+    let interval = frr_composer::agent::pacer::STATUS_INTERVAL.as_secs_f64();
+    // the first write at once, one per interval, and the last when the flipping stopped
+    let bound = (window.as_secs_f64() / interval).ceil() as u64 + 2;
+    eprintln!(
+        "120 flips in {:.1} s: {nodes} FRRNodeState and {configs} FRRConfiguration status writes (bound {bound} each: {:.2}/s and {:.2}/s)",
+        window.as_secs_f64(),
+        nodes as f64 / window.as_secs_f64(),
+        configs as f64 / window.as_secs_f64()
+    );
+    assert!(nodes >= 2 && configs >= 2, "the flips were not reported at all: {nodes} and {configs} writes\n{}", agent.log());
+    assert!(nodes <= bound, "{nodes} FRRNodeState status writes in {window:?} (at most {bound})");
+    assert!(configs <= bound, "{configs} FRRConfiguration status writes in {window:?} (at most {bound})");
+    assert!(!agent.log().contains("panicked"));
+}
+
 /// The whole of deploy/ is accepted by the real API server (server-side dry run).
 #[test]
 fn deploy_manifests_pass_server_side_dry_run() {

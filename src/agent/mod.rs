@@ -12,6 +12,7 @@ mod http;
 pub mod isolation;
 pub mod lastgood;
 pub mod metrics;
+pub mod pacer;
 pub mod reconcile;
 pub mod report;
 pub mod status;
@@ -64,15 +65,20 @@ pub async fn run(args: ControllerArgs, stop: Shutdown) -> anyhow::Result<()> {
         let keeper_at = keeper.lock().unwrap_or_else(|e| e.into_inner()).next_check(now);
         let wake = [coalescer.due_at(), reconciler.next_wake(), Some(keeper_at)].into_iter().flatten().min().unwrap_or(keeper_at);
         tokio::select! {
-            _ = stop.wait() => return stopped(),
+            _ = stop.wait() => {
+                // status writes that wait for their interval go out now
+                reconciler.flush_status(true).await;
+                return stopped();
+            }
             _ = watches.changes.wait() => {
                 coalescer.changed(Instant::now());
                 continue;
             }
             _ = tokio::time::sleep_until(wake.into()) => {}
         }
+        reconciler.flush_status(false).await;
         let now = Instant::now();
-        let hold_due = reconciler.next_wake().is_some_and(|t| now >= t);
+        let hold_due = reconciler.hold_due(now);
         if !coalescer.take(now) && !hold_due {
             // nothing changed in the API: ask the keeper whether FRR still runs what it should
             let k = keeper.clone();
@@ -87,7 +93,7 @@ pub async fn run(args: ControllerArgs, stop: Shutdown) -> anyhow::Result<()> {
     }
 }
 
-/// Every status write is awaited right after its apply, so nothing is left to flush.
+/// Every apply's status was written or flushed above: nothing is left.
 fn stopped() -> anyhow::Result<()> {
     tracing::info!("stopped");
     Ok(())

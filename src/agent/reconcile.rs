@@ -135,9 +135,33 @@ impl Reconciler {
         true
     }
 
-    /// The hold-down's next wake-up (a held deletion ends), for the loop's timer.
+    /// The next wake-up for the loop's timer: a held deletion ends, or a paced status write is
+    /// due.
     pub fn next_wake(&self) -> Option<Instant> {
-        self.hold.next_wake()
+        [self.hold.next_wake(), self.writer.next_flush()].into_iter().flatten().min()
+    }
+
+    /// Whether a held deletion ended by `now` (a reconcile is due).
+    pub fn hold_due(&self, now: Instant) -> bool {
+        self.hold.next_wake().is_some_and(|t| now >= t)
+    }
+
+    /// Writes the status that waited for the end of its interval (`all`: everything that
+    /// waits, as the agent stops: within 3 s, well inside a pod's grace period); bounded by the
+    /// API timeout.
+    pub async fn flush_status(&mut self, all: bool) {
+        if self.writer.next_flush().is_none_or(|t| !all && Instant::now() < t) {
+            return;
+        }
+        let timeout = if all { Duration::from_secs(3) } else { API_TIMEOUT };
+        match tokio::time::timeout(timeout, self.writer.flush(Instant::now(), all, &self.own_entries)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                let e = ReconcileError::api("writing paced status", e);
+                tracing::warn!(category = e.category(), error = %e, "status not written");
+            }
+            Err(_) => tracing::warn!(category = "api", "writing paced status timed out"),
+        }
     }
 
     /// Whether the hold-down follows `name` (the view must keep it).

@@ -16,6 +16,7 @@ use kube::{Client, Resource};
 use serde_json::json;
 
 use super::metrics::Metrics;
+use super::pacer::{Pacer, STATUS_INTERVAL};
 use super::watch::{OwnEntries, SessionEntry, Watches};
 use crate::api::{BGPSessionState, BGPSessionStateStatus, FRRConfiguration, FRRNodeState, FRRNodeStateStatus, API_VERSION};
 use crate::core::isolation::{Decision, ObjectDecision};
@@ -74,7 +75,10 @@ pub fn session_status(node: &str, n: &BgpNeighbor, now: jiff::Timestamp) -> BGPS
     }
 }
 
-/// Writes status objects, remembering what it wrote to skip identical writes.
+/// Writes status objects, remembering what it wrote to skip identical writes. FRRNodeState
+/// and this node's entry in each FRRConfiguration's status are paced ([`Pacer`]): at most one
+/// write of each per [`STATUS_INTERVAL`]; what changes faster waits, and the latest is written
+/// when the interval ends ([`StatusWriter::flush`], at [`StatusWriter::next_flush`]).
 pub struct StatusWriter {
     client: Client,
     node: String,
@@ -84,6 +88,10 @@ pub struct StatusWriter {
     sessions_deleted: std::collections::BTreeSet<String>,
     config_entries_written: BTreeMap<String, serde_json::Value>,
     object_status: ObjectStatus,
+    /// FRRNodeState: (the Node's uid, the status) waiting.
+    node_pace: Pacer<(), (String, FRRNodeStateStatus)>,
+    /// Per FRRConfiguration: (this node's entry, whether the node merges the object) waiting.
+    config_pace: Pacer<String, (serde_json::Value, bool)>,
 }
 
 /// What each node writes into the status of the FRRConfigurations it merges.
@@ -126,6 +134,8 @@ impl StatusWriter {
             sessions_written: BTreeMap::new(),
             sessions_deleted: Default::default(),
             config_entries_written: BTreeMap::new(),
+            node_pace: Pacer::new(STATUS_INTERVAL),
+            config_pace: Pacer::new(STATUS_INTERVAL),
         }
     }
 
@@ -137,20 +147,33 @@ impl StatusWriter {
         json!([{"apiVersion": "v1", "kind": "Node", "name": self.node, "uid": node_uid}])
     }
 
-    /// FRRNodeState/<node>, owned by the Node.
+    /// FRRNodeState/<node>, owned by the Node. Ok(true): written now; Ok(false): unchanged, or
+    /// waiting for the end of its interval.
     pub async fn node_state(&mut self, node_uid: &str, status: FRRNodeStateStatus) -> Result<bool, kube::Error> {
         if self.node_state_written.as_ref() == Some(&status) {
+            self.node_pace.settled(&());
             return Ok(false);
         }
+        let now = Instant::now();
+        let Some((uid, status)) = self.node_pace.offer((), (node_uid.to_string(), status), now) else {
+            tracing::debug!("FRRNodeState write waits for the end of its interval");
+            return Ok(false);
+        };
+        self.write_node_state(uid, status, now).await.map(|_| true)
+    }
+
+    async fn write_node_state(&mut self, node_uid: String, status: FRRNodeStateStatus, now: Instant) -> Result<(), kube::Error> {
+        self.node_pace.attempt((), (node_uid.clone(), status.clone()), now);
         let api: Api<FRRNodeState> = Api::all(self.client.clone());
         if self.node_state_written.is_none() {
-            let obj = json!({"apiVersion": API_VERSION, "kind": "FRRNodeState", "metadata": {"name": self.node, "ownerReferences": self.owner(node_uid)}, "spec": {}});
+            let obj = json!({"apiVersion": API_VERSION, "kind": "FRRNodeState", "metadata": {"name": self.node, "ownerReferences": self.owner(&node_uid)}, "spec": {}});
             api.patch(&self.node, &self.pp(), &Patch::Apply(&obj)).await?;
         }
         let obj = json!({"apiVersion": API_VERSION, "kind": "FRRNodeState", "status": status});
         api.patch_status(&self.node, &self.pp(), &Patch::Apply(&obj)).await?;
+        self.node_pace.settled(&());
         self.node_state_written = Some(status);
-        Ok(true)
+        Ok(())
     }
 
     /// This node's entry in each FRRConfiguration's status: applied here, or why not, and this
@@ -162,29 +185,40 @@ impl StatusWriter {
         conditions: &BTreeMap<String, Condition>,
         own: &OwnEntries,
     ) -> Result<(), kube::Error> {
-        let api: Api<FRRConfiguration> = Api::namespaced(self.client.clone(), &self.namespace);
         // entries of this node in objects now unrelated to it (written by this run, or left by
         // an earlier one): give them up
         let mut all = entries.clone();
         for name in self.config_entries_written.keys().cloned().chain(own.names()) {
             all.entry(name).or_insert(None);
         }
+        let now = Instant::now();
         let mut writes = Vec::new();
         for (name, entry) in all {
-            let status = object_status(&self.node, self.object_status, entries.contains_key(&name), entry.as_deref(), conditions.get(&name));
+            let merged = entries.contains_key(&name);
+            let status = object_status(&self.node, self.object_status, merged, entry.as_deref(), conditions.get(&name));
             let written = self.config_entries_written.get(&name);
             // nothing to say where nothing was said is no write (with `--object-status
             // problems`, that is every object that is fine on this node)
             let nothing = status == json!({}) && written.is_none() && !own.contains(&name);
-            if written != Some(&status) && !nothing {
-                writes.push((name, status));
+            if written == Some(&status) || nothing {
+                self.config_pace.settled(&name);
+            } else if let Some(w) = self.config_pace.offer(name.clone(), (status, merged), now) {
+                writes.push((name, w));
             }
         }
-        // several at once: after a burst of new objects, one write after the other would hold
-        // the next apply for as many round trips
+        self.write_entries(writes, own, now).await
+    }
+
+    /// Writes these entries, several at once: after a burst of new objects, one write after
+    /// the other would hold the next apply for as many round trips.
+    async fn write_entries(&mut self, writes: Vec<(String, (serde_json::Value, bool))>, own: &OwnEntries, now: Instant) -> Result<(), kube::Error> {
+        for (name, w) in &writes {
+            self.config_pace.attempt(name.clone(), w.clone(), now);
+        }
+        let api: Api<FRRConfiguration> = Api::namespaced(self.client.clone(), &self.namespace);
         let pp = self.pp();
-        let results: Vec<(String, serde_json::Value, Result<(), kube::Error>)> = futures::stream::iter(writes)
-            .map(|(name, status)| {
+        let results: Vec<(String, serde_json::Value, bool, Result<(), kube::Error>)> = futures::stream::iter(writes)
+            .map(|(name, (status, merged))| {
                 let (api, pp) = (&api, &pp);
                 async move {
                     // nothing to say: an apply that names no field gives up this node's fields
@@ -203,25 +237,53 @@ impl StatusWriter {
                         }
                         Err(e) => Err(e),
                     };
-                    (name, status, r)
+                    (name, status, merged, r)
                 }
             })
             .buffer_unordered(STATUS_WRITES_AT_ONCE)
             .collect()
             .await;
         let mut first_error = None;
-        for (name, status, r) in results {
+        for (name, status, merged, r) in results {
             match r {
-                Ok(()) if status == json!({}) && !entries.contains_key(&name) => {
-                    self.config_entries_written.remove(&name);
-                }
                 Ok(()) => {
-                    self.config_entries_written.insert(name, status);
+                    self.config_pace.settled(&name);
+                    if status == json!({}) && !merged {
+                        self.config_entries_written.remove(&name);
+                    } else {
+                        self.config_entries_written.insert(name, status);
+                    }
                 }
+                // it waits as its own retry
                 Err(e) => {
                     first_error.get_or_insert(e);
                 }
             }
+        }
+        let written = &self.config_entries_written;
+        self.config_pace.retain(|name| written.contains_key(name));
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// When a paced write is due (None: nothing waits).
+    pub fn next_flush(&self) -> Option<Instant> {
+        [self.node_pace.next_due(), self.config_pace.next_due()].into_iter().flatten().min()
+    }
+
+    /// Writes what waited and whose interval has ended at `now` (`all`: everything that waits,
+    /// as the agent stops).
+    pub async fn flush(&mut self, now: Instant, all: bool, own: &OwnEntries) -> Result<(), kube::Error> {
+        let (node, entries) = if all { (self.node_pace.all(), self.config_pace.all()) } else { (self.node_pace.due(now), self.config_pace.due(now)) };
+        let mut first_error = None;
+        for ((), (uid, status)) in node {
+            if self.node_state_written.as_ref() != Some(&status) {
+                if let Err(e) = self.write_node_state(uid, status, now).await {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        if let Err(e) = self.write_entries(entries, own, now).await {
+            first_error.get_or_insert(e);
         }
         first_error.map_or(Ok(()), Err)
     }
