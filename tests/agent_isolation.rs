@@ -11,6 +11,10 @@
 //!    changes still apply.
 //! 4. The agent is killed and started again with the same state directory: the same decisions,
 //!    and FRR's configuration does not change.
+//! 5. The record of the generations in effect is corrupted, then deleted, while the agent is
+//!    down: the restarted agent keeps what FRR runs (deciding afresh would drop the admin's
+//!    generation in effect) and FRRNodeState says why.
+//! 6. The admin fixes the object: everything applies and the record is written again.
 //!
 //! Needs root, the lab (FRR, gobgpd) and the apiserver binaries (.ci/install-apiserver.sh):
 //! skipped without them, except under CI=true, where it fails.
@@ -239,6 +243,48 @@ fn isolation_against_real_apiserver(version: FrrVersion) {
         diag(&agent, "decision changed after restart")
     );
     assert!(!log.contains("panicked"));
+
+    // 5. The record is corrupted, then deleted, while the agent is down. Deciding afresh would
+    //    put MetalLB's older object first, leave admin-receive out and drop its generation 2
+    //    from FRR; the restarted agent cannot know which generation FRR runs, so FRR keeps what
+    //    it runs and FRRNodeState says why.
+    let conversion = || {
+        api.kubectl_json(&["get", "frrnodestate", "wk3"]).ok().and_then(|s| s["status"]["lastConversionResult"].as_str().map(String::from)).unwrap_or_default()
+    };
+    for (run, damage) in [(3, "corrupted"), (4, "deleted")] {
+        drop(agent);
+        if damage == "corrupted" {
+            std::fs::write(&file, "{\"objects\": ").unwrap();
+        } else {
+            std::fs::remove_file(&file).unwrap();
+        }
+        agent = start_agent(&api, &frr, tmp.path(), &state, run);
+        assert!(
+            lab::wait_until(Duration::from_secs(20), || conversion().contains("no record of them")),
+            "{}",
+            diag(&agent, &format!("the record was {damage}: FRRNodeState does not say why nothing applies ({})", conversion()))
+        );
+        let c = conversion();
+        assert!(c.contains(&format!("{NS}/admin-receive")) && c.contains("holdTime"), "{c}");
+        std::thread::sleep(Duration::from_secs(3));
+        assert_eq!(running(), before, "{}", diag(&agent, &format!("FRR changed after the record was {damage}")));
+        assert!(router_gets(&["198.51.100.1/32", "198.51.100.2/32", "198.51.100.3/32"]), "{}", diag(&agent, "the router lost an LB IP"));
+    }
+    // 6. The admin fixes the object: everything applies, and the record is written again.
+    api.kubectl_stdin(&["apply", "-f", "-"], &admin("90s", "30s")).unwrap();
+    assert!(
+        lab::wait_until(Duration::from_secs(15), || object_condition(&api, "admin-receive")["observedGeneration"] == 4
+            && object_condition(&api, "admin-receive")["status"] == "True"
+            && conversion() == "success"),
+        "{}",
+        diag(&agent, "the fixed object did not apply after the record was lost")
+    );
+    assert!(
+        lab::wait_until(Duration::from_secs(5), || std::fs::read_to_string(&file).is_ok_and(|t| t.contains("admin-receive"))),
+        "the record was not written again"
+    );
+    assert!(running().contains("frr-composer-permit-any") && running().contains("timers 30 90"), "{}", diag(&agent, "after the fix"));
+    assert!(!std::fs::read_to_string(&agent.log).unwrap_or_default().contains("panicked"));
     eprintln!("FRR {v}: per-object isolation scenario passed");
 }
 

@@ -47,14 +47,14 @@ impl LastGood {
         self.dir.join(FILE)
     }
 
-    /// The ledger written last; empty when there is none. A file that cannot be read is
-    /// reported and treated as empty (the decisions start afresh).
-    pub fn load(&self) -> anyhow::Result<Ledger> {
+    /// The ledger written last; None when there is none. A file that cannot be read is an
+    /// error (the agent then starts from what FRR runs, `super::isolation`).
+    pub fn load(&self) -> anyhow::Result<Option<Ledger>> {
         let path = self.path();
         // a regular file of bounded size only: a link to /dev/zero was once read for 15 s
         match crate::files::read_regular(&path, crate::files::MAX_STATE_FILE) {
-            Ok(text) => serde_json::from_str(&text).with_context(|| format!("{} is not a ledger", path.display())),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Ledger::default()),
+            Ok(text) => serde_json::from_str(&text).map(Some).with_context(|| format!("{} is not a ledger", path.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
         }
     }
@@ -117,11 +117,11 @@ mod tests {
         let d = dir().join("state");
         let lg = LastGood::open(&d).unwrap();
         assert_eq!(fs::metadata(&d).unwrap().permissions().mode() & 0o777, 0o700);
-        assert_eq!(lg.load().unwrap(), Ledger::default());
+        assert_eq!(lg.load().unwrap(), None);
         lg.save(&ledger(None)).unwrap();
         lg.save(&ledger(None)).unwrap();
         assert_eq!(fs::metadata(lg.path()).unwrap().permissions().mode() & 0o777, 0o600);
-        assert_eq!(lg.load().unwrap(), ledger(None));
+        assert_eq!(lg.load().unwrap(), Some(ledger(None)));
         // nothing but the file is left in the directory
         let names: Vec<String> = fs::read_dir(&d).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().to_string()).collect();
         assert_eq!(names, [FILE]);
@@ -135,7 +135,7 @@ mod tests {
         lg.save(&ledger(Some("s3cr3t-value"))).unwrap();
         let text = fs::read_to_string(lg.path()).unwrap();
         assert!(!text.contains("s3cr3t-value"), "{text}");
-        let back = lg.load().unwrap();
+        let back = lg.load().unwrap().unwrap();
         assert_eq!(back.objects["ns/a"].generation, 3);
         assert!(back.objects["ns/a"].spec.is_none());
         fs::remove_dir_all(&d).unwrap();

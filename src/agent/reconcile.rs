@@ -239,6 +239,18 @@ impl Reconciler {
                 })
                 .collect(),
         };
+        // without a record of the generations in effect, a refusal waits (FRR keeps what it runs)
+        if let Ok(i) = &isolated {
+            if let Some(errors) = self.unrecorded_hold(i).await? {
+                for d in outcome.decisions.iter().filter(|d| !matches!(d.decision, core::isolation::Decision::Applied)) {
+                    tracing::warn!(object = %d.obj, "no record of the generation in effect: FRR keeps what it runs");
+                }
+                self.metrics.config_stale.set(1);
+                outcome.conversion = Err(errors);
+                outcome.decisions.clear();
+                return self.write_status(outcome, &g).await;
+            }
+        }
         // 4. apply
         match (&isolated, rendered) {
             (Err(errors), _) => {
@@ -267,6 +279,36 @@ impl Reconciler {
         http::lock(&self.health).last_apply_ok = outcome.ok();
         // 5. status (computed by pure functions) and 6. its writes
         self.write_status(outcome, &g).await
+    }
+
+    /// With no record of the generations in effect (`Isolation::unrecorded`) and an object
+    /// refused, whether FRR must keep what it runs: the errors to report, naming the objects and
+    /// why nothing is applied (None: apply as decided).
+    async fn unrecorded_hold(&self, i: &core::isolation::Isolated) -> anyhow::Result<Option<core::Errors>> {
+        let Some(why) = self.iso.unrecorded.clone() else { return Ok(None) };
+        if i.decisions.iter().all(|d| matches!(d.decision, core::isolation::Decision::Applied)) {
+            return Ok(None);
+        }
+        // what FRR runs: unreadable counts as a configuration (an apply would fail anyway)
+        let k = self.keeper.clone();
+        let running = tokio::task::spawn_blocking(move || k.lock().unwrap_or_else(|e| e.into_inner()).applier.location.running_config()).await?;
+        let runs_bgp = running.map(|r| r.lines().any(|l| l.starts_with("router bgp"))).unwrap_or(true);
+        if !self.iso.must_hold(i, runs_bgp) {
+            return Ok(None);
+        }
+        let mut errors: Vec<core::Error> = i
+            .decisions
+            .iter()
+            .flat_map(|d| match &d.decision {
+                core::isolation::Decision::Applied => Vec::new(),
+                core::isolation::Decision::HeldAtLastGood { errors, .. } | core::isolation::Decision::LeftOut { errors } => errors.0.clone(),
+            })
+            .collect();
+        errors.push(core::Error::Setting {
+            setting: "generations in effect".into(),
+            reason: format!("no record of them ({why}): which generation of a refused object FRR runs is not known, so FRR keeps what it runs until every selected object applies"),
+        });
+        Ok(Some(core::Errors::new(errors)))
     }
 
     /// Step 4: FRR brought to `text` by the keeper (on a blocking thread).
