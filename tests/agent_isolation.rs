@@ -15,6 +15,8 @@
 //!    down: the restarted agent keeps what FRR runs (deciding afresh would drop the admin's
 //!    generation in effect) and FRRNodeState says why.
 //! 6. The admin fixes the object: everything applies and the record is written again.
+//! 7. An admin's raw configuration that FRR's syntax check refuses is charged to that object
+//!    (left out, with FRR's words), and MetalLB's changes still apply; fixed, it applies.
 //!
 //! Needs root, the lab (FRR, gobgpd) and the apiserver binaries (.ci/install-apiserver.sh):
 //! skipped without them, except under CI=true, where it fails.
@@ -284,6 +286,39 @@ fn isolation_against_real_apiserver(version: FrrVersion) {
         "the record was not written again"
     );
     assert!(running().contains("frr-composer-permit-any") && running().contains("timers 30 90"), "{}", diag(&agent, "after the fix"));
+
+    // 7. An admin's raw configuration that FRR refuses is charged to it: left out with FRR's
+    //    words, while MetalLB's new LB IP still reaches the router and the reload succeeds.
+    let bad_raw = format!(
+        "apiVersion: frrk8s.metallb.io/v1beta1\nkind: FRRConfiguration\nmetadata:\n  name: admin-raw\n  namespace: {NS}\nspec:\n  raw:\n    rawConfig: |\n      ip prefix-lisst admin-deny seq 5 deny 203.0.113.0/24\n"
+    );
+    api.kubectl_stdin(&["apply", "-f", "-"], &bad_raw).unwrap();
+    assert!(
+        lab::wait_until(Duration::from_secs(20), || object_condition(&api, "admin-raw")["reason"] == "LeftOut"),
+        "{}",
+        diag(&agent, "the raw object FRR refuses is not charged with it")
+    );
+    let c = object_condition(&api, "admin-raw");
+    let msg = c["message"].as_str().unwrap_or_default();
+    assert!(msg.contains("spec.raw.rawConfig") && msg.contains("FRR refuses") && msg.contains("prefix-lisst"), "{c}");
+    api.kubectl_stdin(&["apply", "-f", "-"], &metallb(&["198.51.100.1/32", "198.51.100.2/32", "198.51.100.3/32", "198.51.100.4/32"])).unwrap();
+    assert!(
+        router_gets(&["198.51.100.1/32", "198.51.100.2/32", "198.51.100.3/32", "198.51.100.4/32"]),
+        "{}",
+        diag(&agent, "a raw object FRR refuses blocked MetalLB's new LB IP")
+    );
+    assert_eq!(object_condition(&api, "metallb-wk3")["status"], "True");
+    let reload = api.kubectl_json(&["get", "frrnodestate", "wk3"]).unwrap()["status"]["lastReloadResult"].clone();
+    assert_eq!(reload, "success", "{}", diag(&agent, "the reload after charging the raw object"));
+    assert!(metrics(agent.metrics_port).contains("frr_composer_configurations_left_out 1"), "{}", metrics(agent.metrics_port));
+    assert!(!running().contains("admin-deny"), "{}", diag(&agent, "the refused raw line"));
+    // fixed: it applies
+    api.kubectl_stdin(&["apply", "-f", "-"], &bad_raw.replace("prefix-lisst", "prefix-list")).unwrap();
+    assert!(
+        lab::wait_until(Duration::from_secs(20), || object_condition(&api, "admin-raw")["status"] == "True" && running().contains("ip prefix-list admin-deny")),
+        "{}",
+        diag(&agent, "the fixed raw object did not apply")
+    );
     assert!(!std::fs::read_to_string(&agent.log).unwrap_or_default().contains("panicked"));
     eprintln!("FRR {v}: per-object isolation scenario passed");
 }

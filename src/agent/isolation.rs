@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use super::lastgood::LastGood;
-use crate::core::isolation::{isolate, Decision, Isolated, Ledger};
+use crate::core::isolation::{isolate_refusing, Decision, Isolated, Ledger, Refusals};
 use crate::core::{Errors, Settings, Snapshot};
 
 pub struct Isolation {
@@ -64,8 +64,9 @@ impl Isolation {
         self.unrecorded.is_some() && frr_runs_bgp && isolated.decisions.iter().any(|d| !matches!(d.decision, Decision::Applied))
     }
 
-    pub fn decide(&self, settings: &Settings, snap: Snapshot<'_>) -> Result<Isolated, Errors> {
-        isolate(settings, snap, &self.ledger)
+    /// The decisions, with the generations FRR refuses (`refused`) refused too.
+    pub fn decide(&self, settings: &Settings, snap: Snapshot<'_>, refused: &Refusals) -> Result<Isolated, Errors> {
+        isolate_refusing(settings, snap, &self.ledger, refused)
     }
 
     /// FRR now runs `isolated`: its generations are the ones in effect (written when changed).

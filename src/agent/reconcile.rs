@@ -85,7 +85,13 @@ pub struct Reconciler {
     log_level: Option<LogLevel>,
     /// The configuration's warnings as last logged (logged again only when they change).
     warnings: Vec<String>,
+    /// Generations FRR refuses (its syntax check of what the object brings alone), by object:
+    /// refused like a conflict until the object changes.
+    frr_refused: core::isolation::Refusals,
 }
+
+/// At most this many objects are checked alone with FRR's syntax check after a refusal.
+pub const MAX_CHARGE_CHECKS: usize = 16;
 
 impl Reconciler {
     pub fn new(
@@ -113,6 +119,7 @@ impl Reconciler {
             reported: Reported::default(),
             log_level: None,
             warnings: Vec::new(),
+            frr_refused: core::isolation::Refusals::new(),
         }
     }
 
@@ -196,7 +203,9 @@ impl Reconciler {
         //    or are left out (core::isolation)
         Health::begin(&self.health, "compose and render", COMPOSE_LIMIT);
         let settings = self.node.core(g.log_level);
-        let isolated = self.iso.decide(&settings, Snapshot { node_labels: &g.labels, configs: &g.configs, secrets: &g.secrets });
+        // FRR's refusals of a generation count until the object changes or goes
+        self.frr_refused.retain(|o, (generation, _)| g.configs.iter().any(|c| core::obj_ref(c) == *o && c.metadata.generation.unwrap_or(0) == *generation));
+        let isolated = self.iso.decide(&settings, Snapshot { node_labels: &g.labels, configs: &g.configs, secrets: &g.secrets }, &self.frr_refused);
         let decisions = isolated.as_ref().map(|i| i.decisions.clone()).unwrap_or_default();
         for d in decisions.iter().filter(|d| !matches!(d.decision, core::isolation::Decision::Applied)) {
             tracing::error!(object = %d.obj, reason = d.reason(), error = %redact(&d.message()), "configuration refused");
@@ -268,9 +277,32 @@ impl Reconciler {
                 outcome.reload = Some(Err(e));
             }
             (Ok(i), Some(Ok(text))) => {
-                let result = self.apply(text, &i.composition.model).await?;
+                let mut result = self.apply(text, &i.composition.model).await?;
+                let mut applied = None;
+                if let Err(e) = &result {
+                    // FRR refuses what some objects bring: charge it to them and apply the rest
+                    let charged = self.charge_refusal(e, i, &g, &settings).await?;
+                    if !charged.is_empty() {
+                        self.frr_refused.extend(charged);
+                        let again =
+                            self.iso.decide(&settings, Snapshot { node_labels: &g.labels, configs: &g.configs, secrets: &g.secrets }, &self.frr_refused);
+                        if let Ok(again) = again {
+                            if let Ok(text) = crate::render::render(&again.composition.model) {
+                                for d in again.decisions.iter().filter(|d| self.frr_refused.contains_key(&d.obj)) {
+                                    tracing::error!(object = %d.obj, reason = d.reason(), error = %redact(&d.message()), "configuration refused by FRR");
+                                }
+                                result = self.apply(text, &again.composition.model).await?;
+                                self.metrics.objects_held.set(again.held() as i64);
+                                self.metrics.objects_left_out.set(again.left_out() as i64);
+                                outcome.conversion = Ok(again.composition.selected.clone());
+                                outcome.decisions = again.decisions.clone();
+                                applied = Some(again);
+                            }
+                        }
+                    }
+                }
                 if result.is_ok() {
-                    self.iso.commit(i);
+                    self.iso.commit(applied.as_ref().unwrap_or(i));
                 }
                 outcome.reload = Some(result);
             }
@@ -279,6 +311,53 @@ impl Reconciler {
         http::lock(&self.health).last_apply_ok = outcome.ok();
         // 5. status (computed by pure functions) and 6. its writes
         self.write_status(outcome, &g).await
+    }
+
+    /// FRR refused the composition `i` (`e`): which objects bring what it refuses. Each object
+    /// whose current generation is in `i` and that a refused line points at
+    /// ([`crate::render::sources_for_line`]) is composed and rendered alone and checked with
+    /// FRR's own syntax check; those FRR refuses alone are charged, with the lines and FRR's
+    /// words. At most [`MAX_CHARGE_CHECKS`] checks; none charged: the refusal stays the node's
+    /// (FRR keeps its last good configuration, the apply is retried).
+    async fn charge_refusal(
+        &self,
+        e: &ReconcileError,
+        i: &core::isolation::Isolated,
+        g: &Gathered,
+        settings: &core::Settings,
+    ) -> anyhow::Result<core::isolation::Refusals> {
+        use crate::frr::apply::ApplyError;
+        let mut charged = core::isolation::Refusals::new();
+        let ReconcileError::FrrRefused { source: ApplyError::Refused(lines) | ApplyError::Failed(lines), .. } = e else { return Ok(charged) };
+        let mut suspects: Vec<core::ObjRef> = Vec::new();
+        for r in lines {
+            for o in crate::render::sources_for_line(&i.composition.model, &r.line) {
+                let current = i.decisions.iter().any(|d| d.obj == o && matches!(d.decision, core::isolation::Decision::Applied));
+                if current && !suspects.contains(&o) {
+                    suspects.push(o);
+                }
+            }
+        }
+        for o in suspects.into_iter().take(MAX_CHARGE_CHECKS) {
+            let Some(c) = g.configs.iter().find(|c| core::obj_ref(c) == o) else { continue };
+            let Ok(alone) = core::compose(settings, Snapshot { node_labels: &g.labels, configs: std::slice::from_ref(c), secrets: &g.secrets }) else {
+                continue;
+            };
+            let Ok(text) = crate::render::render(&alone.model) else { continue };
+            let k = self.keeper.clone();
+            let checked = tokio::task::spawn_blocking(move || k.lock().unwrap_or_else(|e| e.into_inner()).applier.location.check(&text)).await?;
+            let Ok(refused) = checked else { continue };
+            if refused.is_empty() {
+                continue;
+            }
+            let raw = c.spec.raw.raw_config.as_str();
+            let field = if refused.iter().all(|r| raw.lines().any(|l| l.trim() == r.line.trim())) { "spec.raw.rawConfig" } else { "spec" };
+            let words: Vec<String> = refused.iter().map(|r| format!("`{}`: {}", r.line.trim(), r.message)).collect();
+            let reason = redact(&format!("FRR refuses what it brings: {}", words.join("; ")));
+            let error = core::Error::Invalid { object: o.clone(), field: field.into(), reason };
+            charged.insert(o, (c.metadata.generation.unwrap_or(0), core::Errors::new(vec![error])));
+        }
+        Ok(charged)
     }
 
     /// With no record of the generations in effect (`Isolation::unrecorded`) and an object

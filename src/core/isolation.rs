@@ -135,6 +135,17 @@ fn concerning(errors: Errors, obj: &ObjRef) -> Errors {
 /// Decides the generations in effect (see the module documentation). Fails only on errors
 /// no object causes (the agent's settings).
 pub fn isolate(settings: &Settings, snap: Snapshot<'_>, ledger: &Ledger) -> Result<Isolated, Errors> {
+    isolate_refusing(settings, snap, ledger, &Refusals::new())
+}
+
+/// Generations refused by a check outside the merge (FRR's own syntax check of what an object
+/// brings, in the agent): by object, the refused generation and why.
+pub type Refusals = BTreeMap<ObjRef, (i64, Errors)>;
+
+/// As [`isolate`], with `refused` generations refused as if they did not merge: such an object
+/// keeps its generation in effect when it has another one, and is otherwise left out. An
+/// entry for a generation the object no longer has is ignored.
+pub fn isolate_refusing(settings: &Settings, snap: Snapshot<'_>, ledger: &Ledger, refused_outside: &Refusals) -> Result<Isolated, Errors> {
     // Global settings first: with those wrong, nothing can apply.
     let empty = compose(settings, Snapshot { configs: &[], ..snap })?;
 
@@ -152,8 +163,10 @@ pub fn isolate(settings: &Settings, snap: Snapshot<'_>, ledger: &Ledger) -> Resu
         }
         current.entry(obj).or_insert(c);
     }
+    let blocked: BTreeMap<ObjRef, Errors> =
+        current.iter().filter_map(|(o, c)| refused_outside.get(o).filter(|(g, _)| *g == generation(c)).map(|(_, e)| (o.clone(), e.clone()))).collect();
     let all: Vec<FRRConfiguration> = current.values().map(|c| (*c).clone()).collect();
-    let fast = compose(settings, Snapshot { configs: &all, ..snap });
+    let fast = if blocked.is_empty() { compose(settings, Snapshot { configs: &all, ..snap }) } else { Err(Errors::new(Vec::new())) };
     if let Ok(composition) = fast {
         let decisions = current.iter().map(|(o, c)| ObjectDecision { obj: o.clone(), generation: generation(c), decision: Decision::Applied }).collect();
         let objects = current.iter().map(|(o, c)| (o.to_string(), in_effect(c))).collect();
@@ -210,8 +223,11 @@ pub fn isolate(settings: &Settings, snap: Snapshot<'_>, ledger: &Ledger) -> Resu
     //    merges with what is kept, otherwise its first half and then its second half are tried
     //    the same way; a single object that does not merge is refused. (One bad object among n
     //    costs about log2(n) merges, not n.)
-    let pending: Vec<&Candidate> = candidates.iter().filter(|c| kept_generation(&accepted, &c.obj) != Some(generation(c.current))).collect();
-    let mut refused: BTreeMap<ObjRef, Errors> = BTreeMap::new();
+    // (a generation refused outside the merge never joins; if it was in effect, it leaves)
+    accepted.retain(|(o, c)| !(blocked.contains_key(o) && refused_outside.get(o).is_some_and(|(g, _)| *g == generation(c))));
+    let pending: Vec<&Candidate> =
+        candidates.iter().filter(|c| !blocked.contains_key(&c.obj) && kept_generation(&accepted, &c.obj) != Some(generation(c.current))).collect();
+    let mut refused: BTreeMap<ObjRef, Errors> = blocked;
     let mut work: Vec<std::ops::Range<usize>> = Vec::new();
     work.push(0..pending.len());
     while let Some(r) = work.pop() {
@@ -319,6 +335,37 @@ mod tests {
 
     fn hold_time(i: &Isolated) -> u64 {
         i.composition.model.routers[0].neighbors[0].session.timers.hold
+    }
+
+    /// A generation refused outside the merge (FRR's syntax check, in the agent): held at
+    /// its last good generation or left out, while everything else applies; a new generation
+    /// of it is tried again.
+    #[test]
+    fn a_generation_refused_outside_the_merge_is_held_or_left_out() {
+        let labels = BTreeMap::new();
+        let secrets = BTreeMap::new();
+        let raw = |g: i64| obj("raw", g, 50, "raw: {rawConfig: \"ip prefix-lisst x\"}");
+        let refusal = |g: i64| {
+            let e = Errors::new(vec![Error::Invalid { object: obj_ref(&raw(g)), field: "spec.raw.rawConfig".into(), reason: "FRR refuses it".into() }]);
+            Refusals::from([(obj_ref(&raw(g)), (g, e))])
+        };
+        let go = |configs: &[FRRConfiguration], ledger: &Ledger, r: &Refusals| {
+            isolate_refusing(&settings(), Snapshot { node_labels: &labels, configs, secrets: &secrets }, ledger, r).unwrap()
+        };
+        // never in effect: left out; MetalLB's object applies
+        let i = go(&[metallb(1, &["198.51.100.1/32"]), raw(1)], &Ledger::default(), &refusal(1));
+        let by_name = |i: &Isolated, n: &str| i.decisions.iter().find(|d| &*d.obj.name == n).unwrap().decision.clone();
+        assert_eq!(by_name(&i, "metallb"), Decision::Applied);
+        assert!(matches!(by_name(&i, "raw"), Decision::LeftOut { .. }), "{:?}", by_name(&i, "raw"));
+        assert!(i.composition.model.raw.is_empty());
+        assert!(!i.ledger.objects.contains_key("ns/raw"));
+        // generation 1 in effect, generation 2 refused: 1 stays
+        let before = run(&[metallb(1, &["198.51.100.1/32"]), raw(1)], &Ledger::default());
+        let i = go(&[metallb(1, &["198.51.100.1/32"]), raw(2)], &before.ledger, &refusal(2));
+        assert!(matches!(by_name(&i, "raw"), Decision::HeldAtLastGood { in_effect: 1, .. }), "{:?}", by_name(&i, "raw"));
+        // a refusal of a generation the object no longer has is ignored
+        let i = go(&[metallb(1, &["198.51.100.1/32"]), raw(3)], &before.ledger, &refusal(2));
+        assert_eq!(by_name(&i, "raw"), Decision::Applied);
     }
 
     #[test]
