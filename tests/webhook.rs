@@ -1,7 +1,8 @@
 //! The admission webhook against a real kube-apiserver: `kubectl apply` of a conflicting
 //! configuration is refused with both objects named; valid ones are admitted; an update that
 //! introduces a conflict is refused; per-object checks run even when no node is selected;
-//! warnings reach kubectl; with the webhook down, failurePolicy Fail refuses writes.
+//! warnings reach kubectl (also those of an update that resets a session or withdraws a
+//! prefix, with the number of nodes); with the webhook down, failurePolicy Fail refuses writes.
 
 mod apiserver;
 #[path = "support/mod.rs"]
@@ -114,21 +115,40 @@ fn webhook_refuses_conflicts_at_kubectl_apply() {
     let bad = config("c", 65001, &rack("nowhere"), "").replace("address: 192.0.2.1", "address: 192.0.2.300");
     let err = api.kubectl_stdin(&["apply", "-f", "-"], &bad).unwrap_err().to_string();
     assert!(err.contains("not an IP address"), "{err}");
-    // warnings reach kubectl
-    let out = Command::new("/usr/bin/kubectl")
-        .arg(format!("--kubeconfig={}", api.kubeconfig().display()))
-        .args(["apply", "-f", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .and_then(|mut c| {
-            c.stdin.take().unwrap().write_all(config("d", 65001, &rack("a"), "        disableMP: true\n").as_bytes())?;
-            c.wait_with_output()
-        })
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("disableMP is deprecated"), "{}", String::from_utf8_lossy(&out.stderr));
+    // warnings reach kubectl (its standard error)
+    let apply_warned = |yaml: &str| {
+        let out = Command::new("/usr/bin/kubectl")
+            .arg(format!("--kubeconfig={}", api.kubeconfig().display()))
+            .args(["apply", "-f", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .and_then(|mut c| {
+                c.stdin.take().unwrap().write_all(yaml.as_bytes())?;
+                c.wait_with_output()
+            })
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stderr).to_string()
+    };
+    let stderr = apply_warned(&config("d", 65001, &rack("a"), "        disableMP: true\n"));
+    assert!(stderr.contains("disableMP is deprecated"), "{stderr}");
+    // an update that resets a session (another password Secret) is admitted with a warning
+    // that counts the nodes; one that withdraws a prefix says so too; a policy change is quiet
+    let secret = |name: &str| format!("        passwordSecret:\n          name: {name}\n");
+    apply_warned(&config("b", 65002, &rack("b"), &secret("pw-1")));
+    let stderr = apply_warned(&config("b", 65002, &rack("b"), &secret("pw-2")));
+    assert!(stderr.contains("Warning: this change resets or ends BGP sessions on 1 node(s): 192.0.2.1 (default): resets (password)"), "{stderr}");
+    assert!(!stderr.contains("pw-"), "{stderr}");
+    let advertising = |prefixes: &str| {
+        config("b", 65002, &rack("b"), &format!("{}        toAdvertise:\n          allowed:\n            prefixes: [{prefixes}]\n", secret("pw-2")))
+            .replace("    - asn: 65000\n", &format!("    - asn: 65000\n      prefixes: [{prefixes}]\n"))
+    };
+    let stderr = apply_warned(&advertising("198.51.100.1/32, 198.51.100.2/32"));
+    assert!(!stderr.contains("Warning"), "a new prefix is no disruption: {stderr}");
+    let stderr = apply_warned(&advertising("198.51.100.1/32"));
+    assert!(stderr.contains("this change withdraws prefixes on 1 node(s)") && stderr.contains("198.51.100.2/32"), "{stderr}");
     // the webhook down: failurePolicy Fail refuses writes (documented in deploy/webhook)
     drop(webhook);
     let err = api.kubectl_stdin(&["apply", "-f", "-"], &config("e", 65001, &rack("a"), "")).unwrap_err().to_string();

@@ -4,6 +4,7 @@
 pub mod cluster_index;
 pub mod convert;
 pub mod error;
+pub mod impact;
 pub mod isolation;
 pub mod merge;
 pub mod model;

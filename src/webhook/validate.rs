@@ -38,8 +38,11 @@ pub fn validate(
     if let Some((message, on)) = cluster_index::first_refusal(namespace, &prepared, &selected, others, nodes) {
         return Err(format!("{message}\nresource is invalid for node(s) {}", on.join(", ")));
     }
-    // 3. Warnings.
-    let mut warnings = Vec::new();
+    // 3. Warnings: what the change does to sessions and advertisements, then the anchor's.
+    let mut warnings = match (old, &prepared.selector) {
+        (Some(old), Ok(sel)) if !nodes.is_empty() => impact_warnings(namespace, new, old, &nodes.select(sel.as_ref()), nodes),
+        _ => Vec::new(),
+    };
     if new.spec.bgp.routers.iter().flat_map(|r| &r.neighbors).any(|n| n.disable_mp) {
         warnings.push("disableMP is deprecated, is ignored and will be removed in a future release".to_string());
     }
@@ -62,6 +65,79 @@ pub fn validate(
         }
     }
     Ok(warnings)
+}
+
+/// At most this many sessions or prefixes are named in one warning (then a count).
+const WARNING_ITEMS: usize = 5;
+
+/// What an admitted update does on the nodes that stay selected: the sessions it resets or
+/// ends and the prefixes it withdraws, from the object's own configuration before and after
+/// ([`crate::core::impact`], the table `frr-composer diff` uses). On a node where another
+/// object sets the same field, this object could not change it without a conflict the merge
+/// refuses, so a change here is a change on the node; a withdrawn prefix may still be
+/// advertised by another object, which the warning says. Passwords are compared by the name
+/// of their Secret (never read). Also: the nodes the object no longer selects.
+fn impact_warnings(namespace: &str, new: &FRRConfiguration, old: &FRRConfiguration, selected: &[u32], nodes: &NodeIndex) -> Vec<String> {
+    use crate::core::{compose, SecretEntry, Settings, Snapshot};
+    let before: std::collections::BTreeSet<u32> = match Prepared::new(old).selector {
+        Ok(sel) => nodes.select(sel.as_ref()).into_iter().collect(),
+        Err(_) => return Vec::new(),
+    };
+    let staying = selected.iter().filter(|n| before.contains(n)).count();
+    let leaving = before.len() - staying;
+    // each object alone, on every node (selection is counted above)
+    let alone = |c: &FRRConfiguration| {
+        let mut c = c.clone();
+        c.spec.node_selector = None;
+        c
+    };
+    let (old_c, new_c) = (alone(old), alone(new));
+    let secrets: BTreeMap<String, SecretEntry> = [&old_c, &new_c]
+        .iter()
+        .flat_map(|c| c.spec.bgp.routers.iter().flat_map(|r| &r.neighbors))
+        .filter_map(|n| n.password_secret.as_ref().and_then(|s| s.name.clone()))
+        // a stand-in per name: another Secret reads as another password
+        .map(|name| (name.clone(), SecretEntry { type_: crate::core::convert::BASIC_AUTH.into(), password: Some(Ok(format!("secret-{name}"))) }))
+        .collect();
+    let settings = Settings {
+        namespace: namespace.to_string(),
+        hostname: "webhook".into(),
+        log_level: crate::api::LogLevel::Info,
+        always_block: vec![],
+        node_has_ipv4: true,
+    };
+    let model = |c: &FRRConfiguration| {
+        compose(&settings, Snapshot { node_labels: &BTreeMap::new(), configs: std::slice::from_ref(c), secrets: &secrets }).ok().map(|c| c.model)
+    };
+    let mut warnings = Vec::new();
+    let list = |items: Vec<&String>| {
+        let more = items.len().saturating_sub(WARNING_ITEMS);
+        let mut text = items.iter().take(WARNING_ITEMS).map(|s| s.as_str()).collect::<Vec<_>>().join("; ");
+        if more > 0 {
+            text.push_str(&format!("; and {more} more"));
+        }
+        text
+    };
+    if let (Some(b), Some(a)) = (model(&old_c), model(&new_c)) {
+        let impact = crate::core::impact::impact(&b, &a);
+        let disrupted: Vec<&String> = impact.disrupted().collect();
+        if staying > 0 && !disrupted.is_empty() {
+            warnings.push(format!("this change resets or ends BGP sessions on {staying} node(s): {}", list(disrupted)));
+        }
+        if staying > 0 && !impact.withdrawn.is_empty() {
+            warnings.push(format!(
+                "this change withdraws prefixes on {staying} node(s), unless another FRRConfiguration advertises them there: {}",
+                list(impact.withdrawn.iter().collect())
+            ));
+        }
+    }
+    let configures = !old.spec.bgp.routers.is_empty() || !old.spec.raw.raw_config.trim().is_empty();
+    if leaving > 0 && configures {
+        warnings.push(format!(
+            "this change stops selecting {leaving} node(s): what it configures is removed there (its sessions go down and its prefixes are withdrawn unless another FRRConfiguration configures them)"
+        ));
+    }
+    warnings
 }
 
 #[cfg(test)]
@@ -123,7 +199,8 @@ mod tests {
             return Err(format!("{message}\nresource is invalid for node(s) {}", on.join(", ")));
         }
         // the warnings are computed by the same code in both
-        validate(namespace, new, old, &[], &NodeIndex::default()).or(Ok(vec![]))
+        let index = NodeIndex::new(nodes.iter().map(|(n, l)| (n.clone(), l.clone())));
+        validate(namespace, new, old, &[], &index).or(Ok(vec![]))
     }
 
     /// The grouped decision, fed as the webhook feeds it, checked against the oracle.
@@ -232,6 +309,35 @@ mod tests {
         assert!(e.contains("1001 neighbors in this FRRConfiguration; at most 1000"), "{e}");
         c.spec.bgp.routers[1].neighbors.pop();
         assert!(check("ns", &c, None, &[], &nodes()).is_ok());
+    }
+
+    #[test]
+    fn an_update_that_resets_a_session_or_withdraws_prefixes_is_warned_with_node_counts() {
+        let nodes = nodes();
+        let n = nodes.len();
+        let old = cfg("new", 65002, None);
+        // the same object again: no warning
+        assert_eq!(check("ns", &old, Some(&old), &[], &nodes).unwrap(), Vec::<String>::new());
+        // another remote AS: the session resets on every node
+        let w = check("ns", &cfg("new", 65003, None), Some(&old), &[], &nodes).unwrap();
+        assert!(w.iter().any(|w| w.starts_with(&format!("this change resets or ends BGP sessions on {n} node(s)")) && w.contains("remote AS")), "{w:?}");
+        // another password Secret: a reset, and no password is named
+        let mut with_secret = old.clone();
+        with_secret.spec.bgp.routers[0].neighbors[0].password_secret =
+            Some(k8s_openapi::api::core::v1::SecretReference { name: Some("pw-a".into()), namespace: None });
+        let mut other_secret = with_secret.clone();
+        other_secret.spec.bgp.routers[0].neighbors[0].password_secret =
+            Some(k8s_openapi::api::core::v1::SecretReference { name: Some("pw-b".into()), namespace: None });
+        let w = check("ns", &other_secret, Some(&with_secret), &[], &nodes).unwrap();
+        assert!(w.iter().any(|w| w.contains("resets (password)")) && !w.iter().any(|w| w.contains("secret-")), "{w:?}");
+        // a prefix no longer advertised: withdrawn
+        let mut advertising = old.clone();
+        advertising.spec.bgp.routers[0].prefixes = vec!["198.51.100.7/32".into()];
+        advertising.spec.bgp.routers[0].neighbors[0].to_advertise.allowed.prefixes = vec!["198.51.100.7/32".into()];
+        let w = check("ns", &old, Some(&advertising), &[], &nodes).unwrap();
+        assert!(w.iter().any(|w| w.contains("withdraws prefixes on") && w.contains("198.51.100.7/32")), "{w:?}");
+        // a policy change alone (a new prefix): nothing to warn of
+        assert_eq!(check("ns", &advertising, Some(&old), &[], &nodes).unwrap(), Vec::<String>::new());
     }
 
     #[test]
