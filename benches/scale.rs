@@ -33,6 +33,9 @@
 //!    connection meanwhile; whether the reviews
 //!    overlapped (burst x sequential p50 over the burst's wall time: 1 means one at a time,
 //!    about 2 both cores busy); peak RSS.
+//! 4. The CLI against the loaded API server: `frr-composer peers -o json` (every node's
+//!    sessions) and `frr-composer diff -f` of a change to one admin object that selects every
+//!    node: wall time and the process's peak RSS (wait4).
 //!
 //! Run (root; FRR from .ci/install-frr.sh, the API server from .ci/install-apiserver.sh):
 //!   cargo build --release && cargo bench --bench scale
@@ -64,7 +67,7 @@ use apiserver::ApiServer;
 use fixture::{lb_prefixes, node_name, Shape};
 use frr_composer::lab::{self, Frr, FrrVersion, Netns, Req, TempDir};
 use kube::Client;
-use serde_json::Value;
+use serde_json::{json, Value};
 use tools::{applied, has_network, max, ms, pct, vm_mib, Requests, States};
 
 const INITIAL_TIMEOUT: Duration = Duration::from_secs(900);
@@ -116,6 +119,8 @@ struct Opts {
     steady: bool,
     #[arg(long = "skip-webhook", action = clap::ArgAction::SetFalse)]
     webhook: bool,
+    #[arg(long = "skip-cli", action = clap::ArgAction::SetFalse)]
+    cli: bool,
     // cargo bench passes --bench and test filters
     #[arg(long, hide = true)]
     bench: bool,
@@ -797,6 +802,12 @@ fn run(o: &Opts) -> Result<bool> {
             r.failed = true;
         }
     }
+    if o.cli {
+        if let Err(e) = part_cli(&cx, &mut r) {
+            r.row("cli", format!("FAILED: {e:#}"), "");
+            r.failed = true;
+        }
+    }
 
     println!("## frr-composer at scale (benches/scale.rs)\n");
     println!("- binary: `{}` ({how})", bin.display());
@@ -820,6 +831,116 @@ fn run(o: &Opts) -> Result<bool> {
     drop(tmp);
     rt.shutdown_timeout(Duration::from_secs(2));
     Ok(!r.failed)
+}
+
+/// Creates a BGPSessionState for every MetalLB neighbor of every node, with its status.
+async fn load_sessions(cx: &Ctx<'_>) -> Result<usize> {
+    use frr_composer::agent::status::{peer_label, session_name};
+    use futures::StreamExt;
+    let api: kube::Api<frr_composer::api::BGPSessionState> = kube::Api::namespaced(cx.client.clone(), fixture::NS);
+    let mut objects = Vec::new();
+    for i in 0..cx.shape.nodes {
+        let node = node_name(i);
+        let spec = fixture::metallb_spec(&cx.shape, i, &[]);
+        for n in spec["bgp"]["routers"][0]["neighbors"].as_array().into_iter().flatten() {
+            let peer = n["address"].as_str().unwrap_or_default().to_string();
+            objects.push((session_name(&node, "default", &peer), node.clone(), peer, lb_prefixes(i).len()));
+        }
+    }
+    let count = objects.len();
+    let pp = kube::api::PatchParams::apply("scale-bench").force();
+    let results: Vec<Result<()>> = futures::stream::iter(objects)
+        .map(|(name, node, peer, sent)| {
+            let (api, pp) = (&api, &pp);
+            async move {
+                let labels = json!({"frrk8s.metallb.io/node": node, "frrk8s.metallb.io/peer": peer_label(&peer), "frrk8s.metallb.io/vrf": ""});
+                let obj =
+                    json!({"apiVersion": "frrk8s.metallb.io/v1beta1", "kind": "BGPSessionState", "metadata": {"name": name, "labels": labels}, "spec": {}});
+                api.patch(&name, pp, &kube::api::Patch::Apply(&obj)).await.with_context(|| format!("creating {name}"))?;
+                let status = json!({"apiVersion": "frrk8s.metallb.io/v1beta1", "kind": "BGPSessionState", "status": {
+                    "bgpStatus": "Established", "bfdStatus": "N/A", "node": node, "peer": peer, "vrf": "",
+                    "prefixesSent": sent, "prefixesReceived": 0, "prefixesAccepted": 0
+                }});
+                api.patch_status(&name, pp, &kube::api::Patch::Apply(&status)).await.with_context(|| format!("status of {name}"))?;
+                Ok(())
+            }
+        })
+        .buffer_unordered(cx.o.concurrency)
+        .collect()
+        .await;
+    results.into_iter().collect::<Result<Vec<()>>>()?;
+    Ok(count)
+}
+
+/// Runs the binary under test with `args` against the API server to its end: (wall time,
+/// its own peak RSS in MiB from wait4, exit code, standard output).
+fn run_cli(cx: &Ctx, args: &[&str]) -> Result<(Duration, f64, i32, String)> {
+    let out_path = cx.tmp.join("cli.out");
+    let mut cmd = Command::new(cx.bin);
+    cmd.args(args)
+        .env_clear()
+        .env("PATH", lab::PATH)
+        .env("KUBECONFIG", cx.api.kubeconfig())
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out_path)?)
+        .stderr(std::fs::File::create(cx.tmp.join("cli.err"))?);
+    let started = Instant::now();
+    let child = cmd.spawn().with_context(|| format!("starting {}", cx.bin.display()))?;
+    let mut status = 0;
+    // SAFETY: wait4 on our own child, with a zeroed rusage it fills in.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let waited = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+    let took = started.elapsed();
+    if waited < 0 {
+        bail!("wait4: {}", std::io::Error::last_os_error());
+    }
+    let code = if libc::WIFEXITED(status) { libc::WEXITSTATUS(status) } else { -1 };
+    let stdout = std::fs::read_to_string(&out_path).unwrap_or_default();
+    Ok((took, usage.ru_maxrss as f64 / 1024.0, code, stdout))
+}
+
+/// Part 4, the operator's commands against the loaded API server: `peers` (every node's
+/// sessions, paged lists) and `diff -f` of one admin object that selects every node.
+fn part_cli(cx: &Ctx, r: &mut Report) -> Result<()> {
+    eprintln!("== 4. the CLI against the API server ==");
+    // the BGPSessionStates the agents would write: one per MetalLB neighbor of every node,
+    // Established, with its prefix counts (created, then their status)
+    let t = Instant::now();
+    let sessions = cx.rt.block_on(load_sessions(cx))?;
+    r.row(format!("load: {sessions} BGPSessionStates (what the agents would write)"), format!("{:.1} s", t.elapsed().as_secs_f64()), "");
+    let (took, rss, code, out) = run_cli(cx, &["peers", "-n", fixture::NS, "-o", "json"])?;
+    if code != 0 {
+        bail!("peers exited {code}: {}", std::fs::read_to_string(cx.tmp.join("cli.err")).unwrap_or_default());
+    }
+    let rows = serde_json::from_str::<Value>(&out).ok().and_then(|v| v.as_array().map(Vec::len)).unwrap_or(0);
+    r.row(
+        format!("`peers -o json` over {} nodes ({rows} sessions)", cx.shape.nodes),
+        format!("{:.2} s, peak RSS {rss:.0} MiB", took.as_secs_f64()),
+        "< 5 s, < 200 MB",
+    );
+    // the change: admin-all-0000 receives one more prefix range (a policy change on every node)
+    let mut changed = fixture::admin_all_spec(0);
+    changed["bgp"]["routers"][0]["neighbors"][0]["toReceive"]["allowed"]["prefixes"]
+        .as_array_mut()
+        .context("the admin object's prefixes")?
+        .push(json!({"prefix": "203.0.113.0/24", "le": 32}));
+    let file = cx.tmp.join("change.yaml");
+    let doc = json!({"apiVersion": "frrk8s.metallb.io/v1beta1", "kind": "FRRConfiguration", "metadata": {"name": "admin-all-0000", "namespace": fixture::NS}, "spec": changed});
+    std::fs::write(&file, serde_json::to_string(&doc)?)?;
+    let (took, rss, code, out) = run_cli(cx, &["diff", "-n", fixture::NS, "-f", &file.to_string_lossy(), "-o", "json"])?;
+    if code != 1 {
+        bail!("diff exited {code} (1: changes): {}", std::fs::read_to_string(cx.tmp.join("cli.err")).unwrap_or_default());
+    }
+    let nodes: usize = serde_json::from_str::<Value>(&out)
+        .ok()
+        .and_then(|v| v["groups"].as_array().map(|groups| groups.iter().map(|g| g["nodes"].as_array().map_or(0, Vec::len)).sum()))
+        .unwrap_or(0);
+    r.row(
+        format!("`diff -f` of one object selecting all {} nodes ({nodes} nodes change)", cx.shape.nodes),
+        format!("{:.2} s, peak RSS {rss:.0} MiB", took.as_secs_f64()),
+        "< 10 s, < 300 MB",
+    );
+    Ok(())
 }
 
 fn main() -> std::process::ExitCode {

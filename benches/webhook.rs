@@ -97,7 +97,16 @@ fn admin(k: usize) -> Value {
 }
 
 fn create_review(obj: &Value) -> Vec<u8> {
-    serde_json::to_vec(&json!({
+    review_of(obj, None)
+}
+
+/// An UPDATE from `old` to `obj`.
+fn update_review(obj: &Value, old: &Value) -> Vec<u8> {
+    review_of(obj, Some(old))
+}
+
+fn review_of(obj: &Value, old: Option<&Value>) -> Vec<u8> {
+    let mut review = json!({
         "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
         "request": {
             "uid": "r1",
@@ -106,8 +115,12 @@ fn create_review(obj: &Value) -> Vec<u8> {
             "name": obj["metadata"]["name"], "namespace": NS, "operation": "CREATE",
             "userInfo": {"username": "bench"}, "object": obj, "dryRun": false
         }
-    }))
-    .unwrap()
+    });
+    if let Some(old) = old {
+        review["request"]["operation"] = json!("UPDATE");
+        review["request"]["oldObject"] = old.clone();
+    }
+    serde_json::to_vec(&review).unwrap()
 }
 
 /// (VmRSS, VmHWM) of this process in MiB.
@@ -185,25 +198,40 @@ async fn run() {
     };
     let admitted = create_review(&new_admin(64513));
     let refused = create_review(&new_admin(64999));
+    // an admin object on every node drops one of its neighbors: admitted, with a warning that
+    // the session ends on every node
+    let all_0 = admin(0);
+    let mut dropped = all_0.clone();
+    dropped["spec"]["bgp"]["routers"][0]["neighbors"].as_array_mut().unwrap().remove(0);
+    let updated = update_review(&dropped, &all_0);
 
     // 1. The decision alone, one at a time (as one blocking thread runs it).
-    let decide = |body: &[u8]| -> (Duration, bool, usize) {
+    let decide = |body: &[u8]| -> (Duration, bool, usize, Vec<String>) {
         let t = Instant::now();
         let out = review(&state.view(), serde_json::from_slice::<AdmissionReview<DynamicObject>>(body).unwrap());
         let elapsed = t.elapsed();
         let resp = out.response.unwrap();
-        (elapsed, resp.allowed, resp.result.message.len())
+        (elapsed, resp.allowed, resp.result.message.len(), resp.warnings.unwrap_or_default())
     };
-    let (first, _, _) = tokio::task::block_in_place(|| decide(&admitted));
+    let (first, _, _, _) = tokio::task::block_in_place(|| decide(&admitted));
     println!("first review (builds the node index): {:.1} ms", first.as_secs_f64() * 1e3);
-    for (what, body, allowed) in [("admitted", &admitted, true), ("refused on every node", &refused, false)] {
+    let cases = [
+        ("admitted", &admitted, true),
+        ("refused on every node", &refused, false),
+        ("update admitted with a warning: a session ends on every node", &updated, true),
+    ];
+    for (what, body, allowed) in cases {
         let mut times = Vec::new();
         let cpu_before = cpu();
         for _ in 0..100 {
-            let (t, ok, len) = tokio::task::block_in_place(|| decide(body));
+            let (t, ok, len, warnings) = tokio::task::block_in_place(|| decide(body));
             assert_eq!(ok, allowed, "{what}");
             if !allowed {
                 assert!(len > NODES * 10, "the refusal names every node");
+            }
+            if std::ptr::eq(body, &updated) {
+                let want = format!("this change resets or ends BGP sessions on {NODES} node(s): 198.51.100.1 (default): removed");
+                assert!(warnings.iter().any(|w| w.starts_with(&want)), "{warnings:?}");
             }
             times.push(t);
         }
