@@ -47,7 +47,7 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
-use apiserver::ApiServer;
+use apiserver::{AgentUnderTest, ApiServer};
 use lab::{Frr, FrrVersion, Netns, Req, TempDir};
 use serde_json::Value;
 
@@ -103,10 +103,6 @@ fn agent_binary() -> Result<(PathBuf, &'static str)> {
         }
     }
     bail!("no frr-composer binary: run `cargo build --release` (looked in {})", target.display())
-}
-
-fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
 fn ms(d: Duration) -> f64 {
@@ -191,98 +187,48 @@ fn agent_env() -> Vec<(String, String)> {
         .collect()
 }
 
-struct Agent {
-    child: Child,
-    log: PathBuf,
-    started: Instant,
+/// The agent under test as the benchmark measures it: `bin`, a clean environment (PATH,
+/// KUBECONFIG and FRR_BENCH_AGENT_ENV only), its log in `dir/log_name`.
+fn start_agent(bin: &Path, api: &ApiServer, frr: &Frr, node: &str, ns: &str, dir: &Path, log_name: &str) -> Result<AgentUnderTest> {
+    let agent = AgentUnderTest::builder(api, &frr.cli_args(), node, ns, dir).bin(bin).log_name(log_name).clean_env();
+    agent_env().into_iter().fold(agent, |a, (k, v)| a.env(k, v)).try_spawn()
 }
 
-impl Agent {
-    fn start(bin: &Path, api: &ApiServer, frr: &Frr, node: &str, ns: &str, log: PathBuf) -> Result<Agent> {
-        let mut cmd = Command::new(bin);
-        cmd.arg("controller")
-            .args(["--node-name", node, "--namespace", ns, "--hostname", node, "--log-level", "info"])
-            .args(["--metrics-address", &format!("127.0.0.1:{}", free_port()?), "--health-address", &format!("127.0.0.1:{}", free_port()?)])
-            .args(frr.cli_args())
-            .env_clear()
-            .env("PATH", PATH)
-            .env("KUBECONFIG", api.kubeconfig())
-            .envs(agent_env())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log)?);
-        let started = Instant::now();
-        let child = cmd.spawn().with_context(|| format!("cannot start {}", bin.display()))?;
-        Ok(Agent { child, log, started })
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn alive(&mut self) -> Result<()> {
-        if let Some(status) = self.child.try_wait()? {
-            bail!("the agent exited ({status}); log tail:\n{}", self.log_tail(30));
-        }
-        Ok(())
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn log_tail(&self, n: usize) -> String {
-        let t = self.log_text();
-        let lines: Vec<&str> = t.lines().collect();
-        lines[lines.len().saturating_sub(n)..].join("\n")
-    }
-
-    /// `ms` of the agent's "applied" log lines, in order.
-    fn apply_ms(&self) -> Vec<f64> {
-        self.applied_field("ms")
-    }
-
-    /// One field of the agent's "applied" log lines, in order.
-    fn applied_field(&self, field: &str) -> Vec<f64> {
-        self.log_text()
-            .lines()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .filter(|v| v["fields"]["message"] == "applied")
-            .filter_map(|v| v["fields"][field].as_f64())
-            .collect()
-    }
-
-    /// Warnings and errors, grouped by message: (level, message, count, first full line).
-    fn problems(&self) -> Vec<(String, String, usize, String)> {
-        let mut groups: BTreeMap<(String, String), (usize, String)> = BTreeMap::new();
-        for l in self.log_text().lines() {
-            let (level, msg) = match serde_json::from_str::<Value>(l) {
-                Ok(v) => (v["level"].as_str().unwrap_or("?").to_string(), v["fields"]["message"].as_str().unwrap_or("?").to_string()),
-                Err(_) => ("RAW".to_string(), l.chars().take(120).collect()),
-            };
-            if level == "INFO" || level == "DEBUG" || level == "TRACE" {
-                continue;
-            }
-            let e = groups.entry((level, msg)).or_insert((0, l.chars().take(400).collect()));
-            e.0 += 1;
-        }
-        groups.into_iter().map(|((l, m), (c, first))| (l, m, c, first)).collect()
-    }
+/// One field of the agent's "applied" log lines, in order (`ms`: the whole apply).
+fn applied_field(agent: &AgentUnderTest, field: &str) -> Vec<f64> {
+    agent
+        .log()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["fields"]["message"] == "applied")
+        .filter_map(|v| v["fields"][field].as_f64())
+        .collect()
 }
 
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+/// Warnings and errors of the agent's log, grouped by message: (level, message, count, first
+/// full line).
+fn problems(agent: &AgentUnderTest) -> Vec<(String, String, usize, String)> {
+    let mut groups: BTreeMap<(String, String), (usize, String)> = BTreeMap::new();
+    for l in agent.log().lines() {
+        let (level, msg) = match serde_json::from_str::<Value>(l) {
+            Ok(v) => (v["level"].as_str().unwrap_or("?").to_string(), v["fields"]["message"].as_str().unwrap_or("?").to_string()),
+            Err(_) => ("RAW".to_string(), l.chars().take(120).collect()),
+        };
+        if level == "INFO" || level == "DEBUG" || level == "TRACE" {
+            continue;
+        }
+        let e = groups.entry((level, msg)).or_insert((0, l.chars().take(400).collect()));
+        e.0 += 1;
     }
+    groups.into_iter().map(|((l, m), (c, first))| (l, m, c, first)).collect()
 }
 
 /// On a failure: what the agent is doing (its child processes), FRR's logs, the whole agent
 /// log saved to a file.
-fn diagnose(agent: &Agent, frr: &Frr, tag: &str) -> String {
+fn diagnose(agent: &AgentUnderTest, frr: &Frr, tag: &str) -> String {
     let mut out = String::new();
     let saved = std::env::temp_dir().join(format!("frr-composer-bench-agent-{tag}-failed.log"));
-    let _ = std::fs::write(&saved, agent.log_text());
+    let _ = std::fs::write(&saved, agent.log());
     let _ = writeln!(out, "--- full agent log saved to {}", saved.display());
     let ps = Command::new("ps").args(["-o", "pid,etimes,stat,args", "--ppid", &agent.pid().to_string()]).output();
     let _ = writeln!(out, "--- the agent's child processes now:\n{}", ps.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default());
@@ -293,8 +239,8 @@ fn diagnose(agent: &Agent, frr: &Frr, tag: &str) -> String {
     out
 }
 
-fn print_problems(agent: &Agent) {
-    let p = agent.problems();
+fn print_problems(agent: &AgentUnderTest) {
+    let p = problems(agent);
     if p.is_empty() {
         println!("  agent log: no warnings or errors");
         return;
@@ -470,13 +416,13 @@ fn run_latency(o: &Opts, bin: &Path, api: &ApiServer, tmp: &TempDir) -> Result<L
 
     let mut watch = StateWatch::start(api, LAT_NODE, tmp.path())?;
     std::thread::sleep(Duration::from_millis(500));
-    let mut agent = Agent::start(bin, api, &frr, LAT_NODE, LAT_NS, tmp.path().join("agent-latency.log"))?;
+    let mut agent = start_agent(bin, api, &frr, LAT_NODE, LAT_NS, tmp.path(), "agent-latency.log")?;
     watch.agent = Some(agent.pid());
     let (t, _) = watch
         .wait_for("the initial configuration", Duration::from_secs(60), |v| reload_ok(v) && has_network(v, &lb_prefix(0)))
         .with_context(|| format!("agent log tail:\n{}", agent.log_tail(30)))?;
     let initial = ms(t - agent.started);
-    let applied_before = agent.apply_ms().len();
+    let applied_before = applied_field(&agent, "ms").len();
     std::thread::sleep(Duration::from_secs(1));
 
     let mut r = LatencyResult { after_apply: vec![], incl_kubectl: vec![], kubectl: vec![], apply_ms: vec![], initial };
@@ -504,7 +450,7 @@ fn run_latency(o: &Opts, bin: &Path, api: &ApiServer, tmp: &TempDir) -> Result<L
         // within the interval of the last write waits for its end
         std::thread::sleep(frr_composer::agent::pacer::STATUS_INTERVAL + Duration::from_millis(400));
     }
-    r.apply_ms = agent.apply_ms().into_iter().skip(applied_before).collect();
+    r.apply_ms = applied_field(&agent, "ms").into_iter().skip(applied_before).collect();
     // FRR itself has all prefixes
     let rc = frr.running_config()?;
     for i in 0..=o.changes {
@@ -518,7 +464,7 @@ fn run_latency(o: &Opts, bin: &Path, api: &ApiServer, tmp: &TempDir) -> Result<L
     println!("  from kubectl apply starting:      {}", stats(&r.incl_kubectl));
     println!("  kubectl apply itself:             {}", stats(&r.kubectl));
     println!("  agent's FRR apply (log \"applied\" ms): {}", stats(&r.apply_ms));
-    let part = |f: &str| stats(&agent.applied_field(f).into_iter().skip(applied_before).collect::<Vec<_>>());
+    let part = |f: &str| stats(&applied_field(&agent, f).into_iter().skip(applied_before).collect::<Vec<_>>());
     println!("    of which FRR's syntax check: {}", part("check_ms"));
     println!("    the batch sent to FRR:       {}", part("apply_ms"));
     println!("    reading back and verifying:  {}", part("verify_ms"));
@@ -736,7 +682,7 @@ fn run_scale(o: &Opts, bin: &Path, api: &ApiServer, tmp: &TempDir) -> Result<()>
     let mut watch = StateWatch::start(api, &me, tmp.path())?;
     std::thread::sleep(Duration::from_millis(500));
     let load_before = loadavg();
-    let mut agent = Agent::start(bin, api, &frr, &me, SCALE_NS, tmp.path().join("agent-scale.log"))?;
+    let mut agent = start_agent(bin, api, &frr, &me, SCALE_NS, tmp.path(), "agent-scale.log")?;
     let pid = agent.pid();
     watch.agent = Some(pid);
     // sample RSS while it syncs (VmHWM is the kernel's own peak; this is a cross-check)

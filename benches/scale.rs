@@ -68,6 +68,7 @@ use fixture::{lb_prefixes, node_name, Shape};
 use frr_composer::lab::{self, Frr, FrrVersion, Netns, Req, TempDir};
 use kube::Client;
 use serde_json::{json, Value};
+use support::free_port;
 use tools::{applied, has_network, max, ms, pct, vm_mib, Requests, States};
 
 const INITIAL_TIMEOUT: Duration = Duration::from_secs(900);
@@ -141,10 +142,6 @@ fn binary() -> Result<(PathBuf, String)> {
         (None, Some(p)) => Ok((p, "release build in the target directory".into())),
         (None, None) => bail!("no frr-composer binary: set FRR_BENCH_AGENT_BIN or run `cargo build --release`"),
     }
-}
-
-fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
 /// A process of the binary under test: stopped (SIGTERM, then SIGKILL) on drop.
@@ -222,7 +219,7 @@ impl Site {
         let mut args: Vec<String> =
             ["controller", "--node-name", &name, "--namespace", fixture::NS, "--hostname", &name, "--log-level", "info"].map(String::from).into();
         args.extend(["--object-status".into(), cx.o.object_status.clone()]);
-        args.extend(["--metrics-address".into(), format!("127.0.0.1:{}", free_port()?), "--health-address".into(), format!("127.0.0.1:{}", free_port()?)]);
+        args.extend(["--metrics-address".into(), format!("127.0.0.1:{}", free_port()), "--health-address".into(), format!("127.0.0.1:{}", free_port())]);
         args.extend(frr.cli_args());
         let agent = Proc::spawn(bin, &args, api, tmp.join(format!("agent-{name}.log")))?;
         Ok(Site { agent, frr, _netns: netns, node })
@@ -549,7 +546,7 @@ fn part_steady(cx: &Ctx, r: &mut Report, first: Option<Site>, baseline: &(Reques
 fn part_webhook(cx: &Ctx, r: &mut Report) -> Result<()> {
     eprintln!("== 3. webhook ==");
     let (cert, key) = cx.api.issue_serving_cert("scale-webhook", &["localhost"])?;
-    let port = free_port()?;
+    let port = free_port();
     let args: Vec<String> = vec![
         "webhook".into(),
         "--address".into(),

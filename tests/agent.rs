@@ -12,10 +12,9 @@ mod lab;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use apiserver::ApiServer;
+use apiserver::{AgentUnderTest, ApiServer};
 use lab::{Frr, FrrVersion, GoBgp, GoBgpNeighbor, Netns, Req, TempDir};
 use serde_json::Value;
 
@@ -54,31 +53,6 @@ fn set(items: &[&str]) -> BTreeSet<String> {
     items.iter().map(|s| s.to_string()).collect()
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-struct Agent {
-    _process: apiserver::support::KillOnDrop,
-    log: PathBuf,
-}
-
-impl Agent {
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-fn http_get(port: u16, path: &str) -> (u16, String) {
-    use std::io::{Read, Write};
-    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else { return (0, String::new()) };
-    let _ = write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
-    let mut body = String::new();
-    let _ = s.read_to_string(&mut body);
-    let code = body.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    (code, body)
-}
-
 fn agent_against_real_apiserver(version: FrrVersion) {
     if !lab::require(&[Req::Frr(version), Req::GoBgp]) || !apiserver::require() {
         return;
@@ -98,28 +72,17 @@ fn agent_against_real_apiserver(version: FrrVersion) {
     api.kubectl(&["create", "namespace", NS]).unwrap();
     api.kubectl_stdin(&["apply", "-f", "-"], NODE).unwrap();
 
-    let metrics_port = free_port();
-    let health_port = free_port();
-    let log = tmp.path().join("agent.log");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_frr-composer"));
-    cmd.arg("controller")
-        .args(["--node-name", "wk3", "--namespace", NS, "--hostname", "wk3", "--drift-interval", "2", "--poll-interval", "1", "--log-level", "info"])
-        .args(["--metrics-address", &format!("127.0.0.1:{metrics_port}"), "--health-address", &format!("127.0.0.1:{health_port}")])
-        .args(frr.cli_args())
-        .env("KUBECONFIG", api.kubeconfig())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap());
-    let agent = Agent { _process: apiserver::support::KillOnDrop(cmd.spawn().unwrap()), log };
+    let agent = AgentUnderTest::start(&api, &frr.cli_args(), "wk3", NS, tmp.path(), &["--drift-interval", "2", "--poll-interval", "1"]);
 
     let node_state = |api: &ApiServer| api.kubectl_json(&["get", "frrnodestate", "wk3"]).ok();
     let status_field = |api: &ApiServer, f: &str| node_state(api).and_then(|s| s["status"][f].as_str().map(String::from)).unwrap_or_default();
     let diag_with = |api: &ApiServer, frr: &Frr, what: &str| {
         let _ = std::fs::write(std::env::temp_dir().join("frr-composer-agent-failed.log"), agent.log());
         format!(
-            "FRR {v}: {what}\n--- FRRNodeState\n{}\n--- FRR running\n{}\n--- agent log (tail)\n{}",
+            "{}\n--- FRRNodeState\n{}\n--- FRR running\n{}",
+            agent.diag(&format!("FRR {v}: {what}")),
             node_state(api).map(|s| serde_json::to_string_pretty(&s["status"]).unwrap()).unwrap_or_default(),
-            frr.running_config().unwrap_or_default(),
-            agent.log().lines().rev().take(30).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n")
+            frr.running_config().unwrap_or_default()
         )
     };
     macro_rules! diag {
@@ -130,9 +93,9 @@ fn agent_against_real_apiserver(version: FrrVersion) {
 
     // 1. With no configuration the agent applies the empty configuration and reports it.
     assert!(lab::wait_until(Duration::from_secs(30), || status_field(&api, "lastConversionResult") == "success"), "{}", diag!(&api, "no FRRNodeState"));
-    assert!(lab::wait_until(Duration::from_secs(10), || http_get(health_port, "/readyz").0 == 200), "{}", diag!(&api, "not ready"));
-    assert_eq!(http_get(health_port, "/healthz").0, 200);
-    assert_eq!(http_get(health_port, "/livez").0, 200, "{}", http_get(health_port, "/livez").1);
+    assert!(lab::wait_until(Duration::from_secs(10), || agent.http_get("/readyz").0 == 200), "{}", diag!(&api, "not ready"));
+    assert_eq!(agent.http_get("/healthz").0, 200);
+    assert_eq!(agent.http_get("/livez").0, 200, "{}", agent.http_get("/livez").1);
 
     // 1b. FRRK8sConfiguration `config` changes the log levels at runtime: FRR's and the agent's.
     assert!(!agent.log().contains("\"level\":\"DEBUG\""));
@@ -198,15 +161,15 @@ fn agent_against_real_apiserver(version: FrrVersion) {
     );
     // metrics with the anchor's names
     assert!(
-        lab::wait_until(Duration::from_secs(5), || http_get(metrics_port, "/metrics").1.contains(r#"frrk8s_bgp_session_up{peer="192.0.2.1",vrf="default"} 1"#)),
+        lab::wait_until(Duration::from_secs(5), || agent.metric(r#"frrk8s_bgp_session_up{peer="192.0.2.1",vrf="default"}"#) == Some(1.0)),
         "{}",
-        http_get(metrics_port, "/metrics").1
+        agent.metrics()
     );
     // the running FRR's version, in the node's status and as a metric label
     let frr_version = status_field(&api, "frrVersion");
     assert!(frr_version.starts_with(version.label()), "frrVersion {frr_version:?} for FRR {v}\n{}", diag!(&api, "no frrVersion"));
     let info = format!(r#"frr_composer_frr_info{{version="{frr_version}"}} 1"#);
-    assert!(http_get(metrics_port, "/metrics").1.contains(&info), "no {info}:\n{}", http_get(metrics_port, "/metrics").1);
+    assert!(agent.metrics().contains(&info), "no {info}:\n{}", agent.metrics());
 
     // 2b. MetalLB v0.16.2's AS-path prepend, as its speaker writes it (frr-k8s v0.0.27's
     //     `withAsPathPrepend`, beside a community): kept by the API server, applied by the
@@ -398,23 +361,9 @@ fn burst_of_100_changes_coalesces_frr10() {
     let prefix = |i: usize| format!("198.51.100.{i}/32");
     api.kubectl_stdin(&["apply", "-f", "-"], &config("base", &[]).to_string()).unwrap();
 
-    let metrics_port = free_port();
-    let log = tmp.path().join("agent.log");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_frr-composer"));
-    cmd.arg("controller")
-        .args(["--node-name", "wk3", "--namespace", NS, "--hostname", "wk3", "--log-level", "info"])
-        .args(["--metrics-address", &format!("127.0.0.1:{metrics_port}"), "--health-address", &format!("127.0.0.1:{}", free_port())])
-        // as at thousands of nodes: the objects' status only names problems
-        .args(["--object-status", "problems"])
-        .args(frr.cli_args())
-        .env("KUBECONFIG", api.kubeconfig())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap());
-    let agent = Agent { _process: apiserver::support::KillOnDrop(cmd.spawn().unwrap()), log };
-    let applies = || {
-        let m = http_get(metrics_port, "/metrics").1;
-        m.lines().find_map(|l| l.strip_prefix("frr_composer_applies_total ").and_then(|v| v.trim().parse::<u64>().ok()))
-    };
+    // as at thousands of nodes: the objects' status only names problems
+    let agent = AgentUnderTest::start(&api, &frr.cli_args(), "wk3", NS, tmp.path(), &["--object-status", "problems"]);
+    let applies = || agent.metric("frr_composer_applies_total").map(|n| n as u64);
     let networks = || -> BTreeSet<String> {
         frr.running_config().unwrap_or_default().lines().filter_map(|l| l.trim().strip_prefix("network ").map(String::from)).collect()
     };
@@ -518,16 +467,7 @@ fn status_writes_of_a_flipping_object_are_paced_frr10() {
     api.kubectl(&["create", "namespace", NS]).unwrap();
     api.kubectl_stdin(&["apply", "-f", "-"], NODE).unwrap();
     api.kubectl_stdin(&["apply", "-f", "-"], &metallb("")).unwrap();
-    let log = tmp.path().join("agent.log");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_frr-composer"));
-    cmd.arg("controller")
-        .args(["--node-name", "wk3", "--namespace", NS, "--hostname", "wk3", "--log-level", "info", "--object-status", "problems"])
-        .args(["--metrics-address", &format!("127.0.0.1:{}", free_port()), "--health-address", &format!("127.0.0.1:{}", free_port())])
-        .args(frr.cli_args())
-        .env("KUBECONFIG", api.kubeconfig())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap());
-    let agent = Agent { _process: apiserver::support::KillOnDrop(cmd.spawn().unwrap()), log };
+    let agent = AgentUnderTest::start(&api, &frr.cli_args(), "wk3", NS, tmp.path(), &["--object-status", "problems"]);
     let conversion = || {
         api.kubectl_json(&["get", "frrnodestate", "wk3"]).ok().and_then(|s| s["status"]["lastConversionResult"].as_str().map(String::from)).unwrap_or_default()
     };

@@ -13,12 +13,11 @@ mod support;
 // the lab and the API server harness each include tests/support
 mod lab;
 
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use apiserver::ApiServer;
+use apiserver::{AgentUnderTest, ApiServer};
 use lab::{Frr, FrrVersion, GoBgp, GoBgpNeighbor, Netns, Req, TempDir};
 
 const NS: &str = "metallb-system";
@@ -36,10 +35,6 @@ fn speaker_config(prefixes: &[&str]) -> String {
         list("            "),
         list("      ")
     )
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 fn set(items: &[&str]) -> std::collections::BTreeSet<String> {
@@ -84,17 +79,7 @@ fn deletion_hold_down_keeps_a_recreated_config_and_withdraws_a_removed_one() {
     api.kubectl(&["create", "namespace", NS]).unwrap();
     api.kubectl_stdin(&["apply", "-f", "-"], NODE).unwrap();
 
-    let log = tmp.path().join("agent.log");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_frr-composer"));
-    cmd.arg("controller")
-        .args(["--node-name", "hd1", "--namespace", NS, "--hostname", "hd1", "--deletion-hold-down", "3s", "--log-level", "info"])
-        .args(["--metrics-address", &format!("127.0.0.1:{}", free_port()), "--health-address", &format!("127.0.0.1:{}", free_port())])
-        .args(frr.cli_args())
-        .env("KUBECONFIG", api.kubeconfig())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap());
-    let _agent = apiserver::support::KillOnDrop(cmd.spawn().unwrap());
-    let agent_log = || std::fs::read_to_string(&log).unwrap_or_default();
+    let agent = AgentUnderTest::start(&api, &frr.cli_args(), "hd1", NS, tmp.path(), &["--deletion-hold-down", "3s"]);
     let held_condition = || {
         api.kubectl_json(&["get", "frrnodestate", "hd1"])
             .ok()
@@ -103,11 +88,11 @@ fn deletion_hold_down_keeps_a_recreated_config_and_withdraws_a_removed_one() {
     };
     let diag = |what: &str| {
         format!(
-            "{what}\n--- router adj-in\n{:?}\n--- FRR running\n{}\n--- DeletionHeldDown\n{}\n--- agent log (tail)\n{}",
+            "{}\n--- router adj-in\n{:?}\n--- FRR running\n{}\n--- DeletionHeldDown\n{}",
+            agent.diag(what),
             gobgp.received_prefixes(NODE_IP),
             frr.running_config().unwrap_or_default(),
-            held_condition(),
-            agent_log().lines().rev().take(20).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n")
+            held_condition()
         )
     };
     let lb = ["203.0.113.10/32", "203.0.113.11/32"];
@@ -132,19 +117,19 @@ fn deletion_hold_down_keeps_a_recreated_config_and_withdraws_a_removed_one() {
             diag("the held deletion is not reported in FRRNodeState")
         );
         assert!(
-            agent_log().contains("FRRConfiguration deleted; its configuration stays until the hold-down ends"),
+            agent.log().contains("FRRConfiguration deleted; its configuration stays until the hold-down ends"),
             "{}",
             diag("no log line for the held deletion")
         );
         std::thread::sleep(Duration::from_millis(1500).saturating_sub(start.elapsed()));
         api.kubectl_stdin(&["apply", "-f", "-"], &speaker_config(&lb)).unwrap();
-        assert!(lab::wait_until(Duration::from_secs(3), || agent_log().contains("advertises again within its hold-down")), "{}", diag("recreation not logged"));
+        assert!(lab::wait_until(Duration::from_secs(3), || agent.log().contains("advertises again within its hold-down")), "{}", diag("recreation not logged"));
         // past the end of the hold-down that would have applied: nothing changed
         std::thread::sleep((HOLD + Duration::from_secs(2)).saturating_sub(start.elapsed()));
     });
     assert!(lost.is_empty(), "{}", diag(&format!("the router lost routes during delete + recreate: {lost:?}")));
     assert_eq!(frr.running_config().unwrap(), running_before, "{}", diag("FRR changed although the object came back within the hold-down"));
-    assert!(!agent_log().contains("hold-down ended"), "{}", diag("the hold-down ended although the object came back"));
+    assert!(!agent.log().contains("hold-down ended"), "{}", diag("the hold-down ended although the object came back"));
     assert!(lab::wait_until(Duration::from_secs(5), || held_condition()["status"] == "False"), "{}", diag("DeletionHeldDown still True after the re-creation"));
 
     // 2. A content change applies at once (well within a hold-down).
@@ -174,7 +159,7 @@ fn deletion_hold_down_keeps_a_recreated_config_and_withdraws_a_removed_one() {
     });
     assert!(lost.is_empty(), "{}", diag(&format!("the router lost routes during a partial write: {lost:?}")));
     assert_eq!(frr.running_config().unwrap(), running_three, "{}", diag("FRR changed for a partial write"));
-    assert!(agent_log().contains("FRRConfiguration advertises less"), "{}", diag("the held withdrawal is not logged"));
+    assert!(agent.log().contains("FRRConfiguration advertises less"), "{}", diag("the held withdrawal is not logged"));
 
     // 2c. One prefix withdrawn for good: kept for the hold-down, then withdrawn.
     let two = &three[..2];
@@ -228,11 +213,11 @@ fn deletion_hold_down_keeps_a_recreated_config_and_withdraws_a_removed_one() {
     // generous: on 2 busy cores one FRR 8.4 apply alone was seen to take 5 s (timings are for benchmarks)
     assert!(withdrawn_after <= HOLD + Duration::from_secs(6), "{}", diag(&format!("withdrawn {withdrawn_after:?} after the delete, long after the hold-down")));
     assert!(
-        agent_log().contains("hold-down ended; what the deleted, emptied or shrunk FRRConfiguration withdrew is withdrawn"),
+        agent.log().contains("hold-down ended; what the deleted, emptied or shrunk FRRConfiguration withdrew is withdrawn"),
         "{}",
         diag("expiry not logged")
     );
     assert!(!frr.running_config().unwrap().contains("router bgp"), "{}", diag("FRR still has the router"));
     assert!(lab::wait_until(Duration::from_secs(5), || held_condition()["status"] == "False"), "{}", diag("DeletionHeldDown still True"));
-    assert!(!agent_log().contains("panicked"));
+    assert!(!agent.log().contains("panicked"));
 }

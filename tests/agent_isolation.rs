@@ -28,11 +28,10 @@ mod support;
 mod lab;
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
 use std::time::Duration;
 
-use apiserver::ApiServer;
+use apiserver::{AgentUnderTest, ApiServer};
 use lab::{Frr, FrrVersion, GoBgp, GoBgpNeighbor, Netns, Req, TempDir};
 use serde_json::Value;
 
@@ -61,39 +60,14 @@ fn set(items: &[&str]) -> BTreeSet<String> {
     items.iter().map(|s| s.to_string()).collect()
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn metrics(port: u16) -> String {
-    use std::io::{Read, Write};
-    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else { return String::new() };
-    let _ = write!(s, "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
-    let mut body = String::new();
-    let _ = s.read_to_string(&mut body);
-    body
-}
-
-struct Agent {
-    _process: apiserver::support::KillOnDrop,
-    log: PathBuf,
-    metrics_port: u16,
-}
-
-fn start_agent(api: &ApiServer, frr: &Frr, dir: &Path, state: &Path, run: u32) -> Agent {
-    let metrics_port = free_port();
-    let log = dir.join(format!("agent-{run}.log"));
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_frr-composer"));
-    cmd.arg("controller")
-        .args(["--node-name", "wk3", "--namespace", NS, "--hostname", "wk3", "--poll-interval", "1", "--log-level", "info"])
-        .args(["--metrics-address", &format!("127.0.0.1:{metrics_port}"), "--health-address", &format!("127.0.0.1:{}", free_port())])
+/// The agent of run `run` (its own log), with the state directory every run shares.
+fn start_agent(api: &ApiServer, frr: &Frr, dir: &Path, state: &Path, run: u32) -> AgentUnderTest {
+    AgentUnderTest::builder(api, &frr.cli_args(), "wk3", NS, dir)
+        .log_name(format!("agent-{run}.log"))
+        .args(["--poll-interval", "1"])
         .arg("--state-dir")
         .arg(state)
-        .args(frr.cli_args())
-        .env("KUBECONFIG", api.kubeconfig())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap());
-    Agent { _process: apiserver::support::KillOnDrop(cmd.spawn().unwrap()), log, metrics_port }
+        .spawn()
 }
 
 /// This node's condition in an FRRConfiguration's status.
@@ -143,13 +117,13 @@ fn isolation_against_real_apiserver(version: FrrVersion) {
     let mut agent = start_agent(&api, &frr, tmp.path(), &state, 1);
 
     let running = || frr.running_config().unwrap_or_default();
-    let diag = |agent: &Agent, what: &str| {
+    let diag = |agent: &AgentUnderTest, what: &str| {
         format!(
-            "FRR {v}: {what}\n--- admin-receive\n{}\n--- FRRNodeState condition\n{}\n--- FRR running\n{}\n--- agent log (tail)\n{}",
+            "{}\n--- admin-receive\n{}\n--- FRRNodeState condition\n{}\n--- FRR running\n{}",
+            agent.diag(&format!("FRR {v}: {what}")),
             api.kubectl(&["-n", NS, "get", "frrconfiguration", "admin-receive", "-o", "yaml"]).unwrap_or_default(),
             node_condition(&api),
-            running(),
-            std::fs::read_to_string(&agent.log).unwrap_or_default().lines().rev().take(25).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n")
+            running()
         )
     };
     let router_gets = |ips: &[&str]| lab::wait_until(Duration::from_secs(30), || gobgp.received_prefixes(NODE_IP).is_ok_and(|p| p == set(ips)));
@@ -182,7 +156,7 @@ fn isolation_against_real_apiserver(version: FrrVersion) {
         "no Warning event: {:?}",
         events(&api, "admin-receive")
     );
-    assert!(metrics(agent.metrics_port).contains("frr_composer_configurations_left_out 1"), "{}", metrics(agent.metrics_port));
+    assert_eq!(agent.metric("frr_composer_configurations_left_out"), Some(1.0), "{}", agent.metrics());
     assert!(!running().contains("frr-composer-permit-any"), "{}", diag(&agent, "the left-out object reached FRR"));
     // a new LoadBalancer IP still reaches the router
     api.kubectl_stdin(&["apply", "-f", "-"], &metallb(&["198.51.100.1/32", "198.51.100.2/32"])).unwrap();
@@ -214,7 +188,7 @@ fn isolation_against_real_apiserver(version: FrrVersion) {
     assert_eq!(c["observedGeneration"], 3);
     assert!(c["message"].as_str().unwrap().contains("generation 3 is refused, generation 2 stays in effect"), "{c}");
     assert!(running().contains("frr-composer-permit-any") && running().contains("timers 30 90"), "{}", diag(&agent, "generation 2 is no longer in effect"));
-    assert!(metrics(agent.metrics_port).contains("frr_composer_configurations_held_at_last_good 1"), "{}", metrics(agent.metrics_port));
+    assert_eq!(agent.metric("frr_composer_configurations_held_at_last_good"), Some(1.0), "{}", agent.metrics());
     api.kubectl_stdin(&["apply", "-f", "-"], &metallb(&["198.51.100.1/32", "198.51.100.2/32", "198.51.100.3/32"])).unwrap();
     assert!(router_gets(&["198.51.100.1/32", "198.51.100.2/32", "198.51.100.3/32"]), "{}", diag(&agent, "MetalLB blocked while another object is held"));
     // the decisions are kept on the node, privately
@@ -228,14 +202,10 @@ fn isolation_against_real_apiserver(version: FrrVersion) {
     let reported = object_condition(&api, "admin-receive");
     drop(agent);
     agent = start_agent(&api, &frr, tmp.path(), &state, 2);
-    assert!(
-        lab::wait_until(Duration::from_secs(20), || std::fs::read_to_string(&agent.log).unwrap_or_default().contains("caches synced")),
-        "{}",
-        diag(&agent, "the restarted agent did not sync")
-    );
+    assert!(lab::wait_until(Duration::from_secs(20), || agent.log().contains("caches synced")), "{}", diag(&agent, "the restarted agent did not sync"));
     std::thread::sleep(Duration::from_secs(5));
     assert_eq!(running(), before, "{}", diag(&agent, "FRR changed after the agent restarted"));
-    let log = std::fs::read_to_string(&agent.log).unwrap_or_default();
+    let log = agent.log();
     assert!(log.contains("generations in effect loaded"), "{log}");
     let after = object_condition(&api, "admin-receive");
     assert_eq!(
@@ -310,7 +280,7 @@ fn isolation_against_real_apiserver(version: FrrVersion) {
     assert_eq!(object_condition(&api, "metallb-wk3")["status"], "True");
     let reload = api.kubectl_json(&["get", "frrnodestate", "wk3"]).unwrap()["status"]["lastReloadResult"].clone();
     assert_eq!(reload, "success", "{}", diag(&agent, "the reload after charging the raw object"));
-    assert!(metrics(agent.metrics_port).contains("frr_composer_configurations_left_out 1"), "{}", metrics(agent.metrics_port));
+    assert_eq!(agent.metric("frr_composer_configurations_left_out"), Some(1.0), "{}", agent.metrics());
     assert!(!running().contains("admin-deny"), "{}", diag(&agent, "the refused raw line"));
     // fixed: it applies
     api.kubectl_stdin(&["apply", "-f", "-"], &bad_raw.replace("prefix-lisst", "prefix-list")).unwrap();
@@ -319,7 +289,7 @@ fn isolation_against_real_apiserver(version: FrrVersion) {
         "{}",
         diag(&agent, "the fixed raw object did not apply")
     );
-    assert!(!std::fs::read_to_string(&agent.log).unwrap_or_default().contains("panicked"));
+    assert!(!agent.log().contains("panicked"));
     eprintln!("FRR {v}: per-object isolation scenario passed");
 }
 

@@ -193,6 +193,6 @@ fn metallb_drives_three_nodes_end_to_end() {
     assert!(lost <= Duration::from_secs(8), "{}", lab.diag(&format!("withdrawn {lost:?} after the delete, not right after the hold-down")));
     assert_eq!(lab.router_nexthops(ecmp), set(&[NODES[0].1, NODES[1].1]));
     for a in &lab.agents {
-        assert!(!std::fs::read_to_string(&a.log).unwrap_or_default().contains("panicked"), "{}", a.log_tail(20));
+        assert!(!a.log().contains("panicked"), "{}", a.log_tail(20));
     }
 }

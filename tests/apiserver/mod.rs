@@ -42,6 +42,11 @@ use anyhow::{anyhow, bail, Context, Result};
 pub(crate) use crate::support;
 use crate::support::{command, pid_alive, run, signal, stop_child, tail_file as tail};
 
+/// The node agent under test (`frr-composer controller`).
+pub mod agent;
+#[allow(unused_imports)] // not every test starts an agent
+pub use agent::AgentUnderTest;
+
 pub const KUBECTL: &str = "/usr/bin/kubectl";
 const OPENSSL: &str = "/usr/bin/openssl";
 const DIR_PREFIX: &str = "fc-apiserver-";

@@ -35,8 +35,9 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
 
-use crate::apiserver::{self, ApiServer};
+use crate::apiserver::{self, AgentUnderTest, ApiServer};
 use crate::lab::{self, Bridge, Frr, FrrVersion, Netns, Req, TempDir};
+use crate::support::free_port;
 
 pub const NS: &str = "metallb-system";
 pub const ROUTER_IP: &str = "192.0.2.1";
@@ -128,10 +129,6 @@ impl Drop for Proc {
     fn drop(&mut self) {
         self.stop();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 // ------------------------------------------------------------------------------ watch
@@ -267,7 +264,7 @@ pub struct MetalLbLab {
     /// One per node; behind a lock so that a test can restart them while threads read the lab.
     pub speakers: Vec<Mutex<Option<Proc>>>,
     pub controller: Option<Proc>,
-    pub agents: Vec<Proc>,
+    pub agents: Vec<AgentUnderTest>,
     pub frrk8s: Vec<FrrK8sNode>,
     pub listeners: Vec<Proc>,
     /// FRR of every node: NODES first, then FRRK8S_NODES when they run.
@@ -434,16 +431,14 @@ impl MetalLbLab {
         Ok(())
     }
 
-    fn spawn_agent(&self, i: usize) -> Result<Proc> {
+    fn spawn_agent(&self, i: usize) -> Result<AgentUnderTest> {
         let (name, _) = NODES[i];
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_frr-composer"));
-        cmd.arg("controller")
-            .args(["--node-name", name, "--namespace", NS, "--hostname", name, "--poll-interval", "1", "--log-level", "info"])
-            .args(["--metrics-address", &format!("127.0.0.1:{}", free_port()), "--health-address", &format!("127.0.0.1:{}", free_port())])
+        AgentUnderTest::builder(&self.api, &self.frrs[i].cli_args(), name, NS, self.tmp.path())
+            .log_name(format!("agent-{name}.log"))
+            .args(["--poll-interval", "1"])
             .args(&self.agent_args)
-            .args(self.frrs[i].cli_args())
-            .env("KUBECONFIG", self.api.kubeconfig());
-        Proc::spawn(&format!("agent {name}"), cmd, self.tmp.path().join(format!("agent-{name}.log")))
+            .terminate_on_drop(Duration::from_secs(10))
+            .try_spawn()
     }
 
     fn metallb_command(&self, bin: &str) -> Command {

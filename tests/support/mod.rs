@@ -66,6 +66,12 @@ pub fn stop_child(child: &mut Child, grace: Duration) {
     let _ = child.wait();
 }
 
+/// A free TCP port on 127.0.0.1 (free when probed: the caller binds it soon after).
+pub fn free_port() -> u16 {
+    let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("cannot bind a free port on 127.0.0.1");
+    probe.local_addr().expect("the probe's address").port()
+}
+
 /// The last `n` lines of a file, for error messages.
 pub fn tail_file(path: &Path, n: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
