@@ -98,7 +98,7 @@ fn run_all(version: FrrVersion) {
         };
         let diffs = expect::differences(&want, &report);
         if !diffs.is_empty() {
-            failures.push(format!("{name} (FRR {}):\n  {}\n{}", version.label(), diffs.join("\n  "), serde_json::to_string_pretty(&report).unwrap()));
+            failures.push(lab.diag(&format!("{name} (FRR {}):\n  {}", version.label(), diffs.join("\n  "))));
             continue;
         }
         let json = serde_json::to_string(&report).unwrap();

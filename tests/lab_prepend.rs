@@ -84,7 +84,7 @@ fn prepend_changes_without_reset(version: FrrVersion) {
         let applied = Instant::now();
         let want = (path(count), vec!["65000:181".to_string()]);
         let ok = lab::wait_until(Duration::from_secs(30), || at_peer(&lab).as_ref() == Some(&want));
-        assert!(ok, "FRR {}: prepend {count}: the peer holds {:?}, expected {want:?}", version.label(), at_peer(&lab));
+        assert!(ok, "{}", lab.diag(&format!("FRR {}: prepend {count}: the peer holds {:?}, expected {want:?}", version.label(), at_peer(&lab))));
         seen.push(format!("{count}: {:.1} s", applied.elapsed().as_secs_f64()));
         let (d, u) = session(&lab);
         assert_eq!(d, dropped, "FRR {}: prepend {count} reset the session", version.label());

@@ -540,6 +540,35 @@ impl Lab {
         }
     }
 
+    /// What a failing test needs to see, as text: `what` went wrong; then every session with
+    /// what its peer holds from the node, the node FRR's running configuration and BGP
+    /// summary (passwords redacted), and the tails of the node's and the peers' logs.
+    pub fn diag(&self, what: &str) -> String {
+        let mut out = format!("{what}\n--- sessions (FRR {})\n", self.frr_version);
+        match self.report() {
+            Ok(r) => {
+                for p in &r.peers {
+                    let held: Vec<&str> = p.received.iter().map(|r| r.prefix.as_str()).collect();
+                    out.push_str(&format!("{} ({:?}, AS {}): {}; holds {held:?}; accepted {:?}\n", p.neighbor, p.peer, p.peer_asn, p.state, p.accepted));
+                }
+            }
+            Err(e) => out.push_str(&format!("(no report: {e:#})\n")),
+        }
+        out.push_str("--- node: show bgp summary\n");
+        out.push_str(&self.node.vtysh(&["show bgp summary"]).unwrap_or_else(|e| format!("({e:#})")));
+        out.push_str("\n--- node: running configuration\n");
+        // (passwords redacted, as everywhere the product prints a configuration)
+        out.push_str(&crate::frr::redact(&self.node.running_config().unwrap_or_else(|e| format!("({e:#})"))));
+        out.push_str("\n--- node: logs\n");
+        out.push_str(&self.node.logs());
+        for p in &self.peers {
+            if let Daemon::Gobgp(g) = &p.daemon {
+                out.push_str(&format!("--- peer {} (gobgpd) log\n{}\n", p.plan.neighbor, g.log()));
+            }
+        }
+        out
+    }
+
     /// What every router holds now.
     pub fn report(&self) -> Result<LabReport> {
         let loc = self.node.location();
