@@ -336,15 +336,11 @@ fn agent_against_real_apiserver(version: FrrVersion) {
 
 crate::frr_versions!(agent_against_real_apiserver);
 
-/// 100 changes within a second: 100 FRRConfigurations sent one every 10 ms (each one more
-/// /32 for the same router; sent concurrently with a kube client, so that the API server's
-/// pace does not stretch the burst). The agent applies the first at once and coalesces the
-/// rest: at most 5 applies in all (its `frr_composer_applies` counter), and FRR ends with
-/// exactly the 100 prefixes.
-#[test]
-fn burst_of_100_changes_coalesces_frr10() {
+/// An FRR 10.3 in its own namespace and an API server with the CRDs, the agents' namespace and
+/// the Node (None: the test is skipped, as `lab::require` and `apiserver::require` decide).
+fn frr10_with_apiserver() -> Option<(TempDir, Netns, Frr, ApiServer)> {
     if !lab::require(&[Req::Frr(FrrVersion::V10)]) || !apiserver::require() {
-        return;
+        return None;
     }
     let tmp = TempDir::new().unwrap();
     let netns = Netns::new().unwrap();
@@ -353,6 +349,25 @@ fn burst_of_100_changes_coalesces_frr10() {
     api.install_crds().unwrap();
     api.kubectl(&["create", "namespace", NS]).unwrap();
     api.kubectl_stdin(&["apply", "-f", "-"], NODE).unwrap();
+    Some((tmp, netns, frr, api))
+}
+
+/// The FRRConfigurations of the agents' namespace through a kube client: writes at a pace
+/// kubectl cannot keep.
+async fn configs_api(api: &ApiServer) -> kube::Api<frr_composer::api::FRRConfiguration> {
+    let kubeconfig = kube::config::Kubeconfig::read_from(api.kubeconfig()).unwrap();
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &kube::config::KubeConfigOptions::default()).await.unwrap();
+    kube::Api::namespaced(kube::Client::try_from(config).unwrap(), NS)
+}
+
+/// 100 changes within a second: 100 FRRConfigurations sent one every 10 ms (each one more
+/// /32 for the same router; sent concurrently with a kube client, so that the API server's
+/// pace does not stretch the burst). The agent applies the first at once and coalesces the
+/// rest: at most 5 applies in all (its `frr_composer_applies` counter), and FRR ends with
+/// exactly the 100 prefixes.
+#[test]
+fn burst_of_100_changes_coalesces_frr10() {
+    let Some((tmp, _netns, frr, api)) = frr10_with_apiserver() else { return };
     let config = |name: &str, prefixes: &[String]| {
         serde_json::json!({"apiVersion": "frrk8s.metallb.io/v1beta1", "kind": "FRRConfiguration", "metadata": {"name": name, "namespace": NS},
             "spec": {"bgp": {"routers": [{"asn": 65801, "prefixes": prefixes,
@@ -380,10 +395,7 @@ fn burst_of_100_changes_coalesces_frr10() {
 
     let rt = tokio::runtime::Runtime::new().unwrap();
     let took = rt.block_on(async {
-        let kubeconfig = kube::config::Kubeconfig::read_from(api.kubeconfig()).unwrap();
-        let config_ = kube::Config::from_custom_kubeconfig(kubeconfig, &kube::config::KubeConfigOptions::default()).await.unwrap();
-        let client = kube::Client::try_from(config_).unwrap();
-        let configs: kube::Api<frr_composer::api::FRRConfiguration> = kube::Api::namespaced(client, NS);
+        let configs = configs_api(&api).await;
         let start = Instant::now();
         let mut sends = Vec::new();
         for i in 1..=100 {
@@ -456,16 +468,7 @@ fn status_requests(api: &ApiServer, resource: &str) -> u64 {
 /// `--object-status problems`, where every flip adds or gives up the node's entry.
 #[test]
 fn status_writes_of_a_flipping_object_are_paced_frr10() {
-    if !lab::require(&[Req::Frr(FrrVersion::V10)]) || !apiserver::require() {
-        return;
-    }
-    let tmp = TempDir::new().unwrap();
-    let netns = Netns::new().unwrap();
-    let frr = Frr::start(FrrVersion::V10, &netns).unwrap();
-    let api = ApiServer::start().unwrap();
-    api.install_crds().unwrap();
-    api.kubectl(&["create", "namespace", NS]).unwrap();
-    api.kubectl_stdin(&["apply", "-f", "-"], NODE).unwrap();
+    let Some((tmp, _netns, frr, api)) = frr10_with_apiserver() else { return };
     api.kubectl_stdin(&["apply", "-f", "-"], &metallb("")).unwrap();
     let agent = AgentUnderTest::start(&api, &frr.cli_args(), "wk3", NS, tmp.path(), &["--object-status", "problems"]);
     let conversion = || {
@@ -487,10 +490,7 @@ fn status_writes_of_a_flipping_object_are_paced_frr10() {
     };
     let rt = tokio::runtime::Runtime::new().unwrap();
     let window = rt.block_on(async {
-        let kubeconfig = kube::config::Kubeconfig::read_from(api.kubeconfig()).unwrap();
-        let config_ = kube::Config::from_custom_kubeconfig(kubeconfig, &kube::config::KubeConfigOptions::default()).await.unwrap();
-        let client = kube::Client::try_from(config_).unwrap();
-        let configs: kube::Api<frr_composer::api::FRRConfiguration> = kube::Api::namespaced(client, NS);
+        let configs = configs_api(&api).await;
         let pp = kube::api::PatchParams::apply("flipper-test").force();
         let start = Instant::now();
         for i in 0..120u64 {
