@@ -39,8 +39,8 @@ pub fn validate(
         return Err(format!("{message}\nresource is invalid for node(s) {}", on.join(", ")));
     }
     // 3. Warnings: what the change does to sessions and advertisements, then the anchor's.
-    let mut warnings = match (old, &prepared.selector) {
-        (Some(old), Ok(sel)) if !nodes.is_empty() => impact_warnings(namespace, new, old, &nodes.select(sel.as_ref()), nodes),
+    let mut warnings = match old {
+        Some(old) if !nodes.is_empty() => impact_warnings(namespace, new, old, &selected, nodes),
         _ => Vec::new(),
     };
     if new.spec.bgp.routers.iter().flat_map(|r| &r.neighbors).any(|n| n.disable_mp) {
@@ -79,7 +79,8 @@ const WARNING_ITEMS: usize = 5;
 /// of their Secret (never read). Also: the nodes the object no longer selects.
 fn impact_warnings(namespace: &str, new: &FRRConfiguration, old: &FRRConfiguration, selected: &[u32], nodes: &NodeIndex) -> Vec<String> {
     use crate::core::{compose, SecretEntry, Settings, Snapshot};
-    let before: std::collections::BTreeSet<u32> = match Prepared::new(old).selector {
+    // the old selector only (the old object's contribution is composed below)
+    let before: std::collections::BTreeSet<u32> = match old.spec.node_selector.as_ref().map(cluster_index::NodeSelector::parse).transpose() {
         Ok(sel) => nodes.select(sel.as_ref()).into_iter().collect(),
         Err(_) => return Vec::new(),
     };
