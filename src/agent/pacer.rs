@@ -39,12 +39,6 @@ impl<K: Ord + Clone, V> Pacer<K, V> {
         }
     }
 
-    /// `key` was written at `now`.
-    #[cfg(test)]
-    fn written(&mut self, key: &K, now: Instant) {
-        self.last.insert(key.clone(), now);
-    }
-
     /// What is written already stands again: nothing for `key` waits any more.
     pub fn settled(&mut self, key: &K) {
         self.waiting.remove(key);
@@ -90,12 +84,18 @@ mod tests {
 
     const I: Duration = Duration::from_secs(2);
 
+    /// A write of `key` at `now` that succeeded, as the status writer records it.
+    fn wrote(p: &mut Pacer<&'static str, i32>, key: &'static str, now: Instant) {
+        p.attempt(key, 0, now);
+        p.settled(&key);
+    }
+
     #[test]
     fn the_first_change_goes_at_once_and_a_burst_folds_into_one_write() {
         let t0 = Instant::now();
         let mut p = Pacer::new(I);
         assert_eq!(p.offer("n", 1, t0), Some(1));
-        p.written(&"n", t0);
+        wrote(&mut p, "n", t0);
         // twenty flips within the interval: none written, the latest waits
         for i in 0..20 {
             assert_eq!(p.offer("n", 100 + i, t0 + Duration::from_millis(50 * i as u64)), None);
@@ -105,7 +105,7 @@ mod tests {
         assert_eq!(p.due(t0 + I), vec![("n", 119)]);
         assert_eq!(p.next_due(), None);
         // quiet for longer than the interval: at once again
-        p.written(&"n", t0 + I);
+        wrote(&mut p, "n", t0 + I);
         assert_eq!(p.offer("n", 7, t0 + I * 3), Some(7));
     }
 
@@ -113,7 +113,7 @@ mod tests {
     fn keys_are_paced_apart_and_a_settled_key_stops_waiting() {
         let t0 = Instant::now();
         let mut p = Pacer::new(I);
-        p.written(&"a", t0);
+        wrote(&mut p, "a", t0);
         assert_eq!(p.offer("b", 1, t0), Some(1), "another object is not held by a's write");
         assert_eq!(p.offer("a", 2, t0), None);
         p.settled(&"a");
@@ -141,8 +141,8 @@ mod tests {
     fn stopping_takes_everything_and_forgotten_keys_lose_their_time() {
         let t0 = Instant::now();
         let mut p = Pacer::new(I);
-        p.written(&"a", t0);
-        p.written(&"b", t0);
+        wrote(&mut p, "a", t0);
+        wrote(&mut p, "b", t0);
         assert_eq!(p.offer("a", 1, t0), None);
         p.retain(|k| *k == "nothing");
         // b is forgotten; a still waits, so its time stays

@@ -165,12 +165,14 @@ pub fn isolate_refusing(settings: &Settings, snap: Snapshot<'_>, ledger: &Ledger
     }
     let blocked: BTreeMap<ObjRef, Errors> =
         current.iter().filter_map(|(o, c)| refused_outside.get(o).filter(|(g, _)| *g == generation(c)).map(|(_, e)| (o.clone(), e.clone()))).collect();
-    let all: Vec<FRRConfiguration> = current.values().map(|c| (*c).clone()).collect();
-    let fast = if blocked.is_empty() { compose(settings, Snapshot { configs: &all, ..snap }) } else { Err(Errors::new(Vec::new())) };
-    if let Ok(composition) = fast {
-        let decisions = current.iter().map(|(o, c)| ObjectDecision { obj: o.clone(), generation: generation(c), decision: Decision::Applied }).collect();
-        let objects = current.iter().map(|(o, c)| (o.to_string(), in_effect(c))).collect();
-        return Ok(Isolated { composition, decisions, ledger: Ledger { objects } });
+    // 1. everything at once, when nothing is refused outside the merge
+    if blocked.is_empty() {
+        let all: Vec<FRRConfiguration> = current.values().map(|c| (*c).clone()).collect();
+        if let Ok(composition) = compose(settings, Snapshot { configs: &all, ..snap }) {
+            let decisions = current.iter().map(|(o, c)| ObjectDecision { obj: o.clone(), generation: generation(c), decision: Decision::Applied }).collect();
+            let objects = current.iter().map(|(o, c)| (o.to_string(), in_effect(c))).collect();
+            return Ok(Isolated { composition, decisions, ledger: Ledger { objects } });
+        }
     }
 
     let mut candidates: Vec<Candidate> = current
