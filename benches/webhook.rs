@@ -13,6 +13,14 @@
 //! latency from send to answer), `/healthz` latency while they run, and the process's memory.
 //!
 //!   cargo bench --bench webhook
+//!
+//! The shape `racks` is a heavier cluster: 3,000 Nodes in 30 racks of 100, 100 admin objects
+//! per rack (each with its own neighbor), 6 admin objects on every node and one MetalLB object
+//! per node: 107 objects on each node, 6,006 in all. Reviewed: a new object on every node with a
+//! neighbor no other object has (it can conflict with nothing but the routers' ASN), admitted,
+//! one after another over HTTPS; and one whose router ASN contradicts every other, refused.
+//!
+//!   cargo bench --bench webhook -- racks
 
 #[path = "../tests/webhook_server/mod.rs"]
 mod webhook_server;
@@ -148,6 +156,19 @@ fn summary(what: &str, times: &mut [Duration]) {
     println!("{what}: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms ({} samples)", pct(times, 0.5), pct(times, 0.99), pct(times, 1.0), times.len());
 }
 
+/// The `racks` shape's admin objects: 100 per rack, then 6 on every node.
+fn rack_admin(k: usize) -> Value {
+    let (name, selector) = match k {
+        0..3000 => (format!("admin-rack-{:02}-{:02}", k / 100, k % 100), labels("rack", &format!("rack-{:02}", k / 100))),
+        _ => (format!("admin-all-{}", k - 3000), Value::Null),
+    };
+    let neighbors = json!([
+        {"address": format!("198.51.{}.{}", 100 + k / 250 % 2, 1 + k % 250), "asn": 65100 + (k % 50) as u32,
+         "toReceive": {"allowed": {"prefixes": [{"prefix": "198.51.100.0/24", "le": 32}]}}}
+    ]);
+    object(&name, selector, json!([{"asn": 64512, "neighbors": neighbors}]))
+}
+
 fn main() {
     // as `frr-composer webhook` runs: one malloc arena, two runtime threads
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
@@ -156,13 +177,18 @@ fn main() {
         libc::mallopt(libc::M_ARENA_MAX, 1);
     }
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    rt.block_on(run());
+    let racks = std::env::args().skip(1).any(|a| a == "racks");
+    rt.block_on(async {
+        if racks {
+            run_racks().await
+        } else {
+            run().await
+        }
+    });
 }
 
-async fn run() {
-    let before = memory();
-    let started = Instant::now();
-    // The stores, filled as a first complete list fills them; each object is dropped once read.
+/// The stores, filled as a first complete list fills them (each object dropped once read).
+fn fill(configs_of: impl Iterator<Item = Value>) -> State {
     let mut nodes: Writer<Entry<BTreeMap<String, String>>> = Writer::new(());
     let mut configs: Writer<Entry<Kept>> = Writer::new(());
     let node_labels = |n: &PartialObjectMeta<Node>| n.metadata.labels.clone().unwrap_or_default();
@@ -172,14 +198,18 @@ async fn run() {
     }
     apply_event(&mut nodes, Event::<PartialObjectMeta<Node>>::InitDone, &node_labels);
     apply_event(&mut configs, Event::Init, &Kept::of);
-    for i in 0..NODES {
-        let o: DynamicObject = serde_json::from_value(metallb(i)).unwrap();
-        apply_event(&mut configs, Event::InitApply(o), &Kept::of);
-        let o: DynamicObject = serde_json::from_value(admin(i)).unwrap();
+    for c in configs_of {
+        let o: DynamicObject = serde_json::from_value(c).unwrap();
         apply_event(&mut configs, Event::InitApply(o), &Kept::of);
     }
     apply_event(&mut configs, Event::<DynamicObject>::InitDone, &Kept::of);
-    let state = State::new(nodes.as_reader(), configs.as_reader(), Changes::default());
+    State::new(nodes.as_reader(), configs.as_reader(), Changes::default())
+}
+
+async fn run() {
+    let before = memory();
+    let started = Instant::now();
+    let state = fill((0..NODES).flat_map(|i| [metallb(i), admin(i)]));
     let kept = memory();
     println!(
         "stores: {} Nodes, {} FRRConfigurations ({} malformed), filled in {:.1} s",
@@ -288,4 +318,48 @@ async fn run() {
         "memory: RSS {:.1} MiB before the stores, {:.1} MiB holding them, {:.1} MiB after the reviews; peak (VmHWM) {:.1} MiB",
         before.0, kept.0, after.0, after.1
     );
+}
+
+/// The `racks` shape: 107 objects on every node; reviews of objects on every node.
+async fn run_racks() {
+    let started = Instant::now();
+    let state = fill((0..NODES).map(metallb).chain((0..3006).map(rack_admin)));
+    println!("stores: {} Nodes, {} FRRConfigurations, filled in {:.1} s", state.nodes.len(), state.configs.len(), started.elapsed().as_secs_f64());
+    let new_object = |router_asn: u32| {
+        let neighbors = json!([{"address": "203.0.113.254", "asn": 65300, "toReceive": {"allowed": {"mode": "all"}}}]);
+        object("admin-new", Value::Null, json!([{"asn": router_asn, "neighbors": neighbors}]))
+    };
+    let admitted = create_review(&new_object(64512));
+    let refused = create_review(&new_object(64999));
+    let decide = |body: &[u8]| -> (Duration, bool) {
+        let t = Instant::now();
+        let out = review(&state.view(), serde_json::from_slice::<AdmissionReview<DynamicObject>>(body).unwrap());
+        (t.elapsed(), out.response.unwrap().allowed)
+    };
+    let (first, _) = tokio::task::block_in_place(|| decide(&admitted));
+    println!("first review (builds the node index): {:.1} ms", first.as_secs_f64() * 1e3);
+    for (what, body, allowed) in [("a new neighbor, admitted", &admitted, true), ("another router ASN, refused on every node", &refused, false)] {
+        let mut times = Vec::new();
+        for _ in 0..100 {
+            let (t, ok) = tokio::task::block_in_place(|| decide(body));
+            assert_eq!(ok, allowed, "{what}");
+            times.push(t);
+        }
+        summary(&format!("decision, object selecting all {NODES} nodes, {what}"), &mut times);
+    }
+    // One review after another over HTTPS, as the API server sends them.
+    let server = webhook_server::start_with(Limits::default(), state.clone()).await;
+    let mut conn = server.connect().await.unwrap();
+    for (what, body) in [("a new neighbor, admitted", &admitted), ("another router ASN, refused", &refused)] {
+        let mut times = Vec::new();
+        for _ in 0..200 {
+            let t = Instant::now();
+            let (status, text) = webhook_server::post(&mut conn, body).await;
+            assert_eq!(status, 200, "{text}");
+            times.push(t.elapsed());
+        }
+        summary(&format!("review over HTTPS, one at a time, {what}"), &mut times);
+    }
+    let after = memory();
+    println!("memory: RSS {:.1} MiB; peak (VmHWM) {:.1} MiB", after.0, after.1);
 }

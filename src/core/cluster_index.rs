@@ -185,8 +185,43 @@ pub fn first_refusal(namespace: &str, me: &Prepared, selected: &[u32], others: &
         });
         merged.iter().zip(used).map(|((_, c, _), used)| if used { meeting_part(c, mine).map(Cow::Owned) } else { None }).collect()
     };
+    // Of the objects whose meeting part is routers alone (no neighbor `mine` has, no BFD
+    // profile), a node needs only the first to bring each router value (see `router_values`).
+    // Values are numbered, so that the nodes' lists are filtered by comparing numbers.
+    let mut numbers: HashMap<RouterValue, u32> = HashMap::new();
+    let mut values: Vec<u32> = Vec::new();
+    let take: Vec<Take> = meeting
+        .iter()
+        .map(|m| match m.as_deref().map(router_values) {
+            None => Take::Never,
+            Some(None) => Take::Always,
+            Some(Some(vs)) => {
+                let start = values.len() as u32;
+                for v in vs {
+                    let next = numbers.len() as u32;
+                    values.push(*numbers.entry(v).or_insert(next));
+                }
+                Take::FirstOf(start, values.len() as u32)
+            }
+        })
+        .collect();
+    let mut seen: Vec<u32> = Vec::new();
     for r in &mut readers {
-        r.retain(|&j| meeting[j as usize].is_some());
+        seen.clear();
+        r.retain(|&j| match take[j as usize] {
+            Take::Never => false,
+            Take::Always => true,
+            Take::FirstOf(start, end) => {
+                let mut first = false;
+                for &v in &values[start as usize..end as usize] {
+                    if !seen.contains(&v) {
+                        seen.push(v);
+                        first = true;
+                    }
+                }
+                first
+            }
+        });
     }
     let mut groups: HashMap<&[u32], Vec<u32>> = HashMap::new();
     for (i, r) in readers.iter().enumerate() {
@@ -228,6 +263,39 @@ pub fn first_refusal(namespace: &str, me: &Prepared, selected: &[u32], others: &
     let (message, mut on) = refusals.into_iter().next()?;
     on.sort_unstable();
     Some((message, on.iter().map(|&n| nodes.name(n).to_string()).collect()))
+}
+
+/// Whether a node's merge takes an object: never (it meets nothing of `mine`), always, or when
+/// it is the node's first to bring one of the router values `values[start..end]`.
+#[derive(Clone, Copy)]
+enum Take {
+    Never,
+    Always,
+    FirstOf(u32, u32),
+}
+
+/// A value a router brings to a merge, in its VRF: its ASN, or its router ID.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum RouterValue<'a> {
+    Asn(&'a str, u32),
+    Id(&'a str, std::net::Ipv4Addr),
+}
+
+/// The values of a meeting part that is routers alone, or None when it has more (a neighbor, a
+/// BFD profile). Among such parts the merge can only name one when routers disagree on a value
+/// (`merge::agree`: the first to bring a value, and the first to bring another), and a part
+/// that brings no value a part before it did on the same node is never either: the merge on
+/// that node names the same objects without it.
+fn router_values(part: &ConfigContrib) -> Option<Vec<RouterValue<'_>>> {
+    if !part.bfd_profiles.is_empty() || part.routers.iter().any(|r| !r.neighbors.is_empty()) {
+        return None;
+    }
+    let mut values = Vec::with_capacity(2 * part.routers.len());
+    for r in &part.routers {
+        values.push(RouterValue::Asn(&r.vrf, r.asn));
+        values.extend(r.router_id.map(|id| RouterValue::Id(&r.vrf, id)));
+    }
+    Some(values)
 }
 
 fn has_evpn(c: &ConfigContrib) -> bool {

@@ -267,6 +267,9 @@ pub async fn serve(listener: TcpListener, tls: tokio_rustls::TlsAcceptor, app: a
                 continue;
             }
         };
+        // An answer goes out as it is written, never held back waiting for the client's ACK of
+        // an earlier segment (Nagle's algorithm; the API server's Go client disables it too).
+        let _ = tcp.set_nodelay(true);
         let permit = match connections.clone().try_acquire_owned() {
             Ok(p) => p,
             Err(_) => {

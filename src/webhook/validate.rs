@@ -374,6 +374,39 @@ mod tests {
         assert_eq!(named, nodes.keys().map(String::as_str).collect::<Vec<_>>(), "every node refused, each named once: {err}");
     }
 
+    /// Objects that meet the new one only in the router (its neighbor is theirs to none) are
+    /// merged once per router value: each node's first to bring an ASN or a router ID. The
+    /// decision stays the node-by-node one when a later object brings another value.
+    #[test]
+    fn objects_meeting_only_in_the_router_decide_as_node_by_node() {
+        let nodes: Nodes = (0..40).map(|i| (format!("n{i:02}"), [("rack".to_string(), format!("r{}", i / 10))].into())).collect();
+        let router_only = |name: &str, asn: u32, id: Option<&str>, rack: Option<&str>| {
+            let mut c = cfg(name, 65001, rack.map(|r| ("rack", r)));
+            c.spec.bgp.routers[0].asn = asn;
+            c.spec.bgp.routers[0].id = id.map(String::from);
+            c.spec.bgp.routers[0].neighbors[0].address = Some(format!("198.51.100.{}", 1 + name.len()));
+            c
+        };
+        let mut others: Vec<FRRConfiguration> = (0..4).map(|r| router_only(&format!("a-rack-{r}"), 65000, None, Some(&format!("r{r}")))).collect();
+        others.extend((0..3).map(|k| router_only(&format!("b-all-{k}"), 65000, None, None)));
+        // on rack r2 only, a later object brings a router ID, and one after it another
+        others.push(router_only("c-id", 65000, Some("192.0.2.10"), Some("r2")));
+        others.push(router_only("d-id", 65000, Some("192.0.2.11"), Some("r2")));
+        // (their own disagreement is not the new object's)
+        assert!(check("ns", &cfg("new", 65002, None), None, &others, &nodes).is_ok());
+        // the new object's own router ID meets the first one brought on rack r2
+        let mut with_id = cfg("new", 65002, None);
+        with_id.spec.bgp.routers[0].id = Some("192.0.2.12".into());
+        let others: Vec<FRRConfiguration> = others.into_iter().filter(|c| c.name_any() != "d-id").collect();
+        let err = check("ns", &with_id, None, &others, &nodes).unwrap_err();
+        assert!(err.contains("ns/c-id") && err.contains("ns/new") && err.ends_with("node(s) n20, n21, n22, n23, n24, n25, n26, n27, n28, n29"), "{err}");
+        // a new router ASN conflicts with the first object on every node
+        let mut other_asn = cfg("new", 65002, None);
+        other_asn.spec.bgp.routers[0].asn = 65009;
+        let err = check("ns", &other_asn, None, &others, &nodes).unwrap_err();
+        assert!(err.starts_with("conflict between FRRConfiguration ns/a-rack-0 and ns/new"), "{err}");
+    }
+
     /// EVPN checks read the merged routers whole: there, what the new object does not share
     /// still counts. Here a conflict between two others at a peer the new object does not have
     /// leaves the router unmerged, so its EVPN problem is not reported against the new object.

@@ -97,6 +97,8 @@ impl Server {
     /// A TLS connection (handshake done).
     pub async fn connect(&self) -> std::io::Result<Tls> {
         let tcp = tokio::net::TcpStream::connect(self.addr).await?;
+        // as the API server's client (Go) does: a request's head and body go out at once
+        tcp.set_nodelay(true)?;
         self.connector().connect(rustls_pki_types::ServerName::try_from("localhost").unwrap(), tcp).await
     }
 }
