@@ -34,7 +34,7 @@
 //!    overlapped (burst x sequential p50 over the burst's wall time: 1 means one at a time,
 //!    about 2 both cores busy); peak RSS.
 //! 4. The CLI against the loaded API server: `frr-composer peers -o json` (every node's
-//!    sessions) and `frr-composer diff -f` of a change to one admin object that selects every
+//!    sessions), `routes -o json` (every node's routes) and `routes ADDRESS`, and `frr-composer diff -f` of a change to one admin object that selects every
 //!    node: wall time and the process's peak RSS (wait4).
 //!
 //! Run (root; FRR from .ci/install-frr.sh, the API server from .ci/install-apiserver.sh):
@@ -912,6 +912,27 @@ fn part_cli(cx: &Ctx, r: &mut Report) -> Result<()> {
     let rows = serde_json::from_str::<Value>(&out).ok().and_then(|v| v.as_array().map(Vec::len)).unwrap_or(0);
     r.row(
         format!("`peers -o json` over {} nodes ({rows} sessions)", cx.shape.nodes),
+        format!("{:.2} s, peak RSS {rss:.0} MiB", took.as_secs_f64()),
+        "< 5 s, < 200 MB",
+    );
+    // every route of every node, then the night-time question about one address
+    let (took, rss, code, out) = run_cli(cx, &["routes", "-n", fixture::NS, "-o", "json"])?;
+    if code != 0 {
+        bail!("routes exited {code}: {}", std::fs::read_to_string(cx.tmp.join("cli.err")).unwrap_or_default());
+    }
+    let rows = serde_json::from_str::<Value>(&out).ok().and_then(|v| v["routes"].as_array().map(Vec::len)).unwrap_or(0);
+    r.row(
+        format!("`routes -o json` over {} nodes ({rows} routes)", cx.shape.nodes),
+        format!("{:.2} s, peak RSS {rss:.0} MiB", took.as_secs_f64()),
+        "< 5 s, < 200 MB",
+    );
+    let address = fixture::lb_prefixes(0)[0].split('/').next().unwrap_or_default().to_string();
+    let (took, rss, code, out) = run_cli(cx, &["routes", "-n", fixture::NS, &address])?;
+    if code != 0 || out.lines().count() < 2 {
+        bail!("routes {address} exited {code} with {out}: {}", std::fs::read_to_string(cx.tmp.join("cli.err")).unwrap_or_default());
+    }
+    r.row(
+        format!("`routes {address}` (one address) over {} nodes", cx.shape.nodes),
         format!("{:.2} s, peak RSS {rss:.0} MiB", took.as_secs_f64()),
         "< 5 s, < 200 MB",
     );

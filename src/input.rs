@@ -3,9 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{Node, Secret};
+use k8s_openapi::api::core::v1::{Node, Secret, Service};
 
-use crate::api::{BGPSessionState, FRRConfiguration, FRRK8sConfiguration};
+use crate::api::{BGPSessionState, FRRConfiguration, FRRK8sConfiguration, FRRNodeState};
 use crate::core::{Error, SecretEntry};
 
 #[derive(Clone, Debug, Default)]
@@ -16,6 +16,10 @@ pub struct Objects {
     pub settings: Vec<FRRK8sConfiguration>,
     /// The sessions agents published (`kubectl get bgpsessionstates -o yaml`), for `peers`.
     pub sessions: Vec<BGPSessionState>,
+    /// What the agents report of their nodes (`kubectl get frrnodestates -o yaml`), for `why`.
+    pub node_states: Vec<FRRNodeState>,
+    /// Services (`kubectl get services -o yaml`), for `routes` to name a LoadBalancer address's.
+    pub services: Vec<Service>,
     /// Documents of other kinds, as `source: kind name`.
     pub ignored: Vec<String>,
     /// Things the user should know that stop nothing (unknown fields).
@@ -29,6 +33,8 @@ impl Objects {
         self.nodes.extend(other.nodes);
         self.settings.extend(other.settings);
         self.sessions.extend(other.sessions);
+        self.services.extend(other.services);
+        self.node_states.extend(other.node_states);
         self.ignored.extend(other.ignored);
         self.warnings.extend(other.warnings);
     }
@@ -177,9 +183,19 @@ fn add(out: &mut Objects, errors: &mut Vec<Error>, warnings: &mut Warnings, doc:
                 out.sessions.push(b);
             }
         }
+        ("FRRNodeState", true) => {
+            if let Ok(n) = typed::<FRRNodeState>(doc, source, &kind, &id, warnings).map_err(|e| errors.push(*e)) {
+                out.node_states.push(n);
+            }
+        }
         ("Secret", false) if api_version == "v1" => {
             if let Ok(s) = typed::<Secret>(doc, source, &kind, &id, warnings).map_err(|e| errors.push(*e)) {
                 out.secrets.push(s);
+            }
+        }
+        ("Service", false) if api_version == "v1" => {
+            if let Ok(s) = typed::<Service>(doc, source, &kind, &id, warnings).map_err(|e| errors.push(*e)) {
+                out.services.push(s);
             }
         }
         ("Node", false) if api_version == "v1" => {

@@ -34,6 +34,10 @@ enum Command {
     Lab(cli::lab::LabArgs),
     /// Every node's BGP sessions, with the FRRConfigurations that define each neighbor.
     Peers(cli::peers::PeersArgs),
+    /// Every prefix the nodes advertise, to which peers, with its attributes, objects and Service.
+    Routes(cli::routes::RoutesArgs),
+    /// Why a node advertises a prefix to a peer, or the first link where it breaks.
+    Why(cli::why::WhyArgs),
     /// What applying (or deleting) FRRConfigurations would do on every node, before it does it.
     Diff(cli::diff::DiffArgs),
 }
@@ -127,6 +131,8 @@ fn one_shot(command: Command) -> ExitCode {
         }
         Command::BenchRender(args) => cli::bench::run(&args, &mut out),
         Command::Peers(args) => cli::peers::run(&args, &mut out, &mut err),
+        Command::Routes(args) => cli::routes::run(&args, &mut out, &mut err),
+        Command::Why(args) => cli::why::run(&args, &mut out, &mut err),
         Command::Diff(args) => cli::diff::run(&args, &mut out, &mut err),
     };
     ExitCode::from(code as u8)

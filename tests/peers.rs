@@ -158,3 +158,204 @@ fn peers_from_a_real_apiserver() {
     assert_eq!(out.lines().count(), 3, "{out}");
     assert!(out.lines().nth(1).unwrap().starts_with("wk1 ") && out.contains("Connect"), "{out}");
 }
+
+/// `frr-composer routes` and `why` against the same kind of cluster: a MetalLB-shaped object for wk1
+/// announcing a Service's LoadBalancer address with a community and a prepend, an admin object
+/// on every node with a rack prefix, and on wk2 an object contradicting the admin's neighbor.
+#[test]
+fn routes_from_a_real_apiserver() {
+    if !apiserver::require() {
+        return;
+    }
+    let api = ApiServer::start().unwrap();
+    api.install_crds().unwrap();
+    api.kubectl(&["create", "namespace", NS]).unwrap();
+    api.kubectl(&["create", "namespace", "web"]).unwrap();
+    let objects = format!(
+        "apiVersion: v1\nkind: Node\nmetadata: {{name: wk1, labels: {{kubernetes.io/hostname: wk1}}}}
+---
+apiVersion: v1\nkind: Node\nmetadata: {{name: wk2, labels: {{kubernetes.io/hostname: wk2}}}}
+---
+apiVersion: frrk8s.metallb.io/v1beta1
+kind: FRRConfiguration
+metadata: {{name: metallb-wk1, namespace: {NS}}}
+spec:
+  nodeSelector: {{matchLabels: {{kubernetes.io/hostname: wk1}}}}
+  bgp:
+    routers:
+    - asn: 64512
+      prefixes: [198.51.100.181/32]
+      neighbors:
+      - address: 192.0.2.1
+        asn: 64513
+        passwordSecret: {{name: bgp-pw, namespace: {NS}}}
+        toAdvertise:
+          allowed: {{prefixes: [198.51.100.181/32]}}
+          withCommunity: [{{community: '65000:1', prefixes: [198.51.100.181/32]}}]
+          withAsPathPrepend: [{{asPathPrepend: 3, prefixes: [198.51.100.181/32]}}]
+---
+apiVersion: frrk8s.metallb.io/v1beta1
+kind: FRRConfiguration
+metadata: {{name: admin-all, namespace: {NS}}}
+spec:
+  bgp:
+    routers:
+    - asn: 64512
+      prefixes: [203.0.113.0/24]
+      neighbors:
+      - address: 192.0.2.1
+        asn: 64513
+        toAdvertise: {{allowed: {{mode: all}}}}
+---
+apiVersion: frrk8s.metallb.io/v1beta1
+kind: FRRConfiguration
+metadata: {{name: odd-wk2, namespace: {NS}}}
+spec:
+  nodeSelector: {{matchLabels: {{kubernetes.io/hostname: wk2}}}}
+  bgp:
+    routers:
+    - asn: 64512
+      neighbors: [{{address: 192.0.2.1, asn: 64999}}]
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: frontend, namespace: web}}
+spec:
+  type: LoadBalancer
+  ports: [{{port: 80}}]
+"
+    );
+    api.kubectl_stdin(&["apply", "-f", "-"], &objects).unwrap();
+    api.kubectl(&[
+        "-n",
+        "web",
+        "patch",
+        "service",
+        "frontend",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        r#"{"status":{"loadBalancer":{"ingress":[{"ip":"198.51.100.181"}]}}}"#,
+    ])
+    .unwrap();
+    api.kubectl_stdin(
+        &["apply", "-f", "-"],
+        &format!("apiVersion: frrk8s.metallb.io/v1beta1\nkind: BGPSessionState\nmetadata: {{name: wk1-s1, namespace: {NS}}}\nspec: {{}}\n"),
+    )
+    .unwrap();
+    api.kubectl(&[
+        "-n",
+        NS,
+        "patch",
+        "bgpsessionstate",
+        "wk1-s1",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        r#"{"status":{"bgpStatus":"Established","node":"wk1","peer":"192.0.2.1","vrf":""}}"#,
+    ])
+    .unwrap();
+    let routes = |args: &[&str], kubeconfig: bool| {
+        let mut c = Command::new(BIN);
+        c.arg("routes").args(["-n", NS]).args(args);
+        if kubeconfig {
+            c.env("KUBECONFIG", api.kubeconfig());
+        } else {
+            c.env_remove("KUBECONFIG");
+        }
+        let o = c.output().unwrap();
+        assert!(o.status.success(), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+
+    // is 198.51.100.181 announced, from which nodes, to which peers, from which object?
+    let out = routes(&["198.51.100.181", "-o", "wide"], true);
+    let rows: Vec<Vec<&str>> = out.lines().map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(rows[0], ["PREFIX", "NODE", "VRF", "PEER", "SESSION", "COMMUNITIES", "LOCALPREF", "PREPEND", "OBJECTS", "SERVICES"], "{out}");
+    assert_eq!(
+        rows[1],
+        ["198.51.100.181/32", "wk1", "default", "192.0.2.1", "Established", "65000:1", "-", "3x", &format!("{NS}/metallb-wk1"), "web/frontend"],
+        "{out}"
+    );
+    assert_eq!(rows.len(), 2, "{out}");
+    // asked about everything, the object wk2 refuses is named with the conflict
+    let out = routes(&[], true);
+    assert!(out.contains(&format!("not in effect on wk2: {NS}/odd-wk2 (LeftOut)")) && out.contains("64999"), "{out}");
+
+    let json = routes(&["-o", "json"], true);
+    let v: Value = serde_json::from_str(&json).unwrap();
+    let short: Vec<String> = v["routes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| format!("{} {} {} {}", r["prefix"].as_str().unwrap(), r["node"].as_str().unwrap(), r["peer"].as_str().unwrap(), r["objects"]))
+        .collect();
+    assert_eq!(
+        short,
+        [
+            format!("198.51.100.181/32 wk1 192.0.2.1 [\"{NS}/metallb-wk1\"]"),
+            format!("203.0.113.0/24 wk1 192.0.2.1 [\"{NS}/admin-all\"]"),
+            format!("203.0.113.0/24 wk2 192.0.2.1 [\"{NS}/admin-all\"]"),
+        ],
+        "{json}"
+    );
+    assert!(!json.contains("not-read"), "the stand-in password is never shown");
+
+    // offline, from what kubectl saved: the same answer
+    let dir = tempfile::tempdir().unwrap();
+    let saved = dir.path().join("cluster.yaml");
+    std::fs::write(&saved, api.kubectl(&["get", "-A", "frrconfigurations,bgpsessionstates,nodes,services", "-o", "yaml"]).unwrap()).unwrap();
+    assert_eq!(routes(&["-o", "json", "--from", saved.to_str().unwrap()], false), json);
+
+    // why: on wk1 every link holds once the agent's FRRNodeState shows FRR running the prefix
+    let why = |args: &[&str], kubeconfig: Option<&str>| {
+        let mut c = Command::new(BIN);
+        c.arg("why").args(["-n", NS]).args(args);
+        match kubeconfig {
+            Some(k) => c.env("KUBECONFIG", k),
+            None => c.env_remove("KUBECONFIG"),
+        };
+        let o = c.output().unwrap();
+        (o.status.code().unwrap_or(-1), String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
+    };
+    let kc = api.kubeconfig();
+    let kc = Some(kc.to_str().unwrap());
+    let (code, out, err) = why(&["198.51.100.181", "--node", "wk1"], kc);
+    assert_eq!(code, 1, "no FRRNodeState yet: {out}{err}");
+    assert!(out.lines().last().unwrap().contains("NO  cannot tell whether FRR on wk1 runs it"), "{out}");
+    api.kubectl_stdin(&["apply", "-f", "-"], "apiVersion: frrk8s.metallb.io/v1beta1\nkind: FRRNodeState\nmetadata: {name: wk1}\nspec: {}\n").unwrap();
+    let running = "router bgp 64512\n address-family ipv4 unicast\n  network 198.51.100.181/32\n  network 203.0.113.0/24\n exit-address-family\nexit\n";
+    let patch = serde_json::json!({"status": {"runningConfig": running}}).to_string();
+    api.kubectl(&["patch", "frrnodestate", "wk1", "--subresource=status", "--type=merge", "-p", &patch]).unwrap();
+    let (code, out, err) = why(&["198.51.100.181", "--node", "wk1"], kc);
+    assert_eq!(code, 0, "{out}{err}");
+    let links: Vec<&str> = out.lines().collect();
+    assert_eq!(links[0], "198.51.100.181/32 on wk1 to 192.0.2.1 (default): advertised", "{out}");
+    assert!(links[1..].iter().all(|l| l.starts_with("  ok  ")) && links.len() == 6, "{out}");
+    assert!(links[3].contains("community 65000:1") && links[3].contains("prepended 3 times"), "{out}");
+    // on wk2 the object that asks for it does not select the node
+    let (code, wk2, _) = why(&["198.51.100.181/32", "--node", "wk2"], kc);
+    assert_eq!(code, 1);
+    assert!(wk2.contains(&format!("NO  no FRRConfiguration in {NS} that selects wk2 has 198.51.100.181/32")) && wk2.contains("metallb-wk1 has it"), "{wk2}");
+    // offline, with the FRRNodeStates saved too: the same chains
+    let saved_all = dir.path().join("all.yaml");
+    std::fs::write(&saved_all, api.kubectl(&["get", "-A", "frrconfigurations,bgpsessionstates,frrnodestates,nodes,services", "-o", "yaml"]).unwrap()).unwrap();
+    let (code, offline, err) = why(&["198.51.100.181", "--node", "wk1", "--from", saved_all.to_str().unwrap()], None);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(offline, out);
+
+    // and as a kubectl plugin
+    let plugins = dir.path().join("bin");
+    std::fs::create_dir(&plugins).unwrap();
+    std::os::unix::fs::symlink(BIN, plugins.join("kubectl-frr")).unwrap();
+    let path = format!("{}:{}", plugins.display(), std::env::var("PATH").unwrap_or_default());
+    let o = Command::new(apiserver::KUBECTL)
+        .args(["frr", "routes", "-n", NS, "203.0.113.0/24", "--node", "wk2"])
+        .env("PATH", path)
+        .env("KUBECONFIG", api.kubeconfig())
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(out.lines().nth(1).is_some_and(|l| l.starts_with("203.0.113.0/24") && l.contains("wk2")), "{out}");
+}

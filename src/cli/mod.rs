@@ -6,6 +6,8 @@ pub mod diff;
 pub mod lab;
 pub mod peers;
 pub mod render;
+pub mod routes;
+pub mod why;
 
 /// All CRDs as one multi-document YAML stream (what `frr-composer crds` prints).
 pub fn crds_yaml() -> String {

@@ -114,7 +114,7 @@ impl Filter {
 
 /// Two spellings of one peer: equal addresses (`2001:DB8::1` and `2001:db8::1`) or the same
 /// interface name.
-fn same_peer(a: &str, b: &str) -> bool {
+pub(crate) fn same_peer(a: &str, b: &str) -> bool {
     match (a.parse::<IpAddr>(), b.parse::<IpAddr>()) {
         (Ok(x), Ok(y)) => x == y,
         _ => a == b,
@@ -255,16 +255,21 @@ pub fn print(rows: &[PeerRow], output: Output, now: jiff::Timestamp) -> String {
                 }
                 table.push(line);
             }
-            let widths: Vec<usize> = (0..table[0].len()).map(|i| table.iter().map(|l| l[i].chars().count()).max().unwrap_or(0)).collect();
-            let mut s = String::new();
-            for line in &table {
-                let cells: Vec<String> = line.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
-                s.push_str(cells.join("   ").trim_end());
-                s.push('\n');
-            }
-            s
+            columns(&table)
         }
     }
+}
+
+/// Lines of cells in columns as kubectl prints them (left-aligned, three spaces apart).
+pub(crate) fn columns(table: &[Vec<String>]) -> String {
+    let widths: Vec<usize> = (0..table[0].len()).map(|i| table.iter().map(|l| l[i].chars().count()).max().unwrap_or(0)).collect();
+    let mut s = String::new();
+    for line in table {
+        let cells: Vec<String> = line.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        s.push_str(cells.join("   ").trim_end());
+        s.push('\n');
+    }
+    s
 }
 
 /// Every item of a list, a page of at most 500 at a time (the API server never builds one
@@ -336,13 +341,7 @@ fn read_files(args: &PeersArgs) -> anyhow::Result<(Inputs, Option<std::collectio
         anyhow::bail!("{e}");
     }
     let node_labels: BTreeMap<String, BTreeMap<String, String>> = objects.nodes.iter().map(|n| (n.name_any(), n.labels().clone())).collect();
-    let selected = match &args.selector {
-        Some(s) => {
-            let terms = equality_selector(s)?;
-            Some(node_labels.iter().filter(|(_, l)| terms.iter().all(|t| t.matches(l))).map(|(n, _)| n.clone()).collect())
-        }
-        None => None,
-    };
+    let selected = args.selector.as_deref().map(|s| select_offline(&node_labels, s)).transpose()?;
     let in_ns = |ns: Option<String>| ns.unwrap_or_default() == args.namespace;
     Ok((
         Inputs {
@@ -352,6 +351,12 @@ fn read_files(args: &PeersArgs) -> anyhow::Result<(Inputs, Option<std::collectio
         },
         selected,
     ))
+}
+
+/// The nodes whose labels match an equality-based selector (offline, without the API server).
+pub(crate) fn select_offline(node_labels: &BTreeMap<String, BTreeMap<String, String>>, selector: &str) -> anyhow::Result<BTreeSet<String>> {
+    let terms = equality_selector(selector)?;
+    Ok(node_labels.iter().filter(|(_, l)| terms.iter().all(|t| t.matches(l))).map(|(n, _)| n.clone()).collect())
 }
 
 /// One term of an equality-based label selector.

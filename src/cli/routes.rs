@@ -1,0 +1,599 @@
+//! `frr-composer routes`: every prefix the nodes advertise, to which peer, with the attributes
+//! it carries (communities, local preference, AS-path prepend), the FRRConfigurations it came
+//! from and, for a LoadBalancer address, the Service that owns it. Each node's routes are
+//! computed by the same merge and per-object isolation the agent runs, from the objects as they
+//! are now; the session's state is the one its agent published. Read from the API server with
+//! paged lists, or offline from what `kubectl get -o yaml` saved.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use ipnet::IpNet;
+use k8s_openapi::api::core::v1::Service;
+use kube::api::{Api, ListParams};
+use kube::ResourceExt;
+use serde::Serialize;
+
+use super::peers::{self, Output};
+use crate::api::{BGPSessionState, FRRConfiguration};
+use crate::core::convert::{canonical_vrf, SecretEntry, BASIC_AUTH};
+use crate::core::isolation::{isolate, Decision, Isolated, Ledger};
+use crate::core::model::Model;
+use crate::core::{Settings, Snapshot};
+
+#[derive(clap::Args, Debug)]
+pub struct RoutesArgs {
+    /// Only the routes for this address (the prefixes that hold it) or prefix (those inside it).
+    pub prefix: Option<String>,
+    /// The namespace of the agents: where the FRRConfigurations and BGPSessionStates are.
+    #[arg(short = 'n', long, default_value = "frr-k8s-system")]
+    pub namespace: String,
+    /// The kubeconfig context to use (default: the current one).
+    #[arg(long)]
+    pub context: Option<String>,
+    /// Only these nodes (repeat the flag for several).
+    #[arg(long)]
+    pub node: Vec<String>,
+    /// Only the nodes whose labels match this label selector (`rack=a`, `tier in (edge)`).
+    #[arg(short = 'l', long)]
+    pub selector: Option<String>,
+    /// Only routes to this peer (address or interface).
+    #[arg(long)]
+    pub peer: Option<String>,
+    /// Only routes in this VRF (`default` for the default VRF).
+    #[arg(long)]
+    pub vrf: Option<String>,
+    /// Read saved YAML instead of the API server (`kubectl get -A
+    /// frrconfigurations,bgpsessionstates,nodes,services -o yaml`); repeat for several files.
+    #[arg(long = "from")]
+    pub from: Vec<PathBuf>,
+    /// table, wide (with the session's state), json or yaml.
+    #[arg(short = 'o', long, value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+}
+
+/// One prefix a node advertises to one peer.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RouteRow {
+    pub prefix: String,
+    pub node: String,
+    /// `default` for the default VRF.
+    pub vrf: String,
+    pub peer: String,
+    /// The session's BGP state as the node's agent published it (`-`: none published).
+    pub session: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub communities: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub local_pref: Option<u32>,
+    /// How many times the local ASN is prepended to the AS path.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub as_path_prepend: Option<u32>,
+    /// The FRRConfigurations (`namespace/name`) that ask for the prefix on this neighbor.
+    pub objects: Vec<String>,
+    /// The LoadBalancer Services (`namespace/name`) whose addresses are inside the prefix.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub services: Vec<String>,
+}
+
+/// An object a node does not apply as written, and why: its prefixes are not in the rows.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NotInEffect {
+    pub node: String,
+    pub object: String,
+    /// `HeldAtLastGood` or `LeftOut`, as the agent's condition says it.
+    pub reason: String,
+    pub message: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Routes {
+    pub routes: Vec<RouteRow>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub not_in_effect: Vec<NotInEffect>,
+    /// Nodes whose objects could not be merged at all (a setting wrong for every object).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<String>,
+}
+
+/// What `routes` reads.
+#[derive(Clone, Default)]
+pub struct Inputs {
+    pub namespace: String,
+    pub configs: Vec<FRRConfiguration>,
+    pub sessions: Vec<BGPSessionState>,
+    pub node_labels: BTreeMap<String, BTreeMap<String, String>>,
+    /// LoadBalancer addresses and the Service (`namespace/name`) holding each.
+    pub services: Vec<(IpAddr, String)>,
+}
+
+/// Which routes to show.
+#[derive(Default)]
+pub struct Filter {
+    pub prefix: Option<IpNet>,
+    /// The prefix was given as an address: the prefixes that hold it.
+    pub address: bool,
+    pub nodes: Vec<String>,
+    pub selected_nodes: Option<BTreeSet<String>>,
+    pub peer: Option<String>,
+    pub vrf: Option<String>,
+}
+
+impl Filter {
+    fn admits_node(&self, node: &str) -> bool {
+        (self.nodes.is_empty() || self.nodes.iter().any(|n| n == node)) && self.selected_nodes.as_ref().is_none_or(|s| s.contains(node))
+    }
+
+    fn admits_prefix(&self, p: &IpNet) -> bool {
+        match &self.prefix {
+            None => true,
+            Some(f) if self.address => p.contains(&f.addr()),
+            Some(f) => f.contains(p),
+        }
+    }
+}
+
+/// The LoadBalancer addresses of `services`, each with its Service.
+pub fn lb_addresses(services: &[Service]) -> Vec<(IpAddr, String)> {
+    let mut out = Vec::new();
+    for s in services {
+        let name = format!("{}/{}", s.namespace().unwrap_or_default(), s.name_any());
+        for ingress in s.status.iter().flat_map(|st| st.load_balancer.iter()).flat_map(|lb| lb.ingress.iter().flatten()) {
+            if let Some(ip) = ingress.ip.as_deref().and_then(|ip| ip.parse::<IpAddr>().ok()) {
+                out.push((ip, name.clone()));
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Every password Secret the objects name, with a stand-in value: routes need no password,
+/// and `routes` reads no Secret (their errors are the agents' to report).
+fn stand_in_secrets(configs: &[FRRConfiguration]) -> BTreeMap<String, SecretEntry> {
+    configs
+        .iter()
+        .flat_map(|c| c.spec.bgp.routers.iter().flat_map(|r| &r.neighbors))
+        .filter_map(|n| n.password_secret.as_ref().and_then(|s| s.name.clone()))
+        .map(|name| (name, SecretEntry { type_: BASIC_AUTH.to_string(), password: Some(Ok("not-read".to_string())) }))
+        .collect()
+}
+
+/// Services whose address is inside `p`, at most five named, then how many more.
+fn services_in(p: &IpNet, services: &[(IpAddr, String)]) -> Vec<String> {
+    let mut names: Vec<String> = services.iter().filter(|(ip, _)| p.contains(ip)).map(|(_, n)| n.clone()).collect();
+    names.sort();
+    names.dedup();
+    if names.len() > 5 {
+        let more = names.len() - 5;
+        names.truncate(5);
+        names.push(format!("(and {more} more)"));
+    }
+    names
+}
+
+/// Each published session's BGP state and last reset reason, by (node, VRF as the core spells
+/// it, peer as Rust prints an address).
+pub type Sessions = BTreeMap<(String, String, String), (String, Option<String>)>;
+
+pub fn session_states(inputs: &Inputs) -> Sessions {
+    inputs
+        .sessions
+        .iter()
+        .filter_map(|s| {
+            let st = s.status.as_ref()?;
+            let node = st.node.clone().or_else(|| s.labels().get(crate::api::LABEL_NODE).cloned())?;
+            let peer = st.peer.as_deref()?;
+            let peer = peer.parse::<IpAddr>().map(|a| a.to_string()).unwrap_or_else(|_| peer.to_string());
+            let state = st.bgp_status.clone().unwrap_or_else(|| "Unknown".into());
+            Some(((node, canonical_vrf(st.vrf.as_deref()).to_string(), peer), (state, st.last_reset_reason.clone())))
+        })
+        .collect()
+}
+
+/// The routes one node's model advertises.
+fn node_rows(node: &str, model: &Model, sessions: &Sessions, inputs: &Inputs, filter: &Filter, out: &mut Vec<RouteRow>) {
+    for r in &model.routers {
+        let vrf = if r.vrf.is_empty() { "default".to_string() } else { r.vrf.clone() };
+        if filter.vrf.as_deref().is_some_and(|v| canonical_vrf(Some(v)) != canonical_vrf(Some(&vrf))) {
+            continue;
+        }
+        for n in &r.neighbors {
+            let peer = n.peer.to_string();
+            if filter.peer.as_deref().is_some_and(|p| !peers::same_peer(p, &peer)) {
+                continue;
+            }
+            let session = sessions.get(&(node.to_string(), canonical_vrf(Some(&vrf)).to_string(), peer.clone())).map_or_else(|| "-".into(), |(s, _)| s.clone());
+            let o = &n.outbound;
+            for (prefix, sources) in o.advertise.iter().filter(|(p, _)| filter.admits_prefix(p)) {
+                out.push(RouteRow {
+                    prefix: prefix.to_string(),
+                    node: node.to_string(),
+                    vrf: vrf.clone(),
+                    peer: peer.clone(),
+                    session: session.clone(),
+                    communities: o.communities.iter().filter(|(_, ps)| ps.contains(prefix)).map(|(c, _)| c.to_string()).collect(),
+                    local_pref: o.local_pref.get(prefix).copied(),
+                    as_path_prepend: o.as_path_prepend.get(prefix).map(|(n, _)| *n),
+                    objects: sources.iter().map(|s| s.to_string()).collect(),
+                    services: services_in(prefix, &inputs.services),
+                });
+            }
+        }
+    }
+}
+
+/// The objects of `inputs` ready to be merged node by node: each selector parsed once, and the
+/// stand-in Secrets.
+pub struct Prepared<'a> {
+    namespace: &'a str,
+    selecting: Vec<(Option<kube::core::Selector>, &'a FRRConfiguration)>,
+    secrets: BTreeMap<String, SecretEntry>,
+}
+
+impl<'a> Prepared<'a> {
+    pub fn new(inputs: &'a Inputs) -> Prepared<'a> {
+        let selecting = inputs.configs.iter().map(|c| (c.spec.node_selector.as_ref().and_then(|s| crate::core::parse_selector(s).ok()), c)).collect();
+        Prepared { namespace: &inputs.namespace, selecting, secrets: stand_in_secrets(&inputs.configs) }
+    }
+
+    /// The objects that may select a node with `labels`: those whose selector matches, those
+    /// with none, and those with an invalid one (the node's merge reports it).
+    pub fn selecting(&self, labels: &BTreeMap<String, String>) -> Vec<&'a FRRConfiguration> {
+        self.selecting
+            .iter()
+            .filter(|(sel, c)| match sel {
+                Some(s) => kube::core::SelectorExt::matches(s, labels),
+                None => c.spec.node_selector.is_none() || crate::core::parse_selector(c.spec.node_selector.as_ref().expect("checked")).is_err(),
+            })
+            .map(|(_, c)| *c)
+            .collect()
+    }
+
+    /// What the node's agent, deciding afresh, would run of `configs`: the merge and per-object
+    /// isolation (messages redacted).
+    pub fn compose(&self, node: &str, labels: &BTreeMap<String, String>, configs: &[&FRRConfiguration]) -> Result<Isolated, String> {
+        let settings = Settings {
+            namespace: self.namespace.to_string(),
+            hostname: node.to_string(),
+            log_level: crate::api::LogLevel::Info,
+            always_block: Vec::new(),
+            node_has_ipv4: true,
+        };
+        let configs: Vec<FRRConfiguration> = configs.iter().map(|c| (*c).clone()).collect();
+        isolate(&settings, Snapshot { node_labels: labels, configs: &configs, secrets: &self.secrets }, &Ledger::default())
+            .map_err(|e| crate::frr::redact(&e.to_string()))
+    }
+}
+
+/// The routes of every node `filter` admits, sorted by prefix, node, VRF and peer. Pure.
+pub fn routes(inputs: &Inputs, filter: &Filter) -> Routes {
+    let sessions = session_states(inputs);
+    let prepared = Prepared::new(inputs);
+    // With a prefix asked for, only the objects whose routers hold a prefix it admits can
+    // bring a route (every advertised prefix is a router's): a node none of them selects has
+    // none, and only their refusals answer the question.
+    let relevant = |c: &FRRConfiguration| {
+        filter.prefix.is_none() || c.spec.bgp.routers.iter().flat_map(|r| &r.prefixes).any(|p| p.parse::<IpNet>().is_ok_and(|p| filter.admits_prefix(&p)))
+    };
+    let relevant_objects: BTreeSet<crate::core::ObjRef> = inputs.configs.iter().filter(|c| relevant(c)).map(crate::core::obj_ref).collect();
+    let mut out = Routes::default();
+    for (node, labels) in inputs.node_labels.iter().filter(|(n, _)| filter.admits_node(n)) {
+        let configs = prepared.selecting(labels);
+        if !configs.iter().any(|c| relevant(c)) {
+            continue;
+        }
+        match prepared.compose(node, labels, &configs) {
+            Ok(isolated) => {
+                let not_applied = |d: &&crate::core::isolation::ObjectDecision| !matches!(d.decision, Decision::Applied);
+                for d in isolated.decisions.iter().filter(not_applied).filter(|d| relevant_objects.contains(&d.obj)) {
+                    out.not_in_effect.push(NotInEffect {
+                        node: node.clone(),
+                        object: d.obj.to_string(),
+                        reason: d.reason().to_string(),
+                        message: crate::frr::redact(&d.message()),
+                    });
+                }
+                node_rows(node, &isolated.composition.model, &sessions, inputs, filter, &mut out.routes);
+            }
+            Err(e) => out.errors.push(format!("{node}: {e}")),
+        }
+    }
+    let key = |r: &RouteRow| (r.prefix.parse::<IpNet>().ok(), r.node.clone(), canonical_vrf(Some(&r.vrf)).to_string(), r.peer.clone());
+    out.routes.sort_by_key(key);
+    out
+}
+
+/// The routes as `output` asks; what is not in effect follows the table.
+pub fn print(r: &Routes, output: Output) -> String {
+    match output {
+        Output::Json => serde_json::to_string_pretty(r).unwrap_or_default() + "\n",
+        Output::Yaml => serde_yaml::to_string(r).unwrap_or_default(),
+        Output::Table | Output::Wide => {
+            let mut header = vec!["PREFIX", "NODE", "VRF", "PEER"];
+            if output == Output::Wide {
+                header.push("SESSION");
+            }
+            header.extend(["COMMUNITIES", "LOCALPREF", "PREPEND", "OBJECTS", "SERVICES"]);
+            let dash = |v: Vec<String>| if v.is_empty() { "-".to_string() } else { v.join(",") };
+            let mut table: Vec<Vec<String>> = vec![header.iter().map(|h| h.to_string()).collect()];
+            for row in &r.routes {
+                let mut line = vec![row.prefix.clone(), row.node.clone(), row.vrf.clone(), row.peer.clone()];
+                if output == Output::Wide {
+                    line.push(row.session.clone());
+                }
+                line.extend([
+                    dash(row.communities.clone()),
+                    row.local_pref.map_or("-".into(), |v| v.to_string()),
+                    row.as_path_prepend.map_or("-".into(), |v| format!("{v}x")),
+                    dash(row.objects.clone()),
+                    dash(row.services.clone()),
+                ]);
+                table.push(line);
+            }
+            let mut s = if r.routes.is_empty() { String::new() } else { peers::columns(&table) };
+            for n in &r.not_in_effect {
+                s.push_str(&format!("not in effect on {}: {} ({}): {}\n", n.node, n.object, n.reason, n.message));
+            }
+            for e in &r.errors {
+                s.push_str(&format!("not merged: {e}\n"));
+            }
+            s
+        }
+    }
+}
+
+/// What `routes` and `why` read from the API server: paged lists of the agents' namespace's
+/// FRRConfigurations and BGPSessionStates, the Nodes' metadata, and Services if allowed.
+pub async fn read_inputs(client: &kube::Client, namespace: &str) -> anyhow::Result<Inputs> {
+    let lp = ListParams::default();
+    let configs = peers::list_all(&Api::<FRRConfiguration>::namespaced(client.clone(), namespace), &lp).await.context("listing FRRConfigurations")?;
+    let sessions = peers::list_all(&Api::<BGPSessionState>::namespaced(client.clone(), namespace), &lp).await.context("listing BGPSessionStates")?;
+    let node_labels = peers::node_labels(client, None).await.context("listing Nodes")?;
+    let services = match peers::list_all(&Api::<Service>::all(client.clone()), &lp).await {
+        Ok(s) => lb_addresses(&s),
+        Err(e) => {
+            tracing::debug!(error = %e, "Services not read");
+            Vec::new()
+        }
+    };
+    Ok(Inputs { namespace: namespace.to_string(), configs, sessions, node_labels, services })
+}
+
+/// The same from saved YAML, with the objects read (for what else a command needs of them).
+pub fn read_saved(paths: &[PathBuf], namespace: &str) -> anyhow::Result<(Inputs, crate::input::Objects)> {
+    let (mut objects, errors) = crate::offline::load_inputs(paths);
+    if let Some(e) = errors.first() {
+        anyhow::bail!("{e}");
+    }
+    let in_ns = |ns: Option<String>| ns.unwrap_or_default() == namespace;
+    let inputs = Inputs {
+        namespace: namespace.to_string(),
+        configs: std::mem::take(&mut objects.configs).into_iter().filter(|c| in_ns(c.namespace())).collect(),
+        sessions: std::mem::take(&mut objects.sessions).into_iter().filter(|s| in_ns(s.namespace())).collect(),
+        node_labels: objects.nodes.iter().map(|n| (n.name_any(), n.labels().clone())).collect(),
+        services: lb_addresses(&objects.services),
+    };
+    Ok((inputs, objects))
+}
+
+async fn read_cluster(args: &RoutesArgs) -> anyhow::Result<(Inputs, Option<BTreeSet<String>>)> {
+    let client = peers::client(args.context.as_deref()).await?;
+    let inputs = read_inputs(&client, &args.namespace).await?;
+    let selected = match &args.selector {
+        Some(s) => Some(peers::node_labels(&client, Some(s)).await.context("listing Nodes by the selector")?.into_keys().collect()),
+        None => None,
+    };
+    Ok((inputs, selected))
+}
+
+fn read_files(args: &RoutesArgs) -> anyhow::Result<(Inputs, Option<BTreeSet<String>>)> {
+    let (inputs, _) = read_saved(&args.from, &args.namespace)?;
+    let selected = args.selector.as_deref().map(|s| peers::select_offline(&inputs.node_labels, s)).transpose()?;
+    Ok((inputs, selected))
+}
+
+/// The positional argument: an address, or a prefix in canonical form.
+fn prefix_filter(p: &str) -> anyhow::Result<(IpNet, bool)> {
+    if let Ok(a) = p.parse::<IpAddr>() {
+        return Ok((IpNet::from(a), true));
+    }
+    let net: IpNet = p.parse().map_err(|_| anyhow::anyhow!("{p:?} is neither an IP address nor a prefix"))?;
+    if net.trunc() != net {
+        anyhow::bail!("{p:?} has host bits set (the prefix is {})", net.trunc());
+    }
+    Ok((net, false))
+}
+
+pub fn run(args: &RoutesArgs, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+    let prefix = match args.prefix.as_deref().map(prefix_filter).transpose() {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = writeln!(err, "error: {e}");
+            return 2;
+        }
+    };
+    let read = if args.from.is_empty() {
+        match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            Ok(rt) => rt.block_on(read_cluster(args)),
+            Err(e) => Err(e.into()),
+        }
+    } else {
+        read_files(args)
+    };
+    let (inputs, selected_nodes) = match read {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = writeln!(err, "error: {e:#}");
+            return 1;
+        }
+    };
+    let filter = Filter {
+        prefix: prefix.map(|(p, _)| p),
+        address: prefix.is_some_and(|(_, a)| a),
+        nodes: args.node.clone(),
+        selected_nodes,
+        peer: args.peer.clone(),
+        vrf: args.vrf.clone(),
+    };
+    let r = routes(&inputs, &filter);
+    if r.routes.is_empty() && matches!(args.output, Output::Table | Output::Wide) {
+        let _ = writeln!(err, "no routes{}", if args.prefix.is_some() { " for that prefix" } else { "" });
+    }
+    let _ = out.write_all(print(&r, args.output).as_bytes());
+    0
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::api::BGPSessionStateStatus;
+
+    fn config(yaml: &str) -> FRRConfiguration {
+        serde_yaml::from_str(&format!("apiVersion: frrk8s.metallb.io/v1beta1\nkind: FRRConfiguration\n{yaml}")).unwrap()
+    }
+
+    /// MetalLB's object for n1 (a Service address with a community and a prepend, a password
+    /// Secret), an admin object on every node (a rack prefix with a local preference), and on
+    /// n2 an object that contradicts the admin's neighbor ASN.
+    pub(crate) fn inputs() -> Inputs {
+        let metallb = config(
+            "metadata: {name: metallb-n1, namespace: ns}
+spec:
+  nodeSelector: {matchLabels: {kubernetes.io/hostname: n1}}
+  bgp:
+    routers:
+    - asn: 64512
+      prefixes: [198.51.100.181/32]
+      neighbors:
+      - address: 192.0.2.1
+        asn: 64513
+        passwordSecret: {name: pw}
+        toAdvertise:
+          allowed: {prefixes: [198.51.100.181/32]}
+          withCommunity: [{community: '65000:1', prefixes: [198.51.100.181/32]}]
+          withAsPathPrepend: [{asPathPrepend: 2, prefixes: [198.51.100.181/32]}]
+",
+        );
+        let admin = config(
+            "metadata: {name: admin, namespace: ns}
+spec:
+  bgp:
+    routers:
+    - asn: 64512
+      prefixes: [203.0.113.0/24]
+      neighbors:
+      - address: 192.0.2.1
+        asn: 64513
+        toAdvertise:
+          allowed: {prefixes: [203.0.113.0/24]}
+          withLocalPref: [{localPref: 200, prefixes: [203.0.113.0/24]}]
+      - address: 2001:db8::1
+        asn: 64514
+        dualStackAddressFamily: true
+        toAdvertise: {allowed: {mode: all}}
+",
+        );
+        let odd = config(
+            "metadata: {name: odd, namespace: ns}
+spec:
+  nodeSelector: {matchLabels: {kubernetes.io/hostname: n2}}
+  bgp:
+    routers:
+    - asn: 64512
+      neighbors: [{address: 192.0.2.1, asn: 64999}]
+",
+        );
+        let session = |node: &str, peer: &str, state: &str| {
+            let mut s = BGPSessionState::new(&format!("{node}-{peer}"), Default::default());
+            s.status = Some(BGPSessionStateStatus { node: Some(node.into()), peer: Some(peer.into()), bgp_status: Some(state.into()), ..Default::default() });
+            s
+        };
+        let host = |n: &str| (n.to_string(), [("kubernetes.io/hostname".to_string(), n.to_string())].into());
+        Inputs {
+            namespace: "ns".into(),
+            configs: vec![metallb, admin, odd],
+            sessions: vec![session("n1", "192.0.2.1", "Established"), session("n2", "2001:DB8::1", "Active")],
+            node_labels: [host("n1"), host("n2")].into(),
+            services: vec![("198.51.100.181".parse().unwrap(), "web/frontend".into())],
+        }
+    }
+
+    fn short(r: &RouteRow) -> String {
+        format!("{} {} {} {}", r.prefix, r.node, r.peer, r.objects.join(","))
+    }
+
+    #[test]
+    fn every_advertised_prefix_with_its_attributes_objects_and_service() {
+        let r = routes(&inputs(), &Filter::default());
+        let rows: Vec<String> = r.routes.iter().map(short).collect();
+        assert_eq!(
+            rows,
+            [
+                // the admin's `mode: all` is the prefixes of its own router (as upstream)
+                "198.51.100.181/32 n1 192.0.2.1 ns/metallb-n1",
+                "203.0.113.0/24 n1 192.0.2.1 ns/admin",
+                "203.0.113.0/24 n1 2001:db8::1 ns/admin",
+                "203.0.113.0/24 n2 192.0.2.1 ns/admin",
+                "203.0.113.0/24 n2 2001:db8::1 ns/admin",
+            ]
+        );
+        let lb = &r.routes[0];
+        assert_eq!((lb.communities.clone(), lb.as_path_prepend, lb.local_pref), (vec!["65000:1".to_string()], Some(2), None));
+        assert_eq!(lb.services, ["web/frontend"]);
+        assert_eq!(lb.session, "Established");
+        assert_eq!(r.routes[1].local_pref, Some(200));
+        assert_eq!(r.routes[4].session, "Active", "the published session, whatever the address's spelling");
+        assert_eq!(r.routes[3].session, "-", "no session published");
+        // on n2 the contradicting object is not in effect, and says why
+        assert_eq!(r.not_in_effect.len(), 1);
+        let n = &r.not_in_effect[0];
+        assert!(n.node == "n2" && n.object == "ns/odd" && n.reason == "LeftOut" && n.message.contains("ns/admin") && n.message.contains("64999"), "{n:?}");
+        // no password anywhere: the Secret is not read, a stand-in is never shown
+        let all = print(&r, Output::Json) + &print(&r, Output::Wide);
+        assert!(!all.contains("not-read") && !all.contains("password"), "{all}");
+    }
+
+    #[test]
+    fn filters_by_address_prefix_node_peer_and_vrf() {
+        let pick = |f: Filter| routes(&inputs(), &f).routes.iter().map(short).collect::<Vec<_>>();
+        let (net, address) = prefix_filter("198.51.100.181").unwrap();
+        assert_eq!(pick(Filter { prefix: Some(net), address, ..Default::default() }), ["198.51.100.181/32 n1 192.0.2.1 ns/metallb-n1"]);
+        let (net, address) = prefix_filter("203.0.113.7").unwrap();
+        assert_eq!(pick(Filter { prefix: Some(net), address, nodes: vec!["n2".into()], ..Default::default() }).len(), 2, "the /24 holds the address");
+        let (net, address) = prefix_filter("198.51.100.0/24").unwrap();
+        assert_eq!(
+            pick(Filter { prefix: Some(net), address, peer: Some("192.0.2.1".into()), ..Default::default() }),
+            ["198.51.100.181/32 n1 192.0.2.1 ns/metallb-n1"]
+        );
+        assert!(pick(Filter { vrf: Some("red".into()), ..Default::default() }).is_empty());
+        assert_eq!(pick(Filter { selected_nodes: Some(["n2".to_string()].into()), ..Default::default() }).len(), 2);
+        // asked about the Service address, wk2's refused object (no such prefix) is not listed;
+        // asked about the rack prefix, it is
+        let (net, address) = prefix_filter("198.51.100.181").unwrap();
+        assert!(routes(&inputs(), &Filter { prefix: Some(net), address, ..Default::default() }).not_in_effect.is_empty());
+        let mut with_prefix = inputs();
+        with_prefix.configs[2].spec.bgp.routers[0].prefixes = vec!["203.0.113.0/24".into()];
+        let (net, address) = prefix_filter("203.0.113.9").unwrap();
+        let r = routes(&with_prefix, &Filter { prefix: Some(net), address, ..Default::default() });
+        assert_eq!(r.not_in_effect.iter().map(|n| n.object.as_str()).collect::<Vec<_>>(), ["ns/odd"]);
+        assert!(prefix_filter("198.51.100.1/24").unwrap_err().to_string().contains("host bits"));
+        assert!(prefix_filter("nope").is_err());
+    }
+
+    #[test]
+    fn table() {
+        let t = print(&routes(&inputs(), &Filter { nodes: vec!["n1".into()], ..Default::default() }), Output::Table);
+        let lines: Vec<Vec<&str>> = t.lines().map(|l| l.split_whitespace().collect()).collect();
+        assert_eq!(lines[0], ["PREFIX", "NODE", "VRF", "PEER", "COMMUNITIES", "LOCALPREF", "PREPEND", "OBJECTS", "SERVICES"]);
+        assert_eq!(lines[1], ["198.51.100.181/32", "n1", "default", "192.0.2.1", "65000:1", "-", "2x", "ns/metallb-n1", "web/frontend"]);
+        assert_eq!(lines.len(), 4);
+    }
+}
