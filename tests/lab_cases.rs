@@ -149,7 +149,7 @@ fn run_all(version: FrrVersion) {
         return;
     }
     let cases = cases();
-    assert!(cases.len() >= 3, "the lab cases are missing");
+    assert!(cases.len() >= 6, "the lab cases are missing");
     let next = std::sync::atomic::AtomicUsize::new(0);
     let failures = std::sync::Mutex::new(Vec::new());
     std::thread::scope(|s| {
