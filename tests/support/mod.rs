@@ -30,6 +30,11 @@ pub fn prerequisite(what: &str, missing: Option<String>, hint: &str) -> bool {
     false
 }
 
+/// True when the live lab can run `reqs` (root, `ip netns`, FRR, gobgpd): as [`prerequisite`].
+pub fn require_lab(reqs: &[frr_composer::lab::Req]) -> bool {
+    prerequisite("the live lab", frr_composer::lab::unavailable(reqs), "needs root, `ip netns` and .ci/install-frr.sh")
+}
+
 /// Reports the running test as skipped (a prerequisite is missing outside CI): a SKIPPED line
 /// on stderr, and the test's name appended to the file named by FRR_COMPOSER_SKIPPED (set by
 /// .ci/test, which counts these tests as skipped instead of passed).
