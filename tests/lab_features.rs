@@ -53,19 +53,32 @@ fn set(items: &[&str]) -> BTreeSet<String> {
     items.iter().map(|s| s.to_string()).collect()
 }
 
+/// The FRRConfiguration `name` in namespace `lab` with `bgp` (YAML, its keys indented by four
+/// spaces) as its `spec.bgp`.
+fn frr_configuration(name: &str, bgp: &str) -> String {
+    format!("apiVersion: frrk8s.metallb.io/v1beta1\nkind: FRRConfiguration\nmetadata: {{name: {name}, namespace: lab}}\nspec:\n  bgp:\n{bgp}")
+}
+
 /// `docs` after the Node object `lab-node`, as the file `name` in `tmp`.
 fn input(tmp: &TempDir, name: &str, docs: &str) -> PathBuf {
     tmp.write(name, &format!("{}{docs}", lab::NODE_DOC)).unwrap()
 }
 
-/// The lab for the objects of `input` on node `lab-node`: the node's FRR of `version`
-/// configured from them, one peer (of `peers`) per neighbor.
-fn build(version: FrrVersion, input: &Path, peers: PeerKind) -> Lab {
+/// The lab for the objects `docs` on node `lab-node`: the node's FRR of `version` configured
+/// from them, one peer (of `peers`) per neighbor; and the folder of the file `input.yaml`
+/// that holds them, after the Node object. None: skipped (see `lab::require`).
+fn lab_of(version: FrrVersion, peers: PeerKind, docs: &str) -> Option<(TempDir, Lab)> {
+    let reqs = [Req::Frr(version), Req::GoBgp];
+    if !lab::require(if peers == PeerKind::Gobgp { &reqs } else { &reqs[..1] }) {
+        return None;
+    }
+    let tmp = TempDir::new().unwrap();
     let mut err = Vec::new();
     let node = NodeArgs { node: Some("lab-node".into()), ..Default::default() };
-    let (model, text) = desired(&[input.to_path_buf()], &node, &mut err).unwrap_or_else(|| panic!("{}", String::from_utf8_lossy(&err)));
+    let (model, text) = desired(&[input(&tmp, "input.yaml", docs)], &node, &mut err).unwrap_or_else(|| panic!("{}", String::from_utf8_lossy(&err)));
     let opts = Options { frr_root: version.root(), peers, announce: Vec::new() };
-    Lab::build(&model, &text, &opts, &mut |_| {}).unwrap_or_else(|e| panic!("the lab does not build: {e:#}"))
+    let lab = Lab::build(&model, &text, &opts, &mut |_| {}).unwrap_or_else(|e| panic!("the lab does not build: {e:#}"));
+    Some((tmp, lab))
 }
 
 /// The paths of `prefix` in an FRR's BGP table (`show bgp [vrf VRF] ipv4|ipv6 unicast PREFIX json`).
@@ -108,20 +121,13 @@ crate::frr_versions!(vrf_imports, bfd, password_secret, dual_stack_ipv6_next_hop
 /// a message: FRR cannot activate `red` then. (The default router's neighbor only gives the
 /// lab its peer: it receives nothing and is sent nothing.)
 fn vrf_imports(version: FrrVersion) {
-    if !lab::require(&[Req::Frr(version), Req::GoBgp]) {
-        return;
-    }
     let start = Instant::now();
-    let tmp = TempDir::new().unwrap();
-    let file = input(
-        &tmp,
-        "vrfs.yaml",
-        "apiVersion: frrk8s.metallb.io/v1beta1
-kind: FRRConfiguration
-metadata: {name: vrfs, namespace: lab}
-spec:
-  bgp:
-    routers:
+    let Some((_tmp, lab)) = lab_of(
+        version,
+        PeerKind::Gobgp,
+        &frr_configuration(
+            "vrfs",
+            "    routers:
     - asn: 65000
       id: 198.51.100.1
       prefixes: [198.51.100.0/24]
@@ -133,8 +139,10 @@ spec:
       prefixes: [203.0.113.0/24]
       imports: [{vrf: default}]
 ",
-    );
-    let lab = build(version, &file, PeerKind::Gobgp);
+        ),
+    ) else {
+        return;
+    };
     let node = lab.node();
     // The kernel may lack VRF support (CONFIG_NET_VRF): FRR then holds the `red` instance
     // but cannot activate it, and nothing leaks. The configuration must still be accepted.
@@ -206,20 +214,13 @@ spec:
 /// reported them missing and failed. BFD is up on both sides with each profile's intervals,
 /// and `frr-composer status -o json` reports bfdStatus Up for both sessions.
 fn bfd(version: FrrVersion) {
-    if !lab::require(&[Req::Frr(version)]) {
-        return;
-    }
     let start = Instant::now();
-    let tmp = TempDir::new().unwrap();
-    let file = input(
-        &tmp,
-        "bfd.yaml",
-        "apiVersion: frrk8s.metallb.io/v1beta1
-kind: FRRConfiguration
-metadata: {name: bfd, namespace: lab}
-spec:
-  bgp:
-    routers:
+    let Some((_tmp, lab)) = lab_of(
+        version,
+        PeerKind::Frr,
+        &frr_configuration(
+            "bfd",
+            "    routers:
     - asn: 65000
       id: 192.0.2.10
       neighbors:
@@ -229,8 +230,10 @@ spec:
     - {name: lab, receiveInterval: 250, transmitInterval: 200, detectMultiplier: 5}
     - {name: defaults, receiveInterval: 300, transmitInterval: 300, detectMultiplier: 3}
 ",
-    );
-    let lab = build(version, &file, PeerKind::Frr);
+        ),
+    ) else {
+        return;
+    };
     let node = lab.node();
     let bfd_peer = |f: &Frr, addr: &str| -> Option<Value> {
         f.vtysh_json("show bfd peers json").ok()?.as_array()?.iter().find(|p| p["peer"].as_str() == Some(addr)).cloned()
@@ -325,14 +328,10 @@ spec:
 /// (TCP-MD5); with the right password applied again it comes back. Neither password ever
 /// appears in frr-composer's output.
 fn password_secret(version: FrrVersion) {
-    if !lab::require(&[Req::Frr(version)]) {
-        return;
-    }
     let start = Instant::now();
-    let tmp = TempDir::new().unwrap();
-    let good = input(&tmp, "good.yaml", &secret_config(GOOD_PW));
+    let Some((tmp, lab)) = lab_of(version, PeerKind::Frr, &secret_config(GOOD_PW)) else { return };
+    let good = tmp.path().join("input.yaml");
     let bad = input(&tmp, "bad.yaml", &secret_config(BAD_PW));
-    let lab = build(version, &good, PeerKind::Frr);
     let (node, peer) = (lab.node(), lab.peer_frr("192.0.2.11").unwrap());
     let me = lab.node_address("192.0.2.11").unwrap().to_string();
     let no_secret = |o: &Output| {
@@ -396,12 +395,9 @@ fn dual_stack_ipv6_next_hop(version: FrrVersion) {
     let file = input(
         &tmp,
         "v6.yaml",
-        "apiVersion: frrk8s.metallb.io/v1beta1
-kind: FRRConfiguration
-metadata: {name: v6, namespace: lab}
-spec:
-  bgp:
-    routers:
+        &frr_configuration(
+            "v6",
+            "    routers:
     - asn: 65000
       id: 192.0.2.2
       prefixes: [198.51.100.0/24, \"2001:db8:100::/64\", \"2001:db8:101::/64\"]
@@ -414,6 +410,7 @@ spec:
         dualStackAddressFamily: true
         toAdvertise: {allowed: {prefixes: [198.51.100.0/24, \"2001:db8:101::/64\"]}}
 ",
+        ),
     );
     applied(&apply(&node, &file));
     let all = || {
