@@ -47,8 +47,9 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
+use apiserver::node::NodeFrr;
 use apiserver::{AgentUnderTest, ApiServer};
-use lab::{Frr, FrrVersion, Netns, Req, TempDir};
+use lab::{Frr, FrrVersion, Req, TempDir};
 use serde_json::Value;
 
 const PATH: &str = "/usr/sbin:/usr/bin:/sbin:/bin";
@@ -402,8 +403,7 @@ struct LatencyResult {
 }
 
 fn run_latency(o: &Opts, bin: &Path, api: &ApiServer, tmp: &TempDir) -> Result<LatencyResult> {
-    let netns = Netns::new()?;
-    let frr = Frr::start(FrrVersion::V10, &netns).context("starting FRR 10.3")?;
+    let frr = NodeFrr::start(FrrVersion::V10).context("starting FRR 10.3")?;
     api.kubectl(&["create", "namespace", LAT_NS])?;
     api.kubectl_stdin(
         &["apply", "-f", "-"],
@@ -473,7 +473,6 @@ fn run_latency(o: &Opts, bin: &Path, api: &ApiServer, tmp: &TempDir) -> Result<L
     drop(watch);
     drop(agent);
     drop(frr);
-    drop(netns);
     Ok(r)
 }
 
@@ -677,8 +676,7 @@ fn run_scale(o: &Opts, bin: &Path, api: &ApiServer, tmp: &TempDir) -> Result<()>
     let neighbors: BTreeSet<usize> = cfgs.iter().filter(|c| c.sel.matches(&labels)).flat_map(|c| c.neighbors.iter().copied()).collect();
 
     // --- a fresh FRR and the agent
-    let netns = Netns::new()?;
-    let frr = Frr::start(FrrVersion::V10, &netns).context("starting FRR 10.3")?;
+    let frr = NodeFrr::start(FrrVersion::V10).context("starting FRR 10.3")?;
     let mut watch = StateWatch::start(api, &me, tmp.path())?;
     std::thread::sleep(Duration::from_millis(500));
     let load_before = loadavg();
@@ -847,7 +845,6 @@ fn run_scale(o: &Opts, bin: &Path, api: &ApiServer, tmp: &TempDir) -> Result<()>
     drop(watch);
     drop(agent);
     drop(frr);
-    drop(netns);
     Ok(())
 }
 

@@ -57,23 +57,26 @@ mod tools;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use apiserver::ApiServer;
+use apiserver::node::NodeFrr;
+use apiserver::{AgentUnderTest, ApiServer};
 use fixture::{lb_prefixes, node_name, Shape};
-use frr_composer::lab::{self, Frr, FrrVersion, Netns, Req, TempDir};
+use frr_composer::lab::{self, FrrVersion, Req, TempDir};
 use kube::Client;
 use serde_json::{json, Value};
-use support::free_port;
+use support::{free_port, Process};
 use tools::{applied, has_network, max, ms, pct, vm_mib, Requests, States};
 
 const INITIAL_TIMEOUT: Duration = Duration::from_secs(900);
 const CHANGE_TIMEOUT: Duration = Duration::from_secs(60);
 const FRR: FrrVersion = FrrVersion::V10;
+/// Log lines quoted when the webhook exits.
+const WEBHOOK_LOG_LINES: usize = 20;
 
 #[derive(clap::Parser)]
 struct Opts {
@@ -145,84 +148,52 @@ fn binary() -> Result<(PathBuf, String)> {
 }
 
 /// A process of the binary under test: stopped (SIGTERM, then SIGKILL) on drop.
-struct Proc {
-    child: Child,
-    log: PathBuf,
-    started: Instant,
-    started_at: jiff::Timestamp,
+/// Seconds from `started_at` to the first line of the log at `log` with `message`.
+fn logged_after(log: &Path, started_at: jiff::Timestamp, message: &str) -> Option<f64> {
+    let line = tools::log_lines(log, message).into_iter().next()?;
+    let t: jiff::Timestamp = line["timestamp"].as_str()?.parse().ok()?;
+    Some((t.as_millisecond() - started_at.as_millisecond()) as f64 / 1e3)
 }
 
-impl Proc {
-    fn spawn(bin: &Path, args: &[String], api: &ApiServer, log: PathBuf) -> Result<Proc> {
-        let mut cmd = Command::new(bin);
-        cmd.args(args)
-            .env_clear()
-            .env("PATH", lab::PATH)
-            .env("KUBECONFIG", api.kubeconfig())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log)?);
-        let (started, started_at) = (Instant::now(), jiff::Timestamp::now());
-        let child = cmd.spawn().with_context(|| format!("starting {}", bin.display()))?;
-        Ok(Proc { child, log, started, started_at })
-    }
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-    fn alive(&mut self) -> Result<()> {
-        if let Some(st) = self.child.try_wait()? {
-            bail!("{} exited ({st}); log tail:\n{}", self.log.display(), apiserver::support::tail_file(&self.log, 20));
+/// Warning and error lines of an agent's log, counted by level and message.
+fn problems(agent: &AgentUnderTest, into: &mut BTreeMap<String, usize>) {
+    for l in agent.log().lines() {
+        let Ok(v) = serde_json::from_str::<Value>(l) else { continue };
+        let level = v["level"].as_str().unwrap_or("?");
+        if matches!(level, "WARN" | "ERROR") {
+            *into.entry(format!("{level} \"{}\"", v["fields"]["message"].as_str().unwrap_or("?"))).or_default() += 1;
         }
-        Ok(())
-    }
-    /// Seconds from the process start to the first log line with `message`.
-    fn logged_after(&self, message: &str) -> Option<f64> {
-        let line = tools::log_lines(&self.log, message).into_iter().next()?;
-        let t: jiff::Timestamp = line["timestamp"].as_str()?.parse().ok()?;
-        Some((t.as_millisecond() - self.started_at.as_millisecond()) as f64 / 1e3)
-    }
-    /// Warning and error lines of the log, counted by level and message.
-    fn problems(&self, into: &mut BTreeMap<String, usize>) {
-        for l in std::fs::read_to_string(&self.log).unwrap_or_default().lines() {
-            let Ok(v) = serde_json::from_str::<Value>(l) else { continue };
-            let level = v["level"].as_str().unwrap_or("?");
-            if matches!(level, "WARN" | "ERROR") {
-                *into.entry(format!("{level} \"{}\"", v["fields"]["message"].as_str().unwrap_or("?"))).or_default() += 1;
-            }
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        apiserver::support::stop_child(&mut self.child, Duration::from_secs(5));
     }
 }
 
 /// An agent with its FRR in its own namespace (dropped in this order: agent, FRR, namespace).
 struct Site {
-    agent: Proc,
-    frr: Frr,
-    _netns: Netns,
+    agent: AgentUnderTest,
+    /// When the agent was started, as its log's timestamps count.
+    started_at: jiff::Timestamp,
+    frr: NodeFrr,
     node: usize,
 }
 
 impl Site {
-    fn frr(node: usize) -> Result<(Frr, Netns)> {
-        let netns = Netns::new()?;
-        let frr = Frr::start(FRR, &netns).with_context(|| format!("starting FRR {} for {}", FRR.label(), node_name(node)))?;
-        Ok((frr, netns))
+    fn frr(node: usize) -> Result<NodeFrr> {
+        NodeFrr::start(FRR).with_context(|| format!("starting FRR {} for {}", FRR.label(), node_name(node)))
     }
-    fn start(cx: &Ctx, (frr, netns): (Frr, Netns), node: usize) -> Result<Site> {
-        let (bin, api, tmp) = (cx.bin, cx.api, cx.tmp);
+    fn start(cx: &Ctx, frr: NodeFrr, node: usize) -> Result<Site> {
         let name = node_name(node);
-        let mut args: Vec<String> =
-            ["controller", "--node-name", &name, "--namespace", fixture::NS, "--hostname", &name, "--log-level", "info"].map(String::from).into();
-        args.extend(["--object-status".into(), cx.o.object_status.clone()]);
-        args.extend(["--metrics-address".into(), format!("127.0.0.1:{}", free_port()), "--health-address".into(), format!("127.0.0.1:{}", free_port())]);
-        args.extend(frr.cli_args());
-        let agent = Proc::spawn(bin, &args, api, tmp.join(format!("agent-{name}.log")))?;
-        Ok(Site { agent, frr, _netns: netns, node })
+        let started_at = jiff::Timestamp::now();
+        let agent = AgentUnderTest::builder(cx.api, &frr.cli_args(), &name, fixture::NS, cx.tmp)
+            .bin(cx.bin)
+            .clean_env()
+            .log_name(format!("agent-{name}.log"))
+            .args(["--object-status", &cx.o.object_status])
+            .terminate_on_drop(Duration::from_secs(5))
+            .try_spawn()?;
+        Ok(Site { agent, started_at, frr, node })
+    }
+    /// Seconds from the agent's start to the first log line with `message`.
+    fn logged_after(&self, message: &str) -> Option<f64> {
+        logged_after(self.agent.log_path(), self.started_at, message)
     }
     /// Waits for FRRNodeState/<node> with the node's /32s applied (after the first `from`
     /// versions); when it arrived.
@@ -381,7 +352,7 @@ fn part_agent(cx: &Ctx, r: &mut Report) -> Result<Site> {
         }
     }
     let neighbors = rc.lines().filter(|l| l.trim_start().starts_with("neighbor ") && l.contains(" remote-as ")).count();
-    let synced = site.agent.logged_after("caches synced").map(|s| format!("{s:.2} s")).unwrap_or_else(|| "n/a (no \"caches synced\" log line)".into());
+    let synced = site.logged_after("caches synced").map(|s| format!("{s:.2} s")).unwrap_or_else(|| "n/a (no \"caches synced\" log line)".into());
     r.row(
         format!("1 agent ({name}): process start -> first apply (FRRNodeState success)"),
         format!("{:.2} s; \"caches synced\" logged at {synced}; CPU {cpu_first:.2} s; load avg before {load}", first.as_secs_f64()),
@@ -411,9 +382,9 @@ fn part_agent(cx: &Ctx, r: &mut Report) -> Result<Site> {
         "< 40 MB (aim 25)",
     );
     let mut warn = BTreeMap::new();
-    site.agent.problems(&mut warn);
+    problems(&site.agent, &mut warn);
     if !warn.is_empty() {
-        r.note(format!("agent {name} logged (log: {}): {warn:?}", site.agent.log.display()));
+        r.note(format!("agent {name} logged (log: {}): {warn:?}", site.agent.log_path().display()));
     }
     Ok(site)
 }
@@ -530,7 +501,7 @@ fn part_steady(cx: &Ctx, r: &mut Report, first: Option<Site>, baseline: &(Reques
     r.row(format!("{} agents: peak RSS (VmHWM) each", sites.len()), format!("median {:.1} MiB, max {:.1} MiB", pct(&hwm, 50.0), max(&hwm)), "< 40 MB");
     let mut warn = BTreeMap::new();
     for s in &sites {
-        s.agent.problems(&mut warn);
+        problems(&s.agent, &mut warn);
     }
     if !warn.is_empty() {
         r.note(format!("the {} agents logged, from their start to the end of the window: {warn:?}", sites.len()));
@@ -558,14 +529,14 @@ fn part_webhook(cx: &Ctx, r: &mut Report) -> Result<()> {
         "--log-level".into(),
         "info".into(),
     ];
-    let mut wh = Proc::spawn(cx.bin, &args, cx.api, cx.tmp.join("webhook.log"))?;
+    let mut wh = Process::spawn(under_test(cx).args(&args), cx.tmp.join("webhook.log"))?.terminate_on_drop(Duration::from_secs(5));
     let https = tools::Https::new(&cx.api.ca_pem()?, port)?;
     let body = serde_json::to_vec(&fixture::review_of_all_nodes("bench-0"))?;
     let path = "/validate-frrk8s-metallb-io-v1beta1-frrconfiguration";
     // /healthz 200 once its caches are synced
     let deadline = Instant::now() + INITIAL_TIMEOUT;
     loop {
-        wh.alive()?;
+        wh.alive(WEBHOOK_LOG_LINES)?;
         let ok = cx.rt.block_on(async {
             let mut c = https.connect().await?;
             tools::request(&mut c, "/healthz", None).await
@@ -701,7 +672,7 @@ fn part_webhook(cx: &Ctx, r: &mut Report) -> Result<()> {
         format!("p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms (n={}){waiting}", pct(&health, 50.0), pct(&health, 99.0), max(&health), health.len()),
         "< 10 ms",
     );
-    wh.alive()?;
+    wh.alive(WEBHOOK_LOG_LINES)?;
     r.row("webhook: peak RSS (VmHWM)", format!("{:.1} MiB (VmRSS now {:.1} MiB)", vm_mib(wh.pid(), "VmHWM:")?, vm_mib(wh.pid(), "VmRSS:")?), "< 128 Mi");
     Ok(())
 }
@@ -869,18 +840,20 @@ async fn load_sessions(cx: &Ctx<'_>) -> Result<usize> {
     Ok(count)
 }
 
+/// The binary under test, with a clean environment: the lab's PATH and the API server's
+/// kubeconfig.
+fn under_test(cx: &Ctx) -> Command {
+    let mut cmd = Command::new(cx.bin);
+    cmd.env_clear().env("PATH", lab::PATH).env("KUBECONFIG", cx.api.kubeconfig());
+    cmd
+}
+
 /// Runs the binary under test with `args` against the API server to its end: (wall time,
 /// its own peak RSS in MiB from wait4, exit code, standard output).
 fn run_cli(cx: &Ctx, args: &[&str]) -> Result<(Duration, f64, i32, String)> {
     let out_path = cx.tmp.join("cli.out");
-    let mut cmd = Command::new(cx.bin);
-    cmd.args(args)
-        .env_clear()
-        .env("PATH", lab::PATH)
-        .env("KUBECONFIG", cx.api.kubeconfig())
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&out_path)?)
-        .stderr(std::fs::File::create(cx.tmp.join("cli.err"))?);
+    let mut cmd = under_test(cx);
+    cmd.args(args).stdin(Stdio::null()).stdout(std::fs::File::create(&out_path)?).stderr(std::fs::File::create(cx.tmp.join("cli.err"))?);
     let started = Instant::now();
     let child = cmd.spawn().with_context(|| format!("starting {}", cx.bin.display()))?;
     let mut status = 0;

@@ -14,8 +14,9 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use apiserver::node::{self, Peering};
 use apiserver::{AgentUnderTest, ApiServer};
-use lab::{Frr, FrrVersion, GoBgp, GoBgpNeighbor, Netns, Req, TempDir};
+use lab::{Frr, FrrVersion};
 use serde_json::Value;
 
 const NS: &str = "openshift-frr-k8s";
@@ -23,6 +24,7 @@ const NODE_IP: &str = "192.0.2.113";
 const ROUTER_IP: &str = "192.0.2.1";
 const LB_IP: &str = "198.51.100.181/32";
 const PEER_ROUTES: [&str; 3] = ["0.0.0.0/0", "203.0.113.0/24", "198.51.100.0/25"];
+const PEERING: Peering = Peering { node_ip: NODE_IP, node_asn: 65801, router_ip: ROUTER_IP, router_asn: 65102 };
 
 const NODE: &str = "apiVersion: v1\nkind: Node\nmetadata:\n  name: wk3\n  labels:\n    kubernetes.io/hostname: wk3\n    kubernetes.io/os: linux\n";
 
@@ -54,23 +56,11 @@ fn set(items: &[&str]) -> BTreeSet<String> {
 }
 
 fn agent_against_real_apiserver(version: FrrVersion) {
-    if !lab::require(&[Req::Frr(version), Req::GoBgp]) || !apiserver::require() {
-        return;
-    }
     let v = version.label();
-    let tmp = TempDir::new().unwrap();
-    let node = Netns::new().unwrap();
-    let router = Netns::new().unwrap();
-    lab::veth(&node, "eth0", &["192.0.2.113/24"], &router, "eth0", &["192.0.2.1/24"]).unwrap();
-    let gobgp = GoBgp::start(&router, 65102, ROUTER_IP, &[GoBgpNeighbor::new(NODE_IP, 65801)]).unwrap();
+    let Some((tmp, mut frr, gobgp, mut api)) = node::frr_router_apiserver(version, NS, NODE, PEERING) else { return };
     for p in PEER_ROUTES {
         gobgp.add_route(p, ROUTER_IP, &[]).unwrap();
     }
-    let mut frr = Frr::start(version, &node).unwrap();
-    let mut api = ApiServer::start().unwrap();
-    api.install_crds().unwrap();
-    api.kubectl(&["create", "namespace", NS]).unwrap();
-    api.kubectl_stdin(&["apply", "-f", "-"], NODE).unwrap();
 
     let agent = AgentUnderTest::start(&api, &frr.cli_args(), "wk3", NS, tmp.path(), &["--drift-interval", "2", "--poll-interval", "1"]);
 
@@ -206,7 +196,7 @@ fn agent_against_real_apiserver(version: FrrVersion) {
 
     // 3. receive-all widens: the node's kernel gains the routes; removing it takes them away.
     api.kubectl_stdin(&["apply", "-f", "-"], RECEIVE_ALL).unwrap();
-    let kernel_has = |p: &str| node.routes(false, &["proto", "bgp"]).is_ok_and(|r| r.lines().any(|l| l.starts_with(p) && l.contains("via 192.0.2.1")));
+    let kernel_has = |p: &str| frr.netns().routes(false, &["proto", "bgp"]).is_ok_and(|r| r.lines().any(|l| l.starts_with(p) && l.contains("via 192.0.2.1")));
     assert!(lab::wait_until(Duration::from_secs(20), || kernel_has("203.0.113.0/24 ")), "{}", diag!(&api, "routes not in the kernel after receive-all"));
     api.kubectl(&["-n", NS, "delete", "frrconfiguration", "receive-all"]).unwrap();
     assert!(lab::wait_until(Duration::from_secs(20), || !kernel_has("203.0.113.0/24 ")), "{}", diag!(&api, "routes stayed after removing receive-all"));
@@ -337,19 +327,9 @@ fn agent_against_real_apiserver(version: FrrVersion) {
 crate::frr_versions!(agent_against_real_apiserver);
 
 /// An FRR 10.3 in its own namespace and an API server with the CRDs, the agents' namespace and
-/// the Node (None: the test is skipped, as `lab::require` and `apiserver::require` decide).
-fn frr10_with_apiserver() -> Option<(TempDir, Netns, Frr, ApiServer)> {
-    if !lab::require(&[Req::Frr(FrrVersion::V10)]) || !apiserver::require() {
-        return None;
-    }
-    let tmp = TempDir::new().unwrap();
-    let netns = Netns::new().unwrap();
-    let frr = Frr::start(FrrVersion::V10, &netns).unwrap();
-    let api = ApiServer::start().unwrap();
-    api.install_crds().unwrap();
-    api.kubectl(&["create", "namespace", NS]).unwrap();
-    api.kubectl_stdin(&["apply", "-f", "-"], NODE).unwrap();
-    Some((tmp, netns, frr, api))
+/// the Node (None: the test is skipped).
+fn frr10_with_apiserver() -> Option<(lab::TempDir, node::NodeFrr, ApiServer)> {
+    node::frr_with_apiserver(FrrVersion::V10, NS, NODE)
 }
 
 /// The FRRConfigurations of the agents' namespace through a kube client: writes at a pace
@@ -367,7 +347,7 @@ async fn configs_api(api: &ApiServer) -> kube::Api<frr_composer::api::FRRConfigu
 /// exactly the 100 prefixes.
 #[test]
 fn burst_of_100_changes_coalesces_frr10() {
-    let Some((tmp, _netns, frr, api)) = frr10_with_apiserver() else { return };
+    let Some((tmp, frr, api)) = frr10_with_apiserver() else { return };
     let config = |name: &str, prefixes: &[String]| {
         serde_json::json!({"apiVersion": "frrk8s.metallb.io/v1beta1", "kind": "FRRConfiguration", "metadata": {"name": name, "namespace": NS},
             "spec": {"bgp": {"routers": [{"asn": 65801, "prefixes": prefixes,
@@ -468,7 +448,7 @@ fn status_requests(api: &ApiServer, resource: &str) -> u64 {
 /// `--object-status problems`, where every flip adds or gives up the node's entry.
 #[test]
 fn status_writes_of_a_flipping_object_are_paced_frr10() {
-    let Some((tmp, _netns, frr, api)) = frr10_with_apiserver() else { return };
+    let Some((tmp, frr, api)) = frr10_with_apiserver() else { return };
     api.kubectl_stdin(&["apply", "-f", "-"], &metallb("")).unwrap();
     let agent = AgentUnderTest::start(&api, &frr.cli_args(), "wk3", NS, tmp.path(), &["--object-status", "problems"]);
     let conversion = || {

@@ -17,8 +17,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use apiserver::{AgentUnderTest, ApiServer};
-use lab::{Frr, FrrVersion, GoBgp, GoBgpNeighbor, Netns, Req, TempDir};
+use apiserver::node::{self, Peering};
+use apiserver::AgentUnderTest;
+use lab::{FrrVersion, GoBgp};
 
 const NS: &str = "metallb-system";
 const NODE_IP: &str = "192.0.2.21";
@@ -65,19 +66,8 @@ fn losses_while(gobgp: &GoBgp, want: &[&str], during: impl FnOnce(Instant)) -> V
 
 #[test]
 fn deletion_hold_down_keeps_a_recreated_config_and_withdraws_a_removed_one() {
-    if !lab::require(&[Req::Frr(FrrVersion::V8), Req::GoBgp]) || !apiserver::require() {
-        return;
-    }
-    let tmp = TempDir::new().unwrap();
-    let node = Netns::new().unwrap();
-    let router = Netns::new().unwrap();
-    lab::veth(&node, "eth0", &[&format!("{NODE_IP}/24")], &router, "eth0", &[&format!("{ROUTER_IP}/24")]).unwrap();
-    let gobgp = GoBgp::start(&router, 64500, ROUTER_IP, &[GoBgpNeighbor::new(NODE_IP, 64512)]).unwrap();
-    let frr = Frr::start(FrrVersion::V8, &node).unwrap();
-    let api = ApiServer::start().unwrap();
-    api.install_crds().unwrap();
-    api.kubectl(&["create", "namespace", NS]).unwrap();
-    api.kubectl_stdin(&["apply", "-f", "-"], NODE).unwrap();
+    let peering = Peering { node_ip: NODE_IP, node_asn: 64512, router_ip: ROUTER_IP, router_asn: 64500 };
+    let Some((tmp, frr, gobgp, api)) = node::frr_router_apiserver(FrrVersion::V8, NS, NODE, peering) else { return };
 
     let agent = AgentUnderTest::start(&api, &frr.cli_args(), "hd1", NS, tmp.path(), &["--deletion-hold-down", "3s"]);
     let held_condition = || {

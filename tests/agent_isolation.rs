@@ -31,8 +31,9 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
 
+use apiserver::node::{self, Peering};
 use apiserver::{AgentUnderTest, ApiServer};
-use lab::{Frr, FrrVersion, GoBgp, GoBgpNeighbor, Netns, Req, TempDir};
+use lab::{Frr, FrrVersion};
 use serde_json::Value;
 
 const NS: &str = "metallb-system";
@@ -98,22 +99,11 @@ fn events(api: &ApiServer, name: &str) -> Vec<(String, String, String)> {
 }
 
 fn isolation_against_real_apiserver(version: FrrVersion) {
-    if !lab::require(&[Req::Frr(version), Req::GoBgp]) || !apiserver::require() {
-        return;
-    }
     let v = version.label();
-    let tmp = TempDir::new().unwrap();
-    let state = tmp.path().join("state");
-    let node = Netns::new().unwrap();
-    let router = Netns::new().unwrap();
-    lab::veth(&node, "eth0", &[&format!("{NODE_IP}/24")], &router, "eth0", &[&format!("{ROUTER_IP}/24")]).unwrap();
-    let gobgp = GoBgp::start(&router, 65102, ROUTER_IP, &[GoBgpNeighbor::new(NODE_IP, 65801)]).unwrap();
+    let peering = Peering { node_ip: NODE_IP, node_asn: 65801, router_ip: ROUTER_IP, router_asn: 65102 };
+    let Some((tmp, frr, gobgp, api)) = node::frr_router_apiserver(version, NS, NODE, peering) else { return };
     gobgp.add_route("203.0.113.0/24", ROUTER_IP, &[]).unwrap();
-    let frr = Frr::start(version, &node).unwrap();
-    let api = ApiServer::start().unwrap();
-    api.install_crds().unwrap();
-    api.kubectl(&["create", "namespace", NS]).unwrap();
-    api.kubectl_stdin(&["apply", "-f", "-"], NODE).unwrap();
+    let state = tmp.path().join("state");
     let mut agent = start_agent(&api, &frr, tmp.path(), &state, 1);
 
     let running = || frr.running_config().unwrap_or_default();

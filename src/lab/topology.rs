@@ -475,6 +475,28 @@ impl Lab {
         std::iter::once(self.node_ns.name().to_string()).chain(self.peers.iter().map(|p| p.ns.name().to_string())).collect()
     }
 
+    /// The FRR playing the peer of `neighbor` (None: no such neighbor, or GoBGP plays it).
+    pub fn peer_frr(&self, neighbor: &str) -> Option<&Frr> {
+        self.peers.iter().find(|p| p.plan.neighbor == neighbor).and_then(|p| match &p.daemon {
+            Daemon::Frr(f) => Some(f),
+            Daemon::Gobgp(_) => None,
+        })
+    }
+
+    /// The gobgpd playing the peer of `neighbor` (None: no such neighbor, or FRR plays it).
+    pub fn peer_gobgp(&self, neighbor: &str) -> Option<&GoBgp> {
+        self.peers.iter().find(|p| p.plan.neighbor == neighbor).and_then(|p| match &p.daemon {
+            Daemon::Gobgp(g) => Some(g),
+            Daemon::Frr(_) => None,
+        })
+    }
+
+    /// The node's address on the session with `neighbor`, as its peer names the node (None:
+    /// no such neighbor, or an unnumbered one).
+    pub fn node_address(&self, neighbor: &str) -> Option<IpAddr> {
+        self.peers.iter().find(|p| p.plan.neighbor == neighbor).and_then(|p| p.plan.node_addr)
+    }
+
     /// GoBGP API ports by neighbor (`gobgp -p PORT` inside the peer's namespace).
     pub fn gobgp_ports(&self) -> Vec<(String, String, u16)> {
         self.peers

@@ -19,13 +19,13 @@ use std::ffi::{OsStr, OsString};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::Result;
 
 use super::ApiServer;
-use crate::support::{free_port, stop_child, tail_file, KillOnDrop};
+use crate::support::{free_port, tail_file, Process};
 
 /// Log lines [`AgentUnderTest::diag`] quotes.
 const DIAG_LINES: usize = 30;
@@ -96,8 +96,6 @@ impl AgentBuilder {
     /// Starts the agent.
     pub fn try_spawn(self) -> Result<AgentUnderTest> {
         let (metrics_port, health_port) = (free_port(), free_port());
-        let log = self.dir.join(&self.log_name);
-        let stderr = std::fs::File::create(&log).with_context(|| format!("cannot create {}", log.display()))?;
         let mut cmd = Command::new(&self.bin);
         cmd.arg("controller")
             .args(["--node-name", &self.node, "--namespace", &self.namespace, "--hostname", &self.node, "--log-level", "info"])
@@ -107,22 +105,22 @@ impl AgentBuilder {
         if self.clean_env {
             cmd.env_clear().env("PATH", crate::support::PATH);
         }
-        cmd.env("KUBECONFIG", &self.kubeconfig).envs(self.env.iter().map(|(k, v)| (k, v))).stdin(Stdio::null()).stdout(Stdio::null()).stderr(stderr);
-        let started = Instant::now();
-        let child = cmd.spawn().with_context(|| format!("cannot start the agent: {cmd:?}"))?;
-        Ok(AgentUnderTest { process: KillOnDrop(child), log, metrics_port, health_port, started, grace: self.grace })
+        cmd.env("KUBECONFIG", &self.kubeconfig).envs(self.env.iter().map(|(k, v)| (k, v)));
+        let mut process = Process::spawn(&mut cmd, self.dir.join(&self.log_name))?;
+        if let Some(grace) = self.grace {
+            process = process.terminate_on_drop(grace);
+        }
+        Ok(AgentUnderTest { started: process.started, process, metrics_port, health_port })
     }
 }
 
 /// A running `frr-composer controller`; killed on drop.
 pub struct AgentUnderTest {
-    process: KillOnDrop,
-    log: PathBuf,
+    process: Process,
     pub metrics_port: u16,
     pub health_port: u16,
     /// When the process was started.
     pub started: Instant,
-    grace: Option<Duration>,
 }
 
 impl AgentUnderTest {
@@ -150,29 +148,26 @@ impl AgentUnderTest {
     }
 
     pub fn pid(&self) -> u32 {
-        self.process.0.id()
+        self.process.pid()
     }
 
     /// An error with the log's tail when the process has exited.
     pub fn alive(&mut self) -> Result<()> {
-        if let Some(status) = self.process.0.try_wait()? {
-            bail!("the agent exited ({status}); log tail:\n{}", self.log_tail(DIAG_LINES));
-        }
-        Ok(())
+        self.process.alive(DIAG_LINES)
     }
 
     pub fn log_path(&self) -> &Path {
-        &self.log
+        self.process.log_path()
     }
 
     /// The whole log so far.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
     }
 
     /// The last `n` lines of the log.
     pub fn log_tail(&self, n: usize) -> String {
-        tail_file(&self.log, n)
+        tail_file(self.log_path(), n)
     }
 
     /// `what`, then the log's tail: for an assertion's message.
@@ -197,15 +192,6 @@ impl AgentUnderTest {
             let (name, value) = l.rsplit_once(' ')?;
             (name == series).then(|| value.trim().parse().ok()).flatten()
         })
-    }
-}
-
-impl Drop for AgentUnderTest {
-    fn drop(&mut self) {
-        if let Some(grace) = self.grace {
-            stop_child(&mut self.process.0, grace);
-        }
-        // then KillOnDrop kills (when still running) and reaps
     }
 }
 

@@ -46,6 +46,8 @@ use crate::support::{command, pid_alive, run, signal, stop_child, tail_file as t
 pub mod agent;
 #[allow(unused_imports)] // not every test starts an agent
 pub use agent::AgentUnderTest;
+/// The node an agent drives: FRR, a GoBGP router, the API server that knows the Node.
+pub mod node;
 
 pub const KUBECTL: &str = "/usr/bin/kubectl";
 const OPENSSL: &str = "/usr/bin/openssl";

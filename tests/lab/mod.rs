@@ -38,7 +38,7 @@ macro_rules! frr_versions {
 /// True when the lab can run `reqs`. Otherwise: panics under `CI=true` (the lab is
 /// mandatory there), else prints a SKIPPED message and returns false.
 pub fn require(reqs: &[Req]) -> bool {
-    support::prerequisite("the live lab", unavailable(reqs), "needs root, `ip netns` and .ci/install-frr.sh")
+    support::require_lab(reqs)
 }
 
 /// Run the crate's binary: `frr-composer render INPUTS... EXTRA...`; Ok(frr.conf) or an error

@@ -5,9 +5,11 @@
 /// The lab's clean-environment command runner, shared with the library.
 pub use frr_composer::lab::{command, pid_alive, run, PATH};
 
-use std::path::Path;
-use std::process::{Child, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
 
 /// A child process that is killed and reaped when the guard goes (also when a test fails).
 pub struct KillOnDrop(pub std::process::Child);
@@ -16,6 +18,65 @@ impl Drop for KillOnDrop {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
+    }
+}
+
+/// A program under test (the agent, the webhook): stdin and stdout to nothing, stderr (its
+/// log) to a file. Dropping it kills it (SIGKILL, as a node losing it would), or with
+/// [`terminate_on_drop`](Process::terminate_on_drop) asks for a SIGTERM first.
+pub struct Process {
+    child: Child,
+    /// The program's file name, for messages.
+    name: String,
+    log: PathBuf,
+    /// When the process was started.
+    pub started: Instant,
+    grace: Option<Duration>,
+}
+
+impl Process {
+    /// Starts `cmd` with its stderr in `log` (created anew).
+    pub fn spawn(cmd: &mut Command, log: PathBuf) -> anyhow::Result<Process> {
+        let stderr = std::fs::File::create(&log).with_context(|| format!("cannot create {}", log.display()))?;
+        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(stderr);
+        let started = Instant::now();
+        let child = cmd.spawn().with_context(|| format!("cannot start {cmd:?}"))?;
+        let name = Path::new(cmd.get_program()).file_name().unwrap_or_default().to_string_lossy().into_owned();
+        Ok(Process { child, name, log, started, grace: None })
+    }
+
+    /// On drop: SIGTERM, up to `grace`, then SIGKILL (default: SIGKILL at once).
+    pub fn terminate_on_drop(mut self, grace: Duration) -> Self {
+        self.grace = Some(grace);
+        self
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// An error with the log's last `lines` when the process has exited.
+    pub fn alive(&mut self, lines: usize) -> anyhow::Result<()> {
+        if let Some(status) = self.child.try_wait()? {
+            bail!("{} exited ({status}); log {}, tail:\n{}", self.name, self.log.display(), tail_file(&self.log, lines));
+        }
+        Ok(())
+    }
+
+    pub fn log_path(&self) -> &Path {
+        &self.log
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        match self.grace {
+            Some(grace) => stop_child(&mut self.child, grace),
+            None => {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+            }
+        }
     }
 }
 
@@ -28,6 +89,11 @@ pub fn prerequisite(what: &str, missing: Option<String>, hint: &str) -> bool {
     }
     skip(&format!("{what} cannot run: {why} ({hint})"));
     false
+}
+
+/// True when the live lab can run `reqs` (root, `ip netns`, FRR, gobgpd): as [`prerequisite`].
+pub fn require_lab(reqs: &[frr_composer::lab::Req]) -> bool {
+    prerequisite("the live lab", frr_composer::lab::unavailable(reqs), "needs root, `ip netns` and .ci/install-frr.sh")
 }
 
 /// Reports the running test as skipped (a prerequisite is missing outside CI): a SKIPPED line
