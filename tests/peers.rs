@@ -59,14 +59,20 @@ fn keys(json: &str) -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn peers_from_a_real_apiserver() {
+/// A real API server with the CRDs and the agents' namespace (None: skipped).
+fn cluster() -> Option<ApiServer> {
     if !apiserver::require() {
-        return;
+        return None;
     }
     let api = ApiServer::start().unwrap();
     api.install_crds().unwrap();
     api.kubectl(&["create", "namespace", NS]).unwrap();
+    Some(api)
+}
+
+#[test]
+fn peers_from_a_real_apiserver() {
+    let Some(api) = cluster() else { return };
     api.kubectl_stdin(&["apply", "-f", "-"], &objects()).unwrap();
     // 1,196 sessions of other nodes without a status yet (as an agent creates them): they make
     // the list three pages long and show no row
@@ -159,72 +165,26 @@ fn peers_from_a_real_apiserver() {
     assert!(out.lines().nth(1).unwrap().starts_with("wk1 ") && out.contains("Connect"), "{out}");
 }
 
-/// `frr-composer routes` and `why` against the same kind of cluster: a MetalLB-shaped object for wk1
-/// announcing a Service's LoadBalancer address with a community and a prepend, an admin object
-/// on every node with a rack prefix, and on wk2 an object contradicting the admin's neighbor.
+/// Runs `frr-composer CMD -n NS ARGS` against the cluster of `kubeconfig` (None: no cluster):
+/// (exit code, stdout, stderr).
+fn cli(cmd: &str, args: &[&str], kubeconfig: Option<&str>) -> (i32, String, String) {
+    let mut c = Command::new(BIN);
+    c.arg(cmd).args(["-n", NS]).args(args);
+    match kubeconfig {
+        Some(k) => c.env("KUBECONFIG", k),
+        None => c.env_remove("KUBECONFIG"),
+    };
+    let o = c.output().unwrap();
+    (o.status.code().unwrap_or(-1), String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
+}
+
+/// `frr-composer routes` and `why` against testdata/cli/routes-cluster.yaml (its Service's
+/// LoadBalancer address set through the status subresource, as MetalLB sets it).
 #[test]
 fn routes_from_a_real_apiserver() {
-    if !apiserver::require() {
-        return;
-    }
-    let api = ApiServer::start().unwrap();
-    api.install_crds().unwrap();
-    api.kubectl(&["create", "namespace", NS]).unwrap();
+    let Some(api) = cluster() else { return };
     api.kubectl(&["create", "namespace", "web"]).unwrap();
-    let objects = format!(
-        "apiVersion: v1\nkind: Node\nmetadata: {{name: wk1, labels: {{kubernetes.io/hostname: wk1}}}}
----
-apiVersion: v1\nkind: Node\nmetadata: {{name: wk2, labels: {{kubernetes.io/hostname: wk2}}}}
----
-apiVersion: frrk8s.metallb.io/v1beta1
-kind: FRRConfiguration
-metadata: {{name: metallb-wk1, namespace: {NS}}}
-spec:
-  nodeSelector: {{matchLabels: {{kubernetes.io/hostname: wk1}}}}
-  bgp:
-    routers:
-    - asn: 64512
-      prefixes: [198.51.100.181/32]
-      neighbors:
-      - address: 192.0.2.1
-        asn: 64513
-        passwordSecret: {{name: bgp-pw, namespace: {NS}}}
-        toAdvertise:
-          allowed: {{prefixes: [198.51.100.181/32]}}
-          withCommunity: [{{community: '65000:1', prefixes: [198.51.100.181/32]}}]
-          withAsPathPrepend: [{{asPathPrepend: 3, prefixes: [198.51.100.181/32]}}]
----
-apiVersion: frrk8s.metallb.io/v1beta1
-kind: FRRConfiguration
-metadata: {{name: admin-all, namespace: {NS}}}
-spec:
-  bgp:
-    routers:
-    - asn: 64512
-      prefixes: [203.0.113.0/24]
-      neighbors:
-      - address: 192.0.2.1
-        asn: 64513
-        toAdvertise: {{allowed: {{mode: all}}}}
----
-apiVersion: frrk8s.metallb.io/v1beta1
-kind: FRRConfiguration
-metadata: {{name: odd-wk2, namespace: {NS}}}
-spec:
-  nodeSelector: {{matchLabels: {{kubernetes.io/hostname: wk2}}}}
-  bgp:
-    routers:
-    - asn: 64512
-      neighbors: [{{address: 192.0.2.1, asn: 64999}}]
----
-apiVersion: v1
-kind: Service
-metadata: {{name: frontend, namespace: web}}
-spec:
-  type: LoadBalancer
-  ports: [{{port: 80}}]
-"
-    );
+    let objects = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/cli/routes-cluster.yaml")).unwrap();
     api.kubectl_stdin(&["apply", "-f", "-"], &objects).unwrap();
     api.kubectl(&[
         "-n",
@@ -255,19 +215,12 @@ spec:
         r#"{"status":{"bgpStatus":"Established","node":"wk1","peer":"192.0.2.1","vrf":""}}"#,
     ])
     .unwrap();
+    let kc = api.kubeconfig().to_str().unwrap().to_string();
     let routes = |args: &[&str], kubeconfig: bool| {
-        let mut c = Command::new(BIN);
-        c.arg("routes").args(["-n", NS]).args(args);
-        if kubeconfig {
-            c.env("KUBECONFIG", api.kubeconfig());
-        } else {
-            c.env_remove("KUBECONFIG");
-        }
-        let o = c.output().unwrap();
-        assert!(o.status.success(), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
-        String::from_utf8_lossy(&o.stdout).into_owned()
+        let (code, out, err) = cli("routes", args, kubeconfig.then_some(kc.as_str()));
+        assert_eq!(code, 0, "{args:?}: {err}");
+        out
     };
-
     // is 198.51.100.181 announced, from which nodes, to which peers, from which object?
     let out = routes(&["198.51.100.181", "-o", "wide"], true);
     let rows: Vec<Vec<&str>> = out.lines().map(|l| l.split_whitespace().collect()).collect();
@@ -295,7 +248,9 @@ spec:
         [
             format!("198.51.100.181/32 wk1 192.0.2.1 [\"{NS}/metallb-wk1\"]"),
             format!("203.0.113.0/24 wk1 192.0.2.1 [\"{NS}/admin-all\"]"),
+            format!("203.0.113.0/24 wk1 2001:db8::1 [\"{NS}/admin-all\"]"),
             format!("203.0.113.0/24 wk2 192.0.2.1 [\"{NS}/admin-all\"]"),
+            format!("203.0.113.0/24 wk2 2001:db8::1 [\"{NS}/admin-all\"]"),
         ],
         "{json}"
     );
@@ -308,31 +263,25 @@ spec:
     assert_eq!(routes(&["-o", "json", "--from", saved.to_str().unwrap()], false), json);
 
     // why: on wk1 every link holds once the agent's FRRNodeState shows FRR running the prefix
-    let why = |args: &[&str], kubeconfig: Option<&str>| {
-        let mut c = Command::new(BIN);
-        c.arg("why").args(["-n", NS]).args(args);
-        match kubeconfig {
-            Some(k) => c.env("KUBECONFIG", k),
-            None => c.env_remove("KUBECONFIG"),
-        };
-        let o = c.output().unwrap();
-        (o.status.code().unwrap_or(-1), String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
-    };
-    let kc = api.kubeconfig();
-    let kc = Some(kc.to_str().unwrap());
-    let (code, out, err) = why(&["198.51.100.181", "--node", "wk1"], kc);
+    let why = |args: &[&str], kubeconfig: Option<&str>| cli("why", args, kubeconfig);
+    let kc = Some(kc.as_str());
+    let (code, out, err) = why(&["198.51.100.181", "--node", "wk1", "--peer", "192.0.2.1"], kc);
     assert_eq!(code, 1, "no FRRNodeState yet: {out}{err}");
     assert!(out.lines().last().unwrap().contains("NO  cannot tell whether FRR on wk1 runs it"), "{out}");
     api.kubectl_stdin(&["apply", "-f", "-"], "apiVersion: frrk8s.metallb.io/v1beta1\nkind: FRRNodeState\nmetadata: {name: wk1}\nspec: {}\n").unwrap();
     let running = "router bgp 64512\n address-family ipv4 unicast\n  network 198.51.100.181/32\n  network 203.0.113.0/24\n exit-address-family\nexit\n";
     let patch = serde_json::json!({"status": {"runningConfig": running}}).to_string();
     api.kubectl(&["patch", "frrnodestate", "wk1", "--subresource=status", "--type=merge", "-p", &patch]).unwrap();
-    let (code, out, err) = why(&["198.51.100.181", "--node", "wk1"], kc);
+    let (code, out, err) = why(&["198.51.100.181", "--node", "wk1", "--peer", "192.0.2.1"], kc);
     assert_eq!(code, 0, "{out}{err}");
     let links: Vec<&str> = out.lines().collect();
     assert_eq!(links[0], "198.51.100.181/32 on wk1 to 192.0.2.1 (default): advertised", "{out}");
     assert!(links[1..].iter().all(|l| l.starts_with("  ok  ")) && links.len() == 6, "{out}");
     assert!(links[3].contains("community 65000:1") && links[3].contains("prepended 3 times"), "{out}");
+    // to every neighbor: advertised to one (exit 0), and why not to the other
+    let (code, both, _) = why(&["198.51.100.181", "--node", "wk1"], kc);
+    assert_eq!(code, 0);
+    assert!(both.contains("to 2001:db8::1 (default): not advertised") && both.contains("admin-all sets toAdvertise.allowed.mode: all"), "{both}");
     // on wk2 the object that asks for it does not select the node
     let (code, wk2, _) = why(&["198.51.100.181/32", "--node", "wk2"], kc);
     assert_eq!(code, 1);
@@ -340,7 +289,7 @@ spec:
     // offline, with the FRRNodeStates saved too: the same chains
     let saved_all = dir.path().join("all.yaml");
     std::fs::write(&saved_all, api.kubectl(&["get", "-A", "frrconfigurations,bgpsessionstates,frrnodestates,nodes,services", "-o", "yaml"]).unwrap()).unwrap();
-    let (code, offline, err) = why(&["198.51.100.181", "--node", "wk1", "--from", saved_all.to_str().unwrap()], None);
+    let (code, offline, err) = why(&["198.51.100.181", "--node", "wk1", "--peer", "192.0.2.1", "--from", saved_all.to_str().unwrap()], None);
     assert_eq!(code, 0, "{err}");
     assert_eq!(offline, out);
 

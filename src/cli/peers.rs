@@ -17,26 +17,56 @@ use serde::Serialize;
 use crate::api::{BGPSessionState, FRRConfiguration};
 use crate::core::convert::canonical_vrf;
 
+/// Where the cluster's objects are: the agents' namespace and the kubeconfig context.
 #[derive(clap::Args, Debug)]
-pub struct PeersArgs {
-    /// The namespace of the agents: where the BGPSessionStates and FRRConfigurations are.
+pub struct ClusterArgs {
+    /// The namespace of the agents: where the FRRConfigurations and what the agents publish
+    /// (BGPSessionStates) are.
     #[arg(short = 'n', long, default_value = "frr-k8s-system")]
     pub namespace: String,
     /// The kubeconfig context to use (default: the current one).
     #[arg(long)]
     pub context: Option<String>,
+}
+
+/// Which nodes, peers and VRFs to show.
+#[derive(clap::Args, Debug)]
+pub struct ScopeArgs {
     /// Only these nodes (repeat the flag for several).
     #[arg(long)]
     pub node: Vec<String>,
     /// Only the nodes whose labels match this label selector (`rack=a`, `tier in (edge)`).
     #[arg(short = 'l', long)]
     pub selector: Option<String>,
-    /// Only sessions with this peer (address or interface).
+    /// Only this peer (address or interface).
     #[arg(long)]
     pub peer: Option<String>,
-    /// Only sessions in this VRF (`default` for the default VRF).
+    /// Only this VRF (`default` for the default VRF).
     #[arg(long)]
     pub vrf: Option<String>,
+}
+
+impl ScopeArgs {
+    /// The nodes the label selector admits, as the API server selects them (None: no selector).
+    pub(crate) async fn selected(&self, client: &kube::Client) -> anyhow::Result<Option<BTreeSet<String>>> {
+        match &self.selector {
+            Some(s) => Ok(Some(node_labels(client, Some(s)).await.context("listing Nodes by the selector")?.into_keys().collect())),
+            None => Ok(None),
+        }
+    }
+
+    /// The same offline, from the saved Nodes' labels.
+    pub(crate) fn selected_offline(&self, node_labels: &BTreeMap<String, BTreeMap<String, String>>) -> anyhow::Result<Option<BTreeSet<String>>> {
+        self.selector.as_deref().map(|s| select_offline(node_labels, s)).transpose()
+    }
+}
+
+#[derive(clap::Args, Debug)]
+pub struct PeersArgs {
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    #[command(flatten)]
+    pub scope: ScopeArgs,
     /// Only sessions in this BGP state; `!Established` for every session that is not up.
     #[arg(long)]
     pub state: Option<String>,
@@ -95,7 +125,7 @@ pub struct Inputs {
 pub struct Filter {
     pub nodes: Vec<String>,
     /// Nodes allowed by a label selector (None: no selector given).
-    pub selected_nodes: Option<std::collections::BTreeSet<String>>,
+    pub selected_nodes: Option<BTreeSet<String>>,
     pub peer: Option<String>,
     pub vrf: Option<String>,
     /// The state, and whether it is negated (`!Established`).
@@ -310,6 +340,11 @@ pub(crate) async fn node_labels(client: &kube::Client, selector: Option<&str>) -
     }
 }
 
+/// Runs a read of the cluster on a runtime of its own (the commands are synchronous).
+pub(crate) fn block_on<T>(read: impl std::future::Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
+    tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(read)
+}
+
 /// A client as kubectl finds its cluster: `context` of the kubeconfig, or the current one (or
 /// the in-cluster service account).
 pub(crate) async fn client(context: Option<&str>) -> anyhow::Result<kube::Client> {
@@ -322,27 +357,24 @@ pub(crate) async fn client(context: Option<&str>) -> anyhow::Result<kube::Client
     Ok(kube::Client::try_from(config)?)
 }
 
-async fn read_cluster(args: &PeersArgs) -> anyhow::Result<(Inputs, Option<std::collections::BTreeSet<String>>)> {
-    let client = client(args.context.as_deref()).await?;
+async fn read_cluster(args: &PeersArgs) -> anyhow::Result<(Inputs, Option<BTreeSet<String>>)> {
+    let (client, ns) = (client(args.cluster.context.as_deref()).await?, &args.cluster.namespace);
     let lp = ListParams::default();
-    let sessions = list_all(&Api::<BGPSessionState>::namespaced(client.clone(), &args.namespace), &lp).await.context("listing BGPSessionStates")?;
-    let configs = list_all(&Api::<FRRConfiguration>::namespaced(client.clone(), &args.namespace), &lp).await.context("listing FRRConfigurations")?;
+    let sessions = list_all(&Api::<BGPSessionState>::namespaced(client.clone(), ns), &lp).await.context("listing BGPSessionStates")?;
+    let configs = list_all(&Api::<FRRConfiguration>::namespaced(client.clone(), ns), &lp).await.context("listing FRRConfigurations")?;
     let labels = node_labels(&client, None).await.context("listing Nodes")?;
-    let selected = match &args.selector {
-        Some(s) => Some(node_labels(&client, Some(s)).await.context("listing Nodes by the selector")?.into_keys().collect()),
-        None => None,
-    };
+    let selected = args.scope.selected(&client).await?;
     Ok((Inputs { sessions, configs, node_labels: Some(labels) }, selected))
 }
 
-fn read_files(args: &PeersArgs) -> anyhow::Result<(Inputs, Option<std::collections::BTreeSet<String>>)> {
+fn read_files(args: &PeersArgs) -> anyhow::Result<(Inputs, Option<BTreeSet<String>>)> {
     let (objects, errors) = crate::offline::load_inputs(&args.from);
     if let Some(e) = errors.first() {
         anyhow::bail!("{e}");
     }
     let node_labels: BTreeMap<String, BTreeMap<String, String>> = objects.nodes.iter().map(|n| (n.name_any(), n.labels().clone())).collect();
-    let selected = args.selector.as_deref().map(|s| select_offline(&node_labels, s)).transpose()?;
-    let in_ns = |ns: Option<String>| ns.unwrap_or_default() == args.namespace;
+    let selected = args.scope.selected_offline(&node_labels)?;
+    let in_ns = |ns: Option<String>| ns.unwrap_or_default() == args.cluster.namespace;
     Ok((
         Inputs {
             sessions: objects.sessions.into_iter().filter(|s| in_ns(s.namespace())).collect(),
@@ -401,14 +433,7 @@ fn equality_selector(s: &str) -> anyhow::Result<Vec<Term>> {
 }
 
 pub fn run(args: &PeersArgs, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
-    let read = if args.from.is_empty() {
-        match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-            Ok(rt) => rt.block_on(read_cluster(args)),
-            Err(e) => Err(e.into()),
-        }
-    } else {
-        read_files(args)
-    };
+    let read = if args.from.is_empty() { block_on(read_cluster(args)) } else { read_files(args) };
     let (inputs, selected_nodes) = match read {
         Ok(r) => r,
         Err(e) => {
@@ -417,10 +442,10 @@ pub fn run(args: &PeersArgs, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
         }
     };
     let filter = Filter {
-        nodes: args.node.clone(),
+        nodes: args.scope.node.clone(),
         selected_nodes,
-        peer: args.peer.clone(),
-        vrf: args.vrf.clone(),
+        peer: args.scope.peer.clone(),
+        vrf: args.scope.vrf.clone(),
         state: args.state.as_ref().map(|s| match s.strip_prefix('!') {
             Some(s) => (s.to_string(), true),
             None => (s.clone(), false),
@@ -428,7 +453,7 @@ pub fn run(args: &PeersArgs, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     };
     let rows = rows(&inputs, &filter);
     if rows.is_empty() && matches!(args.output, Output::Table | Output::Wide) {
-        let _ = writeln!(err, "no sessions{}", if inputs.sessions.is_empty() { format!(" in namespace {}", args.namespace) } else { " match".into() });
+        let _ = writeln!(err, "no sessions{}", if inputs.sessions.is_empty() { format!(" in namespace {}", args.cluster.namespace) } else { " match".into() });
         return 0;
     }
     let _ = out.write_all(print(&rows, args.output, jiff::Timestamp::now()).as_bytes());

@@ -28,24 +28,10 @@ use crate::core::{Settings, Snapshot};
 pub struct RoutesArgs {
     /// Only the routes for this address (the prefixes that hold it) or prefix (those inside it).
     pub prefix: Option<String>,
-    /// The namespace of the agents: where the FRRConfigurations and BGPSessionStates are.
-    #[arg(short = 'n', long, default_value = "frr-k8s-system")]
-    pub namespace: String,
-    /// The kubeconfig context to use (default: the current one).
-    #[arg(long)]
-    pub context: Option<String>,
-    /// Only these nodes (repeat the flag for several).
-    #[arg(long)]
-    pub node: Vec<String>,
-    /// Only the nodes whose labels match this label selector (`rack=a`, `tier in (edge)`).
-    #[arg(short = 'l', long)]
-    pub selector: Option<String>,
-    /// Only routes to this peer (address or interface).
-    #[arg(long)]
-    pub peer: Option<String>,
-    /// Only routes in this VRF (`default` for the default VRF).
-    #[arg(long)]
-    pub vrf: Option<String>,
+    #[command(flatten)]
+    pub cluster: peers::ClusterArgs,
+    #[command(flatten)]
+    pub scope: peers::ScopeArgs,
     /// Read saved YAML instead of the API server (`kubectl get -A
     /// frrconfigurations,bgpsessionstates,nodes,services -o yaml`); repeat for several files.
     #[arg(long = "from")]
@@ -373,30 +359,31 @@ pub fn read_saved(paths: &[PathBuf], namespace: &str) -> anyhow::Result<(Inputs,
     if let Some(e) = errors.first() {
         anyhow::bail!("{e}");
     }
+    Ok((inputs_of(&mut objects, namespace), objects))
+}
+
+/// The inputs among saved objects (taken out of them): what is in the agents' namespace, the
+/// Nodes and the LoadBalancer addresses.
+pub fn inputs_of(objects: &mut crate::input::Objects, namespace: &str) -> Inputs {
     let in_ns = |ns: Option<String>| ns.unwrap_or_default() == namespace;
-    let inputs = Inputs {
+    Inputs {
         namespace: namespace.to_string(),
         configs: std::mem::take(&mut objects.configs).into_iter().filter(|c| in_ns(c.namespace())).collect(),
         sessions: std::mem::take(&mut objects.sessions).into_iter().filter(|s| in_ns(s.namespace())).collect(),
         node_labels: objects.nodes.iter().map(|n| (n.name_any(), n.labels().clone())).collect(),
         services: lb_addresses(&objects.services),
-    };
-    Ok((inputs, objects))
+    }
 }
 
 async fn read_cluster(args: &RoutesArgs) -> anyhow::Result<(Inputs, Option<BTreeSet<String>>)> {
-    let client = peers::client(args.context.as_deref()).await?;
-    let inputs = read_inputs(&client, &args.namespace).await?;
-    let selected = match &args.selector {
-        Some(s) => Some(peers::node_labels(&client, Some(s)).await.context("listing Nodes by the selector")?.into_keys().collect()),
-        None => None,
-    };
-    Ok((inputs, selected))
+    let client = peers::client(args.cluster.context.as_deref()).await?;
+    let inputs = read_inputs(&client, &args.cluster.namespace).await?;
+    Ok((inputs, args.scope.selected(&client).await?))
 }
 
 fn read_files(args: &RoutesArgs) -> anyhow::Result<(Inputs, Option<BTreeSet<String>>)> {
-    let (inputs, _) = read_saved(&args.from, &args.namespace)?;
-    let selected = args.selector.as_deref().map(|s| peers::select_offline(&inputs.node_labels, s)).transpose()?;
+    let (inputs, _) = read_saved(&args.from, &args.cluster.namespace)?;
+    let selected = args.scope.selected_offline(&inputs.node_labels)?;
     Ok((inputs, selected))
 }
 
@@ -420,14 +407,7 @@ pub fn run(args: &RoutesArgs, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
             return 2;
         }
     };
-    let read = if args.from.is_empty() {
-        match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-            Ok(rt) => rt.block_on(read_cluster(args)),
-            Err(e) => Err(e.into()),
-        }
-    } else {
-        read_files(args)
-    };
+    let read = if args.from.is_empty() { peers::block_on(read_cluster(args)) } else { read_files(args) };
     let (inputs, selected_nodes) = match read {
         Ok(r) => r,
         Err(e) => {
@@ -438,10 +418,10 @@ pub fn run(args: &RoutesArgs, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     let filter = Filter {
         prefix: prefix.map(|(p, _)| p),
         address: prefix.is_some_and(|(_, a)| a),
-        nodes: args.node.clone(),
+        nodes: args.scope.node.clone(),
         selected_nodes,
-        peer: args.peer.clone(),
-        vrf: args.vrf.clone(),
+        peer: args.scope.peer.clone(),
+        vrf: args.scope.vrf.clone(),
     };
     let r = routes(&inputs, &filter);
     if r.routes.is_empty() && matches!(args.output, Output::Table | Output::Wide) {
@@ -456,74 +436,20 @@ pub(crate) mod tests {
     use super::*;
     use crate::api::BGPSessionStateStatus;
 
-    fn config(yaml: &str) -> FRRConfiguration {
-        serde_yaml::from_str(&format!("apiVersion: frrk8s.metallb.io/v1beta1\nkind: FRRConfiguration\n{yaml}")).unwrap()
-    }
+    pub(crate) const NS: &str = "frr-k8s-system";
 
-    /// MetalLB's object for n1 (a Service address with a community and a prepend, a password
-    /// Secret), an admin object on every node (a rack prefix with a local preference), and on
-    /// n2 an object that contradicts the admin's neighbor ASN.
+    /// testdata/cli/routes-cluster.yaml, with the sessions wk1's and wk2's agents published.
     pub(crate) fn inputs() -> Inputs {
-        let metallb = config(
-            "metadata: {name: metallb-n1, namespace: ns}
-spec:
-  nodeSelector: {matchLabels: {kubernetes.io/hostname: n1}}
-  bgp:
-    routers:
-    - asn: 64512
-      prefixes: [198.51.100.181/32]
-      neighbors:
-      - address: 192.0.2.1
-        asn: 64513
-        passwordSecret: {name: pw}
-        toAdvertise:
-          allowed: {prefixes: [198.51.100.181/32]}
-          withCommunity: [{community: '65000:1', prefixes: [198.51.100.181/32]}]
-          withAsPathPrepend: [{asPathPrepend: 2, prefixes: [198.51.100.181/32]}]
-",
-        );
-        let admin = config(
-            "metadata: {name: admin, namespace: ns}
-spec:
-  bgp:
-    routers:
-    - asn: 64512
-      prefixes: [203.0.113.0/24]
-      neighbors:
-      - address: 192.0.2.1
-        asn: 64513
-        toAdvertise:
-          allowed: {prefixes: [203.0.113.0/24]}
-          withLocalPref: [{localPref: 200, prefixes: [203.0.113.0/24]}]
-      - address: 2001:db8::1
-        asn: 64514
-        dualStackAddressFamily: true
-        toAdvertise: {allowed: {mode: all}}
-",
-        );
-        let odd = config(
-            "metadata: {name: odd, namespace: ns}
-spec:
-  nodeSelector: {matchLabels: {kubernetes.io/hostname: n2}}
-  bgp:
-    routers:
-    - asn: 64512
-      neighbors: [{address: 192.0.2.1, asn: 64999}]
-",
-        );
+        let (mut objects, errors) = crate::input::parse_documents(include_str!("../../testdata/cli/routes-cluster.yaml"), "routes-cluster.yaml");
+        assert!(errors.is_empty(), "{errors:?}");
+        let mut inputs = inputs_of(&mut objects, NS);
         let session = |node: &str, peer: &str, state: &str| {
             let mut s = BGPSessionState::new(&format!("{node}-{peer}"), Default::default());
             s.status = Some(BGPSessionStateStatus { node: Some(node.into()), peer: Some(peer.into()), bgp_status: Some(state.into()), ..Default::default() });
             s
         };
-        let host = |n: &str| (n.to_string(), [("kubernetes.io/hostname".to_string(), n.to_string())].into());
-        Inputs {
-            namespace: "ns".into(),
-            configs: vec![metallb, admin, odd],
-            sessions: vec![session("n1", "192.0.2.1", "Established"), session("n2", "2001:DB8::1", "Active")],
-            node_labels: [host("n1"), host("n2")].into(),
-            services: vec![("198.51.100.181".parse().unwrap(), "web/frontend".into())],
-        }
+        inputs.sessions = vec![session("wk1", "192.0.2.1", "Established"), session("wk2", "2001:DB8::1", "Active")];
+        inputs
     }
 
     fn short(r: &RouteRow) -> String {
@@ -538,24 +464,27 @@ spec:
             rows,
             [
                 // the admin's `mode: all` is the prefixes of its own router (as upstream)
-                "198.51.100.181/32 n1 192.0.2.1 ns/metallb-n1",
-                "203.0.113.0/24 n1 192.0.2.1 ns/admin",
-                "203.0.113.0/24 n1 2001:db8::1 ns/admin",
-                "203.0.113.0/24 n2 192.0.2.1 ns/admin",
-                "203.0.113.0/24 n2 2001:db8::1 ns/admin",
+                "198.51.100.181/32 wk1 192.0.2.1 frr-k8s-system/metallb-wk1",
+                "203.0.113.0/24 wk1 192.0.2.1 frr-k8s-system/admin-all",
+                "203.0.113.0/24 wk1 2001:db8::1 frr-k8s-system/admin-all",
+                "203.0.113.0/24 wk2 192.0.2.1 frr-k8s-system/admin-all",
+                "203.0.113.0/24 wk2 2001:db8::1 frr-k8s-system/admin-all",
             ]
         );
         let lb = &r.routes[0];
-        assert_eq!((lb.communities.clone(), lb.as_path_prepend, lb.local_pref), (vec!["65000:1".to_string()], Some(2), None));
+        assert_eq!((lb.communities.clone(), lb.as_path_prepend, lb.local_pref), (vec!["65000:1".to_string()], Some(3), None));
         assert_eq!(lb.services, ["web/frontend"]);
         assert_eq!(lb.session, "Established");
         assert_eq!(r.routes[1].local_pref, Some(200));
         assert_eq!(r.routes[4].session, "Active", "the published session, whatever the address's spelling");
         assert_eq!(r.routes[3].session, "-", "no session published");
-        // on n2 the contradicting object is not in effect, and says why
+        // on wk2 the contradicting object is not in effect, and says why
         assert_eq!(r.not_in_effect.len(), 1);
         let n = &r.not_in_effect[0];
-        assert!(n.node == "n2" && n.object == "ns/odd" && n.reason == "LeftOut" && n.message.contains("ns/admin") && n.message.contains("64999"), "{n:?}");
+        assert!(
+            n.node == "wk2" && n.object == "frr-k8s-system/odd-wk2" && n.reason == "LeftOut" && n.message.contains("admin-all") && n.message.contains("64999"),
+            "{n:?}"
+        );
         // no password anywhere: the Secret is not read, a stand-in is never shown
         let all = print(&r, Output::Json) + &print(&r, Output::Wide);
         assert!(!all.contains("not-read") && !all.contains("password"), "{all}");
@@ -565,35 +494,32 @@ spec:
     fn filters_by_address_prefix_node_peer_and_vrf() {
         let pick = |f: Filter| routes(&inputs(), &f).routes.iter().map(short).collect::<Vec<_>>();
         let (net, address) = prefix_filter("198.51.100.181").unwrap();
-        assert_eq!(pick(Filter { prefix: Some(net), address, ..Default::default() }), ["198.51.100.181/32 n1 192.0.2.1 ns/metallb-n1"]);
+        assert_eq!(pick(Filter { prefix: Some(net), address, ..Default::default() }), ["198.51.100.181/32 wk1 192.0.2.1 frr-k8s-system/metallb-wk1"]);
         let (net, address) = prefix_filter("203.0.113.7").unwrap();
-        assert_eq!(pick(Filter { prefix: Some(net), address, nodes: vec!["n2".into()], ..Default::default() }).len(), 2, "the /24 holds the address");
+        assert_eq!(pick(Filter { prefix: Some(net), address, nodes: vec!["wk2".into()], ..Default::default() }).len(), 2, "the /24 holds the address");
         let (net, address) = prefix_filter("198.51.100.0/24").unwrap();
-        assert_eq!(
-            pick(Filter { prefix: Some(net), address, peer: Some("192.0.2.1".into()), ..Default::default() }),
-            ["198.51.100.181/32 n1 192.0.2.1 ns/metallb-n1"]
-        );
+        assert_eq!(pick(Filter { prefix: Some(net), address, peer: Some("192.0.2.1".into()), ..Default::default() }).len(), 1);
         assert!(pick(Filter { vrf: Some("red".into()), ..Default::default() }).is_empty());
-        assert_eq!(pick(Filter { selected_nodes: Some(["n2".to_string()].into()), ..Default::default() }).len(), 2);
+        assert_eq!(pick(Filter { selected_nodes: Some(["wk2".to_string()].into()), ..Default::default() }).len(), 2);
         // asked about the Service address, wk2's refused object (no such prefix) is not listed;
-        // asked about the rack prefix, it is
+        // asked about a prefix it holds, it is
         let (net, address) = prefix_filter("198.51.100.181").unwrap();
         assert!(routes(&inputs(), &Filter { prefix: Some(net), address, ..Default::default() }).not_in_effect.is_empty());
         let mut with_prefix = inputs();
         with_prefix.configs[2].spec.bgp.routers[0].prefixes = vec!["203.0.113.0/24".into()];
         let (net, address) = prefix_filter("203.0.113.9").unwrap();
         let r = routes(&with_prefix, &Filter { prefix: Some(net), address, ..Default::default() });
-        assert_eq!(r.not_in_effect.iter().map(|n| n.object.as_str()).collect::<Vec<_>>(), ["ns/odd"]);
+        assert_eq!(r.not_in_effect.iter().map(|n| n.object.as_str()).collect::<Vec<_>>(), ["frr-k8s-system/odd-wk2"]);
         assert!(prefix_filter("198.51.100.1/24").unwrap_err().to_string().contains("host bits"));
         assert!(prefix_filter("nope").is_err());
     }
 
     #[test]
     fn table() {
-        let t = print(&routes(&inputs(), &Filter { nodes: vec!["n1".into()], ..Default::default() }), Output::Table);
+        let t = print(&routes(&inputs(), &Filter { nodes: vec!["wk1".into()], ..Default::default() }), Output::Table);
         let lines: Vec<Vec<&str>> = t.lines().map(|l| l.split_whitespace().collect()).collect();
         assert_eq!(lines[0], ["PREFIX", "NODE", "VRF", "PEER", "COMMUNITIES", "LOCALPREF", "PREPEND", "OBJECTS", "SERVICES"]);
-        assert_eq!(lines[1], ["198.51.100.181/32", "n1", "default", "192.0.2.1", "65000:1", "-", "2x", "ns/metallb-n1", "web/frontend"]);
+        assert_eq!(lines[1], ["198.51.100.181/32", "wk1", "default", "192.0.2.1", "65000:1", "-", "3x", "frr-k8s-system/metallb-wk1", "web/frontend"]);
         assert_eq!(lines.len(), 4);
     }
 }

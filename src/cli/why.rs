@@ -31,12 +31,8 @@ pub struct WhyArgs {
     /// Only this peer (default: every neighbor of the routers that hold the prefix).
     #[arg(long)]
     pub peer: Option<String>,
-    /// The namespace of the agents.
-    #[arg(short = 'n', long, default_value = "frr-k8s-system")]
-    pub namespace: String,
-    /// The kubeconfig context to use (default: the current one).
-    #[arg(long)]
-    pub context: Option<String>,
+    #[command(flatten)]
+    pub cluster: peers::ClusterArgs,
     /// Saved YAML instead of the API server (`kubectl get -A
     /// frrconfigurations,bgpsessionstates,frrnodestates,nodes,services -o yaml`).
     #[arg(long = "from")]
@@ -99,8 +95,24 @@ fn frr_runs(running: Option<&str>, router: &Router, prefix: &IpNet) -> Option<bo
     Some(false)
 }
 
+/// Whether object `o` defines neighbor `n` of `router` with `toAdvertise.allowed.mode: all`.
+fn advertises_all(configs: &[FRRConfiguration], o: &crate::core::ObjRef, router: &Router, n: &Neighbor) -> bool {
+    configs
+        .iter()
+        .filter(|c| crate::core::obj_ref(c) == *o)
+        .flat_map(|c| &c.spec.bgp.routers)
+        .filter(|r| canonical_vrf(r.vrf.as_deref()) == router.vrf)
+        .flat_map(|r| &r.neighbors)
+        .any(|x| {
+            let peer = x.address.as_deref().or(x.interface.as_deref()).unwrap_or_default();
+            peers::same_peer(peer, &n.peer.to_string()) && x.to_advertise.allowed.mode == crate::api::AllowMode::All
+        })
+}
+
 /// The chain for one neighbor of `router`, after the links that hold for the node.
+#[allow(clippy::too_many_arguments)]
 fn neighbor_chain(
+    configs: &[FRRConfiguration],
     node: &str,
     prefix: &IpNet,
     router: &Router,
@@ -132,7 +144,17 @@ fn neighbor_chain(
                     if prefix.addr().is_ipv4() { "IPv4" } else { "IPv6" }
                 )
             } else {
-                format!("no object defining it ({defined_by}) lists the prefix in toAdvertise.allowed.prefixes or sets toAdvertise.allowed.mode: all (mode: all advertises the prefixes of that object's own router)")
+                let all: Vec<String> = n.sources.iter().filter(|o| advertises_all(configs, o, router, n)).map(|o| o.to_string()).collect();
+                let mode_all = if all.is_empty() {
+                    " or sets toAdvertise.allowed.mode: all".to_string()
+                } else {
+                    format!(
+                        "; {} set{} toAdvertise.allowed.mode: all, which advertises the prefixes of that object's own router only",
+                        all.join(", "),
+                        if all.len() == 1 { "s" } else { "" }
+                    )
+                };
+                format!("no object defining it ({defined_by}) lists the prefix in toAdvertise.allowed.prefixes{mode_all}")
             };
             links.push(link(false, format!("neighbor {peer} ({vrf}) may not advertise it: {reason}")));
             return chain(links, false);
@@ -248,7 +270,7 @@ pub fn why(inputs: &Inputs, running: Option<&str>, node: &str, prefix: IpNet, pe
     let mut chains = Vec::new();
     for r in routers {
         for n in r.neighbors.iter().filter(|n| peer.is_none_or(|p| peers::same_peer(p, &n.peer.to_string()))) {
-            chains.push(neighbor_chain(node, &prefix, r, n, &sessions, running, links.clone()));
+            chains.push(neighbor_chain(&inputs.configs, node, &prefix, r, n, &sessions, running, links.clone()));
         }
     }
     if chains.is_empty() {
@@ -285,14 +307,14 @@ pub fn print(w: &Why, output: Output) -> String {
 }
 
 async fn read_cluster(args: &WhyArgs) -> anyhow::Result<(Inputs, Option<String>)> {
-    let client = peers::client(args.context.as_deref()).await?;
-    let inputs = routes::read_inputs(&client, &args.namespace).await?;
+    let client = peers::client(args.cluster.context.as_deref()).await?;
+    let inputs = routes::read_inputs(&client, &args.cluster.namespace).await?;
     let state = Api::<FRRNodeState>::all(client).get_opt(&args.node).await.context("reading the node's FRRNodeState")?;
     Ok((inputs, state.and_then(|s| s.status).and_then(|s| s.running_config)))
 }
 
 fn read_files(args: &WhyArgs) -> anyhow::Result<(Inputs, Option<String>)> {
-    let (inputs, objects) = routes::read_saved(&args.from, &args.namespace)?;
+    let (inputs, objects) = routes::read_saved(&args.from, &args.cluster.namespace)?;
     let running = objects.node_states.iter().find(|s| s.name_any() == args.node).and_then(|s| s.status.as_ref()).and_then(|s| s.running_config.clone());
     Ok((inputs, running))
 }
@@ -312,14 +334,7 @@ pub fn run(args: &WhyArgs, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
             }
         },
     };
-    let read = if args.from.is_empty() {
-        match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-            Ok(rt) => rt.block_on(read_cluster(args)),
-            Err(e) => Err(e.into()),
-        }
-    } else {
-        read_files(args)
-    };
+    let read = if args.from.is_empty() { peers::block_on(read_cluster(args)) } else { read_files(args) };
     let (inputs, running) = match read {
         Ok(r) => r,
         Err(e) => {
@@ -361,58 +376,79 @@ mod tests {
 
     #[test]
     fn an_advertised_prefix_holds_at_every_link() {
-        let w = why(&inputs(), Some(RUNNING), "n1", net("198.51.100.181/32"), Some("192.0.2.1")).unwrap();
+        let w = why(&inputs(), Some(RUNNING), "wk1", net("198.51.100.181/32"), Some("192.0.2.1")).unwrap();
         assert_eq!(w.chains.len(), 1);
         assert!(w.chains[0].advertised, "{w:#?}");
         let links = chain(&w, "192.0.2.1");
         assert!(links.iter().all(|(ok, _)| *ok), "{links:#?}");
         let text: Vec<&str> = links.iter().map(|(_, t)| t.as_str()).collect();
-        assert!(text[0].contains("ns/metallb-n1 asks for it (spec.bgp.routers[0].prefixes)"), "{text:?}");
-        assert!(text[1].contains("ns/metallb-n1 is in effect on n1"), "{text:?}");
-        assert!(text[2].contains("community 65000:1") && text[2].contains("prepended 2 times"), "{text:?}");
+        assert!(text[0].contains("frr-k8s-system/metallb-wk1 asks for it (spec.bgp.routers[0].prefixes)"), "{text:?}");
+        assert!(text[1].contains("frr-k8s-system/metallb-wk1 is in effect on wk1"), "{text:?}");
+        assert!(text[2].contains("community 65000:1") && text[2].contains("prepended 3 times"), "{text:?}");
         assert!(text[3].contains("Established") && text[4].contains("runs `network 198.51.100.181/32`"), "{text:?}");
         // without what FRR runs, the last link cannot hold
-        let w = why(&inputs(), None, "n1", net("198.51.100.181/32"), None).unwrap();
+        let w = why(&inputs(), None, "wk1", net("198.51.100.181/32"), None).unwrap();
         assert!(!w.chains[0].advertised && chain(&w, "192.0.2.1").last().unwrap().1.contains("cannot tell"), "{w:#?}");
     }
 
     #[test]
     fn each_link_that_breaks_names_the_object_and_the_field() {
         let i = inputs();
-        // no object on n2 asks for the Service address; the one that does selects n1
-        let w = why(&i, Some(RUNNING), "n2", net("198.51.100.181/32"), None).unwrap();
+        // no object on wk2 asks for the Service address; the one that does selects wk1
+        let w = why(&i, Some(RUNNING), "wk2", net("198.51.100.181/32"), None).unwrap();
         let only = &w.chains[0].links;
-        assert!(only.len() == 1 && !only[0].holds && only[0].what.contains("ns/metallb-n1 has it, but its nodeSelector does not match n2"), "{w:#?}");
+        assert!(
+            only.len() == 1 && !only[0].holds && only[0].what.contains("frr-k8s-system/metallb-wk1 has it, but its nodeSelector does not match wk2"),
+            "{w:#?}"
+        );
         // the session to the IPv6 peer is Active
-        let w = why(&i, Some(RUNNING), "n2", net("203.0.113.0/24"), Some("2001:DB8::1")).unwrap();
+        let w = why(&i, Some(RUNNING), "wk2", net("203.0.113.0/24"), Some("2001:DB8::1")).unwrap();
         let links = chain(&w, "2001:db8::1");
         assert!(!w.chains[0].advertised && links.last().unwrap().1.contains("is Active, not Established"), "{links:#?}");
         // a prefix the router has but no neighbor may advertise
         let mut more = i.clone();
-        more.configs[0].spec.bgp.routers[0].prefixes.push("198.51.100.182/32".into());
-        let w = why(&more, Some(RUNNING), "n1", net("198.51.100.182/32"), Some("192.0.2.1")).unwrap();
+        more.configs.iter_mut().find(|c| c.metadata.name.as_deref() == Some("metallb-wk1")).unwrap().spec.bgp.routers[0]
+            .prefixes
+            .push("198.51.100.182/32".into());
+        let w = why(&more, Some(RUNNING), "wk1", net("198.51.100.182/32"), Some("192.0.2.1")).unwrap();
         let last = chain(&w, "192.0.2.1").last().unwrap().clone();
-        assert!(!last.0 && last.1.contains("no object defining it (ns/admin, ns/metallb-n1) lists the prefix in toAdvertise.allowed.prefixes"), "{last:?}");
+        assert!(
+            !last.0
+                && last
+                    .1
+                    .contains("no object defining it (frr-k8s-system/admin-all, frr-k8s-system/metallb-wk1) lists the prefix in toAdvertise.allowed.prefixes"),
+            "{last:?}"
+        );
+        // the IPv6 dual-stack neighbor's only object advertises its own router's prefixes
+        let w = why(&i, Some(RUNNING), "wk1", net("198.51.100.181/32"), Some("2001:db8::1")).unwrap();
+        let last = chain(&w, "2001:db8::1").last().unwrap().clone();
+        assert!(
+            !last.0
+                && last
+                    .1
+                    .contains("frr-k8s-system/admin-all sets toAdvertise.allowed.mode: all, which advertises the prefixes of that object's own router only"),
+            "{last:?}"
+        );
         // an object that asks for it is not in effect: the conflict, with the other object
         let mut odd = i.clone();
-        odd.configs[2].spec.bgp.routers[0].prefixes = vec!["192.0.2.128/25".into()];
-        let w = why(&odd, Some(RUNNING), "n2", net("192.0.2.128/25"), None).unwrap();
+        odd.configs.iter_mut().find(|c| c.metadata.name.as_deref() == Some("odd-wk2")).unwrap().spec.bgp.routers[0].prefixes = vec!["192.0.2.128/25".into()];
+        let w = why(&odd, Some(RUNNING), "wk2", net("192.0.2.128/25"), None).unwrap();
         let last = w.chains[0].links.last().unwrap();
-        assert!(!last.holds && last.what.contains("ns/odd is not in effect on n2 (LeftOut)") && last.what.contains("ns/admin"), "{w:#?}");
+        assert!(!last.holds && last.what.contains("frr-k8s-system/odd-wk2 is not in effect on wk2 (LeftOut)") && last.what.contains("admin-all"), "{w:#?}");
         // a peer the node does not have, and a node that does not exist
-        let w = why(&i, Some(RUNNING), "n1", net("203.0.113.0/24"), Some("192.0.2.99")).unwrap();
-        assert!(w.chains[0].links.last().unwrap().what.contains("n1 has no neighbor 192.0.2.99"), "{w:#?}");
-        assert!(why(&i, None, "n9", net("203.0.113.0/24"), None).unwrap_err().contains("no Node \"n9\""));
+        let w = why(&i, Some(RUNNING), "wk1", net("203.0.113.0/24"), Some("192.0.2.99")).unwrap();
+        assert!(w.chains[0].links.last().unwrap().what.contains("wk1 has no neighbor 192.0.2.99"), "{w:#?}");
+        assert!(why(&i, None, "wk9", net("203.0.113.0/24"), None).unwrap_err().contains("no Node \"wk9\""));
         // FRR does not run it
-        let w = why(&i, Some("router bgp 64512\nexit\n"), "n1", net("203.0.113.0/24"), Some("192.0.2.1")).unwrap();
+        let w = why(&i, Some("router bgp 64512\nexit\n"), "wk1", net("203.0.113.0/24"), Some("192.0.2.1")).unwrap();
         assert!(chain(&w, "192.0.2.1").last().unwrap().1.contains("does not run `network 203.0.113.0/24`"), "{w:#?}");
     }
 
     #[test]
     fn text() {
-        let w = why(&inputs(), Some(RUNNING), "n1", net("198.51.100.181/32"), Some("192.0.2.1")).unwrap();
+        let w = why(&inputs(), Some(RUNNING), "wk1", net("198.51.100.181/32"), Some("192.0.2.1")).unwrap();
         let t = print(&w, Output::Table);
-        assert!(t.starts_with("198.51.100.181/32 on n1 to 192.0.2.1 (default): advertised\n  ok  FRRConfiguration ns/metallb-n1"), "{t}");
+        assert!(t.starts_with("198.51.100.181/32 on wk1 to 192.0.2.1 (default): advertised\n  ok  FRRConfiguration frr-k8s-system/metallb-wk1"), "{t}");
         assert_eq!(t.lines().count(), 6, "{t}");
     }
 }
