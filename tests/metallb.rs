@@ -192,6 +192,72 @@ fn metallb_drives_three_nodes_end_to_end() {
     // right after the hold-down: one apply, BGP and zebra (up to 2 s were seen on 2 busy cores)
     assert!(lost <= Duration::from_secs(8), "{}", lab.diag(&format!("withdrawn {lost:?} after the delete, not right after the hold-down")));
     assert_eq!(lab.router_nexthops(ecmp), set(&[NODES[0].1, NODES[1].1]));
+    // 7. `frr-composer routes` and `why` against this cluster: for every node, the prefixes
+    //    routes says it advertises to the router are exactly those the router holds from it, each
+    //    row with its FRRConfiguration and Service.
+    let cli = |args: &[&str]| {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_frr-composer"))
+            .args(args)
+            .args(["-n", NS])
+            .env("KUBECONFIG", lab.api.kubeconfig())
+            .output()
+            .unwrap();
+        (o.status.code().unwrap_or(-1), String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
+    };
+    let routes = || -> Vec<serde_json::Value> {
+        let (code, out, err) = cli(&["routes", "-o", "json"]);
+        assert_eq!(code, 0, "{err}");
+        serde_json::from_str::<serde_json::Value>(&out).unwrap()["routes"].as_array().cloned().unwrap_or_default()
+    };
+    let said = |rows: &[serde_json::Value], node: &str| -> BTreeSet<String> {
+        rows.iter().filter(|r| r["node"] == node && r["peer"] == metallb_lab::ROUTER_IP).map(|r| r["prefix"].as_str().unwrap().to_string()).collect()
+    };
+    let router_holds = |node_ip: &str| -> BTreeSet<String> {
+        let v = lab.router_frr.vtysh_json(&format!("show bgp ipv4 unicast neighbors {node_ip} routes json")).unwrap_or_default();
+        v["routes"].as_object().map(|m| m.keys().cloned().collect()).unwrap_or_default()
+    };
+    let rows = routes();
+    for (name, ip) in NODES {
+        assert_eq!(said(&rows, name), router_holds(ip), "{}", lab.diag(&format!("routes and the router disagree on {name}: {rows:#?}")));
+    }
+    assert_eq!(said(&rows, "n2"), set(&[&format!("{ecmp}/32"), &format!("{local}/32")]), "{rows:#?}");
+    for r in &rows {
+        assert_eq!(r["objects"], serde_json::json!([format!("{NS}/metallb-{}", r["node"].as_str().unwrap())]), "{r}");
+        let service = if r["prefix"] == format!("{ecmp}/32") { "default/web" } else { "default/web-local" };
+        assert_eq!(r["services"], serde_json::json!([service]), "{r}");
+        assert_eq!(r["session"], "Established", "{r}");
+    }
+    // a new Service: in `routes` as soon as the router has it (MetalLB writes the object first)
+    let new_ip = metallb_lab::LB_IPS[3];
+    lab.service("web-new", new_ip, false, &[0, 1]).unwrap();
+    assert!(
+        lab::wait_until(Duration::from_secs(60), || lab.router_nexthops(new_ip) == set(&[NODES[0].1, NODES[1].1])),
+        "{}",
+        lab.diag("web-new not announced by n1 and n2")
+    );
+    let at_router = Instant::now();
+    let shown = metallb_lab::poll_until(Duration::from_secs(5), || {
+        let rows = routes();
+        ["n1", "n2"].iter().all(|n| said(&rows, n).contains(&format!("{new_ip}/32")))
+    });
+    eprintln!("a new Service's IP in `routes`: {} ms after the router had it", at_router.elapsed().as_millis());
+    assert!(shown.is_some(), "{}", lab.diag("the new Service's IP not in `routes` within 5 s of reaching the router"));
+    // an admin object on n1 that contradicts MetalLB's peer: left out, and `why` says so
+    lab.apply(&format!(
+        "apiVersion: frrk8s.metallb.io/v1beta1\nkind: FRRConfiguration\nmetadata: {{name: admin-n1, namespace: {NS}}}\nspec:\n  nodeSelector: {{matchLabels: {{kubernetes.io/hostname: n1}}}}\n  bgp:\n    routers:\n    - asn: {}\n      prefixes: [198.51.100.99/32]\n      neighbors:\n      - address: {}\n        asn: 64999\n        toAdvertise: {{allowed: {{prefixes: [198.51.100.99/32]}}}}\n",
+        metallb_lab::NODE_ASN,
+        metallb_lab::ROUTER_IP
+    ))
+    .unwrap();
+    let (code, out, err) = cli(&["why", "198.51.100.99", "--node", "n1"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        out.contains(&format!("NO  {NS}/admin-n1 is not in effect on n1 (LeftOut)")) && out.contains(&format!("{NS}/metallb-n1")) && out.contains("64999"),
+        "{out}"
+    );
+    assert_eq!(lab.router_nexthops(ecmp), set(&[NODES[0].1, NODES[1].1]), "{}", lab.diag("the admin object disturbed the announced IP"));
+    lab.api.kubectl(&["-n", NS, "delete", "frrconfiguration", "admin-n1"]).unwrap();
+
     for a in &lab.agents {
         assert!(!a.log().contains("panicked"), "{}", a.log_tail(20));
     }
