@@ -149,6 +149,16 @@ fn agent_against_real_apiserver(version: FrrVersion) {
         sessions(&api),
         diag!(&api, "no Established BGPSessionState")
     );
+    // ... with what FRR sent on it, read from FRR's advertised routes: the LB IP
+    let advertised = |api: &ApiServer| {
+        sessions(api).iter().find(|s| s["metadata"]["labels"]["frrk8s.metallb.io/peer"] == ROUTER_IP).map(|s| s["status"]["advertisedPrefixes"].clone())
+    };
+    assert!(
+        lab::wait_until(Duration::from_secs(10), || advertised(&api) == Some(serde_json::json!([LB_IP]))),
+        "{:?}\n{}",
+        advertised(&api),
+        diag!(&api, "the session's advertisedPrefixes is not the LB IP")
+    );
     // metrics with the anchor's names
     assert!(
         lab::wait_until(Duration::from_secs(5), || agent.metric(r#"frrk8s_bgp_session_up{peer="192.0.2.1",vrf="default"}"#) == Some(1.0)),

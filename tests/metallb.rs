@@ -226,6 +226,7 @@ fn metallb_drives_three_nodes_end_to_end() {
         let service = if r["prefix"] == format!("{ecmp}/32") { "default/web" } else { "default/web-local" };
         assert_eq!(r["services"], serde_json::json!([service]), "{r}");
         assert_eq!(r["session"], "Established", "{r}");
+        assert_eq!(r["sent"], true, "the node's agent published that FRR sent it: {r}");
     }
     // a new Service: in `routes` as soon as the router has it (MetalLB writes the object first)
     let new_ip = metallb_lab::LB_IPS[3];

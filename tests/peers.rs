@@ -212,7 +212,7 @@ fn routes_from_a_real_apiserver() {
         "--subresource=status",
         "--type=merge",
         "-p",
-        r#"{"status":{"bgpStatus":"Established","node":"wk1","peer":"192.0.2.1","vrf":""}}"#,
+        r#"{"status":{"bgpStatus":"Established","node":"wk1","peer":"192.0.2.1","vrf":"","prefixesSent":2,"advertisedPrefixes":["198.51.100.181/32","203.0.113.0/24"]}}"#,
     ])
     .unwrap();
     let kc = api.kubeconfig().to_str().unwrap().to_string();
@@ -224,10 +224,10 @@ fn routes_from_a_real_apiserver() {
     // is 198.51.100.181 announced, from which nodes, to which peers, from which object?
     let out = routes(&["198.51.100.181", "-o", "wide"], true);
     let rows: Vec<Vec<&str>> = out.lines().map(|l| l.split_whitespace().collect()).collect();
-    assert_eq!(rows[0], ["PREFIX", "NODE", "VRF", "PEER", "SESSION", "COMMUNITIES", "LOCALPREF", "PREPEND", "OBJECTS", "SERVICES"], "{out}");
+    assert_eq!(rows[0], ["PREFIX", "NODE", "VRF", "PEER", "SENT", "SESSION", "COMMUNITIES", "LOCALPREF", "PREPEND", "OBJECTS", "SERVICES"], "{out}");
     assert_eq!(
         rows[1],
-        ["198.51.100.181/32", "wk1", "default", "192.0.2.1", "Established", "65000:1", "-", "3x", &format!("{NS}/metallb-wk1"), "web/frontend"],
+        ["198.51.100.181/32", "wk1", "default", "192.0.2.1", "yes", "Established", "65000:1", "-", "3x", &format!("{NS}/metallb-wk1"), "web/frontend"],
         "{out}"
     );
     assert_eq!(rows.len(), 2, "{out}");
@@ -276,7 +276,8 @@ fn routes_from_a_real_apiserver() {
     assert_eq!(code, 0, "{out}{err}");
     let links: Vec<&str> = out.lines().collect();
     assert_eq!(links[0], "198.51.100.181/32 on wk1 to 192.0.2.1 (default): advertised", "{out}");
-    assert!(links[1..].iter().all(|l| l.starts_with("  ok  ")) && links.len() == 6, "{out}");
+    assert!(links[1..].iter().all(|l| l.starts_with("  ok  ")) && links.len() == 7, "{out}");
+    assert!(links[6].contains("sent it to 192.0.2.1"), "{out}");
     assert!(links[3].contains("community 65000:1") && links[3].contains("prepended 3 times"), "{out}");
     // to every neighbor: advertised to one (exit 0), and why not to the other
     let (code, both, _) = why(&["198.51.100.181", "--node", "wk1"], kc);

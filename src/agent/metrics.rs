@@ -235,6 +235,8 @@ mod tests {
             connections_dropped: 0,
             last_reset_reason: None,
             bfd_status: None,
+            families: vec![],
+            advertised: None,
         });
         let text = m.encode();
         assert!(text.contains("frrk8s_k8s_client_updates_total 1"), "{text}");

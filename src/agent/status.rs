@@ -72,6 +72,7 @@ pub fn session_status(node: &str, n: &BgpNeighbor, now: jiff::Timestamp) -> BGPS
         // whole seconds: the status then only changes when the session does
         established_since: since.map(|t| jiff::Timestamp::from_second(t.as_second()).map(|t| t.to_string()).unwrap_or_default()),
         last_reset_reason: n.last_reset_reason.clone(),
+        advertised_prefixes: n.advertised.clone(),
     }
 }
 
@@ -435,19 +436,56 @@ fn truncate(s: &str) -> String {
 /// Reads BGP and BFD state from FRR every poll interval (local vtysh) for the metrics and the
 /// BGPSessionStates, which are written only when a session changed. Started once the stores
 /// are ready.
+/// A session's state, updates sent and prefixes sent: its advertised routes are read again
+/// when this changes.
+type SentMark = (String, u64, u64);
+
+/// What each session (by VRF and peer) had sent when its advertised routes were last read.
+#[derive(Default)]
+pub struct SentCache(BTreeMap<(String, String), (SentMark, Vec<String>)>);
+
+impl SentCache {
+    /// Fills each neighbor's `advertised`: none sent unless Established, else from the cache
+    /// or read from FRR (`read`); sessions FRR no longer has are forgotten.
+    pub fn fill(&mut self, neighbors: &mut [BgpNeighbor], mut read: impl FnMut(&BgpNeighbor) -> Option<Vec<String>>) {
+        let mut kept = BTreeMap::new();
+        for n in neighbors.iter_mut() {
+            if n.state != "Established" {
+                n.advertised = Some(Vec::new());
+                continue;
+            }
+            let key = (n.vrf.clone(), n.peer.clone());
+            let mark = (n.state.clone(), n.updates_sent, n.prefixes_sent);
+            let list = match self.0.remove(&key) {
+                Some((m, list)) if m == mark => Some(list),
+                _ => read(n),
+            };
+            if let Some(list) = &list {
+                kept.insert(key, (mark, list.clone()));
+            }
+            n.advertised = list;
+        }
+        self.0 = kept;
+    }
+}
+
 pub fn spawn_session_poller(interval: Duration, loc: FrrLocation, mut writer: StatusWriter, watches: Watches, metrics: Metrics) {
     tokio::spawn(async move {
+        let mut cache = SentCache::default();
         loop {
             tokio::time::sleep(interval).await;
             let l = loc.clone();
+            let mut c = std::mem::take(&mut cache);
             let read = tokio::task::spawn_blocking(move || {
-                let n = state::bgp_neighbors(&l)?;
+                let mut n = state::bgp_neighbors(&l)?;
+                c.fill(&mut n, |n| state::advertised_routes(&l, n).ok());
                 let b = state::bfd_peers(&l).unwrap_or_default();
-                let c = l.show_json("show bfd peers counters json").map(|v| super::metrics::parse_bfd_counters(&v)).unwrap_or_default();
-                Ok::<_, crate::frr::vtysh::FrrError>((n, b, c))
+                let counters = l.show_json("show bfd peers counters json").map(|v| super::metrics::parse_bfd_counters(&v)).unwrap_or_default();
+                Ok::<_, crate::frr::vtysh::FrrError>((n, b, counters, c))
             })
             .await;
-            let Ok(Ok((neighbors, bfd, counters))) = read else { continue };
+            let Ok(Ok((neighbors, bfd, counters, c))) = read else { continue };
+            cache = c;
             {
                 let mut s = metrics.frr.0.lock().unwrap_or_else(|e| e.into_inner());
                 s.neighbors = neighbors.clone();
@@ -477,6 +515,34 @@ mod tests {
         assert_eq!((s.prefixes_sent, s.prefixes_received, s.prefixes_accepted), (Some(12), Some(3), Some(2)));
         assert_eq!(s.established_since.as_deref(), Some("2027-01-15T07:59:55Z"), "5 s of uptime before now");
         assert_eq!((s.node.as_deref(), s.vrf.as_deref()), (Some("wk1"), Some("")));
+    }
+
+    /// A session's advertised routes are read from FRR when it comes up and when its updates
+    /// or prefixes sent change, not on every poll; a session that is down sent nothing.
+    #[test]
+    fn advertised_routes_are_read_only_when_the_session_changes() {
+        let v = |state: &str, updates: u64| {
+            serde_json::json!({"default": {"192.0.2.1": {"bgpState": state, "messageStats": {"updatesSent": updates},
+                "addressFamilyInfo": {"ipv4Unicast": {"sentPrefixCounter": updates}}}}})
+        };
+        let mut cache = SentCache::default();
+        let reads = std::cell::Cell::new(0);
+        let poll = |state: &str, updates: u64, cache: &mut SentCache| {
+            let mut n = crate::frr::state::parse_bgp_neighbors(&v(state, updates));
+            cache.fill(&mut n, |_| {
+                reads.set(reads.get() + 1);
+                Some(vec![format!("198.51.100.{updates}/32")])
+            });
+            n.remove(0).advertised
+        };
+        assert_eq!(poll("Established", 1, &mut cache), Some(vec!["198.51.100.1/32".to_string()]));
+        assert_eq!(poll("Established", 1, &mut cache), Some(vec!["198.51.100.1/32".to_string()]), "from the cache");
+        assert_eq!(poll("Established", 2, &mut cache), Some(vec!["198.51.100.2/32".to_string()]), "an update sent: read again");
+        assert_eq!(poll("Active", 2, &mut cache), Some(vec![]), "down: nothing sent");
+        assert_eq!(poll("Established", 2, &mut cache), Some(vec!["198.51.100.2/32".to_string()]), "up again: read");
+        assert_eq!(reads.get(), 3);
+        let n = &crate::frr::state::parse_bgp_neighbors(&v("Established", 1))[0];
+        assert_eq!(n.families, ["ipv4Unicast"]);
     }
 
     #[test]

@@ -496,6 +496,12 @@ pub struct BGPSessionStateStatus {
     pub established_since: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_reset_reason: Option<String>,
+    /// The prefixes the node's FRR sent on the session (its advertised routes), sorted; at most
+    /// 100 are listed, `prefixesSent` counts them all. Empty while the session is not
+    /// Established. Read from FRR only when the session's updates change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 100))]
+    pub advertised_prefixes: Option<Vec<String>>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, JsonSchema)]

@@ -52,6 +52,10 @@ pub struct RouteRow {
     pub peer: String,
     /// The session's BGP state as the node's agent published it (`-`: none published).
     pub session: String,
+    /// Whether the node's FRR sent the prefix on the session, as its agent published it
+    /// (absent: not known).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sent: Option<bool>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub communities: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -165,9 +169,33 @@ fn services_in(p: &IpNet, services: &[(IpAddr, String)]) -> Vec<String> {
     names
 }
 
-/// Each published session's BGP state and last reset reason, by (node, VRF as the core spells
-/// it, peer as Rust prints an address).
-pub type Sessions = BTreeMap<(String, String, String), (String, Option<String>)>;
+/// A session as its agent published it.
+#[derive(Clone, Debug, Default)]
+pub struct Session {
+    pub state: String,
+    pub last_reset_reason: Option<String>,
+    /// The prefixes FRR sent on it (at most 100 listed) and how many it sent in all.
+    pub advertised: Option<Vec<String>>,
+    pub sent: Option<u64>,
+}
+
+impl Session {
+    /// Whether FRR sent `prefix` on the session: None when the agent did not say (no list, or
+    /// a list that holds only part of what was sent, for a session that is up).
+    pub fn sent(&self, prefix: &str) -> Option<bool> {
+        if self.state != "Established" {
+            return Some(false); // a session that is not up carries nothing
+        }
+        let list = self.advertised.as_ref()?;
+        if list.iter().any(|p| p == prefix) {
+            return Some(true);
+        }
+        self.sent.is_some_and(|n| n as usize <= list.len()).then_some(false)
+    }
+}
+
+/// The published sessions, by (node, VRF as the core spells it, peer as Rust prints an address).
+pub type Sessions = BTreeMap<(String, String, String), Session>;
 
 pub fn session_states(inputs: &Inputs) -> Sessions {
     inputs
@@ -178,8 +206,13 @@ pub fn session_states(inputs: &Inputs) -> Sessions {
             let node = st.node.clone().or_else(|| s.labels().get(crate::api::LABEL_NODE).cloned())?;
             let peer = st.peer.as_deref()?;
             let peer = peer.parse::<IpAddr>().map(|a| a.to_string()).unwrap_or_else(|_| peer.to_string());
-            let state = st.bgp_status.clone().unwrap_or_else(|| "Unknown".into());
-            Some(((node, canonical_vrf(st.vrf.as_deref()).to_string(), peer), (state, st.last_reset_reason.clone())))
+            let session = Session {
+                state: st.bgp_status.clone().unwrap_or_else(|| "Unknown".into()),
+                last_reset_reason: st.last_reset_reason.clone(),
+                advertised: st.advertised_prefixes.clone(),
+                sent: st.prefixes_sent,
+            };
+            Some(((node, canonical_vrf(st.vrf.as_deref()).to_string(), peer), session))
         })
         .collect()
 }
@@ -196,7 +229,8 @@ fn node_rows(node: &str, model: &Model, sessions: &Sessions, inputs: &Inputs, fi
             if filter.peer.as_deref().is_some_and(|p| !peers::same_peer(p, &peer)) {
                 continue;
             }
-            let session = sessions.get(&(node.to_string(), canonical_vrf(Some(&vrf)).to_string(), peer.clone())).map_or_else(|| "-".into(), |(s, _)| s.clone());
+            let published = sessions.get(&(node.to_string(), canonical_vrf(Some(&vrf)).to_string(), peer.clone()));
+            let session = published.map_or_else(|| "-".into(), |s| s.state.clone());
             let o = &n.outbound;
             for (prefix, sources) in o.advertise.iter().filter(|(p, _)| filter.admits_prefix(p)) {
                 out.push(RouteRow {
@@ -205,6 +239,7 @@ fn node_rows(node: &str, model: &Model, sessions: &Sessions, inputs: &Inputs, fi
                     vrf: vrf.clone(),
                     peer: peer.clone(),
                     session: session.clone(),
+                    sent: published.and_then(|s| s.sent(&prefix.to_string())),
                     communities: o.communities.iter().filter(|(_, ps)| ps.contains(prefix)).map(|(c, _)| c.to_string()).collect(),
                     local_pref: o.local_pref.get(prefix).copied(),
                     as_path_prepend: o.as_path_prepend.get(prefix).map(|(n, _)| *n),
@@ -303,7 +338,7 @@ pub fn print(r: &Routes, output: Output) -> String {
         Output::Json => serde_json::to_string_pretty(r).unwrap_or_default() + "\n",
         Output::Yaml => serde_yaml::to_string(r).unwrap_or_default(),
         Output::Table | Output::Wide => {
-            let mut header = vec!["PREFIX", "NODE", "VRF", "PEER"];
+            let mut header = vec!["PREFIX", "NODE", "VRF", "PEER", "SENT"];
             if output == Output::Wide {
                 header.push("SESSION");
             }
@@ -311,7 +346,12 @@ pub fn print(r: &Routes, output: Output) -> String {
             let dash = |v: Vec<String>| if v.is_empty() { "-".to_string() } else { v.join(",") };
             let mut table: Vec<Vec<String>> = vec![header.iter().map(|h| h.to_string()).collect()];
             for row in &r.routes {
-                let mut line = vec![row.prefix.clone(), row.node.clone(), row.vrf.clone(), row.peer.clone()];
+                let sent = match row.sent {
+                    Some(true) => "yes",
+                    Some(false) => "no",
+                    None => "-",
+                };
+                let mut line = vec![row.prefix.clone(), row.node.clone(), row.vrf.clone(), row.peer.clone(), sent.to_string()];
                 if output == Output::Wide {
                     line.push(row.session.clone());
                 }
@@ -449,6 +489,10 @@ pub(crate) mod tests {
             s
         };
         inputs.sessions = vec![session("wk1", "192.0.2.1", "Established"), session("wk2", "2001:DB8::1", "Active")];
+        // what wk1's FRR sent to the router, as its agent published it
+        let sent = inputs.sessions[0].status.as_mut().unwrap();
+        sent.advertised_prefixes = Some(vec!["198.51.100.181/32".into(), "203.0.113.0/24".into()]);
+        sent.prefixes_sent = Some(2);
         inputs
     }
 
@@ -478,6 +522,8 @@ pub(crate) mod tests {
         assert_eq!(r.routes[1].local_pref, Some(200));
         assert_eq!(r.routes[4].session, "Active", "the published session, whatever the address's spelling");
         assert_eq!(r.routes[3].session, "-", "no session published");
+        let sent: Vec<Option<bool>> = r.routes.iter().map(|r| r.sent).collect();
+        assert_eq!(sent, [Some(true), Some(true), None, None, Some(false)], "sent as published; a session that is not up sent nothing");
         // on wk2 the contradicting object is not in effect, and says why
         assert_eq!(r.not_in_effect.len(), 1);
         let n = &r.not_in_effect[0];
@@ -518,8 +564,8 @@ pub(crate) mod tests {
     fn table() {
         let t = print(&routes(&inputs(), &Filter { nodes: vec!["wk1".into()], ..Default::default() }), Output::Table);
         let lines: Vec<Vec<&str>> = t.lines().map(|l| l.split_whitespace().collect()).collect();
-        assert_eq!(lines[0], ["PREFIX", "NODE", "VRF", "PEER", "COMMUNITIES", "LOCALPREF", "PREPEND", "OBJECTS", "SERVICES"]);
-        assert_eq!(lines[1], ["198.51.100.181/32", "wk1", "default", "192.0.2.1", "65000:1", "-", "3x", "frr-k8s-system/metallb-wk1", "web/frontend"]);
+        assert_eq!(lines[0], ["PREFIX", "NODE", "VRF", "PEER", "SENT", "COMMUNITIES", "LOCALPREF", "PREPEND", "OBJECTS", "SERVICES"]);
+        assert_eq!(lines[1], ["198.51.100.181/32", "wk1", "default", "192.0.2.1", "yes", "65000:1", "-", "3x", "frr-k8s-system/metallb-wk1", "web/frontend"]);
         assert_eq!(lines.len(), 4);
     }
 }

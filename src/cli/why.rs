@@ -161,11 +161,12 @@ fn neighbor_chain(
         }
     }
     // the session, as the agent published it
-    match sessions.get(&(node.to_string(), canonical_vrf(Some(&vrf)).to_string(), peer.clone())) {
-        Some((state, _)) if state == "Established" => links.push(link(true, format!("the session with {peer} is Established (BGPSessionState)"))),
-        Some((state, reason)) => {
-            let reason = reason.as_deref().map(|r| format!("; last reset: {r}")).unwrap_or_default();
-            links.push(link(false, format!("the session with {peer} is {state}, not Established (BGPSessionState){reason}")));
+    let published = sessions.get(&(node.to_string(), canonical_vrf(Some(&vrf)).to_string(), peer.clone()));
+    match published {
+        Some(s) if s.state == "Established" => links.push(link(true, format!("the session with {peer} is Established (BGPSessionState)"))),
+        Some(s) => {
+            let reason = s.last_reset_reason.as_deref().map(|r| format!("; last reset: {r}")).unwrap_or_default();
+            links.push(link(false, format!("the session with {peer} is {}, not Established (BGPSessionState){reason}", s.state)));
             return chain(links, false);
         }
         None => {
@@ -187,6 +188,20 @@ fn neighbor_chain(
             links.push(link(false, format!("cannot tell whether FRR on {node} runs it: FRRNodeState {node} has no running configuration, or one cut short")));
             return chain(links, false);
         }
+    }
+    // what FRR sent on the session, as the agent published it
+    match published.and_then(|s| s.sent(&prefix.to_string())) {
+        Some(true) => links.push(link(true, format!("FRR on {node} sent it to {peer} (BGPSessionState advertisedPrefixes)"))),
+        Some(false) => {
+            links.push(link(
+                false,
+                format!("FRR on {node} did not send it to {peer} (BGPSessionState advertisedPrefixes): FRR's outbound policy or its update timer holds it"),
+            ));
+            return chain(links, false);
+        }
+        // not published (an agent before advertisedPrefixes, or more than 100 prefixes sent):
+        // the chain ends at what FRR runs
+        None => {}
     }
     chain(links, true)
 }
@@ -386,6 +401,7 @@ mod tests {
         assert!(text[1].contains("frr-k8s-system/metallb-wk1 is in effect on wk1"), "{text:?}");
         assert!(text[2].contains("community 65000:1") && text[2].contains("prepended 3 times"), "{text:?}");
         assert!(text[3].contains("Established") && text[4].contains("runs `network 198.51.100.181/32`"), "{text:?}");
+        assert!(text[5].contains("sent it to 192.0.2.1 (BGPSessionState advertisedPrefixes)"), "{text:?}");
         // without what FRR runs, the last link cannot hold
         let w = why(&inputs(), None, "wk1", net("198.51.100.181/32"), None).unwrap();
         assert!(!w.chains[0].advertised && chain(&w, "192.0.2.1").last().unwrap().1.contains("cannot tell"), "{w:#?}");
@@ -439,6 +455,12 @@ mod tests {
         let w = why(&i, Some(RUNNING), "wk1", net("203.0.113.0/24"), Some("192.0.2.99")).unwrap();
         assert!(w.chains[0].links.last().unwrap().what.contains("wk1 has no neighbor 192.0.2.99"), "{w:#?}");
         assert!(why(&i, None, "wk9", net("203.0.113.0/24"), None).unwrap_err().contains("no Node \"wk9\""));
+        // FRR runs it but did not send it (the agent published what it sent)
+        let mut unsent = i.clone();
+        unsent.sessions[0].status.as_mut().unwrap().advertised_prefixes = Some(vec!["198.51.100.181/32".into()]);
+        unsent.sessions[0].status.as_mut().unwrap().prefixes_sent = Some(1);
+        let w = why(&unsent, Some(RUNNING), "wk1", net("203.0.113.0/24"), Some("192.0.2.1")).unwrap();
+        assert!(!w.chains[0].advertised && chain(&w, "192.0.2.1").last().unwrap().1.contains("did not send it to 192.0.2.1"), "{w:#?}");
         // FRR does not run it
         let w = why(&i, Some("router bgp 64512\nexit\n"), "wk1", net("203.0.113.0/24"), Some("192.0.2.1")).unwrap();
         assert!(chain(&w, "192.0.2.1").last().unwrap().1.contains("does not run `network 203.0.113.0/24`"), "{w:#?}");
@@ -449,6 +471,6 @@ mod tests {
         let w = why(&inputs(), Some(RUNNING), "wk1", net("198.51.100.181/32"), Some("192.0.2.1")).unwrap();
         let t = print(&w, Output::Table);
         assert!(t.starts_with("198.51.100.181/32 on wk1 to 192.0.2.1 (default): advertised\n  ok  FRRConfiguration frr-k8s-system/metallb-wk1"), "{t}");
-        assert_eq!(t.lines().count(), 6, "{t}");
+        assert_eq!(t.lines().count(), 7, "{t}");
     }
 }

@@ -36,7 +36,15 @@ pub struct BgpNeighbor {
     pub last_reset_reason: Option<String>,
     /// BFD status of the session (Up, Down, ...), when BFD is on.
     pub bfd_status: Option<String>,
+    /// The address families the session is activated in, as FRR names them (`ipv4Unicast`).
+    pub families: Vec<String>,
+    /// The prefixes FRR sent on the session (its advertised routes), when they were read
+    /// ([`advertised_routes`]): at most [`MAX_LISTED`], sorted; `prefixes_sent` counts them all.
+    pub advertised: Option<Vec<String>>,
 }
+
+/// How many prefixes a session's list holds (the rest are only counted).
+pub const MAX_LISTED: usize = 100;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -67,7 +75,9 @@ pub fn parse_bgp_neighbors(v: &Value) -> Vec<BgpNeighbor> {
             let mut received = 0;
             let mut accepted = 0;
             let mut sent = 0;
+            let mut families = Vec::new();
             if let Some(afs) = n.get("addressFamilyInfo").and_then(Value::as_object) {
+                families = afs.keys().cloned().collect();
                 for af in afs.values() {
                     accepted += u(af, "acceptedPrefixCounter");
                     sent += u(af, "sentPrefixCounter");
@@ -99,11 +109,33 @@ pub fn parse_bgp_neighbors(v: &Value) -> Vec<BgpNeighbor> {
                 connections_dropped: u(n, "connectionsDropped"),
                 last_reset_reason: n.get("lastResetDueTo").and_then(Value::as_str).map(String::from),
                 bfd_status: n.get("peerBfdInfo").and_then(|b| b.get("status")).and_then(Value::as_str).map(String::from),
+                families,
+                advertised: None,
             });
         }
     }
     out.sort_by(|a, b| (&a.vrf, &a.peer).cmp(&(&b.vrf, &b.peer)));
     out
+}
+
+/// Parses `show bgp vrf V AFI SAFI neighbors P advertised-routes json`: the prefixes sent.
+pub fn parse_advertised(v: &Value) -> Vec<String> {
+    v.get("advertisedRoutes").and_then(Value::as_object).map(|m| m.keys().cloned().collect()).unwrap_or_default()
+}
+
+/// The prefixes FRR sent to neighbor `n`, over the unicast families it is activated in: at
+/// most [`MAX_LISTED`], sorted (an interface neighbor is named by its interface).
+pub fn advertised_routes(loc: &FrrLocation, n: &BgpNeighbor) -> Result<Vec<String>, FrrError> {
+    let mut out = Vec::new();
+    for (family, afi) in [("ipv4Unicast", "ipv4"), ("ipv6Unicast", "ipv6")] {
+        if n.families.iter().any(|f| f == family) {
+            out.extend(parse_advertised(&loc.show_json(&format!("show bgp vrf {} {afi} unicast neighbors {} advertised-routes json", n.vrf, n.peer))?));
+        }
+    }
+    out.sort_by_key(|p| (p.parse::<ipnet::IpNet>().ok(), p.clone()));
+    out.dedup();
+    out.truncate(MAX_LISTED);
+    Ok(out)
 }
 
 /// Parses `show bfd peers json` (a list of peers, each with its VRF).
@@ -138,6 +170,17 @@ pub fn bfd_peers(loc: &FrrLocation) -> Result<Vec<BfdPeer>, FrrError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `show bgp vrf default ipv4 unicast neighbors 192.0.2.1 advertised-routes json` as FRR
+    /// answers it: the prefixes are the keys of `advertisedRoutes`.
+    #[test]
+    fn advertised_routes_are_the_keys_of_advertised_routes() {
+        let v = serde_json::json!({"bgpTableVersion": 3, "bgpLocalRouterId": "192.0.2.11", "defaultLocPrf": 100, "localAS": 64512,
+            "advertisedRoutes": {"198.51.100.181/32": {"addrPrefix": "198.51.100.181", "prefixLen": 32, "network": "198.51.100.181/32", "nextHop": "0.0.0.0"},
+                                 "203.0.113.0/24": {"network": "203.0.113.0/24"}}, "totalPrefixCounter": 2, "filteredPrefixCounter": 0});
+        assert_eq!(parse_advertised(&v), ["198.51.100.181/32", "203.0.113.0/24"]);
+        assert!(parse_advertised(&serde_json::json!({})).is_empty(), "a session with nothing sent");
+    }
 
     #[test]
     fn parses_neighbors_of_every_vrf() {
