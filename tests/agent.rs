@@ -208,8 +208,38 @@ fn agent_against_real_apiserver(version: FrrVersion) {
     api.kubectl_stdin(&["apply", "-f", "-"], RECEIVE_ALL).unwrap();
     let kernel_has = |p: &str| frr.netns().routes(false, &["proto", "bgp"]).is_ok_and(|r| r.lines().any(|l| l.starts_with(p) && l.contains("via 192.0.2.1")));
     assert!(lab::wait_until(Duration::from_secs(20), || kernel_has("203.0.113.0/24 ")), "{}", diag!(&api, "routes not in the kernel after receive-all"));
+    // ... the session publishes what it accepted, and `routes --received` names receive-all
+    let accepted = |api: &ApiServer| {
+        sessions(api).iter().find(|s| s["metadata"]["labels"]["frrk8s.metallb.io/peer"] == ROUTER_IP).map(|s| s["status"]["acceptedPrefixes"].clone())
+    };
+    let all_three = serde_json::json!(["0.0.0.0/0", "198.51.100.0/25", "203.0.113.0/24"]);
+    assert!(
+        lab::wait_until(Duration::from_secs(10), || accepted(&api) == Some(all_three.clone())),
+        "{:?}\n{}",
+        accepted(&api),
+        diag!(&api, "acceptedPrefixes")
+    );
+    let received = || {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_frr-composer"))
+            .args(["routes", "--received", "-o", "json", "-n", NS])
+            .env("KUBECONFIG", api.kubeconfig())
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()
+    };
+    let r = received();
+    let rows: Vec<(String, serde_json::Value)> =
+        r["received"].as_array().unwrap().iter().map(|x| (x["prefix"].as_str().unwrap().to_string(), x["acceptedBy"].clone())).collect();
+    let by = serde_json::json!([format!("{NS}/receive-all")]);
+    assert_eq!(rows, [("0.0.0.0/0".to_string(), by.clone()), ("198.51.100.0/25".to_string(), by.clone()), ("203.0.113.0/24".to_string(), by)], "{r:#}");
     api.kubectl(&["-n", NS, "delete", "frrconfiguration", "receive-all"]).unwrap();
     assert!(lab::wait_until(Duration::from_secs(20), || !kernel_has("203.0.113.0/24 ")), "{}", diag!(&api, "routes stayed after removing receive-all"));
+    // ... and now accepts nothing: no object's toReceive lets a route in
+    assert!(lab::wait_until(Duration::from_secs(10), || accepted(&api) == Some(serde_json::json!([]))), "{:?}", accepted(&api));
+    let r = received();
+    assert!(r["received"].as_array().is_none_or(|a| a.is_empty()), "{r:#}");
+    assert_eq!((&r["sessionsIn"][0]["accepted"], &r["sessionsIn"][0]["policy"]), (&serde_json::json!(0), &serde_json::json!([])), "{r:#}");
 
     // 4. A conflicting configuration: reported, FRR keeps the previous configuration.
     let before = frr.running_config().unwrap();

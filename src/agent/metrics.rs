@@ -237,6 +237,7 @@ mod tests {
             bfd_status: None,
             families: vec![],
             advertised: None,
+            accepted: None,
         });
         let text = m.encode();
         assert!(text.contains("frrk8s_k8s_client_updates_total 1"), "{text}");

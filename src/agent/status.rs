@@ -21,7 +21,7 @@ use super::watch::{OwnEntries, SessionEntry, Watches};
 use crate::api::{BGPSessionState, BGPSessionStateStatus, FRRConfiguration, FRRNodeState, FRRNodeStateStatus, API_VERSION};
 use crate::core::isolation::{Decision, ObjectDecision};
 use crate::frr::redact;
-use crate::frr::state::{self, BgpNeighbor};
+use crate::frr::state::{self, BgpNeighbor, SessionRoutes};
 use crate::frr::vtysh::FrrLocation;
 use crate::watch::Reader;
 
@@ -73,6 +73,7 @@ pub fn session_status(node: &str, n: &BgpNeighbor, now: jiff::Timestamp) -> BGPS
         established_since: since.map(|t| jiff::Timestamp::from_second(t.as_second()).map(|t| t.to_string()).unwrap_or_default()),
         last_reset_reason: n.last_reset_reason.clone(),
         advertised_prefixes: n.advertised.clone(),
+        accepted_prefixes: n.accepted.clone(),
     }
 }
 
@@ -436,34 +437,42 @@ fn truncate(s: &str) -> String {
 /// Reads BGP and BFD state from FRR every poll interval (local vtysh) for the metrics and the
 /// BGPSessionStates, which are written only when a session changed. Started once the stores
 /// are ready.
-/// A session's state, updates sent and prefixes sent: its advertised routes are read again
-/// when this changes.
-type SentMark = (String, u64, u64);
+/// A session's state, with its count of updates and prefixes one way: its routes that way are
+/// read again when this changes.
+type Mark = (String, u64, u64);
 
-/// What each session (by VRF and peer) had sent when its advertised routes were last read.
+/// Each session's routes (by VRF and peer) as last read from FRR, what it sent and what it
+/// accepted, each with the mark it was read at.
 #[derive(Default)]
-pub struct SentCache(BTreeMap<(String, String), (SentMark, Vec<String>)>);
+pub struct RouteCache(BTreeMap<(String, String), [Option<Read>; 2]>);
 
-impl SentCache {
-    /// Fills each neighbor's `advertised`: none sent unless Established, else from the cache
-    /// or read from FRR (`read`); sessions FRR no longer has are forgotten.
-    pub fn fill(&mut self, neighbors: &mut [BgpNeighbor], mut read: impl FnMut(&BgpNeighbor) -> Option<Vec<String>>) {
+/// A session's routes one way, and the mark they were read at.
+type Read = (Mark, Vec<String>);
+
+impl RouteCache {
+    /// Fills each neighbor's `advertised` and `accepted`: none unless Established, else from
+    /// the cache or read from FRR (`read`) when the session's updates that way changed.
+    /// Sessions FRR no longer has are forgotten.
+    pub fn fill(&mut self, neighbors: &mut [BgpNeighbor], mut read: impl FnMut(&BgpNeighbor, SessionRoutes) -> Option<Vec<String>>) {
         let mut kept = BTreeMap::new();
         for n in neighbors.iter_mut() {
             if n.state != "Established" {
-                n.advertised = Some(Vec::new());
+                (n.advertised, n.accepted) = (Some(Vec::new()), Some(Vec::new()));
                 continue;
             }
             let key = (n.vrf.clone(), n.peer.clone());
-            let mark = (n.state.clone(), n.updates_sent, n.prefixes_sent);
-            let list = match self.0.remove(&key) {
-                Some((m, list)) if m == mark => Some(list),
-                _ => read(n),
-            };
-            if let Some(list) = &list {
-                kept.insert(key, (mark, list.clone()));
+            let mut cached = self.0.remove(&key).unwrap_or_default();
+            let marks = [(n.state.clone(), n.updates_sent, n.prefixes_sent), (n.state.clone(), n.updates_received, n.prefixes_accepted)];
+            let mut lists: [Option<Vec<String>>; 2] = [None, None];
+            for (i, which) in [SessionRoutes::Advertised, SessionRoutes::Accepted].into_iter().enumerate() {
+                lists[i] = match cached[i].take() {
+                    Some((m, list)) if m == marks[i] => Some(list),
+                    _ => read(n, which),
+                };
+                cached[i] = lists[i].clone().map(|l| (marks[i].clone(), l));
             }
-            n.advertised = list;
+            kept.insert(key, cached);
+            [n.advertised, n.accepted] = lists;
         }
         self.0 = kept;
     }
@@ -471,14 +480,14 @@ impl SentCache {
 
 pub fn spawn_session_poller(interval: Duration, loc: FrrLocation, mut writer: StatusWriter, watches: Watches, metrics: Metrics) {
     tokio::spawn(async move {
-        let mut cache = SentCache::default();
+        let mut cache = RouteCache::default();
         loop {
             tokio::time::sleep(interval).await;
             let l = loc.clone();
             let mut c = std::mem::take(&mut cache);
             let read = tokio::task::spawn_blocking(move || {
                 let mut n = state::bgp_neighbors(&l)?;
-                c.fill(&mut n, |n| state::advertised_routes(&l, n).ok());
+                c.fill(&mut n, |n, which| state::session_routes(&l, n, which).ok());
                 let b = state::bfd_peers(&l).unwrap_or_default();
                 let counters = l.show_json("show bfd peers counters json").map(|v| super::metrics::parse_bfd_counters(&v)).unwrap_or_default();
                 Ok::<_, crate::frr::vtysh::FrrError>((n, b, counters, c))
@@ -517,31 +526,38 @@ mod tests {
         assert_eq!((s.node.as_deref(), s.vrf.as_deref()), (Some("wk1"), Some("")));
     }
 
-    /// A session's advertised routes are read from FRR when it comes up and when its updates
-    /// or prefixes sent change, not on every poll; a session that is down sent nothing.
+    /// A session's routes are read from FRR when it comes up and, each way, when its updates
+    /// or prefixes that way change, not on every poll; a session that is down carries nothing.
     #[test]
-    fn advertised_routes_are_read_only_when_the_session_changes() {
-        let v = |state: &str, updates: u64| {
-            serde_json::json!({"default": {"192.0.2.1": {"bgpState": state, "messageStats": {"updatesSent": updates},
-                "addressFamilyInfo": {"ipv4Unicast": {"sentPrefixCounter": updates}}}}})
+    fn session_routes_are_read_only_when_the_session_changes() {
+        let v = |state: &str, sent: u64, received: u64| {
+            serde_json::json!({"default": {"192.0.2.1": {"bgpState": state, "messageStats": {"updatesSent": sent, "updatesRecv": received},
+                "addressFamilyInfo": {"ipv4Unicast": {"sentPrefixCounter": sent, "acceptedPrefixCounter": received}}}}})
         };
-        let mut cache = SentCache::default();
-        let reads = std::cell::Cell::new(0);
-        let poll = |state: &str, updates: u64, cache: &mut SentCache| {
-            let mut n = crate::frr::state::parse_bgp_neighbors(&v(state, updates));
-            cache.fill(&mut n, |_| {
-                reads.set(reads.get() + 1);
-                Some(vec![format!("198.51.100.{updates}/32")])
+        let mut cache = RouteCache::default();
+        let reads = std::cell::RefCell::new(Vec::new());
+        let poll = |state: &str, sent: u64, received: u64, cache: &mut RouteCache| {
+            let mut n = crate::frr::state::parse_bgp_neighbors(&v(state, sent, received));
+            cache.fill(&mut n, |_, which| {
+                reads.borrow_mut().push(which);
+                Some(vec![match which {
+                    SessionRoutes::Advertised => format!("198.51.100.{sent}/32"),
+                    SessionRoutes::Accepted => format!("203.0.113.{received}/32"),
+                }])
             });
-            n.remove(0).advertised
+            let n = n.remove(0);
+            (n.advertised.unwrap(), n.accepted.unwrap())
         };
-        assert_eq!(poll("Established", 1, &mut cache), Some(vec!["198.51.100.1/32".to_string()]));
-        assert_eq!(poll("Established", 1, &mut cache), Some(vec!["198.51.100.1/32".to_string()]), "from the cache");
-        assert_eq!(poll("Established", 2, &mut cache), Some(vec!["198.51.100.2/32".to_string()]), "an update sent: read again");
-        assert_eq!(poll("Active", 2, &mut cache), Some(vec![]), "down: nothing sent");
-        assert_eq!(poll("Established", 2, &mut cache), Some(vec!["198.51.100.2/32".to_string()]), "up again: read");
-        assert_eq!(reads.get(), 3);
-        let n = &crate::frr::state::parse_bgp_neighbors(&v("Established", 1))[0];
+        let one = |p: &str| vec![p.to_string()];
+        assert_eq!(poll("Established", 1, 1, &mut cache), (one("198.51.100.1/32"), one("203.0.113.1/32")));
+        assert_eq!(poll("Established", 1, 1, &mut cache), (one("198.51.100.1/32"), one("203.0.113.1/32")), "from the cache");
+        assert_eq!(poll("Established", 2, 1, &mut cache), (one("198.51.100.2/32"), one("203.0.113.1/32")), "an update sent: that way again");
+        assert_eq!(poll("Established", 2, 3, &mut cache), (one("198.51.100.2/32"), one("203.0.113.3/32")), "one received");
+        assert_eq!(poll("Active", 2, 3, &mut cache), (vec![], vec![]), "down: nothing either way");
+        assert_eq!(poll("Established", 2, 3, &mut cache), (one("198.51.100.2/32"), one("203.0.113.3/32")), "up again: read");
+        use SessionRoutes::*;
+        assert_eq!(*reads.borrow(), [Advertised, Accepted, Advertised, Accepted, Advertised, Accepted]);
+        let n = &crate::frr::state::parse_bgp_neighbors(&v("Established", 1, 1))[0];
         assert_eq!(n.families, ["ipv4Unicast"]);
     }
 

@@ -502,6 +502,13 @@ pub struct BGPSessionStateStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 100))]
     pub advertised_prefixes: Option<Vec<String>>,
+    /// The prefixes the node's FRR accepted from the peer (after the node's inbound policy),
+    /// sorted; at most 100 are listed, `prefixesAccepted` counts them all; received and not
+    /// accepted is `prefixesReceived - prefixesAccepted`. Empty while the session is not
+    /// Established. Read from FRR only when the session's updates received change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 100))]
+    pub accepted_prefixes: Option<Vec<String>>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, JsonSchema)]

@@ -32,6 +32,10 @@ pub struct RoutesArgs {
     pub cluster: peers::ClusterArgs,
     #[command(flatten)]
     pub scope: peers::ScopeArgs,
+    /// The routes the nodes accepted instead: what each peer sent and the node's inbound policy
+    /// let in, with the objects whose toReceive accepts it, and each session's counts and policy.
+    #[arg(long)]
+    pub received: bool,
     /// Read saved YAML instead of the API server (`kubectl get -A
     /// frrconfigurations,bgpsessionstates,nodes,services -o yaml`); repeat for several files.
     #[arg(long = "from")]
@@ -81,10 +85,43 @@ pub struct NotInEffect {
     pub message: String,
 }
 
+/// One prefix a node accepted from one peer.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReceivedRow {
+    pub prefix: String,
+    pub node: String,
+    pub vrf: String,
+    pub peer: String,
+    /// The FRRConfigurations whose toReceive on this neighbor accepts the prefix.
+    pub accepted_by: Vec<String>,
+}
+
+/// What a node received on one session, as its agent published it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionIn {
+    pub node: String,
+    pub vrf: String,
+    pub peer: String,
+    /// What FRR counts as received and accepted. FRR drops a route its inbound policy refuses
+    /// (no soft-reconfiguration inbound), so refused routes are neither listed nor counted.
+    pub received: Option<u64>,
+    pub accepted: Option<u64>,
+    /// The objects whose toReceive makes the neighbor's inbound policy (none: everything is
+    /// refused).
+    pub policy: Vec<String>,
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Routes {
     pub routes: Vec<RouteRow>,
+    /// With `--received`: what each session accepted, and each session's counts.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub received: Vec<ReceivedRow>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sessions_in: Vec<SessionIn>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub not_in_effect: Vec<NotInEffect>,
     /// Nodes whose objects could not be merged at all (a setting wrong for every object).
@@ -113,6 +150,8 @@ pub struct Filter {
     pub selected_nodes: Option<BTreeSet<String>>,
     pub peer: Option<String>,
     pub vrf: Option<String>,
+    /// The received routes instead of the advertised ones.
+    pub received: bool,
 }
 
 impl Filter {
@@ -177,6 +216,9 @@ pub struct Session {
     /// The prefixes FRR sent on it (at most 100 listed) and how many it sent in all.
     pub advertised: Option<Vec<String>>,
     pub sent: Option<u64>,
+    pub accepted: Option<Vec<String>>,
+    pub accepted_count: Option<u64>,
+    pub received_count: Option<u64>,
 }
 
 impl Session {
@@ -211,10 +253,66 @@ pub fn session_states(inputs: &Inputs) -> Sessions {
                 last_reset_reason: st.last_reset_reason.clone(),
                 advertised: st.advertised_prefixes.clone(),
                 sent: st.prefixes_sent,
+                accepted: st.accepted_prefixes.clone(),
+                accepted_count: st.prefixes_accepted,
+                received_count: st.prefixes_received,
             };
             Some(((node, canonical_vrf(st.vrf.as_deref()).to_string(), peer), session))
         })
         .collect()
+}
+
+/// Whether `m` matches prefix `p` as FRR's prefix-list entry does: inside it, with a length
+/// from `ge` (else the entry's own) to `le` (else the family's longest with `ge`, else exact).
+fn covers(m: &crate::core::model::PrefixMatch, p: &IpNet) -> bool {
+    if !m.prefix.contains(p) {
+        return false;
+    }
+    let (len, max) = (p.prefix_len(), p.max_prefix_len());
+    let low = m.ge.unwrap_or(m.prefix.prefix_len());
+    let high = m.le.unwrap_or(if m.ge.is_some() { max } else { m.prefix.prefix_len() });
+    (low..=high).contains(&len)
+}
+
+/// What one node's sessions accepted (as their agents published it), each prefix with the
+/// objects whose toReceive accepts it, and each session's counts.
+fn node_received(node: &str, model: &Model, sessions: &Sessions, filter: &Filter, out: &mut Routes) {
+    for r in &model.routers {
+        let vrf = if r.vrf.is_empty() { "default".to_string() } else { r.vrf.clone() };
+        if filter.vrf.as_deref().is_some_and(|v| canonical_vrf(Some(v)) != canonical_vrf(Some(&vrf))) {
+            continue;
+        }
+        for n in &r.neighbors {
+            let peer = n.peer.to_string();
+            if filter.peer.as_deref().is_some_and(|p| !peers::same_peer(p, &peer)) {
+                continue;
+            }
+            let inbound = &n.inbound;
+            let mut policy: Vec<String> =
+                inbound.receive_all.iter().flat_map(|s| s.iter()).chain(inbound.receive.values().flat_map(|s| s.iter())).map(|o| o.to_string()).collect();
+            policy.sort();
+            policy.dedup();
+            let Some(s) = sessions.get(&(node.to_string(), canonical_vrf(Some(&vrf)).to_string(), peer.clone())) else { continue };
+            out.sessions_in.push(SessionIn {
+                node: node.to_string(),
+                vrf: vrf.clone(),
+                peer: peer.clone(),
+                received: s.received_count,
+                accepted: s.accepted_count,
+                policy,
+            });
+            for prefix in s.accepted.iter().flatten().filter_map(|p| p.parse::<IpNet>().ok()).filter(|p| filter.admits_prefix(p)) {
+                let mut by: Vec<String> = match &inbound.receive_all {
+                    Some(all) => all.iter().map(|o| o.to_string()).collect(),
+                    None => Vec::new(),
+                };
+                by.extend(inbound.receive.iter().filter(|(m, _)| covers(m, &prefix)).flat_map(|(_, s)| s.iter()).map(|o| o.to_string()));
+                by.sort();
+                by.dedup();
+                out.received.push(ReceivedRow { prefix: prefix.to_string(), node: node.to_string(), vrf: vrf.clone(), peer: peer.clone(), accepted_by: by });
+            }
+        }
+    }
 }
 
 /// The routes one node's model advertises.
@@ -302,7 +400,9 @@ pub fn routes(inputs: &Inputs, filter: &Filter) -> Routes {
     // bring a route (every advertised prefix is a router's): a node none of them selects has
     // none, and only their refusals answer the question.
     let relevant = |c: &FRRConfiguration| {
-        filter.prefix.is_none() || c.spec.bgp.routers.iter().flat_map(|r| &r.prefixes).any(|p| p.parse::<IpNet>().is_ok_and(|p| filter.admits_prefix(&p)))
+        filter.prefix.is_none()
+            || filter.received
+            || c.spec.bgp.routers.iter().flat_map(|r| &r.prefixes).any(|p| p.parse::<IpNet>().is_ok_and(|p| filter.admits_prefix(&p)))
     };
     let relevant_objects: BTreeSet<crate::core::ObjRef> = inputs.configs.iter().filter(|c| relevant(c)).map(crate::core::obj_ref).collect();
     let mut out = Routes::default();
@@ -322,13 +422,18 @@ pub fn routes(inputs: &Inputs, filter: &Filter) -> Routes {
                         message: crate::frr::redact(&d.message()),
                     });
                 }
-                node_rows(node, &isolated.composition.model, &sessions, inputs, filter, &mut out.routes);
+                if filter.received {
+                    node_received(node, &isolated.composition.model, &sessions, filter, &mut out);
+                } else {
+                    node_rows(node, &isolated.composition.model, &sessions, inputs, filter, &mut out.routes);
+                }
             }
             Err(e) => out.errors.push(format!("{node}: {e}")),
         }
     }
     let key = |r: &RouteRow| (r.prefix.parse::<IpNet>().ok(), r.node.clone(), canonical_vrf(Some(&r.vrf)).to_string(), r.peer.clone());
     out.routes.sort_by_key(key);
+    out.received.sort_by_key(|r| (r.prefix.parse::<IpNet>().ok(), r.node.clone(), canonical_vrf(Some(&r.vrf)).to_string(), r.peer.clone()));
     out
 }
 
@@ -337,6 +442,21 @@ pub fn print(r: &Routes, output: Output) -> String {
     match output {
         Output::Json => serde_json::to_string_pretty(r).unwrap_or_default() + "\n",
         Output::Yaml => serde_yaml::to_string(r).unwrap_or_default(),
+        Output::Table | Output::Wide if !r.sessions_in.is_empty() => {
+            let dash = |v: &[String]| if v.is_empty() { "-".to_string() } else { v.join(",") };
+            let num = |n: Option<u64>| n.map_or("-".to_string(), |n| n.to_string());
+            let mut table: Vec<Vec<String>> = vec![["PREFIX", "NODE", "VRF", "PEER", "ACCEPTED BY"].iter().map(|h| h.to_string()).collect()];
+            table.extend(r.received.iter().map(|row| vec![row.prefix.clone(), row.node.clone(), row.vrf.clone(), row.peer.clone(), dash(&row.accepted_by)]));
+            let mut s = if r.received.is_empty() { String::new() } else { peers::columns(&table) + "\n" };
+            let mut sessions: Vec<Vec<String>> =
+                vec![["NODE", "VRF", "PEER", "RECEIVED", "ACCEPTED", "INBOUND POLICY"].iter().map(|h| h.to_string()).collect()];
+            sessions.extend(r.sessions_in.iter().map(|x| {
+                let policy = if x.policy.is_empty() { "none: every route refused".to_string() } else { x.policy.join(",") };
+                vec![x.node.clone(), x.vrf.clone(), x.peer.clone(), num(x.received), num(x.accepted), policy]
+            }));
+            s.push_str(&peers::columns(&sessions));
+            s
+        }
         Output::Table | Output::Wide => {
             let mut header = vec!["PREFIX", "NODE", "VRF", "PEER", "SENT"];
             if output == Output::Wide {
@@ -462,9 +582,10 @@ pub fn run(args: &RoutesArgs, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
         selected_nodes,
         peer: args.scope.peer.clone(),
         vrf: args.scope.vrf.clone(),
+        received: args.received,
     };
     let r = routes(&inputs, &filter);
-    if r.routes.is_empty() && matches!(args.output, Output::Table | Output::Wide) {
+    if r.routes.is_empty() && r.sessions_in.is_empty() && matches!(args.output, Output::Table | Output::Wide) {
         let _ = writeln!(err, "no routes{}", if args.prefix.is_some() { " for that prefix" } else { "" });
     }
     let _ = out.write_all(print(&r, args.output).as_bytes());
@@ -493,6 +614,9 @@ pub(crate) mod tests {
         let sent = inputs.sessions[0].status.as_mut().unwrap();
         sent.advertised_prefixes = Some(vec!["198.51.100.181/32".into(), "203.0.113.0/24".into()]);
         sent.prefixes_sent = Some(2);
+        // ... and what it accepted of the router's 3 routes
+        sent.accepted_prefixes = Some(vec!["198.51.100.7/32".into()]);
+        (sent.prefixes_received, sent.prefixes_accepted) = (Some(3), Some(1));
         inputs
     }
 
@@ -558,6 +682,41 @@ pub(crate) mod tests {
         assert_eq!(r.not_in_effect.iter().map(|n| n.object.as_str()).collect::<Vec<_>>(), ["frr-k8s-system/odd-wk2"]);
         assert!(prefix_filter("198.51.100.1/24").unwrap_err().to_string().contains("host bits"));
         assert!(prefix_filter("nope").is_err());
+    }
+
+    #[test]
+    fn received_routes_with_the_objects_that_accept_them() {
+        let r = routes(&inputs(), &Filter { received: true, ..Default::default() });
+        assert!(r.routes.is_empty());
+        assert_eq!(
+            r.received,
+            [ReceivedRow {
+                prefix: "198.51.100.7/32".into(),
+                node: "wk1".into(),
+                vrf: "default".into(),
+                peer: "192.0.2.1".into(),
+                accepted_by: vec!["frr-k8s-system/admin-all".into()]
+            }]
+        );
+        let counts: Vec<(String, String, Option<u64>, Vec<String>)> =
+            r.sessions_in.iter().map(|s| (s.node.clone(), s.peer.clone(), s.accepted, s.policy.clone())).collect();
+        assert_eq!(
+            counts,
+            [
+                ("wk1".to_string(), "192.0.2.1".to_string(), Some(1), vec!["frr-k8s-system/admin-all".to_string()]),
+                ("wk2".to_string(), "2001:db8::1".to_string(), None, vec![]),
+            ]
+        );
+        let t = print(&r, Output::Table);
+        assert!(t.contains("198.51.100.7/32   wk1") && t.contains("none: every route refused"), "{t}");
+        // a prefix-list entry as FRR matches it
+        let m = |p: &str, ge: Option<u8>, le: Option<u8>| crate::core::model::PrefixMatch { prefix: p.parse().unwrap(), ge, le };
+        let net = |p: &str| p.parse::<IpNet>().unwrap();
+        assert!(covers(&m("198.51.100.0/24", None, Some(32)), &net("198.51.100.7/32")));
+        assert!(!covers(&m("198.51.100.0/24", None, None), &net("198.51.100.7/32")), "exact only");
+        assert!(covers(&m("198.51.100.0/24", Some(28), None), &net("198.51.100.0/30")));
+        assert!(!covers(&m("198.51.100.0/24", Some(28), Some(29)), &net("198.51.100.0/30")));
+        assert!(!covers(&m("198.51.100.0/24", None, Some(32)), &net("203.0.113.0/24")));
     }
 
     #[test]

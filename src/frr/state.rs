@@ -39,8 +39,11 @@ pub struct BgpNeighbor {
     /// The address families the session is activated in, as FRR names them (`ipv4Unicast`).
     pub families: Vec<String>,
     /// The prefixes FRR sent on the session (its advertised routes), when they were read
-    /// ([`advertised_routes`]): at most [`MAX_LISTED`], sorted; `prefixes_sent` counts them all.
+    /// ([`session_routes`]): at most [`MAX_LISTED`], sorted; `prefixes_sent` counts them all.
     pub advertised: Option<Vec<String>>,
+    /// The prefixes FRR accepted from the peer (after the node's inbound policy), when they
+    /// were read: at most [`MAX_LISTED`], sorted; `prefixes_accepted` counts them all.
+    pub accepted: Option<Vec<String>>,
 }
 
 /// How many prefixes a session's list holds (the rest are only counted).
@@ -111,6 +114,7 @@ pub fn parse_bgp_neighbors(v: &Value) -> Vec<BgpNeighbor> {
                 bfd_status: n.get("peerBfdInfo").and_then(|b| b.get("status")).and_then(Value::as_str).map(String::from),
                 families,
                 advertised: None,
+                accepted: None,
             });
         }
     }
@@ -118,18 +122,33 @@ pub fn parse_bgp_neighbors(v: &Value) -> Vec<BgpNeighbor> {
     out
 }
 
-/// Parses `show bgp vrf V AFI SAFI neighbors P advertised-routes json`: the prefixes sent.
-pub fn parse_advertised(v: &Value) -> Vec<String> {
-    v.get("advertisedRoutes").and_then(Value::as_object).map(|m| m.keys().cloned().collect()).unwrap_or_default()
+/// Parses `show bgp vrf V AFI SAFI neighbors P advertised-routes json` (the prefixes sent, in
+/// `advertisedRoutes`) or `... neighbors P routes json` (the prefixes accepted, in `routes`).
+pub fn parse_session_routes(v: &Value) -> Vec<String> {
+    v.get("advertisedRoutes").or_else(|| v.get("routes")).and_then(Value::as_object).map(|m| m.keys().cloned().collect()).unwrap_or_default()
 }
 
-/// The prefixes FRR sent to neighbor `n`, over the unicast families it is activated in: at
-/// most [`MAX_LISTED`], sorted (an interface neighbor is named by its interface).
-pub fn advertised_routes(loc: &FrrLocation, n: &BgpNeighbor) -> Result<Vec<String>, FrrError> {
+/// Which of a session's routes to read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SessionRoutes {
+    /// What FRR sent to the peer (`advertised-routes`).
+    Advertised,
+    /// What FRR accepted from the peer (`routes`: after the inbound policy).
+    Accepted,
+}
+
+/// The prefixes of neighbor `n` that `which` asks for, over the unicast families it is
+/// activated in: at most [`MAX_LISTED`], sorted (an interface neighbor is named by its
+/// interface).
+pub fn session_routes(loc: &FrrLocation, n: &BgpNeighbor, which: SessionRoutes) -> Result<Vec<String>, FrrError> {
+    let what = match which {
+        SessionRoutes::Advertised => "advertised-routes",
+        SessionRoutes::Accepted => "routes",
+    };
     let mut out = Vec::new();
     for (family, afi) in [("ipv4Unicast", "ipv4"), ("ipv6Unicast", "ipv6")] {
         if n.families.iter().any(|f| f == family) {
-            out.extend(parse_advertised(&loc.show_json(&format!("show bgp vrf {} {afi} unicast neighbors {} advertised-routes json", n.vrf, n.peer))?));
+            out.extend(parse_session_routes(&loc.show_json(&format!("show bgp vrf {} {afi} unicast neighbors {} {what} json", n.vrf, n.peer))?));
         }
     }
     out.sort_by_key(|p| (p.parse::<ipnet::IpNet>().ok(), p.clone()));
@@ -178,8 +197,11 @@ mod tests {
         let v = serde_json::json!({"bgpTableVersion": 3, "bgpLocalRouterId": "192.0.2.11", "defaultLocPrf": 100, "localAS": 64512,
             "advertisedRoutes": {"198.51.100.181/32": {"addrPrefix": "198.51.100.181", "prefixLen": 32, "network": "198.51.100.181/32", "nextHop": "0.0.0.0"},
                                  "203.0.113.0/24": {"network": "203.0.113.0/24"}}, "totalPrefixCounter": 2, "filteredPrefixCounter": 0});
-        assert_eq!(parse_advertised(&v), ["198.51.100.181/32", "203.0.113.0/24"]);
-        assert!(parse_advertised(&serde_json::json!({})).is_empty(), "a session with nothing sent");
+        assert_eq!(parse_session_routes(&v), ["198.51.100.181/32", "203.0.113.0/24"]);
+        assert!(parse_session_routes(&serde_json::json!({})).is_empty(), "a session with nothing sent");
+        // `... neighbors P routes json`: what was accepted, under `routes`
+        let v = serde_json::json!({"vrfId": 0, "routes": {"203.0.113.0/24": [{"valid": true, "network": "203.0.113.0/24"}]}});
+        assert_eq!(parse_session_routes(&v), ["203.0.113.0/24"]);
     }
 
     #[test]
