@@ -274,77 +274,69 @@ fn covers(m: &crate::core::model::PrefixMatch, p: &IpNet) -> bool {
     (low..=high).contains(&len)
 }
 
+/// The neighbors of a node's model that `filter` admits, each with its VRF (`default` for the
+/// default VRF) and its peer as Rust prints an address.
+fn neighbors<'a>(model: &'a Model, filter: &'a Filter) -> impl Iterator<Item = (String, &'a crate::core::model::Neighbor, String)> + 'a {
+    model
+        .routers
+        .iter()
+        .map(|r| (if r.vrf.is_empty() { "default".to_string() } else { r.vrf.clone() }, r))
+        .filter(|(vrf, _)| filter.vrf.as_deref().is_none_or(|v| canonical_vrf(Some(v)) == canonical_vrf(Some(vrf))))
+        .flat_map(|(vrf, r)| r.neighbors.iter().map(move |n| (vrf.clone(), n, n.peer.to_string())))
+        .filter(|(_, _, peer)| filter.peer.as_deref().is_none_or(|p| peers::same_peer(p, peer)))
+}
+
 /// What one node's sessions accepted (as their agents published it), each prefix with the
 /// objects whose toReceive accepts it, and each session's counts.
 fn node_received(node: &str, model: &Model, sessions: &Sessions, filter: &Filter, out: &mut Routes) {
-    for r in &model.routers {
-        let vrf = if r.vrf.is_empty() { "default".to_string() } else { r.vrf.clone() };
-        if filter.vrf.as_deref().is_some_and(|v| canonical_vrf(Some(v)) != canonical_vrf(Some(&vrf))) {
-            continue;
-        }
-        for n in &r.neighbors {
-            let peer = n.peer.to_string();
-            if filter.peer.as_deref().is_some_and(|p| !peers::same_peer(p, &peer)) {
-                continue;
-            }
-            let inbound = &n.inbound;
-            let mut policy: Vec<String> =
-                inbound.receive_all.iter().flat_map(|s| s.iter()).chain(inbound.receive.values().flat_map(|s| s.iter())).map(|o| o.to_string()).collect();
-            policy.sort();
-            policy.dedup();
-            let Some(s) = sessions.get(&(node.to_string(), canonical_vrf(Some(&vrf)).to_string(), peer.clone())) else { continue };
-            out.sessions_in.push(SessionIn {
-                node: node.to_string(),
-                vrf: vrf.clone(),
-                peer: peer.clone(),
-                received: s.received_count,
-                accepted: s.accepted_count,
-                policy,
-            });
-            for prefix in s.accepted.iter().flatten().filter_map(|p| p.parse::<IpNet>().ok()).filter(|p| filter.admits_prefix(p)) {
-                let mut by: Vec<String> = match &inbound.receive_all {
-                    Some(all) => all.iter().map(|o| o.to_string()).collect(),
-                    None => Vec::new(),
-                };
-                by.extend(inbound.receive.iter().filter(|(m, _)| covers(m, &prefix)).flat_map(|(_, s)| s.iter()).map(|o| o.to_string()));
-                by.sort();
-                by.dedup();
-                out.received.push(ReceivedRow { prefix: prefix.to_string(), node: node.to_string(), vrf: vrf.clone(), peer: peer.clone(), accepted_by: by });
-            }
+    for (vrf, n, peer) in neighbors(model, filter) {
+        let inbound = &n.inbound;
+        let mut policy: Vec<String> =
+            inbound.receive_all.iter().flat_map(|s| s.iter()).chain(inbound.receive.values().flat_map(|s| s.iter())).map(|o| o.to_string()).collect();
+        policy.sort();
+        policy.dedup();
+        let Some(s) = sessions.get(&(node.to_string(), canonical_vrf(Some(&vrf)).to_string(), peer.clone())) else { continue };
+        out.sessions_in.push(SessionIn {
+            node: node.to_string(),
+            vrf: vrf.clone(),
+            peer: peer.clone(),
+            received: s.received_count,
+            accepted: s.accepted_count,
+            policy,
+        });
+        for prefix in s.accepted.iter().flatten().filter_map(|p| p.parse::<IpNet>().ok()).filter(|p| filter.admits_prefix(p)) {
+            let mut by: Vec<String> = match &inbound.receive_all {
+                Some(all) => all.iter().map(|o| o.to_string()).collect(),
+                None => Vec::new(),
+            };
+            by.extend(inbound.receive.iter().filter(|(m, _)| covers(m, &prefix)).flat_map(|(_, s)| s.iter()).map(|o| o.to_string()));
+            by.sort();
+            by.dedup();
+            out.received.push(ReceivedRow { prefix: prefix.to_string(), node: node.to_string(), vrf: vrf.clone(), peer: peer.clone(), accepted_by: by });
         }
     }
 }
 
 /// The routes one node's model advertises.
 fn node_rows(node: &str, model: &Model, sessions: &Sessions, inputs: &Inputs, filter: &Filter, out: &mut Vec<RouteRow>) {
-    for r in &model.routers {
-        let vrf = if r.vrf.is_empty() { "default".to_string() } else { r.vrf.clone() };
-        if filter.vrf.as_deref().is_some_and(|v| canonical_vrf(Some(v)) != canonical_vrf(Some(&vrf))) {
-            continue;
-        }
-        for n in &r.neighbors {
-            let peer = n.peer.to_string();
-            if filter.peer.as_deref().is_some_and(|p| !peers::same_peer(p, &peer)) {
-                continue;
-            }
-            let published = sessions.get(&(node.to_string(), canonical_vrf(Some(&vrf)).to_string(), peer.clone()));
-            let session = published.map_or_else(|| "-".into(), |s| s.state.clone());
-            let o = &n.outbound;
-            for (prefix, sources) in o.advertise.iter().filter(|(p, _)| filter.admits_prefix(p)) {
-                out.push(RouteRow {
-                    prefix: prefix.to_string(),
-                    node: node.to_string(),
-                    vrf: vrf.clone(),
-                    peer: peer.clone(),
-                    session: session.clone(),
-                    sent: published.and_then(|s| s.sent(&prefix.to_string())),
-                    communities: o.communities.iter().filter(|(_, ps)| ps.contains(prefix)).map(|(c, _)| c.to_string()).collect(),
-                    local_pref: o.local_pref.get(prefix).copied(),
-                    as_path_prepend: o.as_path_prepend.get(prefix).map(|(n, _)| *n),
-                    objects: sources.iter().map(|s| s.to_string()).collect(),
-                    services: services_in(prefix, &inputs.services),
-                });
-            }
+    for (vrf, n, peer) in neighbors(model, filter) {
+        let published = sessions.get(&(node.to_string(), canonical_vrf(Some(&vrf)).to_string(), peer.clone()));
+        let session = published.map_or_else(|| "-".into(), |s| s.state.clone());
+        let o = &n.outbound;
+        for (prefix, sources) in o.advertise.iter().filter(|(p, _)| filter.admits_prefix(p)) {
+            out.push(RouteRow {
+                prefix: prefix.to_string(),
+                node: node.to_string(),
+                vrf: vrf.clone(),
+                peer: peer.clone(),
+                session: session.clone(),
+                sent: published.and_then(|s| s.sent(&prefix.to_string())),
+                communities: o.communities.iter().filter(|(_, ps)| ps.contains(prefix)).map(|(c, _)| c.to_string()).collect(),
+                local_pref: o.local_pref.get(prefix).copied(),
+                as_path_prepend: o.as_path_prepend.get(prefix).map(|(n, _)| *n),
+                objects: sources.iter().map(|s| s.to_string()).collect(),
+                services: services_in(prefix, &inputs.services),
+            });
         }
     }
 }
