@@ -228,6 +228,17 @@ fn agent_against_real_apiserver(version: FrrVersion) {
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()
     };
+    let why = || {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_frr-composer"))
+            .args(["why", "203.0.113.0/24", "--received", "--node", "wk3", "-n", NS])
+            .env("KUBECONFIG", api.kubeconfig())
+            .output()
+            .unwrap();
+        (o.status.code(), String::from_utf8_lossy(&o.stdout).into_owned())
+    };
+    let (code, out) = why();
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains(&format!("toReceive lets it in: {NS}/receive-all (mode: all)")) && out.contains("accepted it from 192.0.2.1"), "{out}");
     let r = received();
     let rows: Vec<(String, serde_json::Value)> =
         r["received"].as_array().unwrap().iter().map(|x| (x["prefix"].as_str().unwrap().to_string(), x["acceptedBy"].clone())).collect();
@@ -240,6 +251,9 @@ fn agent_against_real_apiserver(version: FrrVersion) {
     let r = received();
     assert!(r["received"].as_array().is_none_or(|a| a.is_empty()), "{r:#}");
     assert_eq!((&r["sessionsIn"][0]["accepted"], &r["sessionsIn"][0]["policy"]), (&serde_json::json!(0), &serde_json::json!([])), "{r:#}");
+    let (code, out) = why();
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains(&format!("NO  no object defining neighbor 192.0.2.1 ({NS}/metallb-wk3) lets it in")), "{out}");
 
     // 4. A conflicting configuration: reported, FRR keeps the previous configuration.
     let before = frr.running_config().unwrap();

@@ -264,7 +264,7 @@ pub fn session_states(inputs: &Inputs) -> Sessions {
 
 /// Whether `m` matches prefix `p` as FRR's prefix-list entry does: inside it, with a length
 /// from `ge` (else the entry's own) to `le` (else the family's longest with `ge`, else exact).
-fn covers(m: &crate::core::model::PrefixMatch, p: &IpNet) -> bool {
+pub fn covers(m: &crate::core::model::PrefixMatch, p: &IpNet) -> bool {
     if !m.prefix.contains(p) {
         return false;
     }

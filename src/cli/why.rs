@@ -31,6 +31,10 @@ pub struct WhyArgs {
     /// Only this peer (default: every neighbor of the routers that hold the prefix).
     #[arg(long)]
     pub peer: Option<String>,
+    /// Explain a route the node receives from its peers (whether it is accepted, and by
+    /// which object) instead of one it advertises.
+    #[arg(long)]
+    pub received: bool,
     #[command(flatten)]
     pub cluster: peers::ClusterArgs,
     /// Saved YAML instead of the API server (`kubectl get -A
@@ -57,7 +61,8 @@ pub struct Chain {
     pub peer: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub vrf: Option<String>,
-    pub advertised: bool,
+    /// The whole chain holds: advertised to the peer (or, with `received`, accepted from it).
+    pub holds: bool,
     pub links: Vec<Link>,
 }
 
@@ -65,6 +70,8 @@ pub struct Chain {
 pub struct Why {
     pub prefix: String,
     pub node: String,
+    /// The chains explain a route the node received (else one it advertises).
+    pub received: bool,
     pub chains: Vec<Chain>,
 }
 
@@ -124,7 +131,7 @@ fn neighbor_chain(
     let vrf = if router.vrf.is_empty() { "default".to_string() } else { router.vrf.clone() };
     let peer = n.peer.to_string();
     let defined_by = n.sources.iter().map(|o| o.to_string()).collect::<Vec<_>>().join(", ");
-    let chain = |links: Vec<Link>, advertised: bool| Chain { peer: Some(peer.clone()), vrf: Some(vrf.clone()), advertised, links };
+    let chain = |links: Vec<Link>, holds: bool| Chain { peer: Some(peer.clone()), vrf: Some(vrf.clone()), holds, links };
     // the neighbor's outbound policy
     match n.outbound.advertise.get(prefix) {
         Some(sources) => {
@@ -209,8 +216,8 @@ fn neighbor_chain(
 /// The chains for `prefix` on `node`. Pure.
 pub fn why(inputs: &Inputs, running: Option<&str>, node: &str, prefix: IpNet, peer: Option<&str>) -> Result<Why, String> {
     let Some(labels) = inputs.node_labels.get(node) else { return Err(format!("no Node {node:?}")) };
-    let out = |chains: Vec<Chain>| Ok(Why { prefix: prefix.to_string(), node: node.to_string(), chains });
-    let broken = |links: Vec<Link>| out(vec![Chain { peer: peer.map(String::from), vrf: None, advertised: false, links }]);
+    let out = |chains: Vec<Chain>| Ok(Why { prefix: prefix.to_string(), node: node.to_string(), received: false, chains });
+    let broken = |links: Vec<Link>| out(vec![Chain { peer: peer.map(String::from), vrf: None, holds: false, links }]);
 
     // 1. the objects that ask for the prefix, and whether they select the node
     let asks = |c: &FRRConfiguration| -> Option<String> {
@@ -299,6 +306,79 @@ pub fn why(inputs: &Inputs, running: Option<&str>, node: &str, prefix: IpNet, pe
     out(chains)
 }
 
+/// The chains for a route `node` receives: per neighbor (or `peer`), the session is up, an
+/// object's toReceive lets the prefix in (and --always-block does not), and FRR accepted it
+/// (as the session's `acceptedPrefixes` shows, when published). Pure.
+pub fn why_received(inputs: &Inputs, node: &str, prefix: IpNet, peer: Option<&str>) -> Result<Why, String> {
+    let Some(labels) = inputs.node_labels.get(node) else { return Err(format!("no Node {node:?}")) };
+    let prepared = routes::Prepared::new(inputs);
+    let isolated = prepared.compose(node, labels, &prepared.selecting(labels)).map_err(|e| format!("nothing on {node} can be merged: {e}"))?;
+    let sessions = routes::session_states(inputs);
+    let mut chains = Vec::new();
+    for r in &isolated.composition.model.routers {
+        let vrf = if r.vrf.is_empty() { "default".to_string() } else { r.vrf.clone() };
+        for n in r.neighbors.iter().filter(|n| peer.is_none_or(|p| peers::same_peer(p, &n.peer.to_string()))) {
+            let p = n.peer.to_string();
+            let mut links = Vec::new();
+            let chain = |links: Vec<Link>, holds: bool| Chain { peer: Some(p.clone()), vrf: Some(vrf.clone()), holds, links };
+            let published = sessions.get(&(node.to_string(), canonical_vrf(Some(&vrf)).to_string(), p.clone()));
+            match published {
+                Some(s) if s.state == "Established" => links.push(link(true, format!("the session with {p} is Established (BGPSessionState)"))),
+                Some(s) => {
+                    links.push(link(false, format!("the session with {p} is {}, not Established (BGPSessionState)", s.state)));
+                    chains.push(chain(links, false));
+                    continue;
+                }
+                None => {
+                    links.push(link(false, format!("no BGPSessionState for {p} ({vrf}) on {node}")));
+                    chains.push(chain(links, false));
+                    continue;
+                }
+            }
+            let inbound = &n.inbound;
+            if let Some(block) = inbound.always_block.iter().find(|b| b.contains(&prefix)) {
+                links.push(link(false, format!("the agent's --always-block {block} refuses it")));
+                chains.push(chain(links, false));
+                continue;
+            }
+            let mut by: Vec<String> = inbound.receive_all.iter().flat_map(|s| s.iter()).map(|o| format!("{o} (mode: all)")).collect();
+            by.extend(inbound.receive.iter().filter(|(m, _)| routes::covers(m, &prefix)).flat_map(|(m, s)| s.iter().map(move |o| format!("{o} ({m})"))));
+            if by.is_empty() {
+                let defined_by = n.sources.iter().map(|o| o.to_string()).collect::<Vec<_>>().join(", ");
+                let entries = inbound.receive.keys().map(|m| m.to_string()).collect::<Vec<_>>();
+                let entries = if entries.is_empty() { "it has none".to_string() } else { format!("its entries: {}", entries.join(", ")) };
+                links.push(link(false, format!("no object defining neighbor {p} ({defined_by}) lets it in with toReceive.allowed ({entries})")));
+                chains.push(chain(links, false));
+                continue;
+            }
+            links.push(link(true, format!("toReceive lets it in: {}", by.join(", "))));
+            let accepted = published.and_then(|s| s.accepted.as_ref().map(|l| (l, s.accepted_count)));
+            match accepted {
+                Some((list, _)) if list.contains(&prefix.to_string()) => {
+                    links.push(link(true, format!("FRR on {node} accepted it from {p} (BGPSessionState acceptedPrefixes)")))
+                }
+                Some((list, count)) if count.is_some_and(|c| c as usize <= list.len()) => {
+                    links
+                        .push(link(false, format!("FRR on {node} holds no such route from {p} (BGPSessionState acceptedPrefixes): the peer does not send it")));
+                    chains.push(chain(links, false));
+                    continue;
+                }
+                // not published, or more than 100 accepted: the chain ends at the policy
+                _ => {}
+            }
+            chains.push(chain(links, true));
+        }
+    }
+    if chains.is_empty() {
+        let what = match peer {
+            Some(p) => format!("{node} has no neighbor {p}"),
+            None => format!("{node} has no neighbor"),
+        };
+        chains.push(Chain { peer: peer.map(String::from), vrf: None, holds: false, links: vec![link(false, what)] });
+    }
+    Ok(Why { prefix: prefix.to_string(), node: node.to_string(), received: true, chains })
+}
+
 pub fn print(w: &Why, output: Output) -> String {
     match output {
         Output::Json => serde_json::to_string_pretty(w).unwrap_or_default() + "\n",
@@ -306,12 +386,19 @@ pub fn print(w: &Why, output: Output) -> String {
         Output::Table | Output::Wide => {
             let mut s = String::new();
             for c in &w.chains {
+                let way = if w.received { "from" } else { "to" };
                 let to = match (&c.peer, &c.vrf) {
-                    (Some(p), Some(v)) => format!(" to {p} ({v})"),
-                    (Some(p), None) => format!(" to {p}"),
+                    (Some(p), Some(v)) => format!(" {way} {p} ({v})"),
+                    (Some(p), None) => format!(" {way} {p}"),
                     _ => String::new(),
                 };
-                s.push_str(&format!("{} on {}{to}: {}\n", w.prefix, w.node, if c.advertised { "advertised" } else { "not advertised" }));
+                let verdict = match (w.received, c.holds) {
+                    (false, true) => "advertised",
+                    (false, false) => "not advertised",
+                    (true, true) => "accepted",
+                    (true, false) => "not accepted",
+                };
+                s.push_str(&format!("{} on {}{to}: {verdict}\n", w.prefix, w.node));
                 for l in &c.links {
                     s.push_str(&format!("  {}  {}\n", if l.holds { "ok" } else { "NO" }, l.what));
                 }
@@ -357,10 +444,15 @@ pub fn run(args: &WhyArgs, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
             return 2;
         }
     };
-    match why(&inputs, running.as_deref(), &args.node, prefix, args.peer.as_deref()) {
+    let explained = if args.received {
+        why_received(&inputs, &args.node, prefix, args.peer.as_deref())
+    } else {
+        why(&inputs, running.as_deref(), &args.node, prefix, args.peer.as_deref())
+    };
+    match explained {
         Ok(w) => {
             let _ = out.write_all(print(&w, args.output).as_bytes());
-            if w.chains.iter().any(|c| c.advertised) {
+            if w.chains.iter().any(|c| c.holds) {
                 0
             } else {
                 1
@@ -393,7 +485,7 @@ mod tests {
     fn an_advertised_prefix_holds_at_every_link() {
         let w = why(&inputs(), Some(RUNNING), "wk1", net("198.51.100.181/32"), Some("192.0.2.1")).unwrap();
         assert_eq!(w.chains.len(), 1);
-        assert!(w.chains[0].advertised, "{w:#?}");
+        assert!(w.chains[0].holds, "{w:#?}");
         let links = chain(&w, "192.0.2.1");
         assert!(links.iter().all(|(ok, _)| *ok), "{links:#?}");
         let text: Vec<&str> = links.iter().map(|(_, t)| t.as_str()).collect();
@@ -404,7 +496,7 @@ mod tests {
         assert!(text[5].contains("sent it to 192.0.2.1 (BGPSessionState advertisedPrefixes)"), "{text:?}");
         // without what FRR runs, the last link cannot hold
         let w = why(&inputs(), None, "wk1", net("198.51.100.181/32"), None).unwrap();
-        assert!(!w.chains[0].advertised && chain(&w, "192.0.2.1").last().unwrap().1.contains("cannot tell"), "{w:#?}");
+        assert!(!w.chains[0].holds && chain(&w, "192.0.2.1").last().unwrap().1.contains("cannot tell"), "{w:#?}");
     }
 
     #[test]
@@ -420,7 +512,7 @@ mod tests {
         // the session to the IPv6 peer is Active
         let w = why(&i, Some(RUNNING), "wk2", net("203.0.113.0/24"), Some("2001:DB8::1")).unwrap();
         let links = chain(&w, "2001:db8::1");
-        assert!(!w.chains[0].advertised && links.last().unwrap().1.contains("is Active, not Established"), "{links:#?}");
+        assert!(!w.chains[0].holds && links.last().unwrap().1.contains("is Active, not Established"), "{links:#?}");
         // a prefix the router has but no neighbor may advertise
         let mut more = i.clone();
         more.configs.iter_mut().find(|c| c.metadata.name.as_deref() == Some("metallb-wk1")).unwrap().spec.bgp.routers[0]
@@ -460,10 +552,32 @@ mod tests {
         unsent.sessions[0].status.as_mut().unwrap().advertised_prefixes = Some(vec!["198.51.100.181/32".into()]);
         unsent.sessions[0].status.as_mut().unwrap().prefixes_sent = Some(1);
         let w = why(&unsent, Some(RUNNING), "wk1", net("203.0.113.0/24"), Some("192.0.2.1")).unwrap();
-        assert!(!w.chains[0].advertised && chain(&w, "192.0.2.1").last().unwrap().1.contains("did not send it to 192.0.2.1"), "{w:#?}");
+        assert!(!w.chains[0].holds && chain(&w, "192.0.2.1").last().unwrap().1.contains("did not send it to 192.0.2.1"), "{w:#?}");
         // FRR does not run it
         let w = why(&i, Some("router bgp 64512\nexit\n"), "wk1", net("203.0.113.0/24"), Some("192.0.2.1")).unwrap();
         assert!(chain(&w, "192.0.2.1").last().unwrap().1.contains("does not run `network 203.0.113.0/24`"), "{w:#?}");
+    }
+
+    #[test]
+    fn a_received_route_accepted_or_not_and_by_what() {
+        let i = inputs();
+        let w = why_received(&i, "wk1", net("198.51.100.7/32"), Some("192.0.2.1")).unwrap();
+        let links = chain(&w, "192.0.2.1");
+        assert!(w.chains[0].holds && links.iter().all(|(ok, _)| *ok), "{links:#?}");
+        assert!(links[1].1.contains("toReceive lets it in: frr-k8s-system/admin-all (198.51.100.0/24 le 32)"), "{links:#?}");
+        assert!(links[2].1.contains("accepted it from 192.0.2.1"), "{links:#?}");
+        // covered by the policy, but the router does not send it
+        let w = why_received(&i, "wk1", net("198.51.100.8/32"), Some("192.0.2.1")).unwrap();
+        assert!(!w.chains[0].holds && chain(&w, "192.0.2.1").last().unwrap().1.contains("the peer does not send it"), "{w:#?}");
+        // no object lets it in
+        let w = why_received(&i, "wk1", net("203.0.113.0/24"), Some("192.0.2.1")).unwrap();
+        let last = chain(&w, "192.0.2.1").last().unwrap().clone();
+        assert!(!last.0 && last.1.contains("lets it in with toReceive.allowed (its entries: 198.51.100.0/24 le 32)"), "{last:?}");
+        // a session that is down accepts nothing
+        let w = why_received(&i, "wk2", net("198.51.100.7/32"), Some("2001:db8::1")).unwrap();
+        assert!(chain(&w, "2001:db8::1")[0].1.contains("is Active, not Established"), "{w:#?}");
+        let t = print(&why_received(&i, "wk1", net("198.51.100.7/32"), Some("192.0.2.1")).unwrap(), Output::Table);
+        assert!(t.starts_with("198.51.100.7/32 on wk1 from 192.0.2.1 (default): accepted\n"), "{t}");
     }
 
     #[test]
