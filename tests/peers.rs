@@ -149,20 +149,23 @@ fn peers_from_a_real_apiserver() {
     assert_eq!(wk1["added"], serde_json::json!([]), "{v:#}");
 
     // installed as kubectl-frr, kubectl finds it as a plugin
-    let plugins = dir.path().join("bin");
-    std::fs::create_dir(&plugins).unwrap();
-    std::os::unix::fs::symlink(BIN, plugins.join("kubectl-frr")).unwrap();
-    let path = format!("{}:{}", plugins.display(), std::env::var("PATH").unwrap_or_default());
-    let o = Command::new(apiserver::KUBECTL)
-        .args(["frr", "peers", "-n", NS, "--state", "!Established"])
-        .env("PATH", path)
-        .env("KUBECONFIG", api.kubeconfig())
-        .output()
-        .unwrap();
-    let out = String::from_utf8_lossy(&o.stdout);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = kubectl_frr(&api, dir.path(), &["peers", "-n", NS, "--state", "!Established"]);
     assert_eq!(out.lines().count(), 3, "{out}");
     assert!(out.lines().nth(1).unwrap().starts_with("wk1 ") && out.contains("Connect"), "{out}");
+}
+
+/// `kubectl frr ARGS` with the binary installed as the plugin `kubectl-frr` in `dir/bin`: its
+/// standard output (it must succeed).
+fn kubectl_frr(api: &ApiServer, dir: &std::path::Path, args: &[&str]) -> String {
+    let plugins = dir.join("bin");
+    if !plugins.exists() {
+        std::fs::create_dir(&plugins).unwrap();
+        std::os::unix::fs::symlink(BIN, plugins.join("kubectl-frr")).unwrap();
+    }
+    let path = format!("{}:{}", plugins.display(), std::env::var("PATH").unwrap_or_default());
+    let o = Command::new(apiserver::KUBECTL).arg("frr").args(args).env("PATH", path).env("KUBECONFIG", api.kubeconfig()).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
 /// Runs `frr-composer CMD -n NS ARGS` against the cluster of `kubeconfig` (None: no cluster):
@@ -295,17 +298,6 @@ fn routes_from_a_real_apiserver() {
     assert_eq!(offline, out);
 
     // and as a kubectl plugin
-    let plugins = dir.path().join("bin");
-    std::fs::create_dir(&plugins).unwrap();
-    std::os::unix::fs::symlink(BIN, plugins.join("kubectl-frr")).unwrap();
-    let path = format!("{}:{}", plugins.display(), std::env::var("PATH").unwrap_or_default());
-    let o = Command::new(apiserver::KUBECTL)
-        .args(["frr", "routes", "-n", NS, "203.0.113.0/24", "--node", "wk2"])
-        .env("PATH", path)
-        .env("KUBECONFIG", api.kubeconfig())
-        .output()
-        .unwrap();
-    let out = String::from_utf8_lossy(&o.stdout);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = kubectl_frr(&api, dir.path(), &["routes", "-n", NS, "203.0.113.0/24", "--node", "wk2"]);
     assert!(out.lines().nth(1).is_some_and(|l| l.starts_with("203.0.113.0/24") && l.contains("wk2")), "{out}");
 }
