@@ -154,6 +154,11 @@ fn bounded(text: String, limit: usize, rest: &str) -> String {
     format!("{}... {} more bytes left out ({rest})", &text[..cut], text.len() - cut)
 }
 
+/// Whether `text` was cut by [`bounded`]: its last line says how much was left out.
+pub fn cut_short(text: &str) -> bool {
+    text.lines().last().is_some_and(|l| l.contains(" more bytes left out ("))
+}
+
 /// FRRNodeState's status after `o`; `last` is what was reported before, and is updated.
 pub fn node_status(o: &Outcome, running: Option<String>, last: &mut Reported, now: jiff::Timestamp) -> FRRNodeStateStatus {
     let refused: Vec<String> = o.decisions.iter().filter(|d| !matches!(d.decision, Decision::Applied)).map(|d| format!("{}: {}", d.obj, d.message())).collect();
@@ -417,6 +422,7 @@ mod tests {
         assert!(running.starts_with(r.lines().next().unwrap()));
         let tail = r.lines().last().unwrap();
         assert!(tail.starts_with("... ") && tail.contains("more bytes left out") && tail.contains("show running-config"), "{tail}");
+        assert!(cut_short(&r) && !cut_short(&running), "`why` reads the cut from the same marker");
         // only whole lines are kept
         assert!(r.lines().rev().nth(1).unwrap().ends_with("permit any"));
         let c = s.last_conversion_result.unwrap();

@@ -59,6 +59,11 @@ impl ScopeArgs {
     pub(crate) fn selected_offline(&self, node_labels: &BTreeMap<String, BTreeMap<String, String>>) -> anyhow::Result<Option<BTreeSet<String>>> {
         self.selector.as_deref().map(|s| select_offline(node_labels, s)).transpose()
     }
+
+    /// The scope, with the nodes the label selector admits.
+    pub(crate) fn scope(&self, selected_nodes: Option<BTreeSet<String>>) -> Scope {
+        Scope { nodes: self.node.clone(), selected_nodes, peer: self.peer.clone(), vrf: self.vrf.clone() }
+    }
 }
 
 #[derive(clap::Args, Debug)]
@@ -120,26 +125,52 @@ pub struct Inputs {
     pub node_labels: Option<BTreeMap<String, BTreeMap<String, String>>>,
 }
 
-/// Which sessions to show.
+/// Which nodes, peers and VRFs a command shows: [`ScopeArgs`] with its label selector resolved.
 #[derive(Default)]
-pub struct Filter {
+pub struct Scope {
     pub nodes: Vec<String>,
     /// Nodes allowed by a label selector (None: no selector given).
     pub selected_nodes: Option<BTreeSet<String>>,
     pub peer: Option<String>,
     pub vrf: Option<String>,
+}
+
+impl Scope {
+    pub(crate) fn admits_node(&self, node: &str) -> bool {
+        (self.nodes.is_empty() || self.nodes.iter().any(|n| n == node)) && self.selected_nodes.as_ref().is_none_or(|s| s.contains(node))
+    }
+
+    /// Any spelling of the peer (see [`same_peer`]).
+    pub(crate) fn admits_peer(&self, peer: &str) -> bool {
+        self.peer.as_deref().is_none_or(|p| same_peer(p, peer))
+    }
+
+    /// `default` and the empty name are the default VRF.
+    pub(crate) fn admits_vrf(&self, vrf: &str) -> bool {
+        self.vrf.as_deref().is_none_or(|v| canonical_vrf(Some(v)) == canonical_vrf(Some(vrf)))
+    }
+}
+
+/// Which sessions to show.
+#[derive(Default)]
+pub struct Filter {
+    pub scope: Scope,
     /// The state, and whether it is negated (`!Established`).
     pub state: Option<(String, bool)>,
 }
 
 impl Filter {
     fn admits(&self, r: &PeerRow) -> bool {
-        (self.nodes.is_empty() || self.nodes.contains(&r.node))
-            && self.selected_nodes.as_ref().is_none_or(|s| s.contains(&r.node))
-            && self.peer.as_deref().is_none_or(|p| same_peer(p, &r.peer))
-            && self.vrf.as_deref().is_none_or(|v| canonical_vrf(Some(v)) == canonical_vrf(Some(&r.vrf)))
+        self.scope.admits_node(&r.node)
+            && self.scope.admits_peer(&r.peer)
+            && self.scope.admits_vrf(&r.vrf)
             && self.state.as_ref().is_none_or(|(s, negated)| s.eq_ignore_ascii_case(&r.state) != *negated)
     }
+}
+
+/// The node of a published session: its status says it, else its label does.
+pub(crate) fn session_node(s: &BGPSessionState) -> Option<String> {
+    s.status.as_ref().and_then(|st| st.node.clone()).or_else(|| s.labels().get(crate::api::LABEL_NODE).cloned())
 }
 
 /// Two spellings of one peer: equal addresses (`2001:DB8::1` and `2001:db8::1`) or the same
@@ -161,7 +192,7 @@ pub fn rows(inputs: &Inputs, filter: &Filter) -> Vec<PeerRow> {
         .iter()
         .filter_map(|s| {
             let st = s.status.as_ref()?;
-            let node = st.node.clone().or_else(|| s.labels().get(crate::api::LABEL_NODE).cloned())?;
+            let node = session_node(s)?;
             let vrf = st.vrf.clone().unwrap_or_default();
             Some(PeerRow {
                 node,
@@ -442,10 +473,7 @@ pub fn run(args: &PeersArgs, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
         }
     };
     let filter = Filter {
-        nodes: args.scope.node.clone(),
-        selected_nodes,
-        peer: args.scope.peer.clone(),
-        vrf: args.scope.vrf.clone(),
+        scope: args.scope.scope(selected_nodes),
         state: args.state.as_ref().map(|s| match s.strip_prefix('!') {
             Some(s) => (s.to_string(), true),
             None => (s.clone(), false),
@@ -464,6 +492,10 @@ pub fn run(args: &PeersArgs, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
 mod tests {
     use super::*;
     use crate::api::BGPSessionStateStatus;
+
+    fn scoped(scope: Scope) -> Filter {
+        Filter { scope, state: None }
+    }
 
     fn session(node: &str, peer: &str, vrf: &str, state: &str) -> BGPSessionState {
         let mut s = BGPSessionState::new(&format!("{node}-{peer}"), Default::default());
@@ -529,17 +561,17 @@ mod tests {
         let pick = |f: Filter| rows(&inputs(), &f).into_iter().map(|r| format!("{} {}", r.node, r.peer)).collect::<Vec<_>>();
         assert_eq!(pick(Filter { state: Some(("Established".into(), true)), ..Default::default() }), ["n1 2001:db8::1", "n1 198.51.100.1"]);
         assert_eq!(pick(Filter { state: Some(("established".into(), false)), ..Default::default() }), ["n1 192.0.2.1", "n2 192.0.2.1"]);
-        assert_eq!(pick(Filter { nodes: vec!["n2".into()], ..Default::default() }), ["n2 192.0.2.1"]);
-        assert_eq!(pick(Filter { peer: Some("2001:DB8::1".into()), ..Default::default() }), ["n1 2001:db8::1"]);
-        assert_eq!(pick(Filter { vrf: Some("red".into()), ..Default::default() }), ["n1 198.51.100.1"]);
-        assert_eq!(pick(Filter { vrf: Some("default".into()), nodes: vec!["n1".into()], ..Default::default() }), ["n1 192.0.2.1", "n1 2001:db8::1"]);
-        assert_eq!(pick(Filter { selected_nodes: Some(["n2".to_string()].into()), ..Default::default() }), ["n2 192.0.2.1"]);
+        assert_eq!(pick(scoped(Scope { nodes: vec!["n2".into()], ..Default::default() })), ["n2 192.0.2.1"]);
+        assert_eq!(pick(scoped(Scope { peer: Some("2001:DB8::1".into()), ..Default::default() })), ["n1 2001:db8::1"]);
+        assert_eq!(pick(scoped(Scope { vrf: Some("red".into()), ..Default::default() })), ["n1 198.51.100.1"]);
+        assert_eq!(pick(scoped(Scope { vrf: Some("default".into()), nodes: vec!["n1".into()], ..Default::default() })), ["n1 192.0.2.1", "n1 2001:db8::1"]);
+        assert_eq!(pick(scoped(Scope { selected_nodes: Some(["n2".to_string()].into()), ..Default::default() })), ["n2 192.0.2.1"]);
     }
 
     #[test]
     fn table_and_ages() {
         let now = "2026-12-03T13:12:30Z".parse().unwrap();
-        let t = print(&rows(&inputs(), &Filter { nodes: vec!["n2".into()], ..Default::default() }), Output::Table, now);
+        let t = print(&rows(&inputs(), &scoped(Scope { nodes: vec!["n2".into()], ..Default::default() })), Output::Table, now);
         let lines: Vec<Vec<&str>> = t.lines().map(|l| l.split_whitespace().collect()).collect();
         assert_eq!(lines[0], ["NODE", "PEER", "VRF", "STATE", "SINCE", "SENT", "RECEIVED", "ACCEPTED", "BFD", "OBJECTS"]);
         assert_eq!(lines[1], ["n2", "192.0.2.1", "default", "Established", "3h12m", "12", "-", "-", "N/A", "ns/admin"]);

@@ -143,22 +143,15 @@ pub struct Inputs {
 /// Which routes to show.
 #[derive(Default)]
 pub struct Filter {
+    pub scope: peers::Scope,
     pub prefix: Option<IpNet>,
     /// The prefix was given as an address: the prefixes that hold it.
     pub address: bool,
-    pub nodes: Vec<String>,
-    pub selected_nodes: Option<BTreeSet<String>>,
-    pub peer: Option<String>,
-    pub vrf: Option<String>,
     /// The received routes instead of the advertised ones.
     pub received: bool,
 }
 
 impl Filter {
-    fn admits_node(&self, node: &str) -> bool {
-        (self.nodes.is_empty() || self.nodes.iter().any(|n| n == node)) && self.selected_nodes.as_ref().is_none_or(|s| s.contains(node))
-    }
-
     fn admits_prefix(&self, p: &IpNet) -> bool {
         match &self.prefix {
             None => true,
@@ -245,7 +238,7 @@ pub fn session_states(inputs: &Inputs) -> Sessions {
         .iter()
         .filter_map(|s| {
             let st = s.status.as_ref()?;
-            let node = st.node.clone().or_else(|| s.labels().get(crate::api::LABEL_NODE).cloned())?;
+            let node = peers::session_node(s)?;
             let peer = st.peer.as_deref()?;
             let peer = peer.parse::<IpAddr>().map(|a| a.to_string()).unwrap_or_else(|_| peer.to_string());
             let session = Session {
@@ -276,14 +269,14 @@ pub fn covers(m: &crate::core::model::PrefixMatch, p: &IpNet) -> bool {
 
 /// The neighbors of a node's model that `filter` admits, each with its VRF (`default` for the
 /// default VRF) and its peer as Rust prints an address.
-fn neighbors<'a>(model: &'a Model, filter: &'a Filter) -> impl Iterator<Item = (String, &'a crate::core::model::Neighbor, String)> + 'a {
+pub fn neighbors<'a>(model: &'a Model, filter: &'a Filter) -> impl Iterator<Item = (String, &'a crate::core::model::Neighbor, String)> + 'a {
     model
         .routers
         .iter()
         .map(|r| (if r.vrf.is_empty() { "default".to_string() } else { r.vrf.clone() }, r))
-        .filter(|(vrf, _)| filter.vrf.as_deref().is_none_or(|v| canonical_vrf(Some(v)) == canonical_vrf(Some(vrf))))
+        .filter(|(vrf, _)| filter.scope.admits_vrf(vrf))
         .flat_map(|(vrf, r)| r.neighbors.iter().map(move |n| (vrf.clone(), n, n.peer.to_string())))
-        .filter(|(_, _, peer)| filter.peer.as_deref().is_none_or(|p| peers::same_peer(p, peer)))
+        .filter(|(_, _, peer)| filter.scope.admits_peer(peer))
 }
 
 /// What one node's sessions accepted (as their agents published it), each prefix with the
@@ -398,7 +391,7 @@ pub fn routes(inputs: &Inputs, filter: &Filter) -> Routes {
     };
     let relevant_objects: BTreeSet<crate::core::ObjRef> = inputs.configs.iter().filter(|c| relevant(c)).map(crate::core::obj_ref).collect();
     let mut out = Routes::default();
-    for (node, labels) in inputs.node_labels.iter().filter(|(n, _)| filter.admits_node(n)) {
+    for (node, labels) in inputs.node_labels.iter().filter(|(n, _)| filter.scope.admits_node(n)) {
         let configs = prepared.selecting(labels);
         if !configs.iter().any(|c| relevant(c)) {
             continue;
@@ -567,15 +560,8 @@ pub fn run(args: &RoutesArgs, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
             return 1;
         }
     };
-    let filter = Filter {
-        prefix: prefix.map(|(p, _)| p),
-        address: prefix.is_some_and(|(_, a)| a),
-        nodes: args.scope.node.clone(),
-        selected_nodes,
-        peer: args.scope.peer.clone(),
-        vrf: args.scope.vrf.clone(),
-        received: args.received,
-    };
+    let filter =
+        Filter { scope: args.scope.scope(selected_nodes), prefix: prefix.map(|(p, _)| p), address: prefix.is_some_and(|(_, a)| a), received: args.received };
     let r = routes(&inputs, &filter);
     if r.routes.is_empty() && r.sessions_in.is_empty() && matches!(args.output, Output::Table | Output::Wide) {
         let _ = writeln!(err, "no routes{}", if args.prefix.is_some() { " for that prefix" } else { "" });
@@ -588,6 +574,7 @@ pub fn run(args: &RoutesArgs, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
 pub(crate) mod tests {
     use super::*;
     use crate::api::BGPSessionStateStatus;
+    use crate::cli::peers::Scope;
 
     pub(crate) const NS: &str = "frr-k8s-system";
 
@@ -658,11 +645,18 @@ pub(crate) mod tests {
         let (net, address) = prefix_filter("198.51.100.181").unwrap();
         assert_eq!(pick(Filter { prefix: Some(net), address, ..Default::default() }), ["198.51.100.181/32 wk1 192.0.2.1 frr-k8s-system/metallb-wk1"]);
         let (net, address) = prefix_filter("203.0.113.7").unwrap();
-        assert_eq!(pick(Filter { prefix: Some(net), address, nodes: vec!["wk2".into()], ..Default::default() }).len(), 2, "the /24 holds the address");
+        assert_eq!(
+            pick(Filter { prefix: Some(net), address, scope: Scope { nodes: vec!["wk2".into()], ..Default::default() }, ..Default::default() }).len(),
+            2,
+            "the /24 holds the address"
+        );
         let (net, address) = prefix_filter("198.51.100.0/24").unwrap();
-        assert_eq!(pick(Filter { prefix: Some(net), address, peer: Some("192.0.2.1".into()), ..Default::default() }).len(), 1);
-        assert!(pick(Filter { vrf: Some("red".into()), ..Default::default() }).is_empty());
-        assert_eq!(pick(Filter { selected_nodes: Some(["wk2".to_string()].into()), ..Default::default() }).len(), 2);
+        assert_eq!(
+            pick(Filter { prefix: Some(net), address, scope: Scope { peer: Some("192.0.2.1".into()), ..Default::default() }, ..Default::default() }).len(),
+            1
+        );
+        assert!(pick(Filter { scope: Scope { vrf: Some("red".into()), ..Default::default() }, ..Default::default() }).is_empty());
+        assert_eq!(pick(Filter { scope: Scope { selected_nodes: Some(["wk2".to_string()].into()), ..Default::default() }, ..Default::default() }).len(), 2);
         // asked about the Service address, wk2's refused object (no such prefix) is not listed;
         // asked about a prefix it holds, it is
         let (net, address) = prefix_filter("198.51.100.181").unwrap();
@@ -713,7 +707,7 @@ pub(crate) mod tests {
 
     #[test]
     fn table() {
-        let t = print(&routes(&inputs(), &Filter { nodes: vec!["wk1".into()], ..Default::default() }), Output::Table);
+        let t = print(&routes(&inputs(), &Filter { scope: Scope { nodes: vec!["wk1".into()], ..Default::default() }, ..Default::default() }), Output::Table);
         let lines: Vec<Vec<&str>> = t.lines().map(|l| l.split_whitespace().collect()).collect();
         assert_eq!(lines[0], ["PREFIX", "NODE", "VRF", "PEER", "SENT", "COMMUNITIES", "LOCALPREF", "PREPEND", "OBJECTS", "SERVICES"]);
         assert_eq!(lines[1], ["198.51.100.181/32", "wk1", "default", "192.0.2.1", "yes", "65000:1", "-", "3x", "frr-k8s-system/metallb-wk1", "web/frontend"]);

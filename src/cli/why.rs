@@ -95,11 +95,22 @@ fn frr_runs(running: Option<&str>, router: &Router, prefix: &IpNet) -> Option<bo
             return Some(true);
         }
     }
-    // FRRNodeState keeps at most 512 KiB of the running configuration, then says so
-    if text.lines().last().is_some_and(|l| l.contains("left out")) {
+    if crate::agent::report::cut_short(text) {
         return None;
     }
     Some(false)
+}
+
+/// The link "the session is Established", from what the node's agent published.
+fn session_link(published: Option<&routes::Session>, node: &str, peer: &str, vrf: &str) -> Link {
+    match published {
+        Some(s) if s.state == "Established" => link(true, format!("the session with {peer} is Established (BGPSessionState)")),
+        Some(s) => {
+            let reason = s.last_reset_reason.as_deref().map(|r| format!("; last reset: {r}")).unwrap_or_default();
+            link(false, format!("the session with {peer} is {}, not Established (BGPSessionState){reason}", s.state))
+        }
+        None => link(false, format!("no BGPSessionState for {peer} ({vrf}) on {node}: is the agent running there, and has it written its sessions?")),
+    }
 }
 
 /// Whether object `o` defines neighbor `n` of `router` with `toAdvertise.allowed.mode: all`.
@@ -169,18 +180,12 @@ fn neighbor_chain(
     }
     // the session, as the agent published it
     let published = sessions.get(&(node.to_string(), canonical_vrf(Some(&vrf)).to_string(), peer.clone()));
-    match published {
-        Some(s) if s.state == "Established" => links.push(link(true, format!("the session with {peer} is Established (BGPSessionState)"))),
-        Some(s) => {
-            let reason = s.last_reset_reason.as_deref().map(|r| format!("; last reset: {r}")).unwrap_or_default();
-            links.push(link(false, format!("the session with {peer} is {}, not Established (BGPSessionState){reason}", s.state)));
-            return chain(links, false);
-        }
-        None => {
-            links.push(link(false, format!("no BGPSessionState for {peer} ({vrf}) on {node}: is the agent running there, and has it written its sessions?")));
-            return chain(links, false);
-        }
+    let up = session_link(published, node, &peer, &vrf);
+    if !up.holds {
+        links.push(up);
+        return chain(links, false);
     }
+    links.push(up);
     // what FRR runs
     match frr_runs(running, router, prefix) {
         Some(true) => links.push(link(true, format!("FRR on {node} runs `network {prefix}` (FRRNodeState {node})"))),
@@ -272,9 +277,9 @@ pub fn why(inputs: &Inputs, running: Option<&str>, node: &str, prefix: IpNet, pe
             return broken(links);
         }
     };
-    let holders: Vec<String> = selecting.iter().map(|(c, _)| name(c)).collect();
+    let holders: Vec<crate::core::ObjRef> = selecting.iter().map(|(c, _)| crate::core::obj_ref(c)).collect();
     let mut in_effect = false;
-    for d in isolated.decisions.iter().filter(|d| holders.contains(&d.obj.to_string())) {
+    for d in isolated.decisions.iter().filter(|d| holders.contains(&d.obj)) {
         match &d.decision {
             Decision::Applied => {
                 in_effect = true;
@@ -315,59 +320,49 @@ pub fn why_received(inputs: &Inputs, node: &str, prefix: IpNet, peer: Option<&st
     let isolated = prepared.compose(node, labels, &prepared.selecting(labels)).map_err(|e| format!("nothing on {node} can be merged: {e}"))?;
     let sessions = routes::session_states(inputs);
     let mut chains = Vec::new();
-    for r in &isolated.composition.model.routers {
-        let vrf = if r.vrf.is_empty() { "default".to_string() } else { r.vrf.clone() };
-        for n in r.neighbors.iter().filter(|n| peer.is_none_or(|p| peers::same_peer(p, &n.peer.to_string()))) {
-            let p = n.peer.to_string();
-            let mut links = Vec::new();
-            let chain = |links: Vec<Link>, holds: bool| Chain { peer: Some(p.clone()), vrf: Some(vrf.clone()), holds, links };
-            let published = sessions.get(&(node.to_string(), canonical_vrf(Some(&vrf)).to_string(), p.clone()));
-            match published {
-                Some(s) if s.state == "Established" => links.push(link(true, format!("the session with {p} is Established (BGPSessionState)"))),
-                Some(s) => {
-                    links.push(link(false, format!("the session with {p} is {}, not Established (BGPSessionState)", s.state)));
-                    chains.push(chain(links, false));
-                    continue;
-                }
-                None => {
-                    links.push(link(false, format!("no BGPSessionState for {p} ({vrf}) on {node}")));
-                    chains.push(chain(links, false));
-                    continue;
-                }
-            }
-            let inbound = &n.inbound;
-            if let Some(block) = inbound.always_block.iter().find(|b| b.contains(&prefix)) {
-                links.push(link(false, format!("the agent's --always-block {block} refuses it")));
-                chains.push(chain(links, false));
-                continue;
-            }
-            let mut by: Vec<String> = inbound.receive_all.iter().flat_map(|s| s.iter()).map(|o| format!("{o} (mode: all)")).collect();
-            by.extend(inbound.receive.iter().filter(|(m, _)| routes::covers(m, &prefix)).flat_map(|(m, s)| s.iter().map(move |o| format!("{o} ({m})"))));
-            if by.is_empty() {
-                let defined_by = n.sources.iter().map(|o| o.to_string()).collect::<Vec<_>>().join(", ");
-                let entries = inbound.receive.keys().map(|m| m.to_string()).collect::<Vec<_>>();
-                let entries = if entries.is_empty() { "it has none".to_string() } else { format!("its entries: {}", entries.join(", ")) };
-                links.push(link(false, format!("no object defining neighbor {p} ({defined_by}) lets it in with toReceive.allowed ({entries})")));
-                chains.push(chain(links, false));
-                continue;
-            }
-            links.push(link(true, format!("toReceive lets it in: {}", by.join(", "))));
-            let accepted = published.and_then(|s| s.accepted.as_ref().map(|l| (l, s.accepted_count)));
-            match accepted {
-                Some((list, _)) if list.contains(&prefix.to_string()) => {
-                    links.push(link(true, format!("FRR on {node} accepted it from {p} (BGPSessionState acceptedPrefixes)")))
-                }
-                Some((list, count)) if count.is_some_and(|c| c as usize <= list.len()) => {
-                    links
-                        .push(link(false, format!("FRR on {node} holds no such route from {p} (BGPSessionState acceptedPrefixes): the peer does not send it")));
-                    chains.push(chain(links, false));
-                    continue;
-                }
-                // not published, or more than 100 accepted: the chain ends at the policy
-                _ => {}
-            }
-            chains.push(chain(links, true));
+    let filter = routes::Filter { scope: peers::Scope { peer: peer.map(String::from), ..Default::default() }, ..Default::default() };
+    for (vrf, n, p) in routes::neighbors(&isolated.composition.model, &filter) {
+        let mut links = Vec::new();
+        let chain = |links: Vec<Link>, holds: bool| Chain { peer: Some(p.clone()), vrf: Some(vrf.clone()), holds, links };
+        let published = sessions.get(&(node.to_string(), canonical_vrf(Some(&vrf)).to_string(), p.clone()));
+        let up = session_link(published, node, &p, &vrf);
+        let holds = up.holds;
+        links.push(up);
+        if !holds {
+            chains.push(chain(links, false));
+            continue;
         }
+        let inbound = &n.inbound;
+        if let Some(block) = inbound.always_block.iter().find(|b| b.contains(&prefix)) {
+            links.push(link(false, format!("the agent's --always-block {block} refuses it")));
+            chains.push(chain(links, false));
+            continue;
+        }
+        let mut by: Vec<String> = inbound.receive_all.iter().flat_map(|s| s.iter()).map(|o| format!("{o} (mode: all)")).collect();
+        by.extend(inbound.receive.iter().filter(|(m, _)| routes::covers(m, &prefix)).flat_map(|(m, s)| s.iter().map(move |o| format!("{o} ({m})"))));
+        if by.is_empty() {
+            let defined_by = n.sources.iter().map(|o| o.to_string()).collect::<Vec<_>>().join(", ");
+            let entries = inbound.receive.keys().map(|m| m.to_string()).collect::<Vec<_>>();
+            let entries = if entries.is_empty() { "it has none".to_string() } else { format!("its entries: {}", entries.join(", ")) };
+            links.push(link(false, format!("no object defining neighbor {p} ({defined_by}) lets it in with toReceive.allowed ({entries})")));
+            chains.push(chain(links, false));
+            continue;
+        }
+        links.push(link(true, format!("toReceive lets it in: {}", by.join(", "))));
+        let accepted = published.and_then(|s| s.accepted.as_ref().map(|l| (l, s.accepted_count)));
+        match accepted {
+            Some((list, _)) if list.contains(&prefix.to_string()) => {
+                links.push(link(true, format!("FRR on {node} accepted it from {p} (BGPSessionState acceptedPrefixes)")))
+            }
+            Some((list, count)) if count.is_some_and(|c| c as usize <= list.len()) => {
+                links.push(link(false, format!("FRR on {node} holds no such route from {p} (BGPSessionState acceptedPrefixes): the peer does not send it")));
+                chains.push(chain(links, false));
+                continue;
+            }
+            // not published, or more than 100 accepted: the chain ends at the policy
+            _ => {}
+        }
+        chains.push(chain(links, true));
     }
     if chains.is_empty() {
         let what = match peer {
