@@ -187,6 +187,13 @@ fn main() {
     });
 }
 
+/// One admission decision, timed as one blocking thread runs it.
+fn decide(state: &State, body: &[u8]) -> (Duration, kube::core::admission::AdmissionResponse) {
+    let t = Instant::now();
+    let out = review(&state.view(), serde_json::from_slice::<AdmissionReview<DynamicObject>>(body).unwrap());
+    (t.elapsed(), out.response.unwrap())
+}
+
 /// The stores, filled as a first complete list fills them (each object dropped once read).
 fn fill(configs_of: impl Iterator<Item = Value>) -> State {
     let mut nodes: Writer<Entry<BTreeMap<String, String>>> = Writer::new(());
@@ -237,10 +244,7 @@ async fn run() {
 
     // 1. The decision alone, one at a time (as one blocking thread runs it).
     let decide = |body: &[u8]| -> (Duration, bool, usize, Vec<String>) {
-        let t = Instant::now();
-        let out = review(&state.view(), serde_json::from_slice::<AdmissionReview<DynamicObject>>(body).unwrap());
-        let elapsed = t.elapsed();
-        let resp = out.response.unwrap();
+        let (elapsed, resp) = decide(&state, body);
         (elapsed, resp.allowed, resp.result.message.len(), resp.warnings.unwrap_or_default())
     };
     let (first, _, _, _) = tokio::task::block_in_place(|| decide(&admitted));
@@ -332,9 +336,8 @@ async fn run_racks() {
     let admitted = create_review(&new_object(64512));
     let refused = create_review(&new_object(64999));
     let decide = |body: &[u8]| -> (Duration, bool) {
-        let t = Instant::now();
-        let out = review(&state.view(), serde_json::from_slice::<AdmissionReview<DynamicObject>>(body).unwrap());
-        (t.elapsed(), out.response.unwrap().allowed)
+        let (elapsed, resp) = decide(&state, body);
+        (elapsed, resp.allowed)
     };
     let (first, _) = tokio::task::block_in_place(|| decide(&admitted));
     println!("first review (builds the node index): {:.1} ms", first.as_secs_f64() * 1e3);
