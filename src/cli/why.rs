@@ -538,6 +538,12 @@ mod tests {
         let w = why(&odd, Some(RUNNING), "wk2", net("192.0.2.128/25"), None).unwrap();
         let last = w.chains[0].links.last().unwrap();
         assert!(!last.holds && last.what.contains("frr-k8s-system/odd-wk2 is not in effect on wk2 (LeftOut)") && last.what.contains("admin-all"), "{w:#?}");
+        // ... also when its name is one the output quotes (offline input may hold anything)
+        let mut quoted = odd.clone();
+        quoted.configs.iter_mut().find(|c| c.metadata.name.as_deref() == Some("odd-wk2")).unwrap().metadata.name = Some("odd wk2".into());
+        let w = why(&quoted, Some(RUNNING), "wk2", net("192.0.2.128/25"), None).unwrap();
+        let last = w.chains[0].links.last().unwrap();
+        assert!(!last.holds && last.what.contains("is not in effect on wk2 (LeftOut)") && last.what.contains("odd wk2"), "{w:#?}");
         // a peer the node does not have, and a node that does not exist
         let w = why(&i, Some(RUNNING), "wk1", net("203.0.113.0/24"), Some("192.0.2.99")).unwrap();
         assert!(w.chains[0].links.last().unwrap().what.contains("wk1 has no neighbor 192.0.2.99"), "{w:#?}");
