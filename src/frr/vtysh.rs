@@ -355,7 +355,7 @@ fn rejected_lines(text: &str, output: &str) -> Vec<Rejected> {
 /// Messages FRR prints with `%` that refuse nothing: notes on commands it did accept, and
 /// vtysh's own notice that its vtysh.conf is missing (FRR started with `-N` and no
 /// vtysh.conf in its folder), which is about vtysh, not about the configuration's lines.
-fn informational(message: &str) -> bool {
+pub(crate) fn informational(message: &str) -> bool {
     // FRR 10.7's mgmtd: "% Configuration applied with notes:" then "No changes found to be
     // committed!" when a batch changes nothing of a daemon it manages (the batch applied;
     // the verification that follows every apply checks the result)

@@ -355,7 +355,9 @@ impl Frr {
             if progress || !seen.insert(t.to_string()) {
                 continue;
             }
-            complaint |= t.starts_with('%') || t.starts_with("line ");
+            // FRR 10.7's notes on a batch that changed nothing (a retried load whose first
+            // try went through) refuse nothing: the same rule as the agent's applier
+            complaint |= (t.starts_with('%') || t.starts_with("line ")) && !crate::frr::vtysh::informational(t);
             msg.push_str(l);
             msg.push('\n');
         }
