@@ -124,6 +124,21 @@ impl Frr {
 
     /// Start FRR installed under `root` (`/` for Debian's package) in `ns`.
     pub fn start_at(version: FrrVersion, root: PathBuf, ns: &Netns) -> Result<Frr> {
+        Self::start_some(version, root, ns, version.daemons())
+    }
+
+    /// Start only `daemons` (in this order, a subset of [`FrrVersion::daemons`]) of the
+    /// installation under `version.root()` in `ns`, e.g. zebra alone (and FRR 10's mgmtd) for
+    /// a routing daemon of another suite that reaches zebra by its socket
+    /// ([`zserv_socket`](Frr::zserv_socket)).
+    pub fn start_daemons(version: FrrVersion, ns: &Netns, daemons: &[&str]) -> Result<Frr> {
+        if let Some(d) = daemons.iter().find(|d| !version.daemons().contains(d)) {
+            bail!("FRR {}: the lab does not run {d}", version.label());
+        }
+        Self::start_some(version, version.root(), ns, daemons)
+    }
+
+    fn start_some(version: FrrVersion, root: PathBuf, ns: &Netns, daemons: &[&str]) -> Result<Frr> {
         super::frr_roots().insert(root.clone());
         let name = unique_name();
         let dir = PathBuf::from("/tmp").join(&name);
@@ -144,10 +159,10 @@ impl Frr {
         super::private_dir(&run_host)?;
         std::os::unix::fs::lchown(&run_host, Some(ids.0), Some(ids.1))?;
 
-        for d in version.daemons() {
+        for d in daemons {
             frr.start_daemon(d)?;
         }
-        let want: Vec<&str> = version.daemons().to_vec();
+        let want: Vec<&str> = daemons.to_vec();
         let mut last = String::new();
         let ok = wait_until(Duration::from_secs(10), || match frr.vtysh(&["show daemons"]) {
             Ok(out) => {
@@ -214,6 +229,11 @@ impl Frr {
             root: (self.root != Path::new("/")).then(|| self.root.clone()),
             ..Default::default()
         }
+    }
+
+    /// zebra's API socket (ZAPI) as seen from the host, for a client outside the chroot.
+    pub fn zserv_socket(&self) -> PathBuf {
+        self.host(&self.run_dir.join("zserv.api"))
     }
 
     pub fn pid(&self, daemon: &str) -> Option<u32> {

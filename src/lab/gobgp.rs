@@ -2,6 +2,7 @@
 
 use std::collections::BTreeSet;
 use std::fs;
+use std::path::{Path, PathBuf};
 use std::process::Child;
 use std::time::Duration;
 
@@ -52,6 +53,8 @@ pub struct BgpRoute {
 /// active connects; FRR connects itself as soon as its configuration is complete).
 pub struct GoBgp {
     ns: String,
+    /// The `gobgp` CLI that matches the running gobgpd.
+    cli: PathBuf,
     port: u16,
     dir: TempDir,
     child: Option<Child>,
@@ -79,13 +82,20 @@ impl GoBgp {
 
     /// Start with a complete gobgpd TOML configuration.
     pub fn start_with_config(ns: &Netns, toml: &str) -> Result<GoBgp> {
+        Self::start_programs(ns, toml, Path::new("gobgpd"), Path::new("gobgp"))
+    }
+
+    /// Start with a complete TOML configuration, running the given `gobgpd` and talking to it
+    /// with the given `gobgp` CLI (paths, or names on [`PATH`](super::PATH)), e.g. a GoBGP
+    /// release built by `.ci/install-gobgp.sh` instead of Debian's.
+    pub fn start_programs(ns: &Netns, toml: &str, gobgpd: &Path, gobgp: &Path) -> Result<GoBgp> {
         let dir = TempDir::new()?;
         let conf = dir.write("gobgpd.toml", toml)?;
         let log = fs::File::create(dir.path().join("gobgpd.log"))?;
         let port = 50100 + (next_seq() % 10000) as u16;
         let building = build_lock();
         let child = ns
-            .command("gobgpd")
+            .command(&gobgpd.to_string_lossy())
             .arg("-f")
             .arg(&conf)
             .args(["-t", "toml", "-p", "--pprof-disable", "--api-hosts", &format!("127.0.0.1:{port}")])
@@ -93,7 +103,7 @@ impl GoBgp {
             .stderr(log)
             .spawn()?;
         drop(building);
-        let mut g = GoBgp { ns: ns.name().into(), port, dir, child: Some(child) };
+        let mut g = GoBgp { ns: ns.name().into(), cli: gobgp.to_path_buf(), port, dir, child: Some(child) };
         let mut err = String::new();
         let ready = wait_until(Duration::from_secs(10), || {
             if let Some(Ok(Some(st))) = g.child.as_mut().map(|c| c.try_wait()) {
@@ -121,7 +131,7 @@ impl GoBgp {
     /// `gobgp -u 127.0.0.1 -p PORT ARGS...` inside the namespace.
     pub fn cli(&self, args: &[&str]) -> Result<String> {
         let mut c = command("ip");
-        c.args(["netns", "exec", &self.ns, "gobgp", "-u", "127.0.0.1", "-p", &self.port.to_string()]).args(args);
+        c.args(["netns", "exec", &self.ns]).arg(&self.cli).args(["-u", "127.0.0.1", "-p", &self.port.to_string()]).args(args);
         run(&mut c)
     }
 
@@ -266,6 +276,16 @@ impl GoBgp {
     /// Prefixes received from `addr`.
     pub fn received_prefixes(&self, addr: &str) -> Result<BTreeSet<String>> {
         Ok(self.adj_in(addr)?.into_iter().map(|r| r.prefix).collect())
+    }
+
+    /// How gobgpd ended, once it has (a panic, a configuration it refused); None while it runs.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.as_mut().and_then(|c| c.try_wait().ok().flatten())
+    }
+
+    /// gobgpd's whole log (stdout and stderr), e.g. to look for a message.
+    pub fn full_log(&self) -> String {
+        fs::read_to_string(self.dir.path().join("gobgpd.log")).unwrap_or_default()
     }
 
     pub fn log(&self) -> String {

@@ -134,6 +134,16 @@ pub fn frr10_7_root() -> PathBuf {
     cache_dir().join("forky")
 }
 
+/// The GoBGP release that `.ci/install-gobgp.sh` builds from the Go module proxy (Debian
+/// bookworm's gobgpd 3.10 is the lab's ordinary peer; this one is the router that speaks to
+/// FRR 8.4's zebra).
+pub const GOBGP_RELEASE: &str = "4.8.0";
+
+/// Where `.ci/install-gobgp.sh` puts `gobgpd` and `gobgp` of [`GOBGP_RELEASE`].
+pub fn gobgp_release_bin() -> PathBuf {
+    cache_dir().join(format!("gobgp-{GOBGP_RELEASE}")).join("bin")
+}
+
 /// A path as seen from the host, for a path inside `root`.
 pub(crate) fn under(root: &Path, inner: &Path) -> PathBuf {
     root.join(inner.strip_prefix("/").unwrap_or(inner))
@@ -207,6 +217,8 @@ pub(crate) fn stop_processes(procs: &[(u32, String, Option<String>)], grace: Dur
 pub enum Req {
     Frr(FrrVersion),
     GoBgp,
+    /// GoBGP [`GOBGP_RELEASE`] of `.ci/install-gobgp.sh` ([`gobgp_release_bin`]).
+    GoBgpRelease,
 }
 
 pub fn is_root() -> bool {
@@ -255,6 +267,7 @@ pub fn unavailable(reqs: &[Req]) -> Option<String> {
                 m
             }
             Req::GoBgp => missing_gobgp(),
+            Req::GoBgpRelease => missing_gobgp_release(),
         };
         if let Some(first) = missing.into_iter().next() {
             return Some(first);
@@ -291,6 +304,17 @@ pub fn missing_frr(root: &Path) -> Vec<String> {
 /// What the machine lacks for GoBGP peers. Empty: complete.
 pub fn missing_gobgp() -> Vec<String> {
     ["gobgpd", "gobgp"].iter().filter(|b| !on_path(b)).map(|b| format!("`{b}` not found in {PATH} (on Debian: apt-get install gobgpd)")).collect()
+}
+
+/// What the machine lacks for GoBGP [`GOBGP_RELEASE`]. Empty: complete.
+pub fn missing_gobgp_release() -> Vec<String> {
+    let bin = gobgp_release_bin();
+    ["gobgpd", "gobgp"]
+        .iter()
+        .map(|b| bin.join(b))
+        .filter(|p| !p.is_file())
+        .map(|p| format!("{} not found (GoBGP {GOBGP_RELEASE}: run .ci/install-gobgp.sh)", p.display()))
+        .collect()
 }
 
 /// Everything this machine lacks for a lab with FRR under `frr_root` (and GoBGP peers when

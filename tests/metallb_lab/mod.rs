@@ -12,7 +12,8 @@
 //! The router is FRR, not GoBGP: Debian's gobgpd 3.10 with `[zebra] enabled` panics while
 //! decoding FRR 8.4 zebra's interface messages (tried with every `software-name` from frr7.5 to
 //! frr10), so it cannot put routes into its kernel. FRR's bgpd with `maximum-paths` does, with
-//! one next hop per node.
+//! one next hop per node. (GoBGP 4.8.0 of `.ci/install-gobgp.sh` does pair with FRR 8.4's zebra:
+//! tests/lab_gobgp_zebra.rs.)
 //!
 //! Each node namespace holds FRR and, on its `lo`, the LoadBalancer IPs with a TCP listener on
 //! port 8080 that answers the node's name. MetalLB's controller and one speaker per node run
