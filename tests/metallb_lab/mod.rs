@@ -37,7 +37,7 @@ use anyhow::{bail, Context, Result};
 use serde_json::Value;
 
 use crate::apiserver::{self, AgentUnderTest, ApiServer};
-use crate::lab::{self, Bridge, Frr, FrrVersion, Netns, Req, TempDir};
+use crate::lab::{self, Bridge, Frr, FrrVersion, GoBgp, Netns, Req, TempDir};
 use crate::support::free_port;
 
 pub const NS: &str = "metallb-system";
@@ -270,6 +270,9 @@ pub struct MetalLbLab {
     pub listeners: Vec<Proc>,
     /// FRR of every node: NODES first, then FRRK8S_NODES when they run.
     pub frrs: Vec<Frr>,
+    /// With [`Router::GoBgp`]: gobgpd, whose zebra is `router_frr` (zebra alone).
+    pub router_gobgp: Option<GoBgp>,
+    /// The router's FRR: bgpd with multipath, or with [`Router::GoBgp`] only zebra.
     pub router_frr: Frr,
     pub api: ApiServer,
     pub nodes: Vec<Netns>,
@@ -297,6 +300,20 @@ fn now_rfc3339() -> String {
     jiff::Timestamp::from_second(jiff::Timestamp::now().as_second()).unwrap().to_string()
 }
 
+/// What routes for the lab: FRR's bgpd, or gobgpd 4.8.0 (`.ci/install-gobgp.sh`) that puts
+/// its best paths into the kernel through FRR 8.4's zebra, as users of MetalLB's original
+/// recipe run it. gobgpd has no BFD: its lab's BGPPeer has no BFD profile.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Router {
+    Frr,
+    GoBgp,
+}
+
+/// None when gobgpd 4.8.0 can be the router, else why not.
+pub fn gobgp_router_available() -> Option<String> {
+    lab::unavailable(&[Req::GoBgpRelease])
+}
+
 impl MetalLbLab {
     /// Builds the network, FRR on the router and nodes, the API server with both sets of
     /// CRDs, MetalLB's objects, the agents, MetalLB's controller and speakers.
@@ -317,6 +334,11 @@ impl MetalLbLab {
     /// v0.0.26 itself (`.ci/install-frr-k8s.sh`) instead of frr-composer, driven by the same
     /// MetalLB.
     pub fn start_with(agent_args: &[&str], with_frr_k8s: bool) -> Result<MetalLbLab> {
+        Self::start_full(agent_args, with_frr_k8s, Router::Frr)
+    }
+
+    /// As `start_with`, with the given router.
+    pub fn start_full(agent_args: &[&str], with_frr_k8s: bool, router_kind: Router) -> Result<MetalLbLab> {
         let all: Vec<(&str, &str)> = if with_frr_k8s { NODES.iter().chain(FRRK8S_NODES.iter()).copied().collect() } else { NODES.to_vec() };
         let tmp = TempDir::new()?;
         let mut bridge = Bridge::new()?;
@@ -339,8 +361,20 @@ impl MetalLbLab {
             let _ = name;
             nodes.push(ns);
         }
-        let router_frr = Frr::start(FrrVersion::V8, &router)?;
-        router_frr.load_config_file(&router_config(&all))?;
+        let (router_frr, router_gobgp) = match router_kind {
+            Router::Frr => {
+                let frr = Frr::start(FrrVersion::V8, &router)?;
+                frr.load_config_file(&router_config(&all))?;
+                (frr, None)
+            }
+            Router::GoBgp => {
+                let zebra = Frr::start_daemons(FrrVersion::V8, &router, &["zebra"])?;
+                let bin = lab::gobgp_release_bin();
+                let toml = gobgp_router_config(&all, &zebra.zserv_socket().display().to_string());
+                let g = GoBgp::start_programs(&router, &toml, &bin.join("gobgpd"), &bin.join("gobgp"))?;
+                (zebra, Some(g))
+            }
+        };
         let mut frrs = Vec::new();
         for ns in &nodes {
             frrs.push(Frr::start(FrrVersion::V8, ns)?);
@@ -359,6 +393,7 @@ impl MetalLbLab {
             frrk8s: Vec::new(),
             listeners: Vec::new(),
             frrs,
+            router_gobgp,
             router_frr,
             api,
             nodes,
@@ -370,7 +405,7 @@ impl MetalLbLab {
             agent_args: agent_args.iter().map(|s| s.to_string()).collect(),
         };
         lab.listeners()?;
-        lab.objects()?;
+        lab.objects(router_kind == Router::Frr)?;
         lab.watch = Some(ConfigWatch::start(&lab.api, lab.tmp.path().join("watch.log"))?);
         for i in 0..NODES.len() {
             let a = lab.spawn_agent(i)?;
@@ -401,7 +436,7 @@ impl MetalLbLab {
         Ok(())
     }
 
-    fn objects(&self) -> Result<()> {
+    fn objects(&self, bfd: bool) -> Result<()> {
         let api = &self.api;
         let crds = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("crds");
         api.kubectl(&["apply", "-k", crds.to_str().unwrap()])?;
@@ -428,11 +463,11 @@ impl MetalLbLab {
         for p in pods {
             api.kubectl_stdin(&["apply", "-f", "-"], &format!("apiVersion: v1\nkind: Pod\nmetadata:\n  name: {p}\n  namespace: {NS}\n  labels:\n    app: metallb\nspec:\n  containers:\n  - name: main\n    image: quay.io/metallb/lab:none\n"))?;
         }
-        api.kubectl_stdin(&["apply", "-f", "-"], &metallb_objects())?;
+        api.kubectl_stdin(&["apply", "-f", "-"], &metallb_objects(bfd))?;
         Ok(())
     }
 
-    fn spawn_agent(&self, i: usize) -> Result<AgentUnderTest> {
+    pub fn spawn_agent(&self, i: usize) -> Result<AgentUnderTest> {
         let (name, _) = NODES[i];
         AgentUnderTest::builder(&self.api, &self.frrs[i].cli_args(), name, NS, self.tmp.path())
             .log_name(format!("agent-{name}.log"))
@@ -459,7 +494,7 @@ impl MetalLbLab {
     /// private mount namespace where /etc/frr_reloader is this node's directory and /run/frr
     /// is this node's FRR socket directory (so that plain `vtysh` and frr-reload.py, as the
     /// reloader calls them, reach this node's FRR).
-    fn spawn_frr_k8s(&self, i: usize) -> Result<FrrK8sNode> {
+    pub fn spawn_frr_k8s(&self, i: usize) -> Result<FrrK8sNode> {
         let (name, _) = FRRK8S_NODES[i];
         let frr = &self.frrs[NODES.len() + i];
         let dir = self.tmp.path().join(format!("frr-k8s-{name}"));
@@ -560,12 +595,15 @@ impl MetalLbLab {
 
     /// Everything useful when an assertion fails.
     pub fn diag(&self, what: &str) -> String {
-        let mut s = format!(
-            "{what}\n--- router kernel\n{}\n--- router BGP\n{}\n",
-            self.router.routes(false, &[]).unwrap_or_default(),
-            self.router_frr.vtysh(&["show bgp ipv4 unicast"]).unwrap_or_default()
-        );
-        s.push_str(&format!("--- router neighbors\n{}\n", self.router_frr.vtysh(&["show bgp summary"]).unwrap_or_default()));
+        let (rib, neighbors) = match &self.router_gobgp {
+            Some(g) => (
+                g.cli(&["global", "rib"]).unwrap_or_default(),
+                format!("{}\n--- gobgpd log\n{}\n--- zebra\n{}", g.cli(&["neighbor"]).unwrap_or_default(), g.log(), self.router_frr.logs()),
+            ),
+            None => (self.router_frr.vtysh(&["show bgp ipv4 unicast"]).unwrap_or_default(), self.router_frr.vtysh(&["show bgp summary"]).unwrap_or_default()),
+        };
+        let mut s = format!("{what}\n--- router kernel\n{}\n--- router BGP\n{rib}\n", self.router.routes(false, &[]).unwrap_or_default());
+        s.push_str(&format!("--- router neighbors\n{neighbors}\n"));
         for (i, (name, _)) in self.all_nodes().iter().enumerate() {
             s.push_str(&format!(
                 "--- {name} FRRConfiguration prefixes: {:?}\n",
@@ -599,15 +637,34 @@ fn router_config(nodes: &[(&str, &str)]) -> String {
     c
 }
 
-/// MetalLB's configuration: a pool, a BGPPeer for the router with a password Secret and a BFD
-/// profile, a BGPAdvertisement with a standard and a large community by alias.
-fn metallb_objects() -> String {
+/// gobgpd as the router: every node a neighbor with the password, multipath, and zebra (FRR
+/// 8.4's, `software-name` frr8.4) taking its best paths into the kernel.
+fn gobgp_router_config(nodes: &[(&str, &str)], zserv: &str) -> String {
+    let mut t = format!(
+        "[global.config]\n  as = {ROUTER_ASN}\n  router-id = \"{ROUTER_IP}\"\n  port = 179\n\
+         [global.use-multiple-paths.config]\n  enabled = true\n\n\
+         [zebra.config]\n  enabled = true\n  url = \"unix:{zserv}\"\n  version = 6\n  software-name = \"frr8.4\"\n"
+    );
+    for (_, ip) in nodes {
+        t.push_str(&format!(
+            "\n[[neighbors]]\n  [neighbors.config]\n    neighbor-address = \"{ip}\"\n    peer-as = {NODE_ASN}\n    auth-password = \"{PASSWORD}\"\n  \
+             [neighbors.timers.config]\n    connect-retry = 1\n    idle-hold-time-after-reset = 1\n  \
+             [[neighbors.afi-safis]]\n    [neighbors.afi-safis.config]\n      afi-safi-name = \"ipv4-unicast\"\n"
+        ));
+    }
+    t
+}
+
+/// MetalLB's configuration: a pool, a BGPPeer for the router with a password Secret and (with
+/// `bfd`) a BFD profile, a BGPAdvertisement with a standard and a large community by alias.
+fn metallb_objects(bfd: bool) -> String {
+    let bfd = if bfd { "  bfdProfile: fast\n" } else { "" };
     format!(
         "apiVersion: v1\nkind: Secret\nmetadata:\n  name: bgp-pw\n  namespace: {NS}\ntype: kubernetes.io/basic-auth\nstringData:\n  password: {PASSWORD}\n\
 ---\napiVersion: metallb.io/v1beta1\nkind: BFDProfile\nmetadata:\n  name: fast\n  namespace: {NS}\nspec:\n  receiveInterval: 250\n  transmitInterval: 250\n  detectMultiplier: 3\n\
 ---\napiVersion: metallb.io/v1beta1\nkind: Community\nmetadata:\n  name: communities\n  namespace: {NS}\nspec:\n  communities:\n  - name: edge\n    value: \"64512:200\"\n  - name: edge-large\n    value: \"large:64512:7:9\"\n\
 ---\napiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata:\n  name: pool\n  namespace: {NS}\nspec:\n  addresses:\n  - 203.0.113.0/24\n  avoidBuggyIPs: true\n\
----\napiVersion: metallb.io/v1beta2\nkind: BGPPeer\nmetadata:\n  name: router\n  namespace: {NS}\nspec:\n  myASN: {NODE_ASN}\n  peerASN: {ROUTER_ASN}\n  peerAddress: {ROUTER_IP}\n  passwordSecret:\n    name: bgp-pw\n    namespace: {NS}\n  bfdProfile: fast\n\
+---\napiVersion: metallb.io/v1beta2\nkind: BGPPeer\nmetadata:\n  name: router\n  namespace: {NS}\nspec:\n  myASN: {NODE_ASN}\n  peerASN: {ROUTER_ASN}\n  peerAddress: {ROUTER_IP}\n  passwordSecret:\n    name: bgp-pw\n    namespace: {NS}\n{bfd}\
 ---\napiVersion: metallb.io/v1beta1\nkind: BGPAdvertisement\nmetadata:\n  name: adv\n  namespace: {NS}\nspec:\n  ipAddressPools:\n  - pool\n  communities:\n  - edge\n  - edge-large\n"
     )
 }
