@@ -12,7 +12,9 @@
 # Output under ${FRR_COMPOSER_CACHE:-/var/cache/frr-composer}/cluster: bin/ (the four
 # binaries, marker .versions) and images/oci (tags pause, frr-8.4, frr-10.3; marker per tag).
 # Idempotent: what is present and matches the pinned versions is reused.
-# Usage: install-cluster.sh [packages] [images] [binaries]   (default: all three)
+# Usage: install-cluster.sh [packages] [images] [binaries] [upgrade-image]
+#   (default: the first three; upgrade-image builds frr-10.7 from forky, for the FRR upgrade
+#   benchmark of benches/frr_upgrade.rs only, not for the test suite)
 set -euo pipefail
 
 K8S_VERSION="1.36.3"
@@ -105,13 +107,14 @@ build_pause() {
     log "built image pause"
 }
 
-build_frr() { # build_frr TAG SUITE [extra packages]
+build_frr() { # build_frr TAG SUITE [extra packages] [mmdebstrap options...]
     local tag="$1" suite="$2" extra="${3:-}"
+    local opts=("${@:4}")
     image_done "$tag" && { log "reusing image $tag"; return; }
     local w; w="$(mktemp -d -p "$CACHE")"
     printf '%s' "$DOCKER_START" >"$w/docker-start"
     log "mmdebstrap $suite for image $tag"
-    mmdebstrap --variant=minbase --include="frr,tini,iproute2,procps$extra" \
+    mmdebstrap --variant=minbase --include="frr,tini,iproute2,procps$extra" "${opts[@]}" \
         --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' \
         --dpkgopt='path-exclude=/usr/share/locale/*' \
         --customize-hook='ln -sf /usr/bin/tini "$1/sbin/tini"' \
@@ -141,6 +144,15 @@ build_images() {
     # trixie's frr creates its users with systemd-sysusers
     build_frr frr-10.3 trixie ",systemd-standalone-sysusers"
     umoci gc --layout "$OCI"
+}
+
+build_upgrade_image() {
+    . "$HERE/host-apt.sh"
+    MIRROR="$(host_debian_mirror)" || die "no Debian archive to build the images from"
+    mkdir -p "$CACHE/images"
+    # a mirror may serve testing with a Release file past its Valid-Until date (debootstrap,
+    # which built the lab's forky chroot, does not check it; apt does)
+    build_frr frr-10.7 forky ",systemd-standalone-sysusers" --aptopt='Acquire::Check-Valid-Until "false"'
 }
 
 # ---------------------------------------------------------------- Kubernetes binaries
@@ -196,4 +208,6 @@ T=$SECONDS
 if want images; then build_images; log "images: $((SECONDS - T))s"; fi
 T=$SECONDS
 if want binaries; then build_binaries; log "binaries: $((SECONDS - T))s"; fi
+T=$SECONDS
+if want upgrade-image; then build_upgrade_image; log "upgrade image: $((SECONDS - T))s"; fi
 log "done in $((SECONDS - START))s"

@@ -77,7 +77,7 @@ fn frr_tag(v: FrrVersion) -> &'static str {
     match v {
         FrrVersion::V8 => "8.4",
         FrrVersion::V10 => "10.3",
-        // no image of it is built (yet): the cluster tests run 8.4 and 10.3
+        // built only for the upgrade benchmark (install-cluster.sh upgrade-image)
         FrrVersion::V10_7 => "10.7",
     }
 }
@@ -564,7 +564,16 @@ state = "{d}/containerd/state"
     /// Imports pause, FRR and the frr-composer image (FRR + this build's binary, stripped).
     fn import_images(&self) -> Result<()> {
         let t = Instant::now();
-        let v = self.version;
+        self.import(&[("pause".to_string(), PAUSE_IMAGE.to_string())])?;
+        self.import_version(self.version)?;
+        eprintln!("cluster: images built and imported in {:.1} s", t.elapsed().as_secs_f64());
+        Ok(())
+    }
+
+    /// Imports FRR `v`'s image and an frr-composer image on it (FRR + this build's binary,
+    /// stripped): the cluster's own version at start, another one for an upgrade (its FRR
+    /// image must have been built, e.g. `install-cluster.sh upgrade-image` for 10.7).
+    pub fn import_version(&self, v: FrrVersion) -> Result<()> {
         let oci = oci();
         let tag = format!("composer-{}", frr_tag(v));
         let layer = self.dir.join("images/layer");
@@ -588,15 +597,20 @@ state = "{d}/containerd/state"
             "--config.entrypoint",
             "/usr/bin/frr-composer",
         ]))?;
-        for (oci_tag, name) in [("pause".to_string(), PAUSE_IMAGE.to_string()), (format!("frr-{}", frr_tag(v)), frr_image(v)), (tag.clone(), composer_image(v))]
-        {
+        let r = self.import(&[(format!("frr-{}", frr_tag(v)), frr_image(v)), (tag.clone(), composer_image(v))]);
+        let _ = run(command("umoci").args(["rm", "--image", &img(&tag)]));
+        r
+    }
+
+    /// Copies OCI layout tags into containerd under the given names.
+    fn import(&self, images: &[(String, String)]) -> Result<()> {
+        let img = |t: &str| format!("{}:{t}", oci().display());
+        for (oci_tag, name) in images {
             let file = self.dir.join(format!("images/{oci_tag}.tar"));
-            run(command("skopeo").args(["copy", "--quiet", &format!("oci:{}", img(&oci_tag)), &format!("docker-archive:{}:{name}", file.display())]))?;
+            run(command("skopeo").args(["copy", "--quiet", &format!("oci:{}", img(oci_tag)), &format!("docker-archive:{}:{name}", file.display())]))?;
             self.ctr(&["images", "import", &file.display().to_string()])?;
             let _ = fs::remove_file(&file);
         }
-        let _ = run(command("umoci").args(["rm", "--image", &img(&tag)]));
-        eprintln!("cluster: images built and imported in {:.1} s", t.elapsed().as_secs_f64());
         Ok(())
     }
 
