@@ -107,20 +107,7 @@ struct Seen {
 
 /// The router's kernel: each IPv4 destination with its gateways (`ip -j route`).
 fn router_table(router: &str) -> BTreeMap<String, BTreeSet<String>> {
-    let out = std::process::Command::new("ip")
-        .args(["-n", router, "-j", "-4", "route", "show"])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-        .unwrap_or_default();
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_default();
-    let mut t = BTreeMap::new();
-    for r in v.as_array().into_iter().flatten() {
-        let Some(dst) = r["dst"].as_str() else { continue };
-        let mut hops: BTreeSet<String> = r["gateway"].as_str().map(String::from).into_iter().collect();
-        hops.extend(r["nexthops"].as_array().into_iter().flatten().filter_map(|h| h["gateway"].as_str().map(String::from)));
-        t.insert(dst.to_string(), hops);
-    }
-    t
+    lab::route_table(&support::run(support::command("ip").args(["-n", router, "-j", "-4", "route", "show"])).unwrap_or_default())
 }
 
 fn missing(table: &BTreeMap<String, BTreeSet<String>>, set: &Set) -> usize {

@@ -26,7 +26,7 @@ mod support;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use lab::{Bridge, Frr, FrrVersion, GoBgp, Netns, Req};
+use lab::{Bridge, Frr, FrrVersion, GoBgp, GoBgpNeighbor, Netns, Req};
 
 /// The FRR versions whose zebra gobgpd 4.8.0 installs routes through, with the
 /// `software-name` it needs. FRR 10.3 and 10.7 do not pair: their zebra answers gobgpd's
@@ -40,22 +40,6 @@ const ROUTER: &str = "192.0.2.1";
 const ROUTER_AS: u32 = 65000;
 const NODE_AS: u32 = 65001;
 const NODES: [&str; 2] = ["192.0.2.11", "192.0.2.12"];
-
-fn router_toml(zserv: &str, software: &str) -> String {
-    let mut t = format!(
-        "[global.config]\n  as = {ROUTER_AS}\n  router-id = \"{ROUTER}\"\n  port = 179\n\
-         [global.use-multiple-paths.config]\n  enabled = true\n\n\
-         [zebra.config]\n  enabled = true\n  url = \"unix:{zserv}\"\n  version = 6\n  software-name = \"{software}\"\n"
-    );
-    for n in NODES {
-        t.push_str(&format!(
-            "\n[[neighbors]]\n  [neighbors.config]\n    neighbor-address = \"{n}\"\n    peer-as = {NODE_AS}\n  \
-             [neighbors.timers.config]\n    connect-retry = 1\n    idle-hold-time-after-reset = 1\n  \
-             [[neighbors.afi-safis]]\n    [neighbors.afi-safis.config]\n      afi-safi-name = \"ipv4-unicast\"\n"
-        ));
-    }
-    t
-}
 
 fn node_config(addr: &str) -> String {
     format!(
@@ -72,22 +56,7 @@ fn withdraw_config() -> String {
 /// The next hops of the kernel's route to the LB address in `ns` that zebra installed
 /// (`proto bgp`), from `ip -j route`; empty when there is none.
 fn kernel_nexthops(ns: &Netns) -> BTreeSet<String> {
-    let Ok(out) = ns.ip(&["-4", "-j", "route", "show", "exact", LB, "proto", "bgp"]) else {
-        return BTreeSet::new();
-    };
-    let routes: serde_json::Value = serde_json::from_str(&out).unwrap_or_default();
-    let mut hops = BTreeSet::new();
-    for r in routes.as_array().into_iter().flatten() {
-        if let Some(g) = r.get("gateway").and_then(|g| g.as_str()) {
-            hops.insert(g.to_string());
-        }
-        for nh in r.get("nexthops").and_then(|n| n.as_array()).into_iter().flatten() {
-            if let Some(g) = nh.get("gateway").and_then(|g| g.as_str()) {
-                hops.insert(g.to_string());
-            }
-        }
-    }
-    hops
+    ns.nexthops(LB, &["proto", "bgp"])
 }
 
 /// The nodes gobgpd holds a path to the LB address from (its global RIB, adj-in per node).
@@ -120,9 +89,8 @@ fn gobgp_zebra(version: FrrVersion) {
     // the router: zebra (and mgmtd, which FRR 10's zebra answers to) and gobgpd beside it
     let zebra_daemons: Vec<&str> = version.daemons().iter().copied().filter(|d| matches!(*d, "mgmtd" | "zebra")).collect();
     let zebra = Frr::start_daemons(version, &router_ns, &zebra_daemons).unwrap();
-    let bin = lab::gobgp_release_bin();
-    let toml = router_toml(&zebra.zserv_socket().display().to_string(), &software);
-    let mut router = GoBgp::start_programs(&router_ns, &toml, &bin.join("gobgpd"), &bin.join("gobgp")).unwrap();
+    let neighbors: Vec<GoBgpNeighbor> = NODES.iter().map(|n| GoBgpNeighbor::new(n, NODE_AS).families(&["ipv4-unicast"])).collect();
+    let mut router = GoBgp::start_zebra_router(&router_ns, ROUTER_AS, ROUTER, &neighbors, &zebra.zserv_socket(), &software).unwrap();
 
     let nodes: Vec<Frr> = node_ns.iter().map(|ns| Frr::start(version, ns).unwrap()).collect();
     for (node, addr) in nodes.iter().zip(NODES) {

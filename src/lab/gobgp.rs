@@ -12,24 +12,52 @@ use super::frr::tail;
 use super::{build_lock, command, next_seq, process_matches, run, signal, wait_until, Netns, TempDir};
 
 /// A neighbor of a GoBGP peer. `families`: GoBGP afi-safi names ("ipv4-unicast",
-/// "ipv6-unicast"); empty = GoBGP's default for the address. `extra_toml`: raw TOML appended
-/// to this neighbor (e.g. `[neighbors.transport.config]\n passive-mode = true`).
+/// "ipv6-unicast"); empty = GoBGP's default for the address. `password`: TCP MD5.
+/// `extra_toml`: raw TOML appended to this neighbor (e.g. `[neighbors.transport.config]\n
+/// passive-mode = true`).
 #[derive(Clone, Debug)]
 pub struct GoBgpNeighbor {
     pub address: String,
     pub asn: u32,
     pub families: Vec<String>,
+    pub password: Option<String>,
     pub extra_toml: String,
 }
 
 impl GoBgpNeighbor {
     pub fn new(address: &str, asn: u32) -> GoBgpNeighbor {
-        GoBgpNeighbor { address: address.into(), asn, families: Vec::new(), extra_toml: String::new() }
+        GoBgpNeighbor { address: address.into(), asn, families: Vec::new(), password: None, extra_toml: String::new() }
     }
     pub fn families(mut self, fams: &[&str]) -> GoBgpNeighbor {
         self.families = fams.iter().map(|s| s.to_string()).collect();
         self
     }
+    pub fn password(mut self, password: &str) -> GoBgpNeighbor {
+        self.password = Some(password.into());
+        self
+    }
+}
+
+/// gobgpd's TOML: the global section (with `global_extra`, whole tables, after it) and each
+/// neighbor.
+fn config_toml(asn: u32, router_id: &str, global_extra: &str, neighbors: &[GoBgpNeighbor]) -> String {
+    let mut toml = format!("[global.config]\n  as = {asn}\n  router-id = \"{router_id}\"\n  port = 179\n{global_extra}");
+    for n in neighbors {
+        toml.push_str(&format!("\n[[neighbors]]\n  [neighbors.config]\n    neighbor-address = \"{}\"\n    peer-as = {}\n", n.address, n.asn));
+        if let Some(pw) = &n.password {
+            // a TOML string: quotes and backslashes escaped as in JSON
+            toml.push_str(&format!("    auth-password = {}\n", serde_json::to_string(pw).expect("strings serialise")));
+        }
+        toml.push_str("  [neighbors.timers.config]\n    connect-retry = 1\n    idle-hold-time-after-reset = 1\n");
+        for f in &n.families {
+            toml.push_str(&format!("  [[neighbors.afi-safis]]\n    [neighbors.afi-safis.config]\n      afi-safi-name = \"{f}\"\n"));
+        }
+        if !n.extra_toml.is_empty() {
+            toml.push_str(&n.extra_toml);
+            toml.push('\n');
+        }
+    }
+    toml
 }
 
 /// A path in a GoBGP table.
@@ -62,22 +90,20 @@ pub struct GoBgp {
 
 impl GoBgp {
     pub fn start(ns: &Netns, asn: u32, router_id: &str, neighbors: &[GoBgpNeighbor]) -> Result<GoBgp> {
-        let mut toml = format!("[global.config]\n  as = {asn}\n  router-id = \"{router_id}\"\n  port = 179\n");
-        for n in neighbors {
-            toml.push_str(&format!(
-                "\n[[neighbors]]\n  [neighbors.config]\n    neighbor-address = \"{}\"\n    peer-as = {}\n  \
-                 [neighbors.timers.config]\n    connect-retry = 1\n    idle-hold-time-after-reset = 1\n",
-                n.address, n.asn
-            ));
-            for f in &n.families {
-                toml.push_str(&format!("  [[neighbors.afi-safis]]\n    [neighbors.afi-safis.config]\n      afi-safi-name = \"{f}\"\n"));
-            }
-            if !n.extra_toml.is_empty() {
-                toml.push_str(&n.extra_toml);
-                toml.push('\n');
-            }
-        }
-        Self::start_with_config(ns, &toml)
+        Self::start_with_config(ns, &config_toml(asn, router_id, "", neighbors))
+    }
+
+    /// A router: GoBGP [`GOBGP_RELEASE`](super::GOBGP_RELEASE) of `.ci/install-gobgp.sh` with
+    /// multipath, putting its best paths into its namespace's kernel through the zebra at
+    /// `zserv` (ZAPI 6; `software`: the FRR release zebra is, e.g. "frr8.4", the newest whose
+    /// zebra this GoBGP pairs with).
+    pub fn start_zebra_router(ns: &Netns, asn: u32, router_id: &str, neighbors: &[GoBgpNeighbor], zserv: &Path, software: &str) -> Result<GoBgp> {
+        let extra = format!(
+            "[global.use-multiple-paths.config]\n  enabled = true\n\n[zebra.config]\n  enabled = true\n  url = \"unix:{}\"\n  version = 6\n  software-name = \"{software}\"\n",
+            zserv.display()
+        );
+        let bin = super::gobgp_release_bin();
+        Self::start_programs(ns, &config_toml(asn, router_id, &extra, neighbors), &bin.join("gobgpd"), &bin.join("gobgp"))
     }
 
     /// Start with a complete gobgpd TOML configuration.

@@ -30,7 +30,7 @@ pub mod topology;
 pub use frr::{Frr, FrrVersion};
 pub use gobgp::{BgpRoute, GoBgp, GoBgpNeighbor};
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -142,6 +142,20 @@ pub const GOBGP_RELEASE: &str = "4.8.0";
 /// Where `.ci/install-gobgp.sh` puts `gobgpd` and `gobgp` of [`GOBGP_RELEASE`].
 pub fn gobgp_release_bin() -> PathBuf {
     cache_dir().join(format!("gobgp-{GOBGP_RELEASE}")).join("bin")
+}
+
+/// `ip -j route` output as destination -> gateways (one per ECMP next hop; none for a
+/// directly connected route). Unparsable output is an empty table.
+pub fn route_table(json: &str) -> BTreeMap<String, BTreeSet<String>> {
+    let v: serde_json::Value = serde_json::from_str(json).unwrap_or_default();
+    let mut t = BTreeMap::new();
+    for r in v.as_array().into_iter().flatten() {
+        let Some(dst) = r["dst"].as_str() else { continue };
+        let mut hops: BTreeSet<String> = r["gateway"].as_str().map(String::from).into_iter().collect();
+        hops.extend(r["nexthops"].as_array().into_iter().flatten().filter_map(|h| h["gateway"].as_str().map(String::from)));
+        t.entry(dst.to_string()).or_insert_with(BTreeSet::new).extend(hops);
+    }
+    t
 }
 
 /// A path as seen from the host, for a path inside `root`.
@@ -550,6 +564,15 @@ impl Netns {
         self.ip(&a)
     }
 
+    /// The gateways of the kernel's routes to exactly `prefix` (`ip -j route show exact PREFIX
+    /// EXTRA...`, e.g. `&["proto", "bgp"]`): one per ECMP next hop; empty when there is none.
+    pub fn nexthops(&self, prefix: &str, extra: &[&str]) -> BTreeSet<String> {
+        let fam = if prefix.contains(':') { "-6" } else { "-4" };
+        let mut args = vec![fam, "-j", "route", "show", "exact", prefix];
+        args.extend_from_slice(extra);
+        route_table(&self.ip(&args).unwrap_or_default()).into_values().flatten().collect()
+    }
+
     /// L3 reachability without ping (not installed everywhere): a TCP connect to port 9 from
     /// the namespace that succeeds or is refused (a RST came back) within 2 s.
     pub fn reachable(&self, addr: &str) -> bool {
@@ -629,6 +652,20 @@ impl Bridge {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn route_table_reads_single_and_ecmp_next_hops() {
+        // as iproute2 prints them: a connected route, one gateway, and a multipath route
+        let json = r#"[{"dst":"192.0.2.0/24","dev":"eth0","protocol":"kernel","scope":"link","prefsrc":"192.0.2.1","flags":[]},
+            {"dst":"203.0.113.5","gateway":"192.0.2.11","dev":"eth0","protocol":"bgp","metric":20,"flags":[]},
+            {"dst":"203.0.113.10","nhid":33,"protocol":"bgp","metric":20,"flags":[],"nexthops":[{"gateway":"192.0.2.11","dev":"eth0","weight":1,"flags":[]},{"gateway":"192.0.2.12","dev":"eth0","weight":1,"flags":[]}]}]"#;
+        let t = route_table(json);
+        let hops = |d: &str| t[d].iter().map(String::as_str).collect::<Vec<_>>();
+        assert_eq!(hops("192.0.2.0/24"), Vec::<&str>::new());
+        assert_eq!(hops("203.0.113.5"), ["192.0.2.11"]);
+        assert_eq!(hops("203.0.113.10"), ["192.0.2.11", "192.0.2.12"]);
+        assert!(route_table("not json").is_empty());
+    }
 
     #[test]
     fn lab_folders_are_private_new_and_never_follow_a_planted_link() {

@@ -37,7 +37,7 @@ use anyhow::{bail, Context, Result};
 use serde_json::Value;
 
 use crate::apiserver::{self, AgentUnderTest, ApiServer};
-use crate::lab::{self, Bridge, Frr, FrrVersion, GoBgp, Netns, Req, TempDir};
+use crate::lab::{self, Bridge, Frr, FrrVersion, GoBgp, GoBgpNeighbor, Netns, Req, TempDir};
 use crate::support::free_port;
 
 pub const NS: &str = "metallb-system";
@@ -369,9 +369,10 @@ impl MetalLbLab {
             }
             Router::GoBgp => {
                 let zebra = Frr::start_daemons(FrrVersion::V8, &router, &["zebra"])?;
-                let bin = lab::gobgp_release_bin();
-                let toml = gobgp_router_config(&all, &zebra.zserv_socket().display().to_string());
-                let g = GoBgp::start_programs(&router, &toml, &bin.join("gobgpd"), &bin.join("gobgp"))?;
+                // every node a neighbor with the password; FRR 8.4's zebra takes the best paths
+                let neighbors: Vec<GoBgpNeighbor> =
+                    all.iter().map(|(_, ip)| GoBgpNeighbor::new(ip, NODE_ASN).families(&["ipv4-unicast"]).password(PASSWORD)).collect();
+                let g = GoBgp::start_zebra_router(&router, ROUTER_ASN, ROUTER_IP, &neighbors, &zebra.zserv_socket(), "frr8.4")?;
                 (zebra, Some(g))
             }
         };
@@ -550,9 +551,7 @@ impl MetalLbLab {
 
     /// The next hops of `prefix` (an address, /32 implied) in the router's kernel.
     pub fn router_nexthops(&self, ip: &str) -> BTreeSet<String> {
-        let out = self.router.ip(&["-4", "route", "show", "exact", &format!("{ip}/32")]).unwrap_or_default();
-        let toks: Vec<&str> = out.split_whitespace().collect();
-        toks.windows(2).filter(|w| w[0] == "via").map(|w| w[1].to_string()).collect()
+        self.router.nexthops(&format!("{ip}/32"), &[])
     }
 
     /// A TCP connection from the client to `ip:8080`: the name of the node that answered.
@@ -635,24 +634,6 @@ fn router_config(nodes: &[(&str, &str)]) -> String {
     }
     c.push_str(" address-family ipv4 unicast\n  maximum-paths 8\n exit-address-family\n!\n");
     c
-}
-
-/// gobgpd as the router: every node a neighbor with the password, multipath, and zebra (FRR
-/// 8.4's, `software-name` frr8.4) taking its best paths into the kernel.
-fn gobgp_router_config(nodes: &[(&str, &str)], zserv: &str) -> String {
-    let mut t = format!(
-        "[global.config]\n  as = {ROUTER_ASN}\n  router-id = \"{ROUTER_IP}\"\n  port = 179\n\
-         [global.use-multiple-paths.config]\n  enabled = true\n\n\
-         [zebra.config]\n  enabled = true\n  url = \"unix:{zserv}\"\n  version = 6\n  software-name = \"frr8.4\"\n"
-    );
-    for (_, ip) in nodes {
-        t.push_str(&format!(
-            "\n[[neighbors]]\n  [neighbors.config]\n    neighbor-address = \"{ip}\"\n    peer-as = {NODE_ASN}\n    auth-password = \"{PASSWORD}\"\n  \
-             [neighbors.timers.config]\n    connect-retry = 1\n    idle-hold-time-after-reset = 1\n  \
-             [[neighbors.afi-safis]]\n    [neighbors.afi-safis.config]\n      afi-safi-name = \"ipv4-unicast\"\n"
-        ));
-    }
-    t
 }
 
 /// MetalLB's configuration: a pool, a BGPPeer for the router with a password Secret and (with
