@@ -32,6 +32,14 @@ go_wrapper_module() {
     printf '%s\n' "$src"
 }
 
+# go_build_static PACKAGE NAME: builds PACKAGE (a tool of the wrapper module in the current
+# directory) into $BIN/NAME, stripped, replacing NAME only once the build succeeded.
+go_build_static() {
+    log "building $2 ($1)"
+    "$GO" build -trimpath -ldflags="-s -w" -o "$BIN/$2.tmp" "$1"
+    mv -f "$BIN/$2.tmp" "$BIN/$2"
+}
+
 # go_build_begin CACHE: the Go environment under CACHE, an empty marker (a build that stops
 # half-way is rebuilt next time), $BIN made, and START for the script's closing time.
 go_build_begin() {

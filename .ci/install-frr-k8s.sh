@@ -45,9 +45,7 @@ for p in cmd/frr-k8s-controller cmd; do
 done
 [ -n "$pkg" ] || die "no controller main package in $src/cmd"
 "$GO" get -tool "$pkg@v$FRRK8S_VERSION"
-log "building $pkg v$FRRK8S_VERSION"
-"$GO" build -trimpath -ldflags="-s -w" -o "$BIN/frr-k8s.tmp" "$pkg"
-mv -f "$BIN/frr-k8s.tmp" "$BIN/frr-k8s"
+go_build_static "$pkg" frr-k8s
 cp "$src/cmd/reloader/frr-reloader.sh" "$CACHE/frr-reloader.sh"
 rm -rf "$CACHE/crds" && mkdir -p "$CACHE/crds" && cp "$src"/config/crd/bases/*.yaml "$CACHE/crds/"
 chmod -R u+w "$CACHE/crds" "$CACHE/frr-reloader.sh"

@@ -49,9 +49,7 @@ go_wrapper_module "$CACHE/build/gobgp-v$GOBGP_VERSION" gobgp-build "$MODULE@v$GO
 cd "$CACHE/build/gobgp-v$GOBGP_VERSION"
 "$GO" get -tool "$MODULE/cmd/gobgpd@v$GOBGP_VERSION" "$MODULE/cmd/gobgp@v$GOBGP_VERSION"
 for b in gobgpd gobgp; do
-    log "building $b v$GOBGP_VERSION"
-    "$GO" build -trimpath -ldflags="-s -w" -o "$BIN/$b.tmp" "$MODULE/cmd/$b"
-    mv -f "$BIN/$b.tmp" "$BIN/$b"
+    go_build_static "$MODULE/cmd/$b" "$b"
 done
 
 "$BIN/gobgpd" --version | grep -qF "$GOBGP_VERSION" || {

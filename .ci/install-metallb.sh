@@ -50,9 +50,7 @@ src="$(go_wrapper_module "$CACHE/build/metallb-v$METALLB_VERSION" metallb-build 
 cd "$CACHE/build/metallb-v$METALLB_VERSION"
 "$GO" get -tool "go.universe.tf/metallb/speaker@v$METALLB_VERSION" "go.universe.tf/metallb/controller@v$METALLB_VERSION"
 for b in controller speaker; do
-    log "building $b v$METALLB_VERSION"
-    "$GO" build -trimpath -ldflags="-s -w" -o "$BIN/$b.tmp" "go.universe.tf/metallb/$b"
-    mv -f "$BIN/$b.tmp" "$BIN/$b"
+    go_build_static "go.universe.tf/metallb/$b" "$b"
 done
 
 rm -rf "$CACHE/crds" && mkdir -p "$CACHE/crds"
