@@ -205,6 +205,9 @@ fn agent_against_real_apiserver(version: FrrVersion) {
     api.kubectl_stdin(&["apply", "-f", "-"], &metallb("")).unwrap();
 
     // 3. receive-all widens: the node's kernel gains the routes; removing it takes them away.
+    //    A kernel route on the node holds 198.51.100.0/25 first, so FRR accepts that one from
+    //    the router and does not install it.
+    frr.netns().ip(&["route", "add", "198.51.100.0/25", "via", "192.0.2.1", "metric", "5"]).unwrap();
     api.kubectl_stdin(&["apply", "-f", "-"], RECEIVE_ALL).unwrap();
     let kernel_has = |p: &str| frr.netns().routes(false, &["proto", "bgp"]).is_ok_and(|r| r.lines().any(|l| l.starts_with(p) && l.contains("via 192.0.2.1")));
     assert!(lab::wait_until(Duration::from_secs(20), || kernel_has("203.0.113.0/24 ")), "{}", diag!(&api, "routes not in the kernel after receive-all"));
@@ -236,14 +239,40 @@ fn agent_against_real_apiserver(version: FrrVersion) {
             .unwrap();
         (o.status.code(), String::from_utf8_lossy(&o.stdout).into_owned())
     };
+    // ... and which of them the node's routing table installed from the router
+    let installed = |api: &ApiServer| {
+        sessions(api)
+            .iter()
+            .find(|s| s["metadata"]["labels"]["frrk8s.metallb.io/peer"] == ROUTER_IP)
+            .map(|s| (s["status"]["prefixesInstalled"].clone(), s["status"]["notInstalledPrefixes"].clone()))
+    };
+    let two_of_three = Some((serde_json::json!(2), serde_json::json!(["198.51.100.0/25"])));
+    assert!(
+        lab::wait_until(Duration::from_secs(10), || installed(&api) == two_of_three),
+        "{:?}\n{}",
+        installed(&api),
+        diag!(&api, "prefixesInstalled / notInstalledPrefixes")
+    );
     let (code, out) = why();
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains(&format!("toReceive lets it in: {NS}/receive-all (mode: all)")) && out.contains("accepted it from 192.0.2.1"), "{out}");
+    assert!(out.contains("wk3's routing table installed it via 192.0.2.1"), "{out}");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_frr-composer"))
+        .args(["why", "198.51.100.0/25", "--received", "--node", "wk3", "-n", NS])
+        .env("KUBECONFIG", api.kubeconfig())
+        .output()
+        .unwrap();
+    let beaten = String::from_utf8_lossy(&o.stdout);
+    assert!(beaten.contains("accepted, not installed") && beaten.contains("did not install it via 192.0.2.1"), "{beaten}");
     let r = received();
     let rows: Vec<(String, serde_json::Value)> =
         r["received"].as_array().unwrap().iter().map(|x| (x["prefix"].as_str().unwrap().to_string(), x["acceptedBy"].clone())).collect();
     let by = serde_json::json!([format!("{NS}/receive-all")]);
     assert_eq!(rows, [("0.0.0.0/0".to_string(), by.clone()), ("198.51.100.0/25".to_string(), by.clone()), ("203.0.113.0/24".to_string(), by)], "{r:#}");
+    let flags: Vec<&serde_json::Value> = r["received"].as_array().unwrap().iter().map(|x| &x["installed"]).collect();
+    assert_eq!(flags, [true, false, true], "{r:#}");
+    assert_eq!(r["sessionsIn"][0]["installed"], 2, "{r:#}");
+    frr.netns().ip(&["route", "del", "198.51.100.0/25", "via", "192.0.2.1", "metric", "5"]).unwrap();
     api.kubectl(&["-n", NS, "delete", "frrconfiguration", "receive-all"]).unwrap();
     assert!(lab::wait_until(Duration::from_secs(20), || !kernel_has("203.0.113.0/24 ")), "{}", diag!(&api, "routes stayed after removing receive-all"));
     // ... and now accepts nothing: no object's toReceive lets a route in

@@ -238,6 +238,8 @@ mod tests {
             families: vec![],
             advertised: None,
             accepted: None,
+            installed: None,
+            not_installed: None,
         });
         let text = m.encode();
         assert!(text.contains("frrk8s_k8s_client_updates_total 1"), "{text}");

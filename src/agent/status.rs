@@ -21,7 +21,7 @@ use super::watch::{OwnEntries, SessionEntry, Watches};
 use crate::api::{BGPSessionState, BGPSessionStateStatus, FRRConfiguration, FRRNodeState, FRRNodeStateStatus, API_VERSION};
 use crate::core::isolation::{Decision, ObjectDecision};
 use crate::frr::redact;
-use crate::frr::state::{self, BgpNeighbor, SessionRoutes};
+use crate::frr::state::{self, BgpNeighbor, Installed, PathRoute, SessionRoutes, MAX_LISTED};
 use crate::frr::vtysh::FrrLocation;
 use crate::watch::Reader;
 
@@ -74,6 +74,8 @@ pub fn session_status(node: &str, n: &BgpNeighbor, now: jiff::Timestamp) -> BGPS
         last_reset_reason: n.last_reset_reason.clone(),
         advertised_prefixes: n.advertised.clone(),
         accepted_prefixes: n.accepted.clone(),
+        prefixes_installed: n.installed,
+        not_installed_prefixes: n.not_installed.clone(),
     }
 }
 
@@ -441,40 +443,121 @@ fn truncate(s: &str) -> String {
 /// read again when this changes.
 type Mark = (String, u64, u64);
 
-/// Each session's routes (by VRF and peer) as last read from FRR, what it sent and what it
-/// accepted, each with the mark it was read at.
-#[derive(Default)]
-pub struct RouteCache(BTreeMap<(String, String), [Option<Read>; 2]>);
+fn marks(n: &BgpNeighbor) -> [Mark; 2] {
+    [(n.state.clone(), n.updates_sent, n.prefixes_sent), (n.state.clone(), n.updates_received, n.prefixes_accepted)]
+}
 
-/// A session's routes one way, and the mark they were read at.
-type Read = (Mark, Vec<String>);
+/// One session's routes as last read: what it sent (the listed part) and what it accepted (all
+/// of it, with each path's next hops), each with the mark it was read at.
+#[derive(Default)]
+struct Cached {
+    advertised: Option<(Mark, Vec<String>)>,
+    accepted: Option<(Mark, Vec<PathRoute>)>,
+}
+
+/// A VRF's installed BGP routes, the marks of its sessions when they were read, whether they
+/// were read a second time at those marks (the routing table installs a route a moment after
+/// BGP accepts it), and how many polls ago.
+struct Table {
+    marks: Vec<(String, Mark)>,
+    confirmed: bool,
+    installed: BTreeMap<String, Installed>,
+    age: u32,
+}
+
+/// A VRF's installed routes are read again after this many polls even when no session changed
+/// (60 s at the default `--poll-interval`): a static, kernel or connected route added or removed
+/// on the node changes what is installed without any BGP update.
+pub const INSTALLED_REFRESH_POLLS: u32 = 30;
+
+/// Each session's routes (by VRF and peer) and each VRF's installed routes, as last read from
+/// FRR. A session's routes are read again when its updates or prefixes that way change; a
+/// VRF's installed routes when any of its sessions' received side changes, once more on the
+/// poll after, and every [`INSTALLED_REFRESH_POLLS`] polls.
+#[derive(Default)]
+pub struct RouteCache {
+    sessions: BTreeMap<(String, String), Cached>,
+    tables: BTreeMap<String, Table>,
+}
+
+/// Where [`RouteCache::fill`] reads from: FRR, or a test's answers.
+pub trait RouteSource {
+    /// The routes of session `n` one way, all of them, sorted.
+    fn routes(&mut self, n: &BgpNeighbor, which: SessionRoutes) -> Option<Vec<PathRoute>>;
+    /// The BGP routes installed in `vrf`.
+    fn installed(&mut self, vrf: &str) -> Option<BTreeMap<String, Installed>>;
+}
+
+impl RouteSource for FrrLocation {
+    fn routes(&mut self, n: &BgpNeighbor, which: SessionRoutes) -> Option<Vec<PathRoute>> {
+        state::session_routes(self, n, which).ok()
+    }
+    fn installed(&mut self, vrf: &str) -> Option<BTreeMap<String, Installed>> {
+        state::installed_routes(self, vrf).ok()
+    }
+}
 
 impl RouteCache {
-    /// Fills each neighbor's `advertised` and `accepted`: none unless Established, else from
-    /// the cache or read from FRR (`read`) when the session's updates that way changed.
-    /// Sessions FRR no longer has are forgotten.
-    pub fn fill(&mut self, neighbors: &mut [BgpNeighbor], mut read: impl FnMut(&BgpNeighbor, SessionRoutes) -> Option<Vec<String>>) {
+    /// Fills each neighbor's `advertised`, `accepted`, `installed` and `not_installed`: none
+    /// unless Established, else from the cache or read from `src` when they may have changed.
+    /// Sessions and VRFs FRR no longer has are forgotten.
+    pub fn fill(&mut self, neighbors: &mut [BgpNeighbor], src: &mut impl RouteSource) {
         let mut kept = BTreeMap::new();
         for n in neighbors.iter_mut() {
             if n.state != "Established" {
-                (n.advertised, n.accepted) = (Some(Vec::new()), Some(Vec::new()));
+                (n.advertised, n.accepted, n.installed, n.not_installed) = (Some(Vec::new()), Some(Vec::new()), Some(0), Some(Vec::new()));
                 continue;
             }
             let key = (n.vrf.clone(), n.peer.clone());
-            let mut cached = self.0.remove(&key).unwrap_or_default();
-            let marks = [(n.state.clone(), n.updates_sent, n.prefixes_sent), (n.state.clone(), n.updates_received, n.prefixes_accepted)];
-            let mut lists: [Option<Vec<String>>; 2] = [None, None];
-            for (i, which) in [SessionRoutes::Advertised, SessionRoutes::Accepted].into_iter().enumerate() {
-                lists[i] = match cached[i].take() {
-                    Some((m, list)) if m == marks[i] => Some(list),
-                    _ => read(n, which),
-                };
-                cached[i] = lists[i].clone().map(|l| (marks[i].clone(), l));
-            }
-            kept.insert(key, cached);
-            [n.advertised, n.accepted] = lists;
+            let mut c = self.sessions.remove(&key).unwrap_or_default();
+            let [sent, received] = marks(n);
+            c.advertised = match c.advertised.take() {
+                Some((m, l)) if m == sent => Some((m, l)),
+                _ => src.routes(n, SessionRoutes::Advertised).map(|r| (sent, r.into_iter().take(MAX_LISTED).map(|(p, _)| p).collect())),
+            };
+            c.accepted = match c.accepted.take() {
+                Some((m, l)) if m == received => Some((m, l)),
+                _ => src.routes(n, SessionRoutes::Accepted).map(|r| (received, r)),
+            };
+            n.advertised = c.advertised.as_ref().map(|(_, l)| l.clone());
+            n.accepted = c.accepted.as_ref().map(|(_, l)| l.iter().take(MAX_LISTED).map(|(p, _)| p.clone()).collect());
+            kept.insert(key, c);
         }
-        self.0 = kept;
+        self.sessions = kept;
+
+        // the installed routes of each VRF where a session holds accepted routes
+        let mut vrf_marks: BTreeMap<&str, Vec<(String, Mark)>> = BTreeMap::new();
+        for n in neighbors.iter() {
+            vrf_marks.entry(&n.vrf).or_default().push((n.peer.clone(), marks(n)[1].clone()));
+        }
+        let mut tables = BTreeMap::new();
+        for (vrf, m) in vrf_marks {
+            let holds = self.sessions.iter().any(|((v, _), c)| v == vrf && c.accepted.as_ref().is_some_and(|(_, l)| !l.is_empty()));
+            if !holds {
+                continue;
+            }
+            let table = match self.tables.remove(vrf) {
+                Some(t) if t.marks == m && t.confirmed && t.age + 1 < INSTALLED_REFRESH_POLLS => Some(Table { age: t.age + 1, ..t }),
+                Some(t) if t.marks == m => src.installed(vrf).map(|installed| Table { marks: m, confirmed: true, installed, age: 0 }).or(Some(t)),
+                _ => src.installed(vrf).map(|installed| Table { marks: m, confirmed: false, installed, age: 0 }),
+            };
+            if let Some(t) = table {
+                tables.insert(vrf.to_string(), t);
+            }
+        }
+        self.tables = tables;
+
+        for n in neighbors.iter_mut().filter(|n| n.state == "Established") {
+            let accepted = self.sessions.get(&(n.vrf.clone(), n.peer.clone())).and_then(|c| c.accepted.as_ref()).map(|(_, l)| l);
+            (n.installed, n.not_installed) = match (accepted, self.tables.get(&n.vrf)) {
+                (Some(l), _) if l.is_empty() => (Some(0), Some(Vec::new())),
+                (Some(l), Some(t)) => {
+                    let (yes, no): (Vec<&PathRoute>, Vec<&PathRoute>) = l.iter().partition(|r| state::is_installed(&t.installed, &n.peer, r));
+                    (Some(yes.len() as u64), Some(no.into_iter().take(MAX_LISTED).map(|(p, _)| p.clone()).collect()))
+                }
+                _ => (None, None),
+            };
+        }
     }
 }
 
@@ -487,7 +570,7 @@ pub fn spawn_session_poller(interval: Duration, loc: FrrLocation, mut writer: St
             let mut c = std::mem::take(&mut cache);
             let read = tokio::task::spawn_blocking(move || {
                 let mut n = state::bgp_neighbors(&l)?;
-                c.fill(&mut n, |n, which| state::session_routes(&l, n, which).ok());
+                c.fill(&mut n, &mut l.clone());
                 let b = state::bfd_peers(&l).unwrap_or_default();
                 let counters = l.show_json("show bfd peers counters json").map(|v| super::metrics::parse_bfd_counters(&v)).unwrap_or_default();
                 Ok::<_, crate::frr::vtysh::FrrError>((n, b, counters, c))
@@ -526,8 +609,42 @@ mod tests {
         assert_eq!((s.node.as_deref(), s.vrf.as_deref()), (Some("wk1"), Some("")));
     }
 
+    /// Answers for [`RouteCache::fill`], recording what was asked.
+    #[derive(Default)]
+    struct Answers {
+        sent: u64,
+        received: u64,
+        /// the prefixes the routing table installed (via 192.0.2.1)
+        fib: Vec<&'static str>,
+        reads: Vec<&'static str>,
+    }
+
+    impl RouteSource for Answers {
+        fn routes(&mut self, _: &BgpNeighbor, which: SessionRoutes) -> Option<Vec<PathRoute>> {
+            let hop = std::collections::BTreeSet::from(["192.0.2.1".to_string()]);
+            Some(match which {
+                SessionRoutes::Advertised => {
+                    self.reads.push("advertised");
+                    vec![(format!("198.51.100.{}/32", self.sent), Default::default())]
+                }
+                SessionRoutes::Accepted => {
+                    self.reads.push("accepted");
+                    (1..=self.received).map(|i| (format!("203.0.113.{i}/32"), hop.clone())).collect()
+                }
+            })
+        }
+        fn installed(&mut self, vrf: &str) -> Option<BTreeMap<String, Installed>> {
+            assert_eq!(vrf, "default");
+            self.reads.push("installed");
+            let via = Installed { addresses: ["192.0.2.1".to_string()].into(), ..Default::default() };
+            Some(self.fib.iter().map(|p| (p.to_string(), via.clone())).collect())
+        }
+    }
+
     /// A session's routes are read from FRR when it comes up and, each way, when its updates
     /// or prefixes that way change, not on every poll; a session that is down carries nothing.
+    /// The installed routes are read when what a session received changes, and once more on
+    /// the next poll (the routing table installs a moment after BGP accepts).
     #[test]
     fn session_routes_are_read_only_when_the_session_changes() {
         let v = |state: &str, sent: u64, received: u64| {
@@ -535,30 +652,59 @@ mod tests {
                 "addressFamilyInfo": {"ipv4Unicast": {"sentPrefixCounter": sent, "acceptedPrefixCounter": received}}}}})
         };
         let mut cache = RouteCache::default();
-        let reads = std::cell::RefCell::new(Vec::new());
-        let poll = |state: &str, sent: u64, received: u64, cache: &mut RouteCache| {
+        let mut src = Answers::default();
+        let mut poll = |state: &str, sent: u64, received: u64, fib: &[&'static str], src: &mut Answers| {
+            (src.sent, src.received, src.fib) = (sent, received, fib.to_vec());
+            src.reads.clear();
             let mut n = crate::frr::state::parse_bgp_neighbors(&v(state, sent, received));
-            cache.fill(&mut n, |_, which| {
-                reads.borrow_mut().push(which);
-                Some(vec![match which {
-                    SessionRoutes::Advertised => format!("198.51.100.{sent}/32"),
-                    SessionRoutes::Accepted => format!("203.0.113.{received}/32"),
-                }])
-            });
+            cache.fill(&mut n, src);
             let n = n.remove(0);
-            (n.advertised.unwrap(), n.accepted.unwrap())
+            (
+                n.advertised.unwrap(),
+                n.accepted.unwrap(),
+                n.installed,
+                n.not_installed.unwrap_or_default(),
+                src.reads.iter().map(|r| r.to_string()).collect::<Vec<_>>(),
+            )
         };
-        let one = |p: &str| vec![p.to_string()];
-        assert_eq!(poll("Established", 1, 1, &mut cache), (one("198.51.100.1/32"), one("203.0.113.1/32")));
-        assert_eq!(poll("Established", 1, 1, &mut cache), (one("198.51.100.1/32"), one("203.0.113.1/32")), "from the cache");
-        assert_eq!(poll("Established", 2, 1, &mut cache), (one("198.51.100.2/32"), one("203.0.113.1/32")), "an update sent: that way again");
-        assert_eq!(poll("Established", 2, 3, &mut cache), (one("198.51.100.2/32"), one("203.0.113.3/32")), "one received");
-        assert_eq!(poll("Active", 2, 3, &mut cache), (vec![], vec![]), "down: nothing either way");
-        assert_eq!(poll("Established", 2, 3, &mut cache), (one("198.51.100.2/32"), one("203.0.113.3/32")), "up again: read");
-        use SessionRoutes::*;
-        assert_eq!(*reads.borrow(), [Advertised, Accepted, Advertised, Accepted, Advertised, Accepted]);
+        let s = |l: &[&str]| l.iter().map(|p| p.to_string()).collect::<Vec<_>>();
+        let (a1, r1) = (s(&["198.51.100.1/32"]), s(&["203.0.113.1/32"]));
+        // up, the routing table not yet there: read, and read again on the next poll
+        assert_eq!(poll("Established", 1, 1, &[], &mut src), (a1.clone(), r1.clone(), Some(0), r1.clone(), s(&["advertised", "accepted", "installed"])));
+        assert_eq!(poll("Established", 1, 1, &["203.0.113.1/32"], &mut src), (a1.clone(), r1.clone(), Some(1), vec![], s(&["installed"])));
+        assert_eq!(poll("Established", 1, 1, &["203.0.113.1/32"], &mut src), (a1.clone(), r1.clone(), Some(1), vec![], vec![]), "all from the cache");
+        let a2 = s(&["198.51.100.2/32"]);
+        assert_eq!(poll("Established", 2, 1, &["203.0.113.1/32"], &mut src), (a2.clone(), r1.clone(), Some(1), vec![], s(&["advertised"])), "an update sent");
+        // two received, one installed: one listed as not installed
+        let r2 = s(&["203.0.113.1/32", "203.0.113.2/32"]);
+        let got = poll("Established", 2, 2, &["203.0.113.1/32"], &mut src);
+        assert_eq!(got, (a2.clone(), r2.clone(), Some(1), s(&["203.0.113.2/32"]), s(&["accepted", "installed"])));
+        assert_eq!(poll("Established", 2, 2, &["203.0.113.1/32"], &mut src).4, s(&["installed"]), "confirmed once");
+        assert!(poll("Established", 2, 2, &["203.0.113.1/32"], &mut src).4.is_empty());
+        // the routing table changes with no BGP update (a kernel route removed): seen within
+        // the refresh
+        let refreshed = (1..INSTALLED_REFRESH_POLLS).find(|_| poll("Established", 2, 2, &["203.0.113.1/32", "203.0.113.2/32"], &mut src).2 == Some(2));
+        assert_eq!(refreshed, Some(INSTALLED_REFRESH_POLLS - 1));
+        assert_eq!(poll("Active", 2, 2, &[], &mut src), (vec![], vec![], Some(0), vec![], vec![]), "down: nothing either way");
+        let got = poll("Established", 2, 2, &["203.0.113.1/32", "203.0.113.2/32"], &mut src);
+        assert_eq!(got, (a2, r2, Some(2), vec![], s(&["advertised", "accepted", "installed"])), "up again: read");
         let n = &crate::frr::state::parse_bgp_neighbors(&v("Established", 1, 1))[0];
         assert_eq!(n.families, ["ipv4Unicast"]);
+    }
+
+    /// A session that accepted more than the list holds: every route is counted, at most 100
+    /// are listed each way.
+    #[test]
+    fn installed_counts_every_route_and_lists_at_most_100() {
+        let v = serde_json::json!({"default": {"192.0.2.1": {"bgpState": "Established", "messageStats": {"updatesRecv": 3},
+            "addressFamilyInfo": {"ipv4Unicast": {"acceptedPrefixCounter": 250}}}}});
+        let mut n = crate::frr::state::parse_bgp_neighbors(&v);
+        let mut src = Answers { received: 250, fib: vec!["203.0.113.1/32", "203.0.113.2/32"], ..Default::default() };
+        RouteCache::default().fill(&mut n, &mut src);
+        assert_eq!(n[0].accepted.as_ref().map(Vec::len), Some(MAX_LISTED));
+        assert_eq!(n[0].installed, Some(2));
+        let not = n[0].not_installed.clone().unwrap();
+        assert_eq!((not.len(), not[0].as_str()), (MAX_LISTED, "203.0.113.3/32"));
     }
 
     #[test]

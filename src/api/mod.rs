@@ -509,6 +509,18 @@ pub struct BGPSessionStateStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 100))]
     pub accepted_prefixes: Option<Vec<String>>,
+    /// Of the accepted prefixes, how many FRR installed in the node's routing table from this
+    /// session (the path's next hop is an installed next hop of the prefix).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "schema::count")]
+    pub prefixes_installed: Option<u64>,
+    /// Accepted and not installed from this session: a route FRR prefers (another peer's path,
+    /// a connected, static or kernel route) holds the prefix, or the next hop is unreachable.
+    /// Sorted; at most 100 are listed, `prefixesAccepted - prefixesInstalled` counts them all.
+    /// Read again when the VRF's sessions receive updates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 100))]
+    pub not_installed_prefixes: Option<Vec<String>>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, JsonSchema)]

@@ -95,6 +95,10 @@ pub struct ReceivedRow {
     pub peer: String,
     /// The FRRConfigurations whose toReceive on this neighbor accepts the prefix.
     pub accepted_by: Vec<String>,
+    /// Whether the node's routing table installed the route from this peer, as its agent
+    /// published it (absent: not known).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub installed: Option<bool>,
 }
 
 /// What a node received on one session, as its agent published it.
@@ -108,6 +112,9 @@ pub struct SessionIn {
     /// (no soft-reconfiguration inbound), so refused routes are neither listed nor counted.
     pub received: Option<u64>,
     pub accepted: Option<u64>,
+    /// How many of the accepted routes the node's routing table installed from this peer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub installed: Option<u64>,
     /// The objects whose toReceive makes the neighbor's inbound policy (none: everything is
     /// refused).
     pub policy: Vec<String>,
@@ -212,6 +219,9 @@ pub struct Session {
     pub accepted: Option<Vec<String>>,
     pub accepted_count: Option<u64>,
     pub received_count: Option<u64>,
+    /// How many accepted routes were installed, and those that were not (at most 100 listed).
+    pub installed_count: Option<u64>,
+    pub not_installed: Option<Vec<String>>,
 }
 
 impl Session {
@@ -226,6 +236,17 @@ impl Session {
             return Some(true);
         }
         self.sent.is_some_and(|n| n as usize <= list.len()).then_some(false)
+    }
+
+    /// Whether the routing table installed the accepted `prefix` from this session: None when
+    /// the agent did not say (not published, or more not installed than the list holds).
+    pub fn installed(&self, prefix: &str) -> Option<bool> {
+        let not = self.not_installed.as_ref()?;
+        if not.iter().any(|p| p == prefix) {
+            return Some(false);
+        }
+        let (accepted, installed) = (self.accepted_count?, self.installed_count?);
+        (accepted.saturating_sub(installed) as usize <= not.len()).then_some(true)
     }
 }
 
@@ -249,6 +270,8 @@ pub fn session_states(inputs: &Inputs) -> Sessions {
                 accepted: st.accepted_prefixes.clone(),
                 accepted_count: st.prefixes_accepted,
                 received_count: st.prefixes_received,
+                installed_count: st.prefixes_installed,
+                not_installed: st.not_installed_prefixes.clone(),
             };
             Some(((node, canonical_vrf(st.vrf.as_deref()).to_string(), peer), session))
         })
@@ -295,6 +318,7 @@ fn node_received(node: &str, model: &Model, sessions: &Sessions, filter: &Filter
             peer: peer.clone(),
             received: s.received_count,
             accepted: s.accepted_count,
+            installed: s.installed_count,
             policy,
         });
         for prefix in s.accepted.iter().flatten().filter_map(|p| p.parse::<IpNet>().ok()).filter(|p| filter.admits_prefix(p)) {
@@ -305,7 +329,15 @@ fn node_received(node: &str, model: &Model, sessions: &Sessions, filter: &Filter
             by.extend(inbound.receive.iter().filter(|(m, _)| covers(m, &prefix)).flat_map(|(_, s)| s.iter()).map(|o| o.to_string()));
             by.sort();
             by.dedup();
-            out.received.push(ReceivedRow { prefix: prefix.to_string(), node: node.to_string(), vrf: vrf.clone(), peer: peer.clone(), accepted_by: by });
+            let installed = s.installed(&prefix.to_string());
+            out.received.push(ReceivedRow {
+                prefix: prefix.to_string(),
+                node: node.to_string(),
+                vrf: vrf.clone(),
+                peer: peer.clone(),
+                accepted_by: by,
+                installed,
+            });
         }
     }
 }
@@ -430,14 +462,19 @@ pub fn print(r: &Routes, output: Output) -> String {
         Output::Table | Output::Wide if !r.sessions_in.is_empty() => {
             let dash = |v: &[String]| if v.is_empty() { "-".to_string() } else { v.join(",") };
             let num = |n: Option<u64>| n.map_or("-".to_string(), |n| n.to_string());
-            let mut table: Vec<Vec<String>> = vec![["PREFIX", "NODE", "VRF", "PEER", "ACCEPTED BY"].iter().map(|h| h.to_string()).collect()];
-            table.extend(r.received.iter().map(|row| vec![row.prefix.clone(), row.node.clone(), row.vrf.clone(), row.peer.clone(), dash(&row.accepted_by)]));
+            let yes_no = |b: Option<bool>| b.map_or("-", |b| if b { "yes" } else { "no" }).to_string();
+            let mut table: Vec<Vec<String>> = vec![["PREFIX", "NODE", "VRF", "PEER", "INSTALLED", "ACCEPTED BY"].iter().map(|h| h.to_string()).collect()];
+            table.extend(
+                r.received
+                    .iter()
+                    .map(|row| vec![row.prefix.clone(), row.node.clone(), row.vrf.clone(), row.peer.clone(), yes_no(row.installed), dash(&row.accepted_by)]),
+            );
             let mut s = if r.received.is_empty() { String::new() } else { peers::columns(&table) + "\n" };
             let mut sessions: Vec<Vec<String>> =
-                vec![["NODE", "VRF", "PEER", "RECEIVED", "ACCEPTED", "INBOUND POLICY"].iter().map(|h| h.to_string()).collect()];
+                vec![["NODE", "VRF", "PEER", "RECEIVED", "ACCEPTED", "INSTALLED", "INBOUND POLICY"].iter().map(|h| h.to_string()).collect()];
             sessions.extend(r.sessions_in.iter().map(|x| {
                 let policy = if x.policy.is_empty() { "none: every route refused".to_string() } else { x.policy.join(",") };
-                vec![x.node.clone(), x.vrf.clone(), x.peer.clone(), num(x.received), num(x.accepted), policy]
+                vec![x.node.clone(), x.vrf.clone(), x.peer.clone(), num(x.received), num(x.accepted), num(x.installed), policy]
             }));
             s.push_str(&peers::columns(&sessions));
             s
@@ -596,6 +633,7 @@ pub(crate) mod tests {
         // ... and what it accepted of the router's 3 routes
         sent.accepted_prefixes = Some(vec!["198.51.100.7/32".into()]);
         (sent.prefixes_received, sent.prefixes_accepted) = (Some(3), Some(1));
+        (sent.prefixes_installed, sent.not_installed_prefixes) = (Some(1), Some(vec![]));
         inputs
     }
 
@@ -681,9 +719,18 @@ pub(crate) mod tests {
                 node: "wk1".into(),
                 vrf: "default".into(),
                 peer: "192.0.2.1".into(),
-                accepted_by: vec!["frr-k8s-system/admin-all".into()]
+                accepted_by: vec!["frr-k8s-system/admin-all".into()],
+                installed: Some(true),
             }]
         );
+        // not installed, and not known (more not installed than listed)
+        let mut i = inputs();
+        let st = i.sessions[0].status.as_mut().unwrap();
+        (st.prefixes_installed, st.not_installed_prefixes) = (Some(0), Some(vec!["198.51.100.7/32".into()]));
+        assert_eq!(routes(&i, &Filter { received: true, ..Default::default() }).received[0].installed, Some(false));
+        let st = i.sessions[0].status.as_mut().unwrap();
+        (st.prefixes_accepted, st.not_installed_prefixes) = (Some(500), Some(vec!["198.51.100.1/32".into()]));
+        assert_eq!(routes(&i, &Filter { received: true, ..Default::default() }).received[0].installed, None);
         let counts: Vec<(String, String, Option<u64>, Vec<String>)> =
             r.sessions_in.iter().map(|s| (s.node.clone(), s.peer.clone(), s.accepted, s.policy.clone())).collect();
         assert_eq!(
@@ -695,6 +742,9 @@ pub(crate) mod tests {
         );
         let t = print(&r, Output::Table);
         assert!(t.contains("198.51.100.7/32   wk1") && t.contains("none: every route refused"), "{t}");
+        let lines: Vec<Vec<&str>> = t.lines().map(|l| l.split_whitespace().collect()).collect();
+        assert_eq!(lines[0], ["PREFIX", "NODE", "VRF", "PEER", "INSTALLED", "ACCEPTED", "BY"]);
+        assert_eq!(lines[1][4], "yes", "{t}");
         // a prefix-list entry as FRR matches it
         let m = |p: &str, ge: Option<u8>, le: Option<u8>| crate::core::model::PrefixMatch { prefix: p.parse().unwrap(), ge, le };
         let net = |p: &str| p.parse::<IpNet>().unwrap();

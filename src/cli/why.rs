@@ -352,7 +352,18 @@ pub fn why_received(inputs: &Inputs, node: &str, prefix: IpNet, peer: Option<&st
         let accepted = published.and_then(|s| s.accepted.as_ref().map(|l| (l, s.accepted_count)));
         match accepted {
             Some((list, _)) if list.contains(&prefix.to_string()) => {
-                links.push(link(true, format!("FRR on {node} accepted it from {p} (BGPSessionState acceptedPrefixes)")))
+                links.push(link(true, format!("FRR on {node} accepted it from {p} (BGPSessionState acceptedPrefixes)")));
+                match published.and_then(|s| s.installed(&prefix.to_string())) {
+                    Some(true) => links.push(link(true, format!("{node}'s routing table installed it via {p} (BGPSessionState notInstalledPrefixes)"))),
+                    Some(false) => links.push(link(
+                        false,
+                        format!(
+                            "{node}'s routing table did not install it via {p} (BGPSessionState notInstalledPrefixes): another peer's path, or a \
+                             connected, static or kernel route is preferred, or the next hop is unreachable"
+                        ),
+                    )),
+                    None => {}
+                }
             }
             Some((list, count)) if count.is_some_and(|c| c as usize <= list.len()) => {
                 links.push(link(false, format!("FRR on {node} holds no such route from {p} (BGPSessionState acceptedPrefixes): the peer does not send it")));
@@ -390,7 +401,8 @@ pub fn print(w: &Why, output: Output) -> String {
                 let verdict = match (w.received, c.holds) {
                     (false, true) => "advertised",
                     (false, false) => "not advertised",
-                    (true, true) => "accepted",
+                    (true, true) if c.links.iter().all(|l| l.holds) => "accepted",
+                    (true, true) => "accepted, not installed",
                     (true, false) => "not accepted",
                 };
                 s.push_str(&format!("{} on {}{to}: {verdict}\n", w.prefix, w.node));
@@ -579,6 +591,15 @@ mod tests {
         assert!(chain(&w, "2001:db8::1")[0].1.contains("is Active, not Established"), "{w:#?}");
         let t = print(&why_received(&i, "wk1", net("198.51.100.7/32"), Some("192.0.2.1")).unwrap(), Output::Table);
         assert!(t.starts_with("198.51.100.7/32 on wk1 from 192.0.2.1 (default): accepted\n"), "{t}");
+        assert!(links[3].1.contains("routing table installed it via 192.0.2.1"), "{links:#?}");
+        // accepted, and another route is preferred: the chain says so
+        let mut beaten = inputs();
+        let st = beaten.sessions[0].status.as_mut().unwrap();
+        (st.prefixes_installed, st.not_installed_prefixes) = (Some(0), Some(vec!["198.51.100.7/32".into()]));
+        let w = why_received(&beaten, "wk1", net("198.51.100.7/32"), Some("192.0.2.1")).unwrap();
+        let last = chain(&w, "192.0.2.1").last().unwrap().clone();
+        assert!(w.chains[0].holds && !last.0 && last.1.contains("did not install it via 192.0.2.1"), "{w:#?}");
+        assert!(print(&w, Output::Table).starts_with("198.51.100.7/32 on wk1 from 192.0.2.1 (default): accepted, not installed\n"));
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! Typed reads of FRR's state from its JSON output: BGP neighbors per VRF, BFD peers, daemons.
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use serde::Serialize;
 use serde_json::Value;
 
@@ -44,6 +46,30 @@ pub struct BgpNeighbor {
     /// The prefixes FRR accepted from the peer (after the node's inbound policy), when they
     /// were read: at most [`MAX_LISTED`], sorted; `prefixes_accepted` counts them all.
     pub accepted: Option<Vec<String>>,
+    /// Of the accepted prefixes, how many FRR installed from this session: the path's next
+    /// hop is one of the routing table's installed next hops for the prefix (None: not read).
+    pub installed: Option<u64>,
+    /// Accepted and not installed from this session (another path or a connected, static or
+    /// kernel route is preferred, or the next hop is unreachable): at most [`MAX_LISTED`].
+    pub not_installed: Option<Vec<String>>,
+}
+
+/// A route FRR holds from a peer: its prefix and the next hops of the peer's path.
+pub type PathRoute = (String, BTreeSet<String>);
+
+/// What the routing table (zebra) installed for a prefix: the next hops' addresses and
+/// interfaces.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Installed {
+    pub addresses: BTreeSet<String>,
+    pub interfaces: BTreeSet<String>,
+}
+
+/// Whether `route`, learned from `peer` (an address, or an interface for an unnumbered
+/// neighbor), is the one installed: one of its next hops is an installed next hop of the
+/// prefix, or for an interface neighbor the prefix is installed through that interface.
+pub fn is_installed(table: &BTreeMap<String, Installed>, peer: &str, route: &PathRoute) -> bool {
+    table.get(&route.0).is_some_and(|i| route.1.iter().any(|h| i.addresses.contains(h)) || i.interfaces.contains(peer))
 }
 
 /// How many prefixes a session's list holds (the rest are only counted).
@@ -115,6 +141,8 @@ pub fn parse_bgp_neighbors(v: &Value) -> Vec<BgpNeighbor> {
                 families,
                 advertised: None,
                 accepted: None,
+                installed: None,
+                not_installed: None,
             });
         }
     }
@@ -123,9 +151,38 @@ pub fn parse_bgp_neighbors(v: &Value) -> Vec<BgpNeighbor> {
 }
 
 /// Parses `show bgp vrf V AFI SAFI neighbors P advertised-routes json` (the prefixes sent, in
-/// `advertisedRoutes`) or `... neighbors P routes json` (the prefixes accepted, in `routes`).
-pub fn parse_session_routes(v: &Value) -> Vec<String> {
-    v.get("advertisedRoutes").or_else(|| v.get("routes")).and_then(Value::as_object).map(|m| m.keys().cloned().collect()).unwrap_or_default()
+/// `advertisedRoutes`) or `... neighbors P routes json` (the prefixes accepted, in `routes`,
+/// each with its paths and their `nexthops`).
+pub fn parse_session_routes(v: &Value) -> Vec<PathRoute> {
+    let Some(m) = v.get("advertisedRoutes").or_else(|| v.get("routes")).and_then(Value::as_object) else { return Vec::new() };
+    m.iter()
+        .map(|(prefix, paths)| {
+            let hops = paths
+                .as_array()
+                .into_iter()
+                .flatten()
+                .flat_map(|p| p.get("nexthops").and_then(Value::as_array).into_iter().flatten())
+                .filter_map(|h| h.get("ip").and_then(Value::as_str).map(String::from))
+                .collect();
+            (prefix.clone(), hops)
+        })
+        .collect()
+}
+
+/// Parses `show ip route vrf V bgp json` (or `show ipv6 ...`): each prefix with an installed
+/// entry, and that entry's next hops in the FIB.
+pub fn parse_installed(v: &Value) -> BTreeMap<String, Installed> {
+    let mut out = BTreeMap::new();
+    for (prefix, entries) in v.as_object().into_iter().flatten() {
+        for e in entries.as_array().into_iter().flatten().filter(|e| e.get("installed").and_then(Value::as_bool) == Some(true)) {
+            let i: &mut Installed = out.entry(prefix.clone()).or_default();
+            for h in e.get("nexthops").and_then(Value::as_array).into_iter().flatten().filter(|h| h.get("fib").and_then(Value::as_bool) == Some(true)) {
+                i.addresses.extend(h.get("ip").and_then(Value::as_str).map(String::from));
+                i.interfaces.extend(h.get("interfaceName").and_then(Value::as_str).map(String::from));
+            }
+        }
+    }
+    out
 }
 
 /// Which of a session's routes to read.
@@ -137,10 +194,10 @@ pub enum SessionRoutes {
     Accepted,
 }
 
-/// The prefixes of neighbor `n` that `which` asks for, over the unicast families it is
-/// activated in: at most [`MAX_LISTED`], sorted (an interface neighbor is named by its
+/// The routes of neighbor `n` that `which` asks for, over the unicast families it is
+/// activated in, sorted by prefix, all of them (an interface neighbor is named by its
 /// interface).
-pub fn session_routes(loc: &FrrLocation, n: &BgpNeighbor, which: SessionRoutes) -> Result<Vec<String>, FrrError> {
+pub fn session_routes(loc: &FrrLocation, n: &BgpNeighbor, which: SessionRoutes) -> Result<Vec<PathRoute>, FrrError> {
     let what = match which {
         SessionRoutes::Advertised => "advertised-routes",
         SessionRoutes::Accepted => "routes",
@@ -151,9 +208,15 @@ pub fn session_routes(loc: &FrrLocation, n: &BgpNeighbor, which: SessionRoutes) 
             out.extend(parse_session_routes(&loc.show_json(&format!("show bgp vrf {} {afi} unicast neighbors {} {what} json", n.vrf, n.peer))?));
         }
     }
-    out.sort_by_key(|p| (p.parse::<ipnet::IpNet>().ok(), p.clone()));
-    out.dedup();
-    out.truncate(MAX_LISTED);
+    out.sort_by_key(|(p, _)| (p.parse::<ipnet::IpNet>().ok(), p.clone()));
+    out.dedup_by(|a, b| a.0 == b.0);
+    Ok(out)
+}
+
+/// The BGP routes the routing table installed in `vrf`, both families.
+pub fn installed_routes(loc: &FrrLocation, vrf: &str) -> Result<BTreeMap<String, Installed>, FrrError> {
+    let mut out = parse_installed(&loc.show_json(&format!("show ip route vrf {vrf} bgp json"))?);
+    out.extend(parse_installed(&loc.show_json(&format!("show ipv6 route vrf {vrf} bgp json"))?));
     Ok(out)
 }
 
@@ -197,11 +260,37 @@ mod tests {
         let v = serde_json::json!({"bgpTableVersion": 3, "bgpLocalRouterId": "192.0.2.11", "defaultLocPrf": 100, "localAS": 64512,
             "advertisedRoutes": {"198.51.100.181/32": {"addrPrefix": "198.51.100.181", "prefixLen": 32, "network": "198.51.100.181/32", "nextHop": "0.0.0.0"},
                                  "203.0.113.0/24": {"network": "203.0.113.0/24"}}, "totalPrefixCounter": 2, "filteredPrefixCounter": 0});
-        assert_eq!(parse_session_routes(&v), ["198.51.100.181/32", "203.0.113.0/24"]);
+        let prefixes = |v: &Value| parse_session_routes(v).into_iter().map(|(p, _)| p).collect::<Vec<_>>();
+        assert_eq!(prefixes(&v), ["198.51.100.181/32", "203.0.113.0/24"]);
         assert!(parse_session_routes(&serde_json::json!({})).is_empty(), "a session with nothing sent");
-        // `... neighbors P routes json`: what was accepted, under `routes`
-        let v = serde_json::json!({"vrfId": 0, "routes": {"203.0.113.0/24": [{"valid": true, "network": "203.0.113.0/24"}]}});
-        assert_eq!(parse_session_routes(&v), ["203.0.113.0/24"]);
+        // `... neighbors P routes json`: what was accepted, under `routes`, with each path's
+        // next hops (an IPv6 path has its global and its link-local address)
+        let v = serde_json::json!({"vrfId": 0, "routes": {
+            "203.0.113.0/24": [{"valid": true, "bestpath": true, "network": "203.0.113.0/24", "nexthops": [{"ip": "192.0.2.1", "afi": "ipv4", "used": true}]}],
+            "2001:db8:5::/64": [{"valid": true, "nexthops": [{"ip": "2001:db8::1", "scope": "global"}, {"ip": "fe80::1", "scope": "link-local", "used": true}]}]}});
+        let r = parse_session_routes(&v);
+        assert_eq!(r[0], ("2001:db8:5::/64".to_string(), BTreeSet::from(["2001:db8::1".to_string(), "fe80::1".to_string()])));
+        assert_eq!(r[1], ("203.0.113.0/24".to_string(), BTreeSet::from(["192.0.2.1".to_string()])));
+    }
+
+    /// `show ip route bgp json` as FRR 8.4 answers it: an entry another route beats has no
+    /// `installed` and its next hops no `fib`.
+    #[test]
+    fn installed_routes_are_the_entries_in_the_fib() {
+        let v = serde_json::json!({
+            "203.0.113.0/24": [{"prefix": "203.0.113.0/24", "protocol": "bgp", "selected": true, "installed": true,
+                "nexthops": [{"fib": true, "ip": "192.0.2.1", "afi": "ipv4", "interfaceName": "eth0", "active": true},
+                             {"ip": "192.0.2.2", "afi": "ipv4", "interfaceName": "eth0"}]}],
+            "198.51.100.0/25": [{"prefix": "198.51.100.0/25", "protocol": "bgp", "distance": 20, "nexthops": [{"ip": "192.0.2.1", "afi": "ipv4"}]}],
+            "198.51.100.128/25": [{"protocol": "bgp", "installed": true, "nexthops": [{"fib": true, "ip": "fe80::1", "interfaceName": "eth1"}]}]});
+        let t = parse_installed(&v);
+        assert_eq!(t.keys().collect::<Vec<_>>(), ["198.51.100.128/25", "203.0.113.0/24"]);
+        let route = |p: &str, h: &[&str]| (p.to_string(), h.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>());
+        assert!(is_installed(&t, "192.0.2.1", &route("203.0.113.0/24", &["192.0.2.1"])));
+        assert!(!is_installed(&t, "192.0.2.2", &route("203.0.113.0/24", &["192.0.2.2"])), "a next hop not in the FIB");
+        assert!(!is_installed(&t, "192.0.2.1", &route("198.51.100.0/25", &["192.0.2.1"])), "beaten by another route");
+        // an unnumbered neighbor: by its interface
+        assert!(is_installed(&t, "eth1", &route("198.51.100.128/25", &["fe80::9"])));
     }
 
     #[test]
