@@ -801,7 +801,28 @@ fn run(o: &Opts) -> Result<bool> {
     Ok(!r.failed)
 }
 
-/// Creates a BGPSessionState for every MetalLB neighbor of every node, with its status.
+/// Every this many nodes, one session carries a large table: what the agents publish at their
+/// bound (100 listed each way), to size the objects at their largest.
+const FULL_TABLE_EVERY: usize = 100;
+
+/// The status an agent writes for session `k` of node `i` that sends `sent`: the top-of-rack
+/// router's default route accepted and installed; on every [`FULL_TABLE_EVERY`]th node the
+/// first session accepted 5,000 IPv6 routes, 1,000 of them not installed (the lists at 100).
+fn session_status(node: &str, peer: &str, i: usize, k: usize, sent: &[String]) -> Value {
+    let full = i.is_multiple_of(FULL_TABLE_EVERY) && k == 0;
+    let v6 = |n: usize| format!("2001:db8:{:x}:{:x}::/64", 0x1000 + n / 0xffff, n % 0xffff);
+    let (accepted, installed, listed, not_installed): (u64, u64, Vec<String>, Vec<String>) =
+        if full { (5_000, 4_000, (0..100).map(v6).collect(), (4_000..4_100).map(v6).collect()) } else { (1, 1, vec!["0.0.0.0/0".into()], vec![]) };
+    json!({"apiVersion": "frrk8s.metallb.io/v1beta1", "kind": "BGPSessionState", "status": {
+        "bgpStatus": "Established", "bfdStatus": "N/A", "node": node, "peer": peer, "vrf": "",
+        "prefixesSent": sent.len(), "prefixesReceived": accepted, "prefixesAccepted": accepted, "prefixesInstalled": installed,
+        "establishedSince": "2026-12-01T00:00:00Z", "lastResetReason": "Waiting for peer OPEN",
+        "advertisedPrefixes": sent, "acceptedPrefixes": listed, "notInstalledPrefixes": not_installed
+    }})
+}
+
+/// Creates a BGPSessionState for every MetalLB neighbor of every node, with its status as the
+/// agents write it ([`session_status`]).
 async fn load_sessions(cx: &Ctx<'_>) -> Result<usize> {
     use frr_composer::agent::status::{peer_label, session_name};
     use futures::StreamExt;
@@ -812,23 +833,21 @@ async fn load_sessions(cx: &Ctx<'_>) -> Result<usize> {
         let spec = fixture::metallb_spec(&cx.shape, i, &[]);
         for n in spec["bgp"]["routers"][0]["neighbors"].as_array().into_iter().flatten() {
             let peer = n["address"].as_str().unwrap_or_default().to_string();
-            objects.push((session_name(&node, "default", &peer), node.clone(), peer, lb_prefixes(i).len()));
+            let k = objects.iter().filter(|o: &&(String, String, String, usize, usize)| o.1 == node).count();
+            objects.push((session_name(&node, "default", &peer), node.clone(), peer, i, k));
         }
     }
     let count = objects.len();
     let pp = kube::api::PatchParams::apply("scale-bench").force();
     let results: Vec<Result<()>> = futures::stream::iter(objects)
-        .map(|(name, node, peer, sent)| {
+        .map(|(name, node, peer, i, k)| {
             let (api, pp) = (&api, &pp);
             async move {
                 let labels = json!({"frrk8s.metallb.io/node": node, "frrk8s.metallb.io/peer": peer_label(&peer), "frrk8s.metallb.io/vrf": ""});
                 let obj =
                     json!({"apiVersion": "frrk8s.metallb.io/v1beta1", "kind": "BGPSessionState", "metadata": {"name": name, "labels": labels}, "spec": {}});
                 api.patch(&name, pp, &kube::api::Patch::Apply(&obj)).await.with_context(|| format!("creating {name}"))?;
-                let status = json!({"apiVersion": "frrk8s.metallb.io/v1beta1", "kind": "BGPSessionState", "status": {
-                    "bgpStatus": "Established", "bfdStatus": "N/A", "node": node, "peer": peer, "vrf": "",
-                    "prefixesSent": sent, "prefixesReceived": 0, "prefixesAccepted": 0
-                }});
+                let status = session_status(&node, &peer, i, k, &lb_prefixes(i));
                 api.patch_status(&name, pp, &kube::api::Patch::Apply(&status)).await.with_context(|| format!("status of {name}"))?;
                 Ok(())
             }
@@ -878,6 +897,39 @@ fn part_cli(cx: &Ctx, r: &mut Report) -> Result<()> {
     let t = Instant::now();
     let sessions = cx.rt.block_on(load_sessions(cx))?;
     r.row(format!("load: {sessions} BGPSessionStates (what the agents would write)"), format!("{:.1} s", t.elapsed().as_secs_f64()), "");
+    // their size as the API server serves them (paged list, managed fields left out)
+    let api: kube::Api<frr_composer::api::BGPSessionState> = kube::Api::namespaced(cx.client.clone(), fixture::NS);
+    let (mut total, mut largest, mut typical, mut continue_token) = (0usize, 0usize, 0usize, None::<String>);
+    loop {
+        let mut lp = kube::api::ListParams::default().limit(500);
+        if let Some(c) = &continue_token {
+            lp = lp.continue_token(c);
+        }
+        let page = cx.rt.block_on(api.list(&lp))?;
+        for mut s in page.items {
+            s.metadata.managed_fields = None;
+            let n = serde_json::to_vec(&s)?.len();
+            total += n;
+            largest = largest.max(n);
+            if s.status.as_ref().and_then(|st| st.prefixes_accepted) == Some(1) {
+                typical = typical.max(n);
+            }
+        }
+        continue_token = page.metadata.continue_.filter(|c| !c.is_empty());
+        if continue_token.is_none() {
+            break;
+        }
+    }
+    r.row(
+        format!("BGPSessionStates as the agents write them, 1 in {FULL_TABLE_EVERY} nodes with a 5,000-route session"),
+        format!(
+            "{:.1} MB in all; typical session at most {:.2} kB; largest {:.1} kB (100 listed each way)",
+            total as f64 / 1e6,
+            typical as f64 / 1e3,
+            largest as f64 / 1e3
+        ),
+        "bounded",
+    );
     let (took, rss, code, out) = run_cli(cx, &["peers", "-n", fixture::NS, "-o", "json"])?;
     if code != 0 {
         bail!("peers exited {code}: {}", std::fs::read_to_string(cx.tmp.join("cli.err")).unwrap_or_default());
@@ -896,6 +948,17 @@ fn part_cli(cx: &Ctx, r: &mut Report) -> Result<()> {
     let rows = serde_json::from_str::<Value>(&out).ok().and_then(|v| v["routes"].as_array().map(Vec::len)).unwrap_or(0);
     r.row(
         format!("`routes -o json` over {} nodes ({rows} routes)", cx.shape.nodes),
+        format!("{:.2} s, peak RSS {rss:.0} MiB", took.as_secs_f64()),
+        "< 5 s, < 200 MB",
+    );
+    // what every node accepted, with the objects that let it in and whether it is installed
+    let (took, rss, code, out) = run_cli(cx, &["routes", "--received", "-n", fixture::NS, "-o", "json"])?;
+    if code != 0 {
+        bail!("routes --received exited {code}: {}", std::fs::read_to_string(cx.tmp.join("cli.err")).unwrap_or_default());
+    }
+    let rows = serde_json::from_str::<Value>(&out).ok().and_then(|v| v["received"].as_array().map(Vec::len)).unwrap_or(0);
+    r.row(
+        format!("`routes --received -o json` over {} nodes ({rows} accepted routes listed)", cx.shape.nodes),
         format!("{:.2} s, peak RSS {rss:.0} MiB", took.as_secs_f64()),
         "< 5 s, < 200 MB",
     );
