@@ -203,7 +203,7 @@ pub fn settings_for(args: &NodeArgs, objects: &Objects, notices: &mut Vec<String
         .unwrap_or_default();
     let node_has_ipv4 = !args.ipv6_only && (addresses.is_empty() || addresses.iter().any(|a| a.is_ipv4() && !a.is_loopback()));
     if errors.is_empty() {
-        Ok((Settings { namespace, hostname, log_level, always_block, node_has_ipv4 }, labels))
+        Ok((Settings { namespace, hostname, log_level, always_block, node_has_ipv4, frr_version: None }, labels))
     } else {
         Err(errors)
     }

@@ -101,6 +101,7 @@ impl NodeSettings {
             log_level,
             always_block: self.always_block.clone(),
             node_has_ipv4: self.node_has_ipv4,
+            frr_version: None,
         }
     }
 }

@@ -17,6 +17,8 @@
 //! 6. The admin fixes the object: everything applies and the record is written again.
 //! 7. An admin's raw configuration that FRR's syntax check refuses is charged to that object
 //!    (left out, with FRR's words), and MetalLB's changes still apply; fixed, it applies.
+//! 8. An L3VNI wildcard import route target: left out on FRR 8.4 with the field and both
+//!    versions, applied on 10.3 and 10.7.
 //!
 //! Needs root, the lab (FRR, gobgpd) and the apiserver binaries (.ci/install-apiserver.sh):
 //! skipped without them, except under CI=true, where it fails.
@@ -278,6 +280,42 @@ fn isolation_against_real_apiserver(version: FrrVersion) {
         lab::wait_until(Duration::from_secs(20), || object_condition(&api, "admin-raw")["status"] == "True" && running().contains("ip prefix-list admin-deny")),
         "{}",
         diag(&agent, "the fixed raw object did not apply")
+    );
+
+    // 8. An L3VNI with a wildcard import route target, which FRR 8.4's bgpd refuses when it is
+    //    applied although its syntax check takes it: on 8.4 the object is left out with the
+    //    field and both versions (no failed reload); on 10.3 and 10.7 it applies.
+    let evpn = format!(
+        "apiVersion: frrk8s.metallb.io/v1beta1\nkind: FRRConfiguration\nmetadata:\n  name: admin-evpn\n  namespace: {NS}\nspec:\n  bgp:\n    routers:\n    - asn: 65801\n      vrf: red\n      evpn:\n        l3vni:\n          vni: 3000\n          importRTs: ['65801:3000', '*:3000']\n          advertisePrefixes: [unicast]\n"
+    );
+    api.kubectl_stdin(&["apply", "-f", "-"], &evpn).unwrap();
+    if version == FrrVersion::V8 {
+        assert!(
+            lab::wait_until(Duration::from_secs(20), || object_condition(&api, "admin-evpn")["reason"] == "LeftOut"),
+            "{}",
+            diag(&agent, "the wildcard route target on FRR 8.4 is not refused")
+        );
+        let c = object_condition(&api, "admin-evpn");
+        let msg = c["message"].as_str().unwrap_or_default();
+        assert!(msg.contains("spec.bgp.routers[0].evpn.l3vni.importRTs[1]") && msg.contains("needs FRR 8.5 or later; this node runs FRR 8.4"), "{c}");
+        assert!(!msg.contains("Malformed"), "refused by FRR, not before: {c}");
+        let reload = api.kubectl_json(&["get", "frrnodestate", "wk3"]).unwrap()["status"]["lastReloadResult"].clone();
+        assert_eq!(reload, "success", "{}", diag(&agent, "the reload beside the refused EVPN object"));
+        assert!(!running().contains("route-target import *:3000"), "{}", diag(&agent, "the refused wildcard"));
+    } else {
+        assert!(
+            lab::wait_until(Duration::from_secs(20), || object_condition(&api, "admin-evpn")["status"] == "True"
+                && running().contains("route-target import *:3000")),
+            "{}",
+            diag(&agent, &format!("the wildcard route target did not apply on FRR {v}"))
+        );
+    }
+    api.kubectl(&["-n", NS, "delete", "frrconfiguration", "admin-evpn"]).unwrap();
+    // (FRR 10 keeps an empty `vrf red` stanza: the VRF's definition, not configuration)
+    assert!(
+        lab::wait_until(Duration::from_secs(20), || !running().contains("router bgp 65801 vrf red") && !running().contains("vni 3000")),
+        "{}",
+        diag(&agent, "the EVPN object's removal")
     );
     assert!(!agent.log().contains("panicked"));
     eprintln!("FRR {v}: per-object isolation scenario passed");

@@ -67,6 +67,7 @@ fn settings() -> Settings {
         log_level: LogLevel::Info,
         always_block: vec!["192.0.2.128/25".parse().unwrap()],
         node_has_ipv4: true,
+        frr_version: None,
     }
 }
 

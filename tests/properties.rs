@@ -9,7 +9,7 @@ use frr_composer::render::render;
 use proptest::prelude::*;
 
 fn settings() -> Settings {
-    Settings { namespace: "ns".into(), hostname: "node1".into(), log_level: LogLevel::Info, always_block: vec![], node_has_ipv4: true }
+    Settings { namespace: "ns".into(), hostname: "node1".into(), log_level: LogLevel::Info, always_block: vec![], node_has_ipv4: true, frr_version: None }
 }
 
 fn cfg(name: &str, spec: FRRConfigurationSpec) -> FRRConfiguration {

@@ -202,7 +202,9 @@ impl Reconciler {
         // 2. compose: every valid object applies; refused ones keep their last good generation
         //    or are left out (core::isolation)
         Health::begin(&self.health, "compose and render", COMPOSE_LIMIT);
-        let settings = self.node.core(g.log_level);
+        let mut settings = self.node.core(g.log_level);
+        // an object that needs a newer FRR than runs is refused with its field (core::capability)
+        settings.frr_version = self.frr_version().await;
         // FRR's refusals of a generation count until the object changes or goes
         self.frr_refused.retain(|o, (generation, _)| g.configs.iter().any(|c| core::obj_ref(c) == *o && c.metadata.generation.unwrap_or(0) == *generation));
         let isolated = self.iso.decide(&settings, Snapshot { node_labels: &g.labels, configs: &g.configs, secrets: &g.secrets }, &self.frr_refused);
@@ -434,29 +436,33 @@ impl Reconciler {
         })
     }
 
+    /// The running FRR's version, read at every reconcile (an FRR container upgraded beside a
+    /// running agent shows its new version with the re-apply that its restart causes); a failed
+    /// read (FRR restarting) keeps the version last read.
+    async fn frr_version(&self) -> Option<String> {
+        let k = self.keeper.clone();
+        let read = tokio::task::spawn_blocking(move || k.lock().unwrap_or_else(|e| e.into_inner()).applier.location.version().ok()).await.ok().flatten();
+        let mut snapshot = self.metrics.frr.0.lock().unwrap_or_else(|e| e.into_inner());
+        if read.is_some() {
+            snapshot.version = read;
+        }
+        snapshot.version.clone()
+    }
+
     /// Steps 5 and 6: the status values, then the writes (each only when it changed).
     async fn write_status(&mut self, mut outcome: Outcome, g: &Gathered) -> anyhow::Result<()> {
         // the running configuration read back by the apply (or, when nothing was applied, now)
         let k = self.keeper.clone();
-        let (running, version) = tokio::task::spawn_blocking(move || {
+        let running = tokio::task::spawn_blocking(move || {
             let k = k.lock().unwrap_or_else(|e| e.into_inner());
-            let running = match &k.applier.last_running {
+            match &k.applier.last_running {
                 Some(r) => Ok(r.clone()),
                 None => k.applier.location.running_config(),
-            };
-            // read at every reconcile: an FRR container upgraded beside a running agent shows
-            // its new version with the re-apply that its restart causes
-            (running, k.applier.location.version().ok())
+            }
         })
         .await?;
-        // a failed read (FRR restarting) keeps the version last read
-        let version = {
-            let mut snapshot = self.metrics.frr.0.lock().unwrap_or_else(|e| e.into_inner());
-            if version.is_some() {
-                snapshot.version = version;
-            }
-            snapshot.version.clone()
-        };
+        // as read at the start of this reconcile
+        let version = self.metrics.frr.0.lock().unwrap_or_else(|e| e.into_inner()).version.clone();
         // observed generations: those in effect in FRR
         outcome.generations = self.iso.ledger.objects.iter().map(|(o, e)| (o.clone(), e.generation)).collect();
         let now = jiff::Timestamp::now();

@@ -619,8 +619,14 @@ mod tests {
         assert!(kept.covers(&all) && all.covers(&kept), "the union advertises exactly the 12");
         // and it is a valid configuration: the 12 /32s with their community reach the neighbor
         let c = kept.typed().unwrap();
-        let settings =
-            crate::core::Settings { namespace: "ns".into(), hostname: "wk1".into(), log_level: LogLevel::Info, always_block: vec![], node_has_ipv4: true };
+        let settings = crate::core::Settings {
+            namespace: "ns".into(),
+            hostname: "wk1".into(),
+            log_level: LogLevel::Info,
+            always_block: vec![],
+            node_has_ipv4: true,
+            frr_version: None,
+        };
         let comp =
             crate::core::compose(&settings, crate::core::Snapshot { node_labels: &BTreeMap::new(), configs: &[(*c).clone()], secrets: &BTreeMap::new() })
                 .unwrap_or_else(|e| panic!("{e}"));

@@ -107,8 +107,14 @@ pub fn run(args: &BenchArgs, out: &mut dyn Write) -> i32 {
     let prefixes = args.prefixes[0];
     let configs = generate(args.configs, args.neighbors, prefixes, args.shape);
     let input_rss = status_kib("VmRSS:");
-    let settings =
-        Settings { namespace: "bench".into(), hostname: "bench-node".into(), log_level: api::LogLevel::Info, always_block: vec![], node_has_ipv4: true };
+    let settings = Settings {
+        namespace: "bench".into(),
+        hostname: "bench-node".into(),
+        log_level: api::LogLevel::Info,
+        always_block: vec![],
+        node_has_ipv4: true,
+        frr_version: None,
+    };
     let labels = Default::default();
     let secrets = Default::default();
     let mut times = Vec::new();

@@ -175,6 +175,7 @@ pub fn predict(cluster: &Cluster, change: &[FRRConfiguration], delete: bool) -> 
             log_level: crate::api::LogLevel::Info,
             always_block: Vec::new(),
             node_has_ipv4: true,
+            frr_version: None,
         };
         match node_outcome(&settings, labels, &for_node(&before_sel, labels), &for_node(&after_sel, labels), &cluster.secrets) {
             Ok(o) if o.changes() || !o.refused.is_empty() => groups.entry(o).or_default().push(node.clone()),

@@ -402,6 +402,7 @@ impl<'a> Prepared<'a> {
             log_level: crate::api::LogLevel::Info,
             always_block: Vec::new(),
             node_has_ipv4: true,
+            frr_version: None,
         };
         let configs: Vec<FRRConfiguration> = configs.iter().map(|c| (*c).clone()).collect();
         isolate(&settings, Snapshot { node_labels: labels, configs: &configs, secrets: &self.secrets }, &Ledger::default())

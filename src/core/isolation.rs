@@ -291,7 +291,7 @@ mod tests {
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
     fn settings() -> Settings {
-        Settings { namespace: "ns".into(), hostname: "node1".into(), log_level: LogLevel::Info, always_block: vec![], node_has_ipv4: true }
+        Settings { namespace: "ns".into(), hostname: "node1".into(), log_level: LogLevel::Info, always_block: vec![], node_has_ipv4: true, frr_version: None }
     }
 
     /// An object from YAML spec text, with uid, generation and creation time (seconds).

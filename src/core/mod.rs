@@ -1,6 +1,7 @@
 //! The pure core: select, resolve, validate and merge FRRConfigurations into a typed model.
 //! No I/O, no async, deterministic order.
 
+pub mod capability;
 pub mod cluster_index;
 pub mod convert;
 pub mod error;
@@ -35,6 +36,9 @@ pub struct Settings {
     /// Whether the node has a non-loopback IPv4 address; without one, routers without an
     /// explicit id get a router-id derived from the hostname.
     pub node_has_ipv4: bool,
+    /// The running FRR's version (`show version`), when known: an object that needs a newer
+    /// FRR is refused with the field and both versions ([`capability`]).
+    pub frr_version: Option<String>,
 }
 
 /// What the core reads: the node's labels, the configurations and the Secrets.
@@ -134,7 +138,14 @@ pub fn compose(settings: &Settings, snap: Snapshot<'_>) -> Result<Composition, E
             Ok(true) => {
                 selected.push(obj.clone());
                 match convert::convert(obj, &cfg.spec, snap.secrets) {
-                    Ok(c) => contribs.push(c),
+                    Ok(c) => {
+                        let lacking = capability::check(obj, &cfg.spec, settings.frr_version.as_deref());
+                        if lacking.is_empty() {
+                            contribs.push(c);
+                        } else {
+                            errors.extend(lacking);
+                        }
+                    }
                     Err(es) => errors.extend(es),
                 }
             }

@@ -106,6 +106,7 @@ fn impact_warnings(namespace: &str, new: &FRRConfiguration, old: &FRRConfigurati
         log_level: crate::api::LogLevel::Info,
         always_block: vec![],
         node_has_ipv4: true,
+        frr_version: None,
     };
     let model = |c: &FRRConfiguration| {
         compose(&settings, Snapshot { node_labels: &BTreeMap::new(), configs: std::slice::from_ref(c), secrets: &secrets }).ok().map(|c| c.model)
@@ -183,8 +184,14 @@ mod tests {
                 v
             }
         };
-        let settings =
-            Settings { namespace: namespace.to_string(), hostname: "webhook".into(), log_level: LogLevel::Info, always_block: vec![], node_has_ipv4: true };
+        let settings = Settings {
+            namespace: namespace.to_string(),
+            hostname: "webhook".into(),
+            log_level: LogLevel::Info,
+            always_block: vec![],
+            node_has_ipv4: true,
+            frr_version: None,
+        };
         let mut configs: Vec<FRRConfiguration> = others.to_vec();
         configs.push(new.clone());
         let mut refusals: BTreeMap<String, Vec<String>> = BTreeMap::new();
