@@ -13,8 +13,8 @@
 # binaries, marker .versions) and images/oci (tags pause, frr-8.4, frr-10.3; marker per tag).
 # Idempotent: what is present and matches the pinned versions is reused.
 # Usage: install-cluster.sh [packages] [images] [binaries] [upgrade-image]
-#   (default: the first three; upgrade-image builds frr-10.7 from forky, for the FRR upgrade
-#   benchmark of benches/frr_upgrade.rs only, not for the test suite)
+#   (default: the first three; images are pause and FRR 8.4, 10.3 and 10.7; upgrade-image
+#   builds only the frr-10.7 one, which benches/frr_upgrade.rs upgrades to)
 set -euo pipefail
 
 K8S_VERSION="1.36.3"
@@ -143,16 +143,22 @@ build_images() {
     build_frr frr-8.4 bookworm
     # trixie's frr creates its users with systemd-sysusers
     build_frr frr-10.3 trixie ",systemd-standalone-sysusers"
+    build_frr_10_7
     umoci gc --layout "$OCI"
+}
+
+# FRR 10.7.1 from Debian forky (testing): a mirror may serve testing with a Release file past
+# its Valid-Until date (debootstrap, which built the lab's forky chroot, does not check it; apt
+# does)
+build_frr_10_7() {
+    build_frr frr-10.7 forky ",systemd-standalone-sysusers" --aptopt='Acquire::Check-Valid-Until "false"'
 }
 
 build_upgrade_image() {
     . "$HERE/host-apt.sh"
     MIRROR="$(host_debian_mirror)" || die "no Debian archive to build the images from"
     mkdir -p "$CACHE/images"
-    # a mirror may serve testing with a Release file past its Valid-Until date (debootstrap,
-    # which built the lab's forky chroot, does not check it; apt does)
-    build_frr frr-10.7 forky ",systemd-standalone-sysusers" --aptopt='Acquire::Check-Valid-Until "false"'
+    build_frr_10_7
 }
 
 # ---------------------------------------------------------------- Kubernetes binaries

@@ -4,7 +4,7 @@
 //! in another namespace: how long its kernel lacked the node's LoadBalancer /32 (read every
 //! 100 ms) and how often the session dropped, without and with graceful restart.
 //!
-//!     .ci/install-apiserver.sh && .ci/install-cluster.sh && .ci/install-cluster.sh upgrade-image
+//!     .ci/install-apiserver.sh && .ci/install-cluster.sh
 //!     cargo bench --bench frr_upgrade
 //!
 //! Needs root; reports what is missing and exits 2 otherwise. About 6 minutes.
@@ -90,10 +90,8 @@ fn upgrade(c: &Cluster, router: &Frr, to: FrrVersion) -> Seen {
 }
 
 fn main() {
-    let mut missing: Vec<String> = cluster::available().into_iter().collect();
-    if !cluster::cache().join("cluster/images/frr-10.7.done").is_file() {
-        missing.push("image frr-10.7 (.ci/install-cluster.sh upgrade-image)".into());
-    }
+    // the cluster's prerequisites include the FRR 10.7 image
+    let missing: Vec<String> = cluster::available().into_iter().collect();
     if !missing.is_empty() {
         eprintln!("cannot run: {}", missing.join("; "));
         std::process::exit(2);

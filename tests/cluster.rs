@@ -1,6 +1,6 @@
 //! frr-composer as users deploy it: the shipped deploy/ (through an overlay that changes image
 //! references only) on a real one-node Kubernetes (tests/cluster), with images built locally
-//! from Debian's FRR 8.4 and 10.3, against an FRR router in another namespace.
+//! from Debian's FRR 8.4, 10.3 and 10.7, against an FRR router in another namespace.
 //!
 //! Needs root and what .ci/install-apiserver.sh and .ci/install-cluster.sh build: skipped
 //! without them, except under CI=true, where it fails. One cluster at a time per machine (the
@@ -270,4 +270,9 @@ fn deploy_on_real_cluster_frr8() {
 #[test]
 fn deploy_on_real_cluster_frr10() {
     scenario(FrrVersion::V10);
+}
+
+#[test]
+fn deploy_on_real_cluster_frr10_7() {
+    scenario(FrrVersion::V10_7);
 }

@@ -77,7 +77,6 @@ fn frr_tag(v: FrrVersion) -> &'static str {
     match v {
         FrrVersion::V8 => "8.4",
         FrrVersion::V10 => "10.3",
-        // built only for the upgrade benchmark (install-cluster.sh upgrade-image)
         FrrVersion::V10_7 => "10.7",
     }
 }
@@ -112,7 +111,7 @@ pub fn available() -> Option<String> {
             missing.push(b.to_string());
         }
     }
-    for tag in ["pause", "frr-8.4", "frr-10.3"] {
+    for tag in ["pause", "frr-8.4", "frr-10.3", "frr-10.7"] {
         if !cache().join(format!("cluster/images/{tag}.done")).is_file() {
             missing.push(format!("image {tag}"));
         }
@@ -571,8 +570,7 @@ state = "{d}/containerd/state"
     }
 
     /// Imports FRR `v`'s image and an frr-composer image on it (FRR + this build's binary,
-    /// stripped): the cluster's own version at start, another one for an upgrade (its FRR
-    /// image must have been built, e.g. `install-cluster.sh upgrade-image` for 10.7).
+    /// stripped): the cluster's own version at start, or another one for an upgrade.
     pub fn import_version(&self, v: FrrVersion) -> Result<()> {
         let oci = oci();
         let tag = format!("composer-{}", frr_tag(v));
