@@ -233,8 +233,7 @@ impl FrrLocation {
             .nth(1)
             .map(|v| v.trim_start_matches('(').trim_end_matches(')').trim_end_matches(',').to_string())
             .unwrap_or_else(|| text.lines().next().unwrap_or("").to_string());
-        let major: u32 = version.split('.').next().and_then(|m| m.parse().ok()).unwrap_or(0);
-        if major < 8 {
+        if crate::core::capability::release(&version).is_none_or(|(major, _)| major < 8) {
             return Err(FrrError::TooOld { found: version });
         }
         Ok(version)
