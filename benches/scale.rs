@@ -831,9 +831,8 @@ async fn load_sessions(cx: &Ctx<'_>) -> Result<usize> {
     for i in 0..cx.shape.nodes {
         let node = node_name(i);
         let spec = fixture::metallb_spec(&cx.shape, i, &[]);
-        for n in spec["bgp"]["routers"][0]["neighbors"].as_array().into_iter().flatten() {
+        for (k, n) in spec["bgp"]["routers"][0]["neighbors"].as_array().into_iter().flatten().enumerate() {
             let peer = n["address"].as_str().unwrap_or_default().to_string();
-            let k = objects.iter().filter(|o: &&(String, String, String, usize, usize)| o.1 == node).count();
             objects.push((session_name(&node, "default", &peer), node.clone(), peer, i, k));
         }
     }
